@@ -1,0 +1,720 @@
+//! The TOML configuration: schema, defaults and validation.
+//!
+//! Pure: no processes, no sockets. Every error names the file, line, column and
+//! reason, because the person reading it is usually editing a file on an SD card
+//! in the field.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub source: Source,
+    #[serde(default)]
+    pub encoder: Encoder,
+    #[serde(default = "default_ladder_spanned")]
+    pub ladder: Spanned<Vec<Rung>>,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default, rename = "output")]
+    pub outputs: Vec<Output>,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Where the camera's MPEG-TS arrives, e.g. `udp://0.0.0.0:8554`.
+    #[serde(default = "default_source_url")]
+    pub url: UdpUrl,
+    /// Silence after which the source counts as stalled, in seconds.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encoder {
+    #[serde(default = "default_ffmpeg")]
+    pub ffmpeg: PathBuf,
+    #[serde(default)]
+    pub codec: Codec,
+    /// x264 preset; ignored by the hardware encoder.
+    #[serde(default = "default_preset")]
+    pub preset: String,
+    #[serde(default = "default_keyframe_interval")]
+    pub keyframe_interval_s: f64,
+    /// Index into `[[ladder]]` (0 = first, the best rung).
+    #[serde(default = "default_start_rung")]
+    pub start_rung: Spanned<usize>,
+    /// Extra ffmpeg arguments placed just before the output.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    #[serde(default = "default_restart_initial")]
+    pub restart_initial_s: f64,
+    #[serde(default = "default_restart_max")]
+    pub restart_max_s: f64,
+    /// After this long running, the next crash restarts with the initial delay again.
+    #[serde(default = "default_restart_reset")]
+    pub restart_reset_s: f64,
+    /// Time between TERM and KILL when stopping ffmpeg.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    #[default]
+    Libx264,
+    H264V4l2m2m,
+}
+
+impl Codec {
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            Codec::Libx264 => "libx264",
+            Codec::H264V4l2m2m => "h264_v4l2m2m",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_max_viewers")]
+    pub max_viewers: usize,
+    /// A viewer further behind live than this skips ahead to the newest keyframe.
+    #[serde(default = "default_viewer_max_lag")]
+    pub viewer_max_lag_ms: u64,
+    /// A viewer that accepts no data at all for this long is disconnected.
+    #[serde(default = "default_viewer_stall_timeout")]
+    pub viewer_stall_timeout_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// `udp://host:port`, `rtmp://…`, `rtmps://…` or `srt://…`.
+    pub url: OutputUrl,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default = "default_log_level")]
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// `udp://HOST:PORT`, checked when the file is read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UdpUrl {
+    pub addr: SocketAddr,
+}
+
+impl TryFrom<String> for UdpUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("udp://")
+            .ok_or_else(|| format!("`{s}` is not a udp:// address (expected udp://HOST:PORT)"))?;
+        let hostport = rest.split('?').next().unwrap_or(rest);
+        let addr = hostport
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("`{s}`: `{hostport}` is not an IP:PORT"))?;
+        Ok(UdpUrl { addr })
+    }
+}
+
+impl From<UdpUrl> for String {
+    fn from(u: UdpUrl) -> String {
+        format!("udp://{}", u.addr)
+    }
+}
+
+/// An extra ffmpeg output; the scheme decides the container.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OutputUrl(pub String);
+
+impl OutputUrl {
+    /// The ffmpeg muxer for this destination.
+    pub fn format(&self) -> &'static str {
+        if self.0.starts_with("rtmp://") || self.0.starts_with("rtmps://") {
+            "flv"
+        } else {
+            "mpegts"
+        }
+    }
+}
+
+impl TryFrom<String> for OutputUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+            format!("`{s}` has no scheme (expected udp://, rtmp://, rtmps:// or srt://)")
+        })?;
+        if !matches!(scheme, "udp" | "rtmp" | "rtmps" | "srt") {
+            return Err(format!(
+                "`{s}`: scheme `{scheme}` is not supported (udp, rtmp, rtmps, srt)"
+            ));
+        }
+        if rest.is_empty() || rest.starts_with(['/', ':', '?']) {
+            return Err(format!("`{s}` has no host"));
+        }
+        // These characters delimit the tee muxer's output list and options.
+        if s.contains(['|', '[', ']']) {
+            return Err(format!(
+                "`{s}` contains `|`, `[` or `]`, which ffmpeg's tee muxer cannot carry"
+            ));
+        }
+        if scheme == "udp" {
+            UdpUrl::try_from(s.clone())?;
+        }
+        Ok(OutputUrl(s))
+    }
+}
+
+impl From<OutputUrl> for String {
+    fn from(u: OutputUrl) -> String {
+        u.0
+    }
+}
+
+fn default_source_url() -> UdpUrl {
+    UdpUrl {
+        addr: "0.0.0.0:8554".parse().unwrap(),
+    }
+}
+fn default_stall_timeout() -> f64 {
+    3.0
+}
+fn default_ffmpeg() -> PathBuf {
+    PathBuf::from("ffmpeg")
+}
+fn default_preset() -> String {
+    "veryfast".into()
+}
+fn default_keyframe_interval() -> f64 {
+    1.0
+}
+fn default_start_rung() -> Spanned<usize> {
+    Spanned::new(0..0, 0)
+}
+fn default_restart_initial() -> f64 {
+    0.5
+}
+fn default_restart_max() -> f64 {
+    10.0
+}
+fn default_restart_reset() -> f64 {
+    30.0
+}
+fn default_stop_grace() -> f64 {
+    2.0
+}
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:8080".parse().unwrap()
+}
+fn default_max_viewers() -> usize {
+    16
+}
+fn default_viewer_max_lag() -> u64 {
+    1500
+}
+fn default_viewer_stall_timeout() -> f64 {
+    20.0
+}
+fn default_log_level() -> LogLevel {
+    LogLevel::Info
+}
+
+/// The ladder used when the file has no `[[ladder]]`: 16:9, best first.
+pub fn default_ladder() -> Vec<Rung> {
+    [
+        (1280, 720, 30, 2500),
+        (960, 540, 30, 1500),
+        (640, 360, 30, 800),
+        (426, 240, 15, 300),
+    ]
+    .into_iter()
+    .map(|(width, height, fps, bitrate_kbps)| Rung {
+        width,
+        height,
+        fps,
+        bitrate_kbps,
+    })
+    .collect()
+}
+fn default_ladder_spanned() -> Spanned<Vec<Rung>> {
+    Spanned::new(0..0, default_ladder())
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source {
+            url: default_source_url(),
+            stall_timeout_s: default_stall_timeout(),
+        }
+    }
+}
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            ffmpeg: default_ffmpeg(),
+            codec: Codec::default(),
+            preset: default_preset(),
+            keyframe_interval_s: default_keyframe_interval(),
+            start_rung: default_start_rung(),
+            extra_args: Vec::new(),
+            restart_initial_s: default_restart_initial(),
+            restart_max_s: default_restart_max(),
+            restart_reset_s: default_restart_reset(),
+            stop_grace_s: default_stop_grace(),
+        }
+    }
+}
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: default_listen(),
+            max_viewers: default_max_viewers(),
+            viewer_max_lag_ms: default_viewer_max_lag(),
+            viewer_stall_timeout_s: default_viewer_stall_timeout(),
+        }
+    }
+}
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Parsing an empty document yields every default in one place.
+        toml::from_str("").expect("the empty config is valid")
+    }
+}
+
+impl Config {
+    pub fn ladder(&self) -> &[Rung] {
+        self.ladder.get_ref()
+    }
+    pub fn start_rung(&self) -> usize {
+        *self.encoder.start_rung.get_ref()
+    }
+
+    /// The effective configuration as TOML, for `check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+/// A config error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// Parses and validates a config document. `file` only labels errors.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let at = |offset: usize, reason: String| {
+        let (line, column) = line_col(text, offset);
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            reason,
+        }
+    };
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        // toml's message is the reason; its own rendering repeats the location.
+        at(offset, e.message().trim().to_string())
+    })?;
+    validate(&config).map_err(|(place, reason)| {
+        let offset = match place {
+            Place::Offset(o) => o,
+            Place::Key(table, key) => key_offset(text, table, key),
+        };
+        at(offset, reason)
+    })?;
+    Ok(config)
+}
+
+/// Where a validation error points.
+enum Place {
+    Offset(usize),
+    /// `key` inside `[table]`; found in the text, or the file start when absent.
+    Key(&'static str, &'static str),
+}
+
+/// Byte offset of `key = …` inside `[table]`, or 0 when the key is not written.
+fn key_offset(text: &str, table: &str, key: &str) -> usize {
+    let mut offset = 0;
+    let mut in_table = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_table = t.trim_start_matches('[').trim_end_matches(']').trim() == table;
+        } else if in_table {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return offset + (line.len() - line.trim_start().len());
+                }
+            }
+        }
+        offset += line.len();
+    }
+    0
+}
+
+/// Reads and parses a file; I/O failures are reported at line 1, column 1.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        line: 1,
+        column: 1,
+        reason: format!("cannot read: {e}"),
+    })?;
+    parse(file, &text)
+}
+
+/// Cross-field checks serde cannot express; returns (byte offset, reason).
+fn validate(c: &Config) -> Result<(), (Place, String)> {
+    let ladder = c.ladder.get_ref();
+    let ladder_span = c.ladder.span().start;
+    let ladder_at = || Place::Offset(ladder_span);
+    if ladder.is_empty() {
+        return Err((
+            ladder_at(),
+            "the ladder is empty: give at least one [[ladder]] rung".into(),
+        ));
+    }
+    for (i, r) in ladder.iter().enumerate() {
+        if r.width == 0 || r.height == 0 || r.width % 2 != 0 || r.height % 2 != 0 {
+            return Err((
+                ladder_at(),
+                format!(
+                    "ladder rung {i}: {}x{} must be non-zero and even",
+                    r.width, r.height
+                ),
+            ));
+        }
+        if !(1..=120).contains(&r.fps) {
+            return Err((
+                ladder_at(),
+                format!("ladder rung {i}: fps {} is outside 1..=120", r.fps),
+            ));
+        }
+        if !(50..=100_000).contains(&r.bitrate_kbps) {
+            return Err((
+                ladder_at(),
+                format!(
+                    "ladder rung {i}: bitrate_kbps {} is outside 50..=100000",
+                    r.bitrate_kbps
+                ),
+            ));
+        }
+        if i > 0 && r.bitrate_kbps >= ladder[i - 1].bitrate_kbps {
+            return Err((
+                ladder_at(),
+                format!("ladder rung {i}: rungs go from best to lowest, so bitrate_kbps must fall ({} after {})", r.bitrate_kbps, ladder[i - 1].bitrate_kbps),
+            ));
+        }
+    }
+    let start = *c.encoder.start_rung.get_ref();
+    if start >= ladder.len() {
+        return Err((
+            Place::Offset(c.encoder.start_rung.span().start),
+            format!(
+                "start_rung {start} is out of range: the ladder has {} rung(s), numbered from 0",
+                ladder.len()
+            ),
+        ));
+    }
+    let e = &c.encoder;
+    let seconds = [
+        ("encoder", "keyframe_interval_s", e.keyframe_interval_s),
+        ("encoder", "restart_initial_s", e.restart_initial_s),
+        ("encoder", "restart_max_s", e.restart_max_s),
+        ("encoder", "restart_reset_s", e.restart_reset_s),
+        ("encoder", "stop_grace_s", e.stop_grace_s),
+        ("source", "stall_timeout_s", c.source.stall_timeout_s),
+        (
+            "server",
+            "viewer_stall_timeout_s",
+            c.server.viewer_stall_timeout_s,
+        ),
+    ];
+    for (table, key, v) in seconds {
+        if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+            return Err((
+                Place::Key(table, key),
+                format!("{table}.{key} = {v} must be a number of seconds above 0 and at most 3600"),
+            ));
+        }
+    }
+    if e.restart_max_s < e.restart_initial_s {
+        return Err((
+            Place::Key("encoder", "restart_max_s"),
+            "encoder.restart_max_s must not be below encoder.restart_initial_s".into(),
+        ));
+    }
+    if e.preset.is_empty() || e.preset.contains(char::is_whitespace) {
+        return Err((
+            Place::Key("encoder", "preset"),
+            format!("encoder.preset `{}` is not a preset name", e.preset),
+        ));
+    }
+    if c.server.max_viewers == 0 {
+        return Err((
+            Place::Key("server", "max_viewers"),
+            "server.max_viewers must be at least 1".into(),
+        ));
+    }
+    if c.server.viewer_max_lag_ms < 100 {
+        return Err((
+            Place::Key("server", "viewer_max_lag_ms"),
+            "server.viewer_max_lag_ms must be at least 100".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        parse(Path::new("t.toml"), text).expect_err("should be refused")
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = parse(Path::new("t.toml"), "").unwrap();
+        assert_eq!(c.source.url.addr, "0.0.0.0:8554".parse().unwrap());
+        assert_eq!(c.server.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.encoder.codec, Codec::Libx264);
+        assert_eq!(c.ladder().len(), 4);
+        assert_eq!(c.start_rung(), 0);
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert!(c.outputs.is_empty());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = parse(
+            Path::new("t.toml"),
+            r#"
+[source]
+url = "udp://127.0.0.1:9000"
+[encoder]
+codec = "h264_v4l2m2m"
+start_rung = 1
+extra_args = ["-threads", "2"]
+[[ladder]]
+width = 640
+height = 360
+fps = 25
+bitrate_kbps = 800
+[[ladder]]
+width = 320
+height = 180
+fps = 15
+bitrate_kbps = 200
+[server]
+listen = "127.0.0.1:9090"
+[[output]]
+url = "udp://192.168.4.2:5000"
+[[output]]
+url = "rtmp://example.org/live/key"
+[log]
+level = "debug"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.start_rung(), 1);
+        assert_eq!(c.encoder.codec.ffmpeg_name(), "h264_v4l2m2m");
+        assert_eq!(c.outputs[0].url.format(), "mpegts");
+        assert_eq!(c.outputs[1].url.format(), "flv");
+        assert_eq!(c.ladder()[1].width, 320);
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let e = err("[server]\nlisten = \"0.0.0.0:8080\n");
+        assert_eq!((e.line, e.file.as_path()), (2, Path::new("t.toml")));
+        assert!(e.to_string().starts_with("t.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_at_its_line() {
+        let e = err("[server]\nlisten = \"0.0.0.0:8080\"\nmax_viewer = 3\n");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.reason.contains("unknown field `max_viewer`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_is_refused() {
+        let e = err("[sever]\nlisten = \"0.0.0.0:8080\"\n");
+        assert_eq!(e.line, 1);
+        assert!(e.reason.contains("sever"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_located_at_the_value() {
+        let e = err("[encoder]\nkeyframe_interval_s = \"two\"\n");
+        assert_eq!((e.line, e.column), (2, 23), "{e}");
+        assert!(e.reason.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn empty_ladder_is_refused() {
+        let e = err("ladder = []\n");
+        assert_eq!(e.line, 1);
+        assert!(e.reason.contains("ladder is empty"), "{e}");
+    }
+
+    #[test]
+    fn start_rung_out_of_range_points_at_it() {
+        let e = err("[encoder]\npreset = \"fast\"\nstart_rung = 7\n");
+        assert_eq!((e.line, e.column), (3, 14), "{e}");
+        assert!(e.reason.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        let e = err("[server]\nlisten = \"localhost\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err("[source]\nurl = \"tcp://0.0.0.0:8554\"\n");
+        assert!(e.reason.contains("not a udp:// address"), "{e}");
+        let e = err("[[output]]\nurl = \"udp://phone:5000\"\n");
+        assert!(e.reason.contains("not an IP:PORT"), "{e}");
+        let e = err("[[output]]\nurl = \"http://x/y\"\n");
+        assert!(e.reason.contains("not supported"), "{e}");
+        let e = err("[[output]]\nurl = \"udp://1.2.3.4:5|x\"\n");
+        assert!(e.reason.contains("tee"), "{e}");
+    }
+
+    #[test]
+    fn ladder_must_fall_and_be_even() {
+        let rung = |w: u32, h: u32, b: u32| {
+            format!("[[ladder]]\nwidth = {w}\nheight = {h}\nfps = 30\nbitrate_kbps = {b}\n")
+        };
+        let e = err(&(rung(640, 360, 800) + &rung(320, 180, 900)));
+        assert!(e.reason.contains("must fall"), "{e}");
+        let e = err(&rung(641, 360, 800));
+        assert!(e.reason.contains("even"), "{e}");
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn unknown_codec_and_level_are_refused() {
+        assert!(err("[encoder]\ncodec = \"h265\"\n")
+            .reason
+            .contains("unknown variant"));
+        assert!(err("[log]\nlevel = \"loud\"\n")
+            .reason
+            .contains("unknown variant"));
+    }
+
+    #[test]
+    fn nonsense_numbers_are_refused() {
+        assert!(err("[encoder]\nkeyframe_interval_s = 0.0\n")
+            .reason
+            .contains("keyframe_interval_s"));
+        let e = err("[server]\nlisten = \"0.0.0.0:1\"\n  max_viewers = 0\n");
+        assert_eq!(
+            (e.line, e.column, e.reason.contains("max_viewers")),
+            (3, 3, true),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::default();
+        let again = parse(Path::new("x"), &c.to_toml()).unwrap();
+        assert_eq!(again.ladder(), c.ladder());
+        assert_eq!(again.server, c.server);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}

@@ -1,0 +1,324 @@
+//! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
+
+use crate::config::Config;
+use crate::demo::{self, DemoSource};
+use crate::encoder::Encoder;
+use crate::relay::{Event, Hub, HubStats, Limits};
+use crate::source::{self, SharedStats, SourceStatus};
+use crate::supervise::{self, ChildInfo, SharedInfo};
+use crate::{http, VERSION};
+use bytes::Bytes;
+use log::{error, info, warn};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{broadcast, watch};
+
+/// One viewer's figures, for `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewerStats {
+    pub id: u64,
+    pub address: String,
+    #[serde(skip)]
+    pub connected_at: Instant,
+    pub connected_s: f64,
+    pub bytes_sent: u64,
+    pub skips: u64,
+    /// How far behind live the viewer's next chunk was at its last write.
+    pub lag_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EncoderStatus {
+    pub generation: u64,
+    pub rung: usize,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub uptime_s: Option<f64>,
+    pub last_exit: Option<String>,
+    pub last_stderr: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub uptime_s: f64,
+    pub source: SourceStatus,
+    pub encoder: Option<EncoderStatus>,
+    pub pending_encoder: Option<EncoderStatus>,
+    pub hub: HubStats,
+    pub demo_source: Option<ChildInfo>,
+    pub viewers: Vec<ViewerStats>,
+}
+
+/// The encoders the daemon runs: one active, and one pending during a switch.
+#[derive(Default)]
+pub struct Encoders {
+    pub active: Option<(u64, usize, SharedInfo)>,
+    pub pending: Option<(u64, usize, SharedInfo)>,
+}
+
+/// State the HTTP side reads; everything else stays in `run`.
+pub struct Shared {
+    config: Mutex<Arc<Config>>,
+    pub hub: Arc<Hub>,
+    pub source: SharedStats,
+    pub encoders: Mutex<Encoders>,
+    viewers: Mutex<BTreeMap<u64, ViewerStats>>,
+    next_viewer: AtomicU64,
+    started: Instant,
+    demo_source: Option<SharedInfo>,
+}
+
+impl Shared {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.lock().unwrap().clone()
+    }
+
+    /// Registers a viewer unless the server is full.
+    pub fn add_viewer(&self, peer: SocketAddr) -> Option<u64> {
+        let max = self.config().server.max_viewers;
+        let mut v = self.viewers.lock().unwrap();
+        if v.len() >= max {
+            return None;
+        }
+        let id = self.next_viewer.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        v.insert(
+            id,
+            ViewerStats {
+                id,
+                address: peer.to_string(),
+                connected_at: now,
+                connected_s: 0.0,
+                bytes_sent: 0,
+                skips: 0,
+                lag_ms: 0,
+            },
+        );
+        Some(id)
+    }
+
+    pub fn viewer_progress(
+        &self,
+        id: u64,
+        bytes: usize,
+        skipped: bool,
+        lag: Duration,
+        _write_time: Duration,
+    ) {
+        if let Some(s) = self.viewers.lock().unwrap().get_mut(&id) {
+            s.bytes_sent += bytes as u64;
+            s.skips += u64::from(skipped);
+            s.lag_ms = lag.as_millis() as u64;
+        }
+    }
+
+    pub fn remove_viewer(&self, id: u64) {
+        self.viewers.lock().unwrap().remove(&id);
+    }
+
+    fn encoder_status(&self, slot: &Option<(u64, usize, SharedInfo)>) -> Option<EncoderStatus> {
+        let (generation, rung, info) = slot.as_ref()?;
+        let cfg = self.config();
+        let r = cfg.ladder().get(*rung)?.clone();
+        let i = info.lock().unwrap();
+        Some(EncoderStatus {
+            generation: *generation,
+            rung: *rung,
+            width: r.width,
+            height: r.height,
+            fps: r.fps,
+            bitrate_kbps: r.bitrate_kbps,
+            pid: i.pid,
+            restarts: i.restarts,
+            uptime_s: i.uptime().map(|d| d.as_secs_f64()),
+            last_exit: i.last_exit.clone(),
+            last_stderr: i.last_stderr.clone(),
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        let cfg = self.config();
+        let source = self.source.lock().unwrap().status(
+            cfg.source.url.addr,
+            Duration::from_secs_f64(cfg.source.stall_timeout_s),
+        );
+        let (encoder, pending_encoder) = {
+            let e = self.encoders.lock().unwrap();
+            (
+                self.encoder_status(&e.active),
+                self.encoder_status(&e.pending),
+            )
+        };
+        let viewers = self
+            .viewers
+            .lock()
+            .unwrap()
+            .values()
+            .map(|v| ViewerStats {
+                connected_s: v.connected_at.elapsed().as_secs_f64(),
+                ..v.clone()
+            })
+            .collect();
+        Status {
+            version: VERSION,
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            source,
+            encoder,
+            pending_encoder,
+            hub: self.hub.stats(),
+            demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
+            viewers,
+        }
+    }
+
+    /// Healthy while the encoder is running and producing output.
+    pub fn health(&self) -> (bool, String) {
+        let s = self.status();
+        match (&s.encoder, s.hub.last_input_age_ms) {
+            (Some(e), Some(age)) if e.pid.is_some() && age < 5000 => {
+                (true, format!("ok: streaming rung {}", e.rung))
+            }
+            (Some(e), _) if e.pid.is_none() => (
+                false,
+                format!(
+                    "encoder not running: {}",
+                    e.last_exit.clone().unwrap_or_default()
+                ),
+            ),
+            _ => (
+                false,
+                format!("no encoded output yet (source {})", s.source.state),
+            ),
+        }
+    }
+}
+
+/// Options that only the `demo` command sets.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub demo: Option<DemoSource>,
+}
+
+/// Runs until SIGTERM or SIGINT; returns the process exit code.
+pub async fn run(config: Config, opts: RunOptions) -> i32 {
+    let config = Arc::new(config);
+    let socket = match source::bind(config.source.url.addr).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            error!(
+                "cannot listen for the camera on udp://{}: {e}",
+                config.source.url.addr
+            );
+            return 1;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!("cannot serve HTTP on {}: {e}", config.server.listen);
+            return 1;
+        }
+    };
+    let (hub, mut events) = Hub::new(Limits::default());
+    let (input_tx, _) = broadcast::channel::<Bytes>(source::QUEUE_DATAGRAMS);
+    let source_stats: SharedStats = Default::default();
+    tokio::spawn(source::receive(
+        socket,
+        input_tx.clone(),
+        source_stats.clone(),
+    ));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut demo_task = None;
+    let demo_info = opts.demo.as_ref().map(|d| {
+        let info: SharedInfo = Default::default();
+        let spec = demo::spec(&config, d);
+        demo_task = Some(tokio::spawn(supervise::supervise(
+            spec,
+            info.clone(),
+            stop_rx.clone(),
+            |_| {},
+        )));
+        info
+    });
+
+    let shared = Arc::new(Shared {
+        config: Mutex::new(config.clone()),
+        hub: hub.clone(),
+        source: source_stats,
+        encoders: Mutex::new(Encoders::default()),
+        viewers: Mutex::new(BTreeMap::new()),
+        next_viewer: AtomicU64::new(0),
+        started: Instant::now(),
+        demo_source: demo_info,
+    });
+
+    let first_generation = 1u64;
+    let start_rung = config.start_rung();
+    hub.add_track(first_generation);
+    let mut active = Encoder::start(
+        &config,
+        start_rung,
+        next_generation,
+        input_tx.clone(),
+        hub.clone(),
+    );
+    shared.encoders.lock().unwrap().active =
+        Some((active.generation, active.rung, active.info.clone()));
+    let mut pending: Option<Encoder> = None;
+
+    let http_task = tokio::spawn(http::serve(listener, shared.clone()));
+    info!(
+        "livestreamd {VERSION}: camera on udp://{}, viewers on http://{}/stream.ts, rung {start_rung}",
+        config.source.url.addr, config.server.listen
+    );
+
+    let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            Some(event) = events.recv() => match event {
+                Event::Switched { from, to } => {
+                    if let Some(new) = pending.take().filter(|p| p.generation == to) {
+                        info!("switched viewers from encoder #{from} (rung {}) to #{to} (rung {})", active.rung, new.rung);
+                        let old = std::mem::replace(&mut active, new);
+                        let mut e = shared.encoders.lock().unwrap();
+                        e.active = Some((active.generation, active.rung, active.info.clone()));
+                        e.pending = None;
+                        drop(e);
+                        tokio::spawn(old.stop());
+                    } else {
+                        warn!("hub switched to unknown encoder #{to}");
+                    }
+                }
+            },
+        }
+    }
+
+    let _ = stop_tx.send(true);
+    http_task.abort();
+    let mut stops = vec![active.stop()];
+    if let Some(p) = pending.take() {
+        stops.push(p.stop());
+    }
+    for s in stops {
+        s.await;
+    }
+    if let Some(t) = demo_task {
+        let _ = t.await;
+    }
+    info!("stopped");
+    0
+}

@@ -1,0 +1,264 @@
+//! The ffmpeg command for one rung (pure), and a running, supervised encoder
+//! that reads the camera's datagrams on stdin and hands MPEG-TS to the hub.
+
+use crate::config::{Codec, Config, Rung};
+use crate::relay::Hub;
+use crate::supervise::{self, Backoff, ChildInfo, Pipes, SharedInfo, Spec};
+use crate::ts::Aligner;
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+/// ffmpeg's arguments (without the program) to encode `rung` from MPEG-TS on
+/// stdin to MPEG-TS on stdout, plus the configured extra outputs.
+pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
+    let e = &cfg.encoder;
+    let k = e.keyframe_interval_s;
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
+    // Input: the camera's MPEG-TS as the daemon received it. Small probe and
+    // analysis, no input buffering: start fast and never sit on frames.
+    push(&["-fflags", "+nobuffer+discardcorrupt", "-flags", "low_delay"]);
+    push(&["-probesize", "262144", "-analyzeduration", "500000"]);
+    // Keep the camera's timestamps, so every encoder (one per rung) stamps the
+    // same frame alike and the hub can splice between them on one timeline.
+    push(&["-copyts"]);
+    push(&["-f", "mpegts", "-i", "pipe:0"]);
+    push(&["-map", "0:v:0", "-an", "-sn", "-dn"]);
+    let vf = format!(
+        "scale={}:{}:flags=fast_bilinear,fps={},format=yuv420p",
+        rung.width, rung.height, rung.fps
+    );
+    push(&["-vf", &vf]);
+    push(&["-c:v", e.codec.ffmpeg_name()]);
+    let kbps = rung.bitrate_kbps;
+    let rate = format!("{kbps}k");
+    // The rate cap and a buffer of about one second keep bursts within what the link was measured to carry.
+    push(&["-b:v", &rate, "-maxrate", &rate, "-bufsize", &rate]);
+    match e.codec {
+        Codec::Libx264 => {
+            push(&[
+                "-preset",
+                &e.preset,
+                "-tune",
+                "zerolatency",
+                "-profile:v",
+                "main",
+            ]);
+            // No scene-cut keyframes: keyframes come only from the shared time grid below.
+            push(&["-sc_threshold", "0", "-x264-params", "repeat-headers=1"]);
+        }
+        Codec::H264V4l2m2m => {
+            push(&["-num_output_buffers", "8", "-num_capture_buffers", "8"]);
+        }
+    }
+    // Keyframes on a grid of absolute source time (multiples of k seconds), so the
+    // encoders of different rungs place them on the same frames: splice points.
+    let gop = ((f64::from(rung.fps) * k).round() as u64).max(1);
+    let force = format!("expr:if(isnan(prev_forced_t),1,gte(t,(trunc(prev_forced_t/{k})+1)*{k}))");
+    push(&["-g", &(gop * 2).to_string(), "-force_key_frames", &force]);
+    let extra: Vec<&str> = e.extra_args.iter().map(String::as_str).collect();
+    push(&extra);
+    push(&["-flush_packets", "1", "-muxdelay", "0", "-muxpreload", "0"]);
+    if cfg.outputs.is_empty() {
+        push(&["-f", "mpegts", "pipe:1"]);
+    } else {
+        // One encode, several destinations; a failing push never stops the local stream.
+        let mut targets = vec!["[f=mpegts]pipe:1".to_string()];
+        targets.extend(
+            cfg.outputs
+                .iter()
+                .map(|o| format!("[f={}:onfail=ignore]{}", o.url.format(), o.url.0)),
+        );
+        push(&["-f", "tee", &targets.join("|")]);
+    }
+    a
+}
+
+/// One encoder process for one rung, identified by its generation number.
+pub struct Encoder {
+    pub generation: u64,
+    pub rung: usize,
+    pub info: SharedInfo,
+    stop_tx: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Encoder {
+    /// Starts a supervised ffmpeg for `rung`; it reads datagrams from `input`
+    /// and feeds `hub` under `generation`.
+    pub fn start(
+        cfg: &Config,
+        rung: usize,
+        generation: u64,
+        input: broadcast::Sender<Bytes>,
+        hub: Arc<Hub>,
+    ) -> Encoder {
+        let e = &cfg.encoder;
+        let secs = Duration::from_secs_f64;
+        let spec = Spec {
+            name: format!("encoder[{rung}]#{generation}"),
+            program: e.ffmpeg.clone(),
+            args: ffmpeg_args(cfg, &cfg.ladder()[rung]),
+            pipe_stdin: true,
+            pipe_stdout: true,
+            backoff: Backoff::new(
+                secs(e.restart_initial_s),
+                secs(e.restart_max_s),
+                secs(e.restart_reset_s),
+            ),
+            stop_grace: secs(e.stop_grace_s),
+        };
+        let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let on_start = move |pipes: Pipes| {
+            if let Some(stdin) = pipes.stdin {
+                tokio::spawn(feed(input.subscribe(), stdin));
+            }
+            if let Some(stdout) = pipes.stdout {
+                tokio::spawn(drain(stdout, hub.clone(), generation));
+            }
+        };
+        let task = tokio::spawn(supervise::supervise(spec, info.clone(), stop_rx, on_start));
+        Encoder {
+            generation,
+            rung,
+            info,
+            stop_tx,
+            task,
+        }
+    }
+
+    /// Stops ffmpeg (TERM, grace, KILL) and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Copies the camera's datagrams into ffmpeg's stdin. A lagging ffmpeg loses
+/// whole datagrams instead of holding up the receiver (overruns are not fatal).
+async fn feed(mut rx: broadcast::Receiver<Bytes>, mut stdin: tokio::process::ChildStdin) {
+    loop {
+        match rx.recv().await {
+            Ok(datagram) => {
+                if stdin.write_all(&datagram).await.is_err() {
+                    return; // ffmpeg went away; the supervisor restarts it
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                log::debug!("encoder input lagged; {n} datagrams dropped")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Reads ffmpeg's MPEG-TS and hands whole packets to the hub.
+async fn drain(mut stdout: tokio::process::ChildStdout, hub: Arc<Hub>, generation: u64) {
+    let mut aligner = Aligner::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stdout.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let packets = aligner.push(&buf[..n]);
+                if !packets.is_empty() {
+                    hub.push(generation, &packets);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    fn args_for(toml: &str) -> Vec<String> {
+        let cfg = config::parse(Path::new("t.toml"), toml).unwrap();
+        ffmpeg_args(&cfg, &cfg.ladder()[cfg.start_rung()])
+    }
+
+    fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
+        let i = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{flag} missing in {args:?}"));
+        &args[i + 1]
+    }
+
+    #[test]
+    fn default_rung_is_scaled_rate_capped_and_keyframed() {
+        let a = args_for("");
+        assert_eq!(value_after(&a, "-i"), "pipe:0");
+        assert_eq!(value_after(&a, "-f"), "mpegts", "input format comes first");
+        assert!(value_after(&a, "-vf").starts_with("scale=1280:720"));
+        assert!(value_after(&a, "-vf").contains("fps=30"));
+        assert_eq!(value_after(&a, "-c:v"), "libx264");
+        assert_eq!(value_after(&a, "-b:v"), "2500k");
+        assert_eq!(value_after(&a, "-maxrate"), "2500k");
+        assert_eq!(value_after(&a, "-bufsize"), "2500k");
+        assert_eq!(value_after(&a, "-preset"), "veryfast");
+        assert_eq!(value_after(&a, "-tune"), "zerolatency");
+        assert_eq!(value_after(&a, "-g"), "60");
+        assert!(value_after(&a, "-force_key_frames").contains("prev_forced_t/1)+1)*1"));
+        assert!(a.contains(&"-copyts".to_string()));
+        assert_eq!(a.last().unwrap(), "pipe:1");
+        assert_eq!(a[a.len() - 2], "mpegts");
+    }
+
+    #[test]
+    fn low_latency_input_options_come_before_the_input() {
+        let a = args_for("");
+        let input = a.iter().position(|x| x == "-i").unwrap();
+        for flag in ["-fflags", "-probesize", "-analyzeduration", "-copyts"] {
+            let at = a.iter().position(|x| x == flag).unwrap();
+            assert!(at < input, "{flag} must be an input option");
+        }
+        assert_eq!(value_after(&a, "-probesize"), "262144");
+        assert!(value_after(&a, "-fflags").contains("nobuffer"));
+    }
+
+    #[test]
+    fn chosen_rung_and_keyframe_interval_are_used() {
+        let a = args_for(
+            "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
+        );
+        assert!(value_after(&a, "-vf").starts_with("scale=640:360"));
+        assert_eq!(value_after(&a, "-b:v"), "800k");
+        assert_eq!(value_after(&a, "-g"), "120");
+        assert_eq!(value_after(&a, "-preset"), "ultrafast");
+        assert_eq!(value_after(&a, "-threads"), "1");
+        let extra = a.iter().position(|x| x == "-threads").unwrap();
+        assert!(
+            extra > a.iter().position(|x| x == "-c:v").unwrap(),
+            "extra args are output options"
+        );
+    }
+
+    #[test]
+    fn hardware_encoder_has_no_x264_options() {
+        let a = args_for("[encoder]\ncodec = \"h264_v4l2m2m\"\n");
+        assert_eq!(value_after(&a, "-c:v"), "h264_v4l2m2m");
+        assert!(!a
+            .iter()
+            .any(|x| x == "-preset" || x == "-tune" || x == "-x264-params"));
+    }
+
+    #[test]
+    fn outputs_go_through_tee_and_never_fail_the_encode() {
+        let a = args_for("[[output]]\nurl = \"udp://192.168.4.2:5000\"\n[[output]]\nurl = \"rtmp://ingest.example/live/k\"\n");
+        assert_eq!(a[a.len() - 2], "tee");
+        assert_eq!(
+            a.last().unwrap(),
+            "[f=mpegts]pipe:1|[f=mpegts:onfail=ignore]udp://192.168.4.2:5000|[f=flv:onfail=ignore]rtmp://ingest.example/live/k"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! livestreamd: keeps a GoPro streaming, re-encodes its live view with ffmpeg,
+//! serves it to phones and adapts the quality to each viewer's link.
+//! See DESIGN.md (shared) and README.md for the picture.
+
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod encoder;
+pub mod http;
+pub mod relay;
+pub mod source;
+pub mod supervise;
+pub mod ts;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,211 @@
+//! Command line: `run`, `demo`, `check-config`.
+
+use livestreamd::config::{self, Config};
+use livestreamd::daemon::{self, RunOptions};
+use livestreamd::demo::DemoSource;
+use livestreamd::VERSION;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const DEFAULT_CONFIG: &str = "/etc/livestreamd/livestreamd.toml";
+
+const USAGE: &str = "\
+usage:
+  livestreamd run [--config FILE]          run the daemon (default config: /etc/livestreamd/livestreamd.toml)
+  livestreamd demo [--config FILE] [--size WxH] [--fps N]
+                                           run the daemon on a simulated GoPro (ffmpeg test pattern)
+  livestreamd check-config FILE            validate FILE and print the effective config
+  livestreamd --version | --help
+
+exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
+
+/// Parsed command line.
+#[derive(Debug, PartialEq)]
+enum Command {
+    Run {
+        config: Option<PathBuf>,
+        demo: Option<DemoSource>,
+    },
+    CheckConfig(PathBuf),
+    Version,
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut it = args.iter();
+    let cmd = match it.next().map(String::as_str) {
+        None | Some("--help") | Some("-h") | Some("help") => return Ok(Command::Help),
+        Some("--version") | Some("-V") => return Ok(Command::Version),
+        Some("check-config") => {
+            let file = it.next().ok_or("check-config needs a FILE")?;
+            if let Some(extra) = it.next() {
+                return Err(format!("unexpected argument `{extra}`"));
+            }
+            return Ok(Command::CheckConfig(PathBuf::from(file)));
+        }
+        Some(c @ ("run" | "demo")) => c,
+        Some(other) => return Err(format!("unknown command `{other}`")),
+    };
+    let mut config = None;
+    let mut demo = (cmd == "demo").then(DemoSource::default);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
+        match (arg.as_str(), demo.as_mut()) {
+            ("--config" | "-c", _) => config = Some(PathBuf::from(value()?)),
+            ("--size", Some(d)) => {
+                let v = value()?;
+                let (w, h) = v
+                    .split_once('x')
+                    .ok_or(format!("--size `{v}`: expected WxH"))?;
+                d.width = w.parse().map_err(|_| format!("--size `{v}`: bad width"))?;
+                d.height = h.parse().map_err(|_| format!("--size `{v}`: bad height"))?;
+            }
+            ("--fps", Some(d)) => {
+                let v = value()?;
+                d.fps = v
+                    .parse()
+                    .map_err(|_| format!("--fps `{v}`: not a number"))?;
+            }
+            _ => return Err(format!("unexpected argument `{arg}` for `{cmd}`")),
+        }
+    }
+    Ok(Command::Run { config, demo })
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    // journald stamps every line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        b.format_timestamp(None);
+    } else {
+        b.format_timestamp_millis();
+    }
+    b.init();
+}
+
+fn load_or_exit(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("livestreamd: bad config: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("livestreamd: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => {
+            println!("livestreamd {VERSION}\n{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("livestreamd {VERSION}");
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig(path) => match load_or_exit(&path) {
+            Ok(cfg) => {
+                println!(
+                    "# {}: ok; effective configuration:\n{}",
+                    path.display(),
+                    cfg.to_toml()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config, demo } => {
+            let cfg = match (&config, &demo) {
+                (Some(path), _) => match load_or_exit(path) {
+                    Ok(c) => c,
+                    Err(code) => return code,
+                },
+                (None, Some(_)) => Config::default(),
+                (None, None) => match load_or_exit(std::path::Path::new(DEFAULT_CONFIG)) {
+                    Ok(c) => c,
+                    Err(code) => return code,
+                },
+            };
+            init_logging(cfg.log.level.as_filter());
+            if let Some(d) = &demo {
+                let port = cfg.server.listen.port();
+                log::info!(
+                    "demo: simulated GoPro {}x{}@{} -> udp://{}; open http://127.0.0.1:{port}/stream.ts in VLC or run: ffplay -fflags nobuffer http://127.0.0.1:{port}/stream.ts",
+                    d.width,
+                    d.height,
+                    d.fps,
+                    livestreamd::demo::target(cfg.source.url.addr)
+                );
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("livestreamd: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let code = runtime.block_on(daemon::run(cfg, RunOptions { demo }));
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Command, String> {
+        parse_args(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse("").unwrap(), Command::Help);
+        assert_eq!(parse("--version").unwrap(), Command::Version);
+        assert_eq!(
+            parse("check-config a.toml").unwrap(),
+            Command::CheckConfig("a.toml".into())
+        );
+        assert_eq!(
+            parse("run --config x.toml").unwrap(),
+            Command::Run {
+                config: Some("x.toml".into()),
+                demo: None
+            }
+        );
+        assert_eq!(
+            parse("demo --size 640x360 --fps 25").unwrap(),
+            Command::Run {
+                config: None,
+                demo: Some(DemoSource {
+                    width: 640,
+                    height: 360,
+                    fps: 25
+                })
+            }
+        );
+    }
+
+    #[test]
+    fn bad_usage_is_refused() {
+        assert!(parse("check-config").is_err());
+        assert!(parse("run --size 1x1")
+            .unwrap_err()
+            .contains("unexpected argument"));
+        assert!(parse("demo --size 640").unwrap_err().contains("WxH"));
+        assert!(parse("fly").unwrap_err().contains("unknown command"));
+        assert!(parse("run --config").unwrap_err().contains("needs a value"));
+    }
+}

@@ -1,0 +1,504 @@
+//! MPEG-TS packets (ISO/IEC 13818-1): packet alignment, PAT/PMT, the H.264 video
+//! PID, random-access points and continuity counters.
+//!
+//! Pure: no I/O, no async. The relay uses it to start viewers at a keyframe,
+//! to skip a slow viewer to the next keyframe, and to splice between encoders.
+
+pub const PACKET_LEN: usize = 188;
+pub const SYNC: u8 = 0x47;
+pub const PAT_PID: u16 = 0;
+const STREAM_TYPE_H264: u8 = 0x1b;
+
+/// Accessors for one 188-byte packet.
+#[derive(Clone, Copy)]
+pub struct Packet<'a>(pub &'a [u8]);
+
+impl<'a> Packet<'a> {
+    pub fn pid(&self) -> u16 {
+        (u16::from(self.0[1] & 0x1f) << 8) | u16::from(self.0[2])
+    }
+    /// payload_unit_start_indicator: a PES or section starts here.
+    pub fn unit_start(&self) -> bool {
+        self.0[1] & 0x40 != 0
+    }
+    fn adaptation_control(&self) -> u8 {
+        (self.0[3] >> 4) & 0x3
+    }
+    pub fn has_payload(&self) -> bool {
+        self.adaptation_control() & 0x1 != 0
+    }
+    pub fn continuity_counter(&self) -> u8 {
+        self.0[3] & 0x0f
+    }
+    fn adaptation(&self) -> Option<&'a [u8]> {
+        if self.adaptation_control() & 0x2 == 0 {
+            return None;
+        }
+        let len = usize::from(self.0[4]);
+        self.0.get(5..5 + len)
+    }
+    /// The muxer marks a random-access point (a keyframe) in the adaptation field.
+    pub fn random_access(&self) -> bool {
+        self.adaptation()
+            .and_then(|a| a.first())
+            .is_some_and(|flags| flags & 0x40 != 0)
+    }
+    pub fn payload(&self) -> &'a [u8] {
+        if !self.has_payload() {
+            return &[];
+        }
+        let start = if self.adaptation_control() & 0x2 != 0 {
+            5 + usize::from(self.0[4])
+        } else {
+            4
+        };
+        self.0.get(start..).unwrap_or(&[])
+    }
+}
+
+/// Turns arbitrary reads into whole, aligned packets, resynchronising on garbage.
+#[derive(Default)]
+pub struct Aligner {
+    pending: Vec<u8>,
+    /// Bytes thrown away to regain sync, for the logs.
+    pub dropped_bytes: u64,
+}
+
+impl Aligner {
+    /// Appends `input` and returns the whole packets now available, in one buffer.
+    pub fn push(&mut self, input: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(input);
+        let mut out = Vec::with_capacity(self.pending.len());
+        let mut i = 0;
+        while self.pending.len() - i >= PACKET_LEN {
+            let synced = self.pending[i] == SYNC
+                && (self.pending.len() - i < 2 * PACKET_LEN
+                    || self.pending[i + PACKET_LEN] == SYNC);
+            if synced {
+                out.extend_from_slice(&self.pending[i..i + PACKET_LEN]);
+                i += PACKET_LEN;
+            } else {
+                i += 1;
+                self.dropped_bytes += 1;
+            }
+        }
+        self.pending.drain(..i);
+        out
+    }
+}
+
+/// What a packet is, as far as the relay cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pat,
+    Pmt,
+    /// A packet of the video PID; `keyframe` when it starts an IDR access unit.
+    Video {
+        keyframe: bool,
+        pts: Option<u64>,
+    },
+    Other,
+}
+
+/// Follows PAT → PMT → video PID and classifies packets.
+#[derive(Default, Clone)]
+pub struct Demux {
+    pmt_pid: Option<u16>,
+    video_pid: Option<u16>,
+}
+
+impl Demux {
+    pub fn video_pid(&self) -> Option<u16> {
+        self.video_pid
+    }
+
+    pub fn classify(&mut self, pkt: &[u8]) -> Kind {
+        if pkt.len() != PACKET_LEN || pkt[0] != SYNC {
+            return Kind::Other;
+        }
+        let p = Packet(pkt);
+        let pid = p.pid();
+        if pid == PAT_PID {
+            if p.unit_start() {
+                if let Some(pmt) = section(p.payload()).and_then(parse_pat) {
+                    self.pmt_pid = Some(pmt);
+                }
+            }
+            return Kind::Pat;
+        }
+        if Some(pid) == self.pmt_pid {
+            if p.unit_start() {
+                if let Some(video) = section(p.payload()).and_then(parse_pmt_video_pid) {
+                    self.video_pid = Some(video);
+                }
+            }
+            return Kind::Pmt;
+        }
+        if Some(pid) == self.video_pid {
+            if !p.unit_start() {
+                return Kind::Video {
+                    keyframe: false,
+                    pts: None,
+                };
+            }
+            let (pts, es) = pes_header(p.payload());
+            let keyframe = p.random_access() || es.is_some_and(starts_idr);
+            return Kind::Video { keyframe, pts };
+        }
+        Kind::Other
+    }
+}
+
+/// The PSI section at the start of a payload (skipping the pointer field).
+fn section(payload: &[u8]) -> Option<&[u8]> {
+    let pointer = usize::from(*payload.first()?);
+    let s = payload.get(1 + pointer..)?;
+    let len = usize::from(u16::from(*s.get(1)? & 0x0f) << 8 | u16::from(*s.get(2)?));
+    s.get(..3 + len)
+}
+
+/// First program's PMT PID from a PAT section.
+fn parse_pat(s: &[u8]) -> Option<u16> {
+    if *s.first()? != 0x00 {
+        return None;
+    }
+    // 8 header bytes, then 4-byte entries, then a 4-byte CRC.
+    let entries = s.get(8..s.len().checked_sub(4)?)?;
+    entries.chunks_exact(4).find_map(|e| {
+        let program = u16::from(e[0]) << 8 | u16::from(e[1]);
+        (program != 0).then(|| (u16::from(e[2] & 0x1f) << 8) | u16::from(e[3]))
+    })
+}
+
+/// The first H.264 elementary stream's PID from a PMT section.
+fn parse_pmt_video_pid(s: &[u8]) -> Option<u16> {
+    if *s.first()? != 0x02 {
+        return None;
+    }
+    let info_len = usize::from(u16::from(*s.get(10)? & 0x0f) << 8 | u16::from(*s.get(11)?));
+    let end = s.len().checked_sub(4)?;
+    let mut i = 12 + info_len;
+    while i + 5 <= end {
+        let stream_type = s[i];
+        let pid = (u16::from(s[i + 1] & 0x1f) << 8) | u16::from(s[i + 2]);
+        let es_info = usize::from(u16::from(s[i + 3] & 0x0f) << 8 | u16::from(s[i + 4]));
+        if stream_type == STREAM_TYPE_H264 {
+            return Some(pid);
+        }
+        i += 5 + es_info;
+    }
+    None
+}
+
+/// PTS (90 kHz) and the elementary-stream bytes of a PES packet start.
+fn pes_header(payload: &[u8]) -> (Option<u64>, Option<&[u8]>) {
+    if payload.len() < 9 || payload[..3] != [0, 0, 1] {
+        return (None, None);
+    }
+    let header_len = usize::from(payload[8]);
+    let es = payload.get(9 + header_len..);
+    let pts = if payload[7] & 0x80 != 0 {
+        payload.get(9..14).map(decode_timestamp)
+    } else {
+        None
+    };
+    (pts, es)
+}
+
+fn decode_timestamp(b: &[u8]) -> u64 {
+    (u64::from(b[0] >> 1) & 0x07) << 30
+        | u64::from(b[1]) << 22
+        | u64::from(b[2] >> 1) << 15
+        | u64::from(b[3]) << 7
+        | u64::from(b[4] >> 1)
+}
+
+/// True when the Annex B bytes contain an IDR slice or an SPS before any other slice.
+fn starts_idr(es: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 3 < es.len() {
+        if es[i] == 0 && es[i + 1] == 0 && es[i + 2] == 1 {
+            match es[i + 3] & 0x1f {
+                5 | 7 => return true,
+                1 => return false,
+                _ => {}
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Difference `a - b` of two 33-bit PTS values, allowing for wrap-around.
+pub fn pts_diff(a: u64, b: u64) -> i64 {
+    const WRAP: i64 = 1 << 33;
+    let d = (a as i64 - b as i64).rem_euclid(WRAP);
+    if d >= WRAP / 2 {
+        d - WRAP
+    } else {
+        d
+    }
+}
+
+/// Rewrites continuity counters so one viewer sees an unbroken sequence per PID,
+/// whichever encoder or position in the stream the packets came from.
+#[derive(Default)]
+pub struct Continuity {
+    next: std::collections::HashMap<u16, u8>,
+}
+
+impl Continuity {
+    /// Rewrites every packet in `buf` (a whole number of packets) in place.
+    pub fn rewrite(&mut self, buf: &mut [u8]) {
+        for pkt in buf.chunks_exact_mut(PACKET_LEN) {
+            let p = Packet(pkt);
+            if !p.has_payload() {
+                continue; // adaptation-only packets do not advance the counter
+            }
+            let counter = self.next.entry(p.pid()).or_insert(p.continuity_counter());
+            pkt[3] = (pkt[3] & 0xf0) | *counter;
+            *counter = (*counter + 1) & 0x0f;
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// Builds a packet: pid, unit start, optional RAI adaptation field, payload.
+    pub fn packet(pid: u16, unit_start: bool, rai: bool, cc: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![
+            SYNC,
+            ((pid >> 8) as u8 & 0x1f) | if unit_start { 0x40 } else { 0 },
+            pid as u8,
+        ];
+        let body_room = PACKET_LEN - 4;
+        let need_af = rai || payload.len() < body_room;
+        if need_af {
+            p.push(0x30 | cc);
+            let af_len = body_room - 1 - payload.len().min(body_room - 2);
+            p.push(af_len as u8);
+            if af_len > 0 {
+                p.push(if rai { 0x40 } else { 0 });
+                p.resize(p.len() + af_len - 1, 0xff);
+            }
+        } else {
+            p.push(0x10 | cc);
+        }
+        p.extend_from_slice(&payload[..payload.len().min(PACKET_LEN - p.len())]);
+        assert_eq!(p.len(), PACKET_LEN);
+        p
+    }
+
+    fn with_crc(mut s: Vec<u8>) -> Vec<u8> {
+        s.extend_from_slice(&[0, 0, 0, 0]); // CRC is not checked by the demuxer
+        s
+    }
+
+    pub fn pat(pmt_pid: u16) -> Vec<u8> {
+        let s = with_crc(vec![
+            0x00,
+            0xb0,
+            13,
+            0,
+            1,
+            0xc1,
+            0,
+            0,
+            0,
+            1,
+            0xe0 | (pmt_pid >> 8) as u8,
+            pmt_pid as u8,
+        ]);
+        packet(PAT_PID, true, false, 0, &[[0u8].as_slice(), &s].concat())
+    }
+
+    pub fn pmt(pmt_pid: u16, video_pid: u16) -> Vec<u8> {
+        let s = with_crc(vec![
+            0x02,
+            0xb0,
+            18,
+            0,
+            1,
+            0xc1,
+            0,
+            0,
+            0xe0 | (video_pid >> 8) as u8,
+            video_pid as u8,
+            0xf0,
+            0,
+            STREAM_TYPE_H264,
+            0xe0 | (video_pid >> 8) as u8,
+            video_pid as u8,
+            0xf0,
+            0,
+        ]);
+        packet(pmt_pid, true, false, 0, &[[0u8].as_slice(), &s].concat())
+    }
+
+    pub fn encode_pts(pts: u64) -> [u8; 5] {
+        [
+            0x21 | ((pts >> 29) as u8 & 0x0e),
+            (pts >> 22) as u8,
+            0x01 | ((pts >> 14) as u8 & 0xfe),
+            (pts >> 7) as u8,
+            0x01 | ((pts << 1) as u8 & 0xfe),
+        ]
+    }
+
+    /// A video PES start with the given PTS and first NAL unit type.
+    pub fn pes_start(video_pid: u16, rai: bool, pts: u64, nal: u8) -> Vec<u8> {
+        let mut payload = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5];
+        payload.extend_from_slice(&encode_pts(pts));
+        payload.extend_from_slice(&[0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, nal]);
+        payload.resize(150, 0xab);
+        packet(video_pid, true, rai, 0, &payload)
+    }
+
+    #[test]
+    fn follows_pat_pmt_to_video_and_finds_keyframes() {
+        let mut d = Demux::default();
+        assert_eq!(
+            d.classify(&pes_start(0x100, true, 900, 5)),
+            Kind::Other,
+            "video before PMT is unknown"
+        );
+        assert_eq!(d.classify(&pat(0x1000)), Kind::Pat);
+        assert_eq!(d.classify(&pmt(0x1000, 0x100)), Kind::Pmt);
+        assert_eq!(d.video_pid(), Some(0x100));
+        assert_eq!(
+            d.classify(&pes_start(0x100, true, 900, 1)),
+            Kind::Video {
+                keyframe: true,
+                pts: Some(900)
+            }
+        );
+        assert_eq!(
+            d.classify(&pes_start(0x100, false, 3900, 5)),
+            Kind::Video {
+                keyframe: true,
+                pts: Some(3900)
+            }
+        );
+        assert_eq!(
+            d.classify(&pes_start(0x100, false, 6900, 7)),
+            Kind::Video {
+                keyframe: true,
+                pts: Some(6900)
+            }
+        );
+        assert_eq!(
+            d.classify(&pes_start(0x100, false, 9900, 1)),
+            Kind::Video {
+                keyframe: false,
+                pts: Some(9900)
+            }
+        );
+        assert_eq!(
+            d.classify(&packet(0x100, false, false, 1, &[0; 184])),
+            Kind::Video {
+                keyframe: false,
+                pts: None
+            }
+        );
+        assert_eq!(
+            d.classify(&packet(0x101, true, false, 1, &[0; 184])),
+            Kind::Other
+        );
+    }
+
+    #[test]
+    fn pts_round_trips_including_33_bits() {
+        for pts in [
+            0u64,
+            1,
+            90_000,
+            (1 << 33) - 1,
+            0x1_2345_6789 & ((1 << 33) - 1),
+        ] {
+            let p = pes_start(0x100, false, pts, 1);
+            let (got, _) = pes_header(Packet(&p).payload());
+            assert_eq!(got, Some(pts));
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut d = Demux::default();
+        let mut buf = [0u8; PACKET_LEN];
+        buf[0] = SYNC;
+        for seed in 0..2000u32 {
+            let mut x = seed.wrapping_mul(2_654_435_761);
+            for b in buf[1..].iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+            d.classify(&buf);
+            buf[1] = 0x40; // unit start on PAT PID with garbage section
+            buf[2] = 0;
+            d.classify(&buf);
+        }
+        assert_eq!(d.classify(&[SYNC, 0, 0]), Kind::Other);
+    }
+
+    #[test]
+    fn aligner_resyncs_and_keeps_whole_packets() {
+        let a = packet(0x100, false, false, 0, &[1; 184]);
+        let b = packet(0x100, false, false, 1, &[2; 184]);
+        let mut input = vec![0x00, 0x12, 0x47]; // junk, including a false sync byte
+        input.extend_from_slice(&a);
+        input.extend_from_slice(&b);
+        let mut al = Aligner::default();
+        let mut out = al.push(&input[..100]);
+        out.extend(al.push(&input[100..]));
+        assert_eq!(out, [a, b].concat());
+        assert_eq!(al.dropped_bytes, 3);
+    }
+
+    #[test]
+    fn continuity_is_rewritten_per_pid_and_skips_adaptation_only() {
+        let mut c = Continuity::default();
+        let mut buf = [
+            packet(0x100, false, false, 7, &[0; 184]),
+            packet(0x100, false, false, 3, &[0; 184]), // a jump: after a skip or a splice
+            packet(0x200, false, false, 9, &[0; 184]),
+        ]
+        .concat();
+        let mut af_only = packet(0x100, false, true, 0, &[]);
+        af_only[3] = 0x20 | 0x0c;
+        buf.extend_from_slice(&af_only);
+        buf.extend_from_slice(&packet(0x100, false, false, 15, &[0; 184]));
+        c.rewrite(&mut buf);
+        let ccs: Vec<u8> = buf
+            .chunks(PACKET_LEN)
+            .map(|p| Packet(p).continuity_counter())
+            .collect();
+        assert_eq!(ccs, vec![7, 8, 9, 12, 9]);
+    }
+
+    #[test]
+    fn continuity_wraps_at_sixteen() {
+        let mut c = Continuity::default();
+        let mut buf: Vec<u8> = (0..20)
+            .flat_map(|_| packet(0x100, false, false, 14, &[0; 184]))
+            .collect();
+        c.rewrite(&mut buf);
+        let ccs: Vec<u8> = buf
+            .chunks(PACKET_LEN)
+            .map(|p| Packet(p).continuity_counter())
+            .collect();
+        assert_eq!(&ccs[..4], &[14, 15, 0, 1]);
+    }
+
+    #[test]
+    fn pts_diff_handles_wrap() {
+        assert_eq!(pts_diff(100, 40), 60);
+        assert_eq!(pts_diff(40, 100), -60);
+        assert_eq!(pts_diff(5, (1 << 33) - 5), 10);
+    }
+}
