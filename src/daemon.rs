@@ -269,7 +269,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let mut active = Encoder::start(
         &config,
         start_rung,
-        next_generation,
+        first_generation,
         input_tx.clone(),
         hub.clone(),
     );
