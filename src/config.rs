@@ -21,7 +21,7 @@ pub struct Config {
     pub ladder: Spanned<Vec<Rung>>,
     #[serde(default)]
     pub server: Server,
-    #[serde(default, rename = "output")]
+    #[serde(default, rename = "output", skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Output>,
     #[serde(default)]
     pub log: Log,
