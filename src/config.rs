@@ -107,6 +107,9 @@ pub struct Server {
     /// A viewer that accepts no data at all for this long is disconnected.
     #[serde(default = "default_viewer_stall_timeout")]
     pub viewer_stall_timeout_s: f64,
+    /// A connection must send its whole request head within this many seconds (else 408).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -265,6 +268,9 @@ fn default_viewer_max_lag() -> u64 {
 fn default_viewer_stall_timeout() -> f64 {
     20.0
 }
+fn default_request_timeout() -> f64 {
+    10.0
+}
 fn default_log_level() -> LogLevel {
     LogLevel::Info
 }
@@ -321,6 +327,7 @@ impl Default for Server {
             max_viewers: default_max_viewers(),
             viewer_max_lag_ms: default_viewer_max_lag(),
             viewer_stall_timeout_s: default_viewer_stall_timeout(),
+            request_timeout_s: default_request_timeout(),
         }
     }
 }
@@ -517,6 +524,7 @@ fn validate(c: &Config) -> Result<(), (Place, String)> {
             "viewer_stall_timeout_s",
             c.server.viewer_stall_timeout_s,
         ),
+        ("server", "request_timeout_s", c.server.request_timeout_s),
     ];
     for (table, key, v) in seconds {
         if !(v.is_finite() && v > 0.0 && v <= 3600.0) {

@@ -57,6 +57,8 @@ pub struct Status {
     pub hub: HubStats,
     pub demo_source: Option<ChildInfo>,
     pub viewers: Vec<ViewerStats>,
+    /// Server-wide totals (answers, viewers served and refused, bytes sent).
+    pub http: crate::metrics::Totals,
 }
 
 /// The encoders the daemon runs: one active, and one pending during a switch.
@@ -76,6 +78,10 @@ pub struct Shared {
     next_viewer: AtomicU64,
     started: Instant,
     demo_source: Option<SharedInfo>,
+    /// Totals for `/metrics`, bumped by the HTTP side.
+    pub counters: crate::metrics::Counters,
+    /// The web page's clients and the `/events` fan-out.
+    pub web: crate::events::Web,
 }
 
 impl Shared {
@@ -178,6 +184,7 @@ impl Shared {
             hub: self.hub.stats(),
             demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
             viewers,
+            http: self.counters.snapshot(cfg.server.max_viewers),
         }
     }
 
@@ -261,6 +268,8 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         next_viewer: AtomicU64::new(0),
         started: Instant::now(),
         demo_source: demo_info,
+        counters: Default::default(),
+        web: Default::default(),
     });
 
     let first_generation = 1u64;

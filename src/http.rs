@@ -1,9 +1,12 @@
 //! The HTTP side: `/stream.ts` for players, `/status` and `/healthz` for people
-//! and monitors, `/` for the phone. Requests are parsed with httparse; responses
-//! are written by hand so each viewer's socket stays ours to tune and measure.
+//! and monitors, `/` (the web player, with its assets) for the phone, `/events`
+//! for its live figures and `/metrics` for Prometheus. Requests are parsed with
+//! httparse; responses are written by hand so each viewer's socket stays ours to
+//! tune and measure.
 
 use crate::daemon::Shared;
 use crate::ts::Continuity;
+use crate::{events, metrics};
 use log::{debug, info, warn};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -13,7 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const MAX_REQUEST: usize = 8192;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections allowed to be still sending their request at once; more are
+/// refused at once, so a flood of idle connections cannot use up descriptors.
+const MAX_PENDING_REQUESTS: usize = 256;
 /// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
 const WRITE_BATCH: usize = 64 * 1024;
 /// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
@@ -60,7 +65,16 @@ pub fn parse_request(buf: &[u8]) -> Result<Request, ParseError> {
     }
 }
 
+/// Aborts the task when dropped (the publisher lives as long as the server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let _publisher = AbortOnDrop(tokio::spawn(events::publish(shared.clone())));
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
@@ -96,11 +110,87 @@ async fn read_request(sock: &mut TcpStream) -> Result<Request, ParseError> {
     }
 }
 
+/// Counts a connection that is still sending its request.
+struct Pending<'a>(&'a Shared);
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .pending_requests
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// An embedded file of the web page.
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+    cache: &'static str,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../web/index.html"),
+        cache: "no-cache",
+    },
+    Asset {
+        path: "/app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/app.js"),
+        cache: "no-cache",
+    },
+    Asset {
+        path: "/app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../web/app.css"),
+        cache: "no-cache",
+    },
+    // Versioned path: a phone may keep it for a day.
+    Asset {
+        path: "/vendor/mpegts-1.8.2.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../web/vendor/mpegts.js/mpegts.js"),
+        cache: "public, max-age=86400",
+    },
+    Asset {
+        path: "/vendor/LICENSE.mpegts.js.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../web/vendor/mpegts.js/LICENSE"),
+        cache: "public, max-age=86400",
+    },
+];
+
 async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let req = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut sock)).await {
+    use std::sync::atomic::Ordering;
+    let pending = shared
+        .counters
+        .pending_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let slot = Pending(&shared);
+    if pending >= MAX_PENDING_REQUESTS {
+        debug!("http: {peer} refused: {pending} connections are still sending requests");
+        let _ = respond(
+            &shared,
+            &mut sock,
+            503,
+            "text/plain",
+            b"server busy\n",
+            &[("Retry-After", "1")],
+        )
+        .await;
+        return;
+    }
+    let timeout = Duration::from_secs_f64(shared.config().server.request_timeout_s);
+    let read = tokio::time::timeout(timeout, read_request(&mut sock)).await;
+    drop(slot);
+    let req = match read {
         Ok(Ok(req)) => req,
         Ok(Err(ParseError::TooLarge)) => {
             let _ = respond(
+                &shared,
                 &mut sock,
                 431,
                 "text/plain",
@@ -112,26 +202,50 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
         Ok(Err(ParseError::Bad(why))) => {
             debug!("http: bad request from {peer}: {why}");
-            let _ = respond(&mut sock, 400, "text/plain", b"bad request\n", &[]).await;
+            let _ = respond(&shared, &mut sock, 400, "text/plain", b"bad request\n", &[]).await;
             return;
         }
         Ok(Err(ParseError::Incomplete)) | Err(_) => {
-            let _ = respond(&mut sock, 408, "text/plain", b"request timeout\n", &[]).await;
+            debug!("http: {peer} sent no complete request in time");
+            let _ = respond(
+                &shared,
+                &mut sock,
+                408,
+                "text/plain",
+                b"request timeout\n",
+                &[],
+            )
+            .await;
             return;
         }
     };
     let head = req.method == "HEAD";
     let get = req.method == "GET" || head;
+    let asset = ASSETS.iter().find(|a| a.path == req.path);
     let result = match req.path.as_str() {
-        "/stream.ts" if get => return serve_stream(sock, peer, shared, head).await,
+        "/stream.ts" if get => return serve_stream(sock, peer, shared, head, req.query).await,
+        "/events" if get => return events::serve(sock, peer, shared, req.query).await,
         "/status" if get => {
             let body = serde_json::to_vec_pretty(&shared.status()).unwrap_or_default();
-            respond(&mut sock, 200, "application/json", &body, &[]).await
+            respond(&shared, &mut sock, 200, "application/json", &body, &[]).await
+        }
+        "/metrics" if get => {
+            let body = metrics::render(&shared.status());
+            respond(
+                &shared,
+                &mut sock,
+                200,
+                metrics::CONTENT_TYPE,
+                body.as_bytes(),
+                &[],
+            )
+            .await
         }
         "/healthz" if get => {
             let (ok, why) = shared.health();
             let code = if ok { 200 } else { 503 };
             respond(
+                &shared,
                 &mut sock,
                 code,
                 "text/plain",
@@ -140,18 +254,23 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             )
             .await
         }
-        "/" if get => {
+        _ if get && asset.is_some() => {
+            let a = asset.expect("checked");
+            let body = if head { &[][..] } else { a.body };
+            let length = a.body.len().to_string();
             respond(
+                &shared,
                 &mut sock,
                 200,
-                "text/html; charset=utf-8",
-                INDEX_HTML.as_bytes(),
-                &[],
+                a.content_type,
+                body,
+                &[("Cache-Control", a.cache), ("Content-Length", &length)],
             )
             .await
         }
-        "/stream.ts" | "/status" | "/healthz" | "/" => {
+        "/stream.ts" | "/events" | "/status" | "/metrics" | "/healthz" => {
             respond(
+                &shared,
                 &mut sock,
                 405,
                 "text/plain",
@@ -160,7 +279,18 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             )
             .await
         }
-        _ => respond(&mut sock, 404, "text/plain", b"not found\n", &[]).await,
+        _ if asset.is_some() => {
+            respond(
+                &shared,
+                &mut sock,
+                405,
+                "text/plain",
+                b"method not allowed\n",
+                &[("Allow", "GET, HEAD")],
+            )
+            .await
+        }
+        _ => respond(&shared, &mut sock, 404, "text/plain", b"not found\n", &[]).await,
     };
     if let Err(e) = result {
         debug!("http: answering {peer} failed: {e}");
@@ -180,18 +310,30 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-async fn respond(
+/// Writes a whole answer and closes the connection; counts it by status code.
+/// `extra` headers replace the default `Content-Length` (of `body`) and
+/// `Cache-Control: no-store` when they name them.
+pub(crate) async fn respond(
+    shared: &Shared,
     sock: &mut TcpStream,
     code: u16,
     content_type: &str,
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
+    shared.counters.response(code);
+    let has = |name: &str| extra.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut head = format!(
-        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
-        reason(code),
-        body.len()
+        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\n",
+        reason(code)
     );
+    if !has("Content-Length") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    if !has("Cache-Control") {
+        head.push_str("Cache-Control: no-store\r\n");
+    }
+    head.push_str("Connection: close\r\n");
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -226,9 +368,17 @@ fn tune_viewer_socket(sock: &TcpStream) {
     let _ = sock.set_nodelay(true);
 }
 
-async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>, head_only: bool) {
+async fn serve_stream(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    head_only: bool,
+    query: Option<String>,
+) {
     let Some(viewer) = shared.add_viewer(peer) else {
+        shared.counters.viewer_rejected();
         let _ = respond(
+            &shared,
             &mut sock,
             503,
             "text/plain",
@@ -238,6 +388,8 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         .await;
         return;
     };
+    shared.counters.response(200);
+    shared.counters.viewer_accepted();
     tune_viewer_socket(&sock);
     let head = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
     if sock.write_all(head.as_bytes()).await.is_err() || head_only {
@@ -245,6 +397,11 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         return;
     }
     info!("viewer {viewer} ({peer}) connected");
+    // The web page tags its stream so that its `/events` can name it.
+    let token = events::client_token(query.as_deref()).map(str::to_string);
+    if let Some(t) = &token {
+        shared.web.stream_started(t, peer);
+    }
     let (max_lag, stall) = {
         let cfg = shared.config();
         (
@@ -286,6 +443,7 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
             Ok(Err(_)) => break "closed by the viewer",
             Err(_) => break "stalled: it accepted no data for the stall timeout",
         }
+        shared.counters.sent(buf.len(), batch.skipped);
         shared.viewer_progress(
             viewer,
             buf.len(),
@@ -301,19 +459,11 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         }
     };
     info!("viewer {viewer} ({peer}) left: {why}");
+    if let Some(t) = &token {
+        shared.web.stream_ended(t, peer);
+    }
     shared.remove_viewer(viewer);
 }
-
-/// Placeholder page until the web player lands: how to open the stream.
-const INDEX_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>livestreamd</title></head>
-<body style="font-family:sans-serif;max-width:40em;margin:1em auto;padding:0 1em">
-<h1>livestreamd</h1>
-<p>The live stream is at <a href="/stream.ts">/stream.ts</a>: open it in VLC (Media &rarr; Open Network Stream), mpv or ffplay.</p>
-<p>State: <a href="/status">/status</a> &middot; health: <a href="/healthz">/healthz</a></p>
-</body></html>
-"#;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,227 @@
+//! Bad requests, slow and idle clients, and too many viewers, against a running
+//! daemon: each gets a proper answer, and none of them holds up the stream.
+
+mod support_web;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+use support_web::{read_head, request, Daemon};
+
+#[test]
+fn bad_requests_get_proper_answers() {
+    let d = Daemon::start("bad-requests", "request_timeout_s = 2.0");
+    let r = d.get("/no/such/page");
+    assert_eq!(r.code, 404, "{}", r.head);
+
+    let r = request(
+        d.addr,
+        b"POST /status HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.code, 405);
+    assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+    for path in ["/", "/stream.ts", "/metrics", "/events", "/app.js"] {
+        let r = request(d.addr, format!("DELETE {path} HTTP/1.1\r\n\r\n").as_bytes());
+        assert_eq!(r.code, 405, "DELETE {path}");
+    }
+
+    let r = request(d.addr, b"\x16\x03\x01\x02\x00 not http\r\n\r\n");
+    assert_eq!(r.code, 400, "a TLS hello or garbage is a bad request");
+    let r = request(
+        d.addr,
+        b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
+    );
+    assert_eq!(r.code, 400);
+
+    let mut huge = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
+    huge.resize(20_000, b'a');
+    huge.extend_from_slice(b"\r\n\r\n");
+    let r = request(d.addr, &huge);
+    assert_eq!(r.code, 431);
+    let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..40 {
+        many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_eq!(request(d.addr, &many).code, 431, "too many headers");
+
+    // HEAD: the head of the page without its body.
+    let r = request(d.addr, b"HEAD / HTTP/1.1\r\n\r\n");
+    assert_eq!(r.code, 200);
+    assert!(r.body.is_empty());
+    let len: usize = r.header("Content-Length").unwrap().parse().unwrap();
+    assert_eq!(len, d.get("/").body.len());
+
+    let m = d.get("/metrics").text();
+    for code in ["400", "404", "405", "431"] {
+        let line = m
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "livestreamd_http_responses_total{{code=\"{code}\"}}"
+                ))
+            })
+            .unwrap_or_else(|| panic!("no count for {code}"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1.0, "{line}");
+    }
+}
+
+/// Sends `partial`, then nothing; returns the answer and how long it took to come.
+fn stall_after(d: &Daemon, partial: &[u8]) -> (u16, Duration, bool) {
+    let mut s = d.connect();
+    let t0 = Instant::now();
+    s.write_all(partial).unwrap();
+    let (code, _) = read_head(&mut s);
+    let waited = t0.elapsed();
+    // Then the server closes the connection.
+    let mut rest = Vec::new();
+    let closed = s.read_to_end(&mut rest).is_ok();
+    (code, waited, closed)
+}
+
+#[test]
+fn half_requests_and_idle_connections_get_408_and_are_closed() {
+    let d = Daemon::start("timeouts", "request_timeout_s = 1.5");
+    let (code, waited, closed) = stall_after(&d, b"GET /stream.ts HTTP/1.1\r\nHost: pi\r\nUser-Ag");
+    assert_eq!(code, 408);
+    assert!(closed, "the connection is closed after the 408");
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(4),
+        "answered after {waited:?}, request_timeout_s is 1.5"
+    );
+    let (code, waited, closed) = stall_after(&d, b"");
+    assert_eq!(code, 408, "a connection that says nothing");
+    assert!(closed && waited < Duration::from_secs(4));
+
+    // A slowloris that keeps trickling bytes is bounded by the same deadline.
+    let mut s = d.connect();
+    let t0 = Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut answered = None;
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
+            break;
+        }
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        if let Ok(n) = s.read(&mut b) {
+            if n > 0 {
+                answered = Some((String::from_utf8_lossy(&b[..n]).into_owned(), t0.elapsed()));
+                break;
+            }
+        }
+        s.set_nonblocking(false).unwrap();
+    }
+    let (head, at) = answered.expect("the trickler got an answer");
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(at < Duration::from_secs(3), "after {at:?}");
+}
+
+#[test]
+fn max_viewers_is_enforced_with_503() {
+    let d = Daemon::start("max-viewers", "max_viewers = 2");
+    let (c1, mut s1, _) = d.open_stream();
+    let (c2, _s2, _) = d.open_stream();
+    assert_eq!((c1, c2), (200, 200));
+    let r = d.get("/stream.ts");
+    assert_eq!(r.code, 503);
+    assert_eq!(r.header("Retry-After"), Some("5"));
+    // The two admitted viewers still get video.
+    let mut buf = vec![0u8; 65536];
+    let n = s1.read(&mut buf).unwrap();
+    assert!(n > 0);
+    // One leaves: a place is free again (the server notices within a second).
+    drop(s1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        let (code, _s3, _) = d.open_stream();
+        if code == 200 || Instant::now() > deadline {
+            break code;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(code, 200);
+    let m = d.get("/metrics").text();
+    assert!(m.contains("\nlivestreamd_viewers_rejected_total "), "{m}");
+    assert!(
+        !m.contains("\nlivestreamd_viewers_rejected_total 0\n"),
+        "{m}"
+    );
+}
+
+/// Reads the stream for `dur` and returns (bytes, longest gap between reads).
+fn watch(s: &mut std::net::TcpStream, dur: Duration) -> (usize, Duration) {
+    let mut buf = vec![0u8; 65536];
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    let mut gap = Duration::ZERO;
+    let mut total = 0;
+    while t0.elapsed() < dur {
+        let n = s.read(&mut buf).expect("the stream keeps coming");
+        assert!(n > 0, "the stream ended");
+        total += n;
+        gap = gap.max(last.elapsed());
+        last = Instant::now();
+    }
+    (total, gap)
+}
+
+#[test]
+fn misbehaving_clients_do_not_stall_the_stream() {
+    let d = Daemon::start(
+        "no-stall",
+        "max_viewers = 4\nrequest_timeout_s = 2.0\nviewer_stall_timeout_s = 3.0",
+    );
+    let (code, mut good, _) = d.open_stream();
+    assert_eq!(code, 200);
+    let (_, base_gap) = watch(&mut good, Duration::from_secs(2));
+
+    // A viewer that never reads, an /events client that never reads, idle
+    // and half-sent requests, oversized and garbage requests.
+    let (code, frozen, _) = d.open_stream();
+    assert_eq!(code, 200);
+    let mut sse = d.connect();
+    sse.write_all(b"GET /events HTTP/1.1\r\n\r\n").unwrap();
+    let mut idle: Vec<_> = (0..50).map(|_| d.connect()).collect();
+    for (i, s) in idle.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            s.write_all(b"GET /status HTTP/1.1\r\nHo").unwrap();
+        }
+    }
+    let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    huge.resize(100_000, b'z');
+    for _ in 0..5 {
+        let _ = support_web::try_request(d.addr, &huge);
+        let _ = support_web::try_request(d.addr, b"\x00\x01\x02\r\n\r\n");
+    }
+
+    let (bytes, gap) = watch(&mut good, Duration::from_secs(6));
+    // 400 kbit/s is 50 kB/s; allow for the encoder's own burstiness.
+    assert!(bytes > 100_000, "only {bytes} bytes in 6 s");
+    assert!(
+        gap < Duration::from_millis(1500),
+        "a gap of {gap:?} in the stream (it was {base_gap:?} before)"
+    );
+    // The frozen viewer is dropped once its socket buffers are full and the
+    // stall timeout has passed, which frees its place.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = d.get("/status").text();
+        let viewers = status.matches("\"address\"").count();
+        if viewers == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frozen viewer was never dropped: {status}"
+        );
+        let _ = watch(&mut good, Duration::from_millis(500));
+    }
+    assert!(d.log().contains("stalled"), "the log says why it left");
+    drop(frozen);
+    drop(sse);
+    drop(idle);
+    // All of them were answered or dropped; the server still answers.
+    assert_eq!(d.get("/healthz").code, 200);
+}

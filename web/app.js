@@ -1,0 +1,375 @@
+// livestreamd's phone page: plays /stream.ts through Media Source Extensions
+// (mpegts.js), stays at the live edge, reconnects by itself, and shows the
+// figures from /events with small graphs. No framework, no build step.
+'use strict';
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+  const badge = $('badge');
+
+  // One token per page load tags both our /stream.ts and /events requests,
+  // so the server can tell us which viewer entry is ours.
+  const token = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+  // How far behind the newest buffered frame we let playback fall before
+  // jumping forward, and where we land.
+  const MAX_BEHIND_S = 1.0;
+  const LAND_BEHIND_S = 0.3;
+  // Playback that makes no progress for this long restarts the player.
+  const STALL_RESTART_MS = 4000;
+  const WINDOW_MS = 5 * 60 * 1000; // graphs show the last five minutes
+
+  // ---- figures shared with the test (window.livestreamd) -------------------
+  const stats = { jumps: 0, restarts: 0, errors: 0, latency: null, lastError: null };
+  window.livestreamd = { token, stats, latency };
+
+  function latency() {
+    const b = video.buffered;
+    if (!b || b.length === 0) return null;
+    return b.end(b.length - 1) - video.currentTime;
+  }
+
+  // ---- the player -----------------------------------------------------------
+  let player = null;
+  let retryMs = 1000;
+  let restartTimer = null;
+  let lastProgress = { t: performance.now(), time: 0 };
+
+  function supported() {
+    return window.mpegts && mpegts.isSupported() && mpegts.getFeatureList().mseLivePlayback;
+  }
+
+  function setBadge(text, cls) {
+    if (badge.textContent !== text) badge.textContent = text;
+    badge.className = 'badge ' + cls;
+  }
+
+  function startPlayer() {
+    stopPlayer();
+    setBadge('connecting…', 'wait');
+    player = mpegts.createPlayer(
+      { type: 'mpegts', isLive: true, url: '/stream.ts?client=' + token },
+      {
+        enableWorker: false,
+        enableStashBuffer: false, // hand every byte to MSE as it arrives
+        isLive: true,
+        lazyLoad: false,
+        liveBufferLatencyChasing: true, // hard jump when far behind
+        liveBufferLatencyMaxLatency: 1.2,
+        liveBufferLatencyMinRemain: 0.3,
+        liveSync: true, // gentle catch-up by playback rate before that
+        liveSyncMaxLatency: 0.7,
+        liveSyncTargetLatency: 0.35,
+        liveSyncPlaybackRate: 1.2,
+        autoCleanupSourceBuffer: true,
+        autoCleanupMaxBackwardDuration: 20,
+        autoCleanupMinBackwardDuration: 10,
+      },
+    );
+    player.on(mpegts.Events.ERROR, (type, detail) => {
+      stats.errors++;
+      stats.lastError = type + ': ' + detail;
+      scheduleRestart('error: ' + detail);
+    });
+    player.on(mpegts.Events.LOADING_COMPLETE, () => scheduleRestart('stream ended'));
+    player.attachMediaElement(video);
+    player.load();
+    play();
+    lastProgress = { t: performance.now(), time: video.currentTime };
+  }
+
+  function stopPlayer() {
+    if (!player) return;
+    try {
+      player.pause();
+      player.unload();
+      player.detachMediaElement();
+      player.destroy();
+    } catch (e) {
+      /* already torn down */
+    }
+    player = null;
+  }
+
+  function scheduleRestart(why) {
+    if (restartTimer) return;
+    stopPlayer();
+    setBadge('reconnecting…', 'bad');
+    restartTimer = setTimeout(() => {
+      restartTimer = null;
+      stats.restarts++;
+      startPlayer();
+    }, retryMs);
+    retryMs = Math.min(retryMs * 2, 5000);
+    console.log('livestreamd: restarting the player in', retryMs, 'ms:', why);
+  }
+
+  function play() {
+    const p = video.play();
+    if (p && p.catch) {
+      p.then(() => { $('tap').hidden = true; }).catch((e) => {
+        if (e && e.name === 'NotAllowedError') $('tap').hidden = false;
+      });
+    }
+  }
+  $('tap').addEventListener('click', () => { $('tap').hidden = true; video.muted = true; play(); });
+
+  // Keep to the live edge and notice a stream that stopped moving.
+  setInterval(() => {
+    if (!player || document.hidden) return;
+    const now = performance.now();
+    const behind = latency();
+    stats.latency = behind;
+    if (behind !== null && behind > MAX_BEHIND_S) {
+      const b = video.buffered;
+      video.currentTime = b.end(b.length - 1) - LAND_BEHIND_S;
+      stats.jumps++;
+    }
+    if (video.paused && behind !== null && behind > 0.1) play();
+    if (video.currentTime > lastProgress.time + 0.01) {
+      lastProgress = { t: now, time: video.currentTime };
+      retryMs = 1000;
+      setBadge('LIVE', 'live');
+    } else if (now - lastProgress.t > STALL_RESTART_MS) {
+      lastProgress = { t: now, time: video.currentTime };
+      scheduleRestart('no progress for ' + STALL_RESTART_MS + ' ms');
+    }
+  }, 250);
+
+  // A phone that comes back from the background jumps straight to live.
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && player) {
+      lastProgress = { t: performance.now(), time: video.currentTime };
+      const b = video.buffered;
+      if (b.length) video.currentTime = Math.max(video.currentTime, b.end(b.length - 1) - LAND_BEHIND_S);
+      play();
+    }
+  });
+
+  // ---- live figures from /events --------------------------------------------
+  let es = null;
+  let lastEvent = 0;
+  let ladder = [];
+  let me = null; // address of our /stream.ts connection
+  let camera = null;
+  let prevOwn = null; // {t, bytes} for our receive rate
+  const series = { rtt: [], rx: [], link: [], bitrate: [], rung: [] };
+
+  function connectEvents() {
+    if (es) es.close();
+    es = new EventSource('/events?client=' + token);
+    lastEvent = performance.now();
+    const on = (name, fn) => es.addEventListener(name, (e) => {
+      lastEvent = performance.now();
+      try { fn(JSON.parse(e.data)); } catch (err) { console.warn('livestreamd: bad event', name, err); }
+    });
+    on('hello', (h) => {
+      ladder = h.ladder || [];
+      series.rung = [];
+      series.bitrate = [];
+      for (const p of h.history || []) {
+        if (p.rung !== null && p.rung !== undefined) series.rung.push([p.t, p.rung]);
+        if (p.bitrate_kbps) series.bitrate.push([p.t, p.bitrate_kbps / 1000]);
+      }
+    });
+    on('status', onStatus);
+    on('rung', (r) => { if (r.rung !== null) push(series.rung, r.t, r.rung); showRung(r); });
+    on('camera', (c) => { camera = c; });
+    on('me', (m) => { me = m.address; prevOwn = null; });
+    es.onerror = () => {
+      // EventSource retries by itself unless the answer was not an event
+      // stream (e.g. 503); then we start over after a pause.
+      if (es.readyState === EventSource.CLOSED) setTimeout(connectEvents, 2000);
+    };
+  }
+  // Status comes every second; silence means a half-open connection.
+  setInterval(() => { if (performance.now() - lastEvent > 5000) connectEvents(); }, 1000);
+
+  function push(arr, t, v) {
+    arr.push([t, v]);
+    const cut = t - WINDOW_MS;
+    while (arr.length && arr[0][0] < cut) arr.shift();
+  }
+
+  function set(id, text, cls) {
+    const el = $(id);
+    if (el.textContent !== text) el.textContent = text;
+    el.className = 'v' + (cls ? ' ' + cls : '');
+  }
+
+  const mbit = (bps) => (bps / 1e6).toFixed(bps < 1e7 ? 2 : 1) + ' Mbit/s';
+
+  function showRung(e) {
+    if (!e || e.rung === null || e.rung === undefined) {
+      set('f-res', '–'); set('f-bitrate', '–'); set('f-rung', 'no encoder', 'bad');
+      return;
+    }
+    set('f-res', e.width + '×' + e.height + (e.fps ? ' @' + e.fps : ''));
+    set('f-bitrate', mbit(e.bitrate_kbps * 1000));
+    const of = ladder.length ? ' of ' + ladder.length : '';
+    const pending = e.pending_rung !== null && e.pending_rung !== undefined ? ' → ' + e.pending_rung : '';
+    set('f-rung', e.rung + of + pending, e.rung === 0 ? 'ok' : 'warn');
+  }
+
+  // Link figures: the link monitor's field names are read by pattern, with
+  // the unit taken from the suffix, so the page follows whatever it reports.
+  function pick(link, re, skip) {
+    for (const k of Object.keys(link || {})) {
+      if (re.test(k) && !(skip && skip.test(k)) && typeof link[k] === 'number') return [k, link[k]];
+    }
+    return null;
+  }
+  function toMs(k, v) {
+    if (/_us$/.test(k)) return v / 1000;
+    if (/_s$/.test(k)) return v * 1000;
+    return v;
+  }
+  function toBps(k, v) {
+    if (/_kbps$/.test(k)) return v * 1e3;
+    if (/_mbps$/.test(k)) return v * 1e6;
+    if (/bytes/.test(k)) return v * 8;
+    return v;
+  }
+
+  function onStatus(s) {
+    const t = s.t || Date.now();
+    const e = s.encoder;
+    showRung(e ? Object.assign({ pending_rung: s.pending_encoder ? s.pending_encoder.rung : null }, e) : null);
+    if (e) push(series.bitrate, t, e.bitrate_kbps / 1000);
+    if (e && !series.rung.length) push(series.rung, t, e.rung);
+
+    // Camera / source.
+    const cam = s.camera || (camera && camera.camera);
+    const src = s.source || {};
+    let text = src.state || '–';
+    let cls = src.state === 'live' ? 'ok' : src.state === 'stalled' ? 'bad' : 'warn';
+    if (src.state === 'stalled' && src.last_packet_age_ms) text = 'lost ' + Math.round(src.last_packet_age_ms / 1000) + ' s ago';
+    if (cam && typeof cam === 'object') {
+      const st = cam.state || cam.status || cam.mode;
+      if (st) text = String(st) + (src.state && src.state !== 'live' ? ' · ' + src.state : '');
+    }
+    set('f-camera', text, cls);
+    set('f-viewers', String((s.viewers || []).length) + (s.http && s.http.max_viewers ? ' / ' + s.http.max_viewers : ''));
+
+    // Our own viewer entry.
+    const own = (s.viewers || []).find((v) => v.address === me);
+    if (own) {
+      if (prevOwn && t > prevOwn.t && own.bytes_sent >= prevOwn.bytes) {
+        const bps = ((own.bytes_sent - prevOwn.bytes) * 8 * 1000) / (t - prevOwn.t);
+        set('f-rx', mbit(bps));
+        push(series.rx, t, bps / 1e6);
+      }
+      prevOwn = { t, bytes: own.bytes_sent };
+      const link = own.link;
+      const rtt = pick(link, /rtt/i, /var|min|max/i);
+      const loss = pick(link, /loss|retrans/i);
+      const rate = pick(link, /deliver|throughput|goodput|rate/i, /retrans|loss/i);
+      if (rtt) {
+        const ms = toMs(rtt[0], rtt[1]);
+        set('f-rtt', ms.toFixed(ms < 10 ? 1 : 0) + ' ms', ms < 100 ? 'ok' : ms < 300 ? 'warn' : 'bad');
+        push(series.rtt, t, ms);
+      } else set('f-rtt', link ? '–' : 'n/a');
+      if (loss) {
+        const pct = /loss/i.test(loss[0]) && loss[1] <= 1 && !/total|count|packets/i.test(loss[0]);
+        set('f-loss', pct ? (loss[1] * 100).toFixed(1) + ' %' : String(loss[1]) + ' ' + loss[0].replace(/_/g, ' '), loss[1] > 0 ? 'warn' : 'ok');
+      } else set('f-loss', link ? '–' : 'n/a');
+      if (rate) {
+        const bps = toBps(rate[0], rate[1]);
+        set('f-rate', mbit(bps));
+        push(series.link, t, bps / 1e6);
+      } else set('f-rate', link ? '–' : 'n/a');
+      const extra = link ? Object.keys(link).filter((k) => typeof link[k] === 'number').map((k) => k + ' ' + link[k]).join(' · ') : '';
+      $('f-link-extra').textContent = extra ? 'link: ' + extra + (own.skips ? ' · skips ' + own.skips : '') : own.skips ? 'skips ' + own.skips : '';
+    } else {
+      set('f-rx', '–');
+    }
+    const lat = latency();
+    set('f-latency', lat === null ? '–' : lat.toFixed(2) + ' s', lat === null ? '' : lat < 1 ? 'ok' : lat < 1.5 ? 'warn' : 'bad');
+    draw();
+  }
+
+  // ---- graphs -----------------------------------------------------------
+  function chart(canvas, lines, opts) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth, h = canvas.clientHeight;
+    if (!w || !h) return;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    const c = canvas.getContext('2d');
+    c.setTransform(dpr, 0, 0, dpr, 0, 0);
+    c.clearRect(0, 0, w, h);
+    const now = Date.now();
+    const t0 = now - WINDOW_MS;
+    let max = opts.max || 0;
+    let min = opts.min || 0;
+    for (const l of lines) for (const [, v] of l.points) { if (v > max) max = v; if (v < min) min = v; }
+    if (max <= min) max = min + 1;
+    const padL = 34, padB = 12, padT = 4;
+    const x = (t) => padL + ((t - t0) / WINDOW_MS) * (w - padL - 2);
+    const yr = (v) => (opts.invert ? (v - min) / (max - min) : 1 - (v - min) / (max - min));
+    const y = (v) => padT + yr(v) * (h - padT - padB);
+    c.font = '10px system-ui, sans-serif';
+    c.fillStyle = '#8a8a8a';
+    c.strokeStyle = '#333';
+    c.lineWidth = 1;
+    c.beginPath();
+    for (const v of opts.ticks ? opts.ticks(min, max) : [min, (min + max) / 2, max]) {
+      c.moveTo(padL, y(v) + 0.5); c.lineTo(w, y(v) + 0.5);
+      c.fillText(opts.label ? opts.label(v) : fmt(v), 2, y(v) + 3);
+    }
+    c.stroke();
+    c.fillText('-5 min', padL, h - 1);
+    c.fillText('now', w - 22, h - 1);
+    for (const l of lines) {
+      const pts = l.points.filter(([t]) => t >= t0 - 60000);
+      if (!pts.length) continue;
+      c.strokeStyle = l.color;
+      c.lineWidth = 1.5;
+      c.setLineDash(l.dash ? [4, 3] : []);
+      c.beginPath();
+      pts.forEach(([t, v], i) => {
+        const px = Math.max(padL, x(t)), py = y(v);
+        if (i === 0) c.moveTo(px, py);
+        else if (l.step) { c.lineTo(px, y(pts[i - 1][1])); c.lineTo(px, py); } else c.lineTo(px, py);
+      });
+      if (l.step) c.lineTo(x(now), y(pts[pts.length - 1][1]));
+      c.stroke();
+    }
+    c.setLineDash([]);
+    if (lines.every((l) => !l.points.length)) {
+      c.fillStyle = '#666';
+      c.fillText(opts.empty || 'no data yet', padL + 8, h / 2);
+    }
+  }
+  const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(1));
+
+  function draw() {
+    chart($('g-rtt'), [{ points: series.rtt, color: '#5ac8fa' }], { empty: 'no link figures from the server yet' });
+    chart($('g-rate'), [
+      { points: series.rx, color: '#34c759' },
+      { points: series.link, color: '#5ac8fa' },
+      { points: series.bitrate, color: '#ffcc00', dash: true, step: true },
+    ], {});
+    const n = Math.max(ladder.length, 1);
+    chart($('g-rung'), [{ points: series.rung, color: '#ff9f0a', step: true }], {
+      min: 0,
+      max: n - 1 || 1,
+      invert: true,
+      ticks: () => ladder.length ? ladder.map((_, i) => i) : [0],
+      label: (v) => (ladder[v] ? ladder[v].height + 'p' : String(v)),
+    });
+  }
+  window.addEventListener('resize', draw);
+
+  // ---- start --------------------------------------------------------------
+  connectEvents();
+  if (supported()) {
+    startPlayer();
+  } else {
+    $('nomse').hidden = false;
+    setBadge('no player', 'bad');
+  }
+})();
