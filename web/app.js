@@ -205,7 +205,9 @@
       set('f-res', '–'); set('f-bitrate', '–'); set('f-rung', 'no encoder', 'bad');
       return;
     }
-    set('f-res', e.width + '×' + e.height + (e.fps ? ' @' + e.fps : ''));
+    set('f-res', e.width + '×' + e.height);
+    const k = e.fps ? 'Picture · ' + e.fps + ' fps' : 'Picture';
+    if ($('k-res').textContent !== k) $('k-res').textContent = k;
     set('f-bitrate', mbit(e.bitrate_kbps * 1000));
     const of = ladder.length ? ' of ' + ladder.length : '';
     const pending = e.pending_rung !== null && e.pending_rung !== undefined ? ' → ' + e.pending_rung : '';
@@ -301,14 +303,18 @@
     const c = canvas.getContext('2d');
     c.setTransform(dpr, 0, 0, dpr, 0, 0);
     c.clearRect(0, 0, w, h);
+    // The window grows with the data, from one minute up to WINDOW_MS.
     const now = Date.now();
-    const t0 = now - WINDOW_MS;
+    let oldest = now;
+    for (const l of lines) if (l.points.length && l.points[0][0] < oldest) oldest = l.points[0][0];
+    const span = Math.min(WINDOW_MS, Math.max(60000, now - oldest));
+    const t0 = now - span;
     let max = opts.max || 0;
     let min = opts.min || 0;
     for (const l of lines) for (const [, v] of l.points) { if (v > max) max = v; if (v < min) min = v; }
     if (max <= min) max = min + 1;
     const padL = 34, padB = 12, padT = 4;
-    const x = (t) => padL + ((t - t0) / WINDOW_MS) * (w - padL - 2);
+    const x = (t) => padL + ((t - t0) / span) * (w - padL - 2);
     const yr = (v) => (opts.invert ? (v - min) / (max - min) : 1 - (v - min) / (max - min));
     const y = (v) => padT + yr(v) * (h - padT - padB);
     c.font = '10px system-ui, sans-serif';
@@ -321,10 +327,10 @@
       c.fillText(opts.label ? opts.label(v) : fmt(v), 2, y(v) + 3);
     }
     c.stroke();
-    c.fillText('-5 min', padL, h - 1);
+    c.fillText('-' + (span >= 120000 ? Math.round(span / 60000) + ' min' : Math.round(span / 1000) + ' s'), padL, h - 1);
     c.fillText('now', w - 22, h - 1);
     for (const l of lines) {
-      const pts = l.points.filter(([t]) => t >= t0 - 60000);
+      const pts = l.points.filter(([t]) => t >= t0 - 5000);
       if (!pts.length) continue;
       c.strokeStyle = l.color;
       c.lineWidth = 1.5;
