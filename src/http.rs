@@ -224,6 +224,7 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let asset = ASSETS.iter().find(|a| a.path == req.path);
     let result = match req.path.as_str() {
         "/stream.ts" if get => return serve_stream(sock, peer, shared, head, req.query).await,
+        "/events" if head => respond(&shared, &mut sock, 200, "text/event-stream", b"", &[]).await,
         "/events" if get => return events::serve(sock, peer, shared, req.query).await,
         "/status" if get => {
             let body = serde_json::to_vec_pretty(&shared.status()).unwrap_or_default();

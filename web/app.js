@@ -274,7 +274,10 @@
       } else set('f-rtt', link ? '–' : 'n/a');
       if (loss) {
         const pct = /loss/i.test(loss[0]) && loss[1] <= 1 && !/total|count|packets/i.test(loss[0]);
-        set('f-loss', pct ? (loss[1] * 100).toFixed(1) + ' %' : String(loss[1]) + ' ' + loss[0].replace(/_/g, ' '), loss[1] > 0 ? 'warn' : 'ok');
+        set('f-loss', pct ? (loss[1] * 100).toFixed(1) + ' %' : String(loss[1]), loss[1] > 0 ? 'warn' : 'ok');
+        const name = loss[0].replace(/_(total|count|pct|percent)$/i, '').replace(/_/g, ' ');
+        const k = 'Loss · ' + name;
+        if ($('k-loss').textContent !== k) $('k-loss').textContent = k;
       } else set('f-loss', link ? '–' : 'n/a');
       if (rate) {
         const bps = toBps(rate[0], rate[1]);

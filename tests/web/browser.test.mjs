@@ -312,3 +312,48 @@ test('the page comes back by itself after a frozen stream and a daemon restart',
   const settled = await videoState();
   assert.ok(settled.behind !== null && settled.behind <= MAX_BEHIND_S, `behind live by ${settled.behind} s after the restart`);
 });
+
+test('the page shows link figures when the server reports them', { timeout: 60000 }, async () => {
+  // The link monitor is another module's work; feed the page the shape it
+  // reports (a `link` object on our viewer) through a scripted event stream.
+  const p = await context.newPage();
+  const address = '192.168.4.2:50000';
+  const now = Date.now();
+  const status = (t, bytes) => ({
+    t,
+    source: { state: 'live', last_packet_age_ms: 10 },
+    encoder: { rung: 1, generation: 2, width: 426, height: 240, fps: 15, bitrate_kbps: 300 },
+    pending_encoder: null,
+    http: { max_viewers: 4 },
+    viewers: [{ id: 9, address, bytes_sent: bytes, skips: 2, lag_ms: 30,
+      link: { rtt_ms: 42.5, rttvar_ms: 3, retransmits_total: 3, delivery_rate_bps: 5000000 } }],
+  });
+  const frame = (event, data) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  await p.route('**/events*', (route) => route.fulfill({
+    status: 200,
+    headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' },
+    body: 'retry: 60000\n\n' +
+      frame('hello', { t: now, ladder: [{ width: 640, height: 360, fps: 30, bitrate_kbps: 800 }, { width: 426, height: 240, fps: 15, bitrate_kbps: 300 }],
+        history: [{ t: now - 20000, rung: 0, bitrate_kbps: 800 }, { t: now - 10000, rung: 1, bitrate_kbps: 300 }] }) +
+      frame('me', { address }) +
+      frame('status', status(now - 1000, 1000000)) +
+      frame('status', status(now, 1125000)),
+  }));
+  await p.goto(`http://127.0.0.1:${port}/`);
+  const figures = await waitFor('link figures', async () => {
+    const f = await p.evaluate(() => Object.fromEntries(['f-res', 'f-rung', 'f-rtt', 'f-loss', 'f-rate', 'f-rx', 'f-camera', 'f-link-extra']
+      .map((id) => [id, document.getElementById(id).textContent])));
+    return { ...f, ok: f['f-rtt'] !== '–' && f['f-rx'] !== '–' };
+  }, 10000);
+  console.log('page figures with a link object:', JSON.stringify(figures));
+  assert.equal(figures['f-rtt'], '43 ms');
+  assert.equal(figures['f-rate'], '5.00 Mbit/s');
+  assert.equal(figures['f-rx'], '1.00 Mbit/s', '125000 bytes in 1 s');
+  assert.equal(figures['f-loss'], '3');
+  assert.equal(await p.textContent('#k-loss'), 'Loss · retransmits');
+  assert.equal(figures['f-rung'], '1 of 2');
+  assert.equal(figures['f-res'], '426×240');
+  assert.match(figures['f-link-extra'], /rtt_ms 42.5/);
+  fs.writeFileSync(path.join(ARTIFACTS, 'web-link.png'), await p.screenshot());
+  await p.close();
+});
