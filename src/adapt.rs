@@ -174,7 +174,10 @@ impl Controller {
     pub fn pin(&mut self, rung: Option<usize>) -> Result<(), String> {
         if let Some(r) = rung {
             if r >= self.bitrates.len() {
-                return Err(format!("rung {r} does not exist: the ladder has {} rung(s), numbered from 0", self.bitrates.len()));
+                return Err(format!(
+                    "rung {r} does not exist: the ladder has {} rung(s), numbered from 0",
+                    self.bitrates.len()
+                ));
             }
         }
         self.pinned = rung;
@@ -188,7 +191,9 @@ impl Controller {
 
     /// Viewers are now on `to`'s encoder.
     pub fn switched(&mut self, now: f64) {
-        let Some(to) = self.switching.take() else { return };
+        let Some(to) = self.switching.take() else {
+            return;
+        };
         if to < self.rung {
             self.last_climb = Some(now);
         }
@@ -211,16 +216,25 @@ impl Controller {
 
     fn verdict(&self, st: &ViewerState, now: f64) -> Verdict {
         let p = &self.params;
-        if st.bad_since.is_some_and(|since| now - since >= p.down_after_s) {
+        if st
+            .bad_since
+            .is_some_and(|since| now - since >= p.down_after_s)
+        {
             // Step below what the link actually carried, and at least one rung.
             let carried = st.last.throughput_kbps.max(0.0);
-            let fits = self.bitrates.iter().position(|b| f64::from(*b) <= carried * 0.9).unwrap_or(self.bitrates.len() - 1);
+            let fits = self
+                .bitrates
+                .iter()
+                .position(|b| f64::from(*b) <= carried * 0.9)
+                .unwrap_or(self.bitrates.len() - 1);
             return Verdict::Down(fits.max(self.rung + 1).min(self.bitrates.len() - 1));
         }
         if self.rung > 0 {
             let wait = p.up_after_s * self.up_backoff;
             let next = f64::from(self.bitrates[self.rung - 1]);
-            if st.clean_since.is_some_and(|since| now - since >= wait) && st.clean_delivery_kbps >= next * p.headroom {
+            if st.clean_since.is_some_and(|since| now - since >= wait)
+                && st.clean_delivery_kbps >= next * p.headroom
+            {
                 return Verdict::Up;
             }
         }
@@ -238,23 +252,34 @@ impl Controller {
         if now - self.last_switch < self.params.min_dwell_s || self.viewers.is_empty() {
             return None;
         }
-        let verdicts: Vec<(u64, Verdict)> = self.viewers.iter().map(|(id, st)| (*id, self.verdict(st, now))).collect();
+        let verdicts: Vec<(u64, Verdict)> = self
+            .viewers
+            .iter()
+            .map(|(id, st)| (*id, self.verdict(st, now)))
+            .collect();
         let downs = verdicts.iter().filter_map(|(id, v)| match v {
             Verdict::Down(to) => Some((*id, *to)),
             _ => None,
         });
         let (down, up) = match self.params.policy {
-            Policy::Weakest => {
-                (downs.max_by_key(|(_, to)| *to), verdicts.iter().all(|(_, v)| *v == Verdict::Up))
-            }
+            Policy::Weakest => (
+                downs.max_by_key(|(_, to)| *to),
+                verdicts.iter().all(|(_, v)| *v == Verdict::Up),
+            ),
             Policy::Strongest => {
                 let all_down = verdicts.iter().all(|(_, v)| matches!(v, Verdict::Down(_)));
-                (downs.min_by_key(|(_, to)| *to).filter(|_| all_down), verdicts.iter().any(|(_, v)| *v == Verdict::Up))
+                (
+                    downs.min_by_key(|(_, to)| *to).filter(|_| all_down),
+                    verdicts.iter().any(|(_, v)| *v == Verdict::Up),
+                )
             }
         };
         if let (Some((id, to)), true) = (down, self.rung + 1 < self.bitrates.len()) {
             let st = &self.viewers[&id];
-            if self.last_climb.is_some_and(|t| now - t < self.params.up_after_s) {
+            if self
+                .last_climb
+                .is_some_and(|t| now - t < self.params.up_after_s)
+            {
                 self.up_backoff = (self.up_backoff * 2.0).min(self.params.max_up_backoff);
             } else {
                 self.up_backoff = 1.0;
@@ -275,7 +300,10 @@ impl Controller {
             let reason = format!(
                 "clean for {:.0} s with {:.0} kbit/s delivered (next rung needs {} kbit/s)",
                 self.params.up_after_s * self.up_backoff,
-                self.viewers.values().map(|s| s.clean_delivery_kbps).fold(f64::INFINITY, f64::min),
+                self.viewers
+                    .values()
+                    .map(|s| s.clean_delivery_kbps)
+                    .fold(f64::INFINITY, f64::min),
                 self.bitrates[self.rung - 1]
             );
             return Some(self.decide(self.rung - 1, reason));
@@ -290,7 +318,11 @@ impl Controller {
 
     pub fn status(&self) -> AdaptStatus {
         AdaptStatus {
-            mode: if self.pinned.is_some() { "manual" } else { "auto" },
+            mode: if self.pinned.is_some() {
+                "manual"
+            } else {
+                "auto"
+            },
             rung: self.rung,
             switching_to: self.switching,
             pinned: self.pinned,
@@ -310,17 +342,39 @@ mod tests {
     const STEP: f64 = 0.2;
 
     fn good(t: f64) -> LinkSample {
-        LinkSample { t, rtt_ms: 20.0, rttvar_ms: 5.0, loss_pct: 0.0, throughput_kbps: 2500.0, delivery_kbps: 20_000.0, notsent_bytes: 0, lag_ms: 50, skips: 0 }
+        LinkSample {
+            t,
+            rtt_ms: 20.0,
+            rttvar_ms: 5.0,
+            loss_pct: 0.0,
+            throughput_kbps: 2500.0,
+            delivery_kbps: 20_000.0,
+            notsent_bytes: 0,
+            lag_ms: 50,
+            skips: 0,
+        }
     }
 
     /// A link that carries only `kbps`: the queue grows, RTT climbs.
     fn congested(t: f64, kbps: f64) -> LinkSample {
-        LinkSample { rtt_ms: 450.0, lag_ms: 900, throughput_kbps: kbps, delivery_kbps: kbps, ..good(t) }
+        LinkSample {
+            rtt_ms: 450.0,
+            lag_ms: 900,
+            throughput_kbps: kbps,
+            delivery_kbps: kbps,
+            ..good(t)
+        }
     }
 
     /// Runs the controller over `secs` seconds; the sample per viewer comes from
     /// `trace(viewer, t, rung)`. Switches take effect at once. Returns (t, rung) switches.
-    fn run(c: &mut Controller, viewers: &[u64], from: f64, secs: f64, trace: impl Fn(u64, f64, usize) -> LinkSample) -> Vec<(f64, usize)> {
+    fn run(
+        c: &mut Controller,
+        viewers: &[u64],
+        from: f64,
+        secs: f64,
+        trace: impl Fn(u64, f64, usize) -> LinkSample,
+    ) -> Vec<(f64, usize)> {
         let mut switches = Vec::new();
         let mut t = from;
         while t < from + secs - 1e-9 {
@@ -353,14 +407,22 @@ mod tests {
         // Ample link for 30 s, then it carries 1000 kbit/s: 800 fits, 1500 does not.
         let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, rung| {
             if t < 30.0 || LADDER[rung] <= 1000 {
-                LinkSample { throughput_kbps: f64::from(LADDER[rung]), delivery_kbps: 1000.0, ..good(t) }
+                LinkSample {
+                    throughput_kbps: f64::from(LADDER[rung]),
+                    delivery_kbps: 1000.0,
+                    ..good(t)
+                }
             } else {
                 congested(t, 1000.0)
             }
         });
         assert_eq!(sw.len(), 1, "one switch, no oscillation: {sw:?}");
         let (t, to) = sw[0];
-        assert!((31.0..=31.5).contains(&t), "reaction time {:.1} s", t - 30.0);
+        assert!(
+            (31.0..=31.5).contains(&t),
+            "reaction time {:.1} s",
+            t - 30.0
+        );
         assert_eq!(to, 2, "straight to the 800 kbit/s rung");
     }
 
@@ -369,13 +431,23 @@ mod tests {
         let mut c = controller();
         let bursty = run(&mut c, &[1], 0.0, 60.0, |_, t, _| {
             let in_burst = t % 3.0 < 0.5;
-            LinkSample { loss_pct: if in_burst { 8.0 } else { 0.0 }, ..good(t) }
+            LinkSample {
+                loss_pct: if in_burst { 8.0 } else { 0.0 },
+                ..good(t)
+            }
         });
         assert!(bursty.is_empty(), "{bursty:?}");
-        let sustained = run(&mut c, &[1], 60.0, 10.0, |_, t, _| LinkSample { loss_pct: 5.0, ..good(t) });
+        let sustained = run(&mut c, &[1], 60.0, 10.0, |_, t, _| LinkSample {
+            loss_pct: 5.0,
+            ..good(t)
+        });
         assert!(sustained[0].0 <= 61.2, "{sustained:?}");
         let rungs: Vec<usize> = sustained.iter().map(|s| s.1).collect();
-        assert_eq!(rungs, vec![1, 2, 3], "one rung per dwell while the loss lasts");
+        assert_eq!(
+            rungs,
+            vec![1, 2, 3],
+            "one rung per dwell while the loss lasts"
+        );
         assert!(sustained.windows(2).all(|w| w[1].0 - w[0].0 >= 2.0 - 1e-6));
     }
 
@@ -386,14 +458,20 @@ mod tests {
         let rungs: Vec<usize> = sw.iter().map(|s| s.1).collect();
         assert_eq!(rungs, vec![2, 1, 0]);
         let gaps: Vec<f64> = sw.windows(2).map(|w| w[1].0 - w[0].0).collect();
-        assert!(sw[0].0 >= 10.0 && gaps.iter().all(|g| *g >= 10.0 - 1e-6), "{sw:?}");
+        assert!(
+            sw[0].0 >= 10.0 && gaps.iter().all(|g| *g >= 10.0 - 1e-6),
+            "{sw:?}"
+        );
     }
 
     #[test]
     fn no_climb_without_measured_headroom() {
         let mut c = Controller::new(Params::default(), LADDER.to_vec(), 2);
         // Clean, but the link never showed more than 1800 kbit/s: 1500 × 1.4 does not fit.
-        let sw = run(&mut c, &[1], 0.0, 120.0, |_, t, _| LinkSample { delivery_kbps: 1800.0, ..good(t) });
+        let sw = run(&mut c, &[1], 0.0, 120.0, |_, t, _| LinkSample {
+            delivery_kbps: 1800.0,
+            ..good(t)
+        });
         assert!(sw.is_empty(), "{sw:?}");
     }
 
@@ -406,15 +484,26 @@ mod tests {
             if LADDER[rung] > 1200 {
                 congested(t, 1200.0)
             } else {
-                LinkSample { delivery_kbps: 2200.0, throughput_kbps: 800.0, ..good(t) }
+                LinkSample {
+                    delivery_kbps: 2200.0,
+                    throughput_kbps: 800.0,
+                    ..good(t)
+                }
             }
         });
         // Each failed climb doubles the wait: 10, 20, 40, 80, 80 ... seconds.
         let climbs: Vec<f64> = sw.iter().filter(|s| s.1 == 1).map(|s| s.0).collect();
         let gaps: Vec<f64> = climbs.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps.windows(2).all(|g| g[1] >= g[0] - 1.0), "waits never shrink: {gaps:?}");
+        assert!(
+            gaps.windows(2).all(|g| g[1] >= g[0] - 1.0),
+            "waits never shrink: {gaps:?}"
+        );
         assert!(gaps.last().unwrap() >= &80.0, "{gaps:?}");
-        assert!(climbs.len() <= 10, "{} climbs in 10 minutes: {sw:?}", climbs.len());
+        assert!(
+            climbs.len() <= 10,
+            "{} climbs in 10 minutes: {sw:?}",
+            climbs.len()
+        );
         assert_eq!(c.status().up_backoff, 8.0);
         let last = sw.last().unwrap();
         assert_eq!(last.1, 2, "ends on the rung that fits");
@@ -426,7 +515,10 @@ mod tests {
         let sw = run(&mut c, &[1, 2, 3], 0.0, 20.0, |v, t, rung| {
             match (v, LADDER[rung] > 900) {
                 (2, true) => congested(t, 900.0),
-                (2, false) => LinkSample { delivery_kbps: 900.0, ..good(t) },
+                (2, false) => LinkSample {
+                    delivery_kbps: 900.0,
+                    ..good(t)
+                },
                 _ => good(t),
             }
         });
@@ -436,9 +528,18 @@ mod tests {
 
     #[test]
     fn the_strongest_policy_ignores_one_bad_viewer() {
-        let params = Params { policy: Policy::Strongest, ..Params::default() };
+        let params = Params {
+            policy: Policy::Strongest,
+            ..Params::default()
+        };
         let mut c = Controller::new(params, LADDER.to_vec(), 0);
-        let sw = run(&mut c, &[1, 2], 0.0, 20.0, |v, t, _| if v == 2 { congested(t, 500.0) } else { good(t) });
+        let sw = run(&mut c, &[1, 2], 0.0, 20.0, |v, t, _| {
+            if v == 2 {
+                congested(t, 500.0)
+            } else {
+                good(t)
+            }
+        });
         assert!(sw.is_empty(), "{sw:?}");
         let sw = run(&mut c, &[1, 2], 20.0, 5.0, |_, t, _| congested(t, 500.0));
         assert_eq!(sw.len(), 1, "everyone bad: down");
@@ -469,9 +570,15 @@ mod tests {
         assert_eq!(c.tick(0.2), None, "nothing while switching");
         c.switched(0.4);
         assert_eq!(c.status().mode, "manual");
-        assert!(run(&mut c, &[1], 1.0, 60.0, |_, t, _| good(t)).is_empty(), "pinned: no climb");
+        assert!(
+            run(&mut c, &[1], 1.0, 60.0, |_, t, _| good(t)).is_empty(),
+            "pinned: no climb"
+        );
         c.pin(None).unwrap();
-        assert!(!run(&mut c, &[1], 61.0, 30.0, |_, t, _| good(t)).is_empty(), "auto again: climbs");
+        assert!(
+            !run(&mut c, &[1], 61.0, 30.0, |_, t, _| good(t)).is_empty(),
+            "auto again: climbs"
+        );
     }
 
     #[test]

@@ -13,5 +13,5 @@ pub mod supervise;
 pub mod ts;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub mod link;
 pub mod adapt;
+pub mod link;

@@ -88,7 +88,13 @@ pub fn read_tcp_info(fd: RawFd) -> std::io::Result<TcpReading> {
     let mut len = std::mem::size_of::<RawTcpInfo>() as libc::socklen_t;
     // SAFETY: `raw` is a plain C struct of `len` bytes; the kernel writes at most `len`.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut raw as *mut RawTcpInfo as *mut libc::c_void, &mut len)
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut raw as *mut RawTcpInfo as *mut libc::c_void,
+            &mut len,
+        )
     };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
@@ -145,7 +151,10 @@ pub struct LinkWindow {
 
 impl LinkWindow {
     pub fn new(window_s: f64) -> Self {
-        LinkWindow { window_s, history: VecDeque::new() }
+        LinkWindow {
+            window_s,
+            history: VecDeque::new(),
+        }
     }
 
     /// Adds a reading taken at `t` seconds and returns the figures over the window.
@@ -158,15 +167,28 @@ impl LinkWindow {
         let dt = (t - t0).max(1e-3);
         let sent = tcp.bytes_sent.saturating_sub(first.bytes_sent);
         let retrans = tcp.bytes_retrans.saturating_sub(first.bytes_retrans);
-        let loss_pct = if sent > 0 { 100.0 * retrans as f64 / sent as f64 } else { 0.0 };
+        let loss_pct = if sent > 0 {
+            100.0 * retrans as f64 / sent as f64
+        } else {
+            0.0
+        };
         let acked = tcp.bytes_acked.saturating_sub(first.bytes_acked);
-        let delivery = self.history.iter().map(|(_, r, _)| r.delivery_rate).max().unwrap_or(0);
+        let delivery = self
+            .history
+            .iter()
+            .map(|(_, r, _)| r.delivery_rate)
+            .max()
+            .unwrap_or(0);
         LinkSample {
             t,
             rtt_ms: f64::from(tcp.rtt_us) / 1000.0,
             rttvar_ms: f64::from(tcp.rttvar_us) / 1000.0,
             loss_pct,
-            throughput_kbps: if self.history.len() > 1 { acked as f64 * 8.0 / dt / 1000.0 } else { 0.0 },
+            throughput_kbps: if self.history.len() > 1 {
+                acked as f64 * 8.0 / dt / 1000.0
+            } else {
+                0.0
+            },
             delivery_kbps: delivery as f64 * 8.0 / 1000.0,
             notsent_bytes: tcp.notsent_bytes,
             lag_ms: relay.lag_ms,
@@ -180,7 +202,15 @@ mod tests {
     use super::*;
 
     fn reading(sent: u64, retrans: u64, acked: u64, rate: u64) -> TcpReading {
-        TcpReading { rtt_us: 20_000, rttvar_us: 5_000, bytes_sent: sent, bytes_retrans: retrans, bytes_acked: acked, delivery_rate: rate, ..Default::default() }
+        TcpReading {
+            rtt_us: 20_000,
+            rttvar_us: 5_000,
+            bytes_sent: sent,
+            bytes_retrans: retrans,
+            bytes_acked: acked,
+            delivery_rate: rate,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -225,7 +255,10 @@ mod tests {
         let s = w.add(1.0, reading(100_000, 5_000, 100_000, 120_000), relay(2));
         assert!((s.loss_pct - 5.0).abs() < 1e-9, "{s:?}");
         assert!((s.throughput_kbps - 800.0).abs() < 1e-6, "{s:?}");
-        assert_eq!(s.delivery_kbps, 1200.0, "max delivery-rate sample in the window");
+        assert_eq!(
+            s.delivery_kbps, 1200.0,
+            "max delivery-rate sample in the window"
+        );
         assert_eq!(s.skips, 2);
         assert_eq!(s.rtt_ms, 20.0);
         // Older readings leave the window.
