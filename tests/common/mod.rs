@@ -376,3 +376,4 @@ pub fn count_frames(dir: &Path, name: &str, bytes: &[u8]) -> usize {
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
 }
+pub mod netns;
