@@ -492,6 +492,21 @@ else
 	skip "real loop device refusal (needs root and losetup)"
 fi
 
+echo "# Buildroot formatting checker (scripts/lint-images.sh --br-format)"
+NEG="$WORK/brneg"
+mkdir -p "$NEG/package/livestreamd" "$NEG/configs"
+BRW="$REPO/buildroot"
+sed '1d; s/^LIVESTREAMD_LICENSE = MIT/FOO_LICENSE = MIT/' "$BRW/package/livestreamd/livestreamd.mk" >"$NEG/package/livestreamd/livestreamd.mk"
+sed 's/^\tbool/    bool/' "$BRW/package/livestreamd/Config.in" >"$NEG/package/livestreamd/Config.in"
+printf 'sha256 %064d x-cargo6.tar.gz\nsha256  abc  LICENSE\n' 0 >"$NEG/package/livestreamd/livestreamd.hash"
+grep -v FORCE_CHECK "$BRW/configs/livestreamd_raspberrypi3_defconfig" >"$NEG/configs/x_defconfig"
+"$REPO/scripts/lint-images.sh" --br-format "$NEG"/package/livestreamd/* "$NEG"/configs/* >"$WORK/brneg.out" 2>&1
+for want in "livestreamd.mk:1: header" "not properly prefixed: FOO_LICENSE" "Config.in:2: should be indented with one tab" \
+	"livestreamd.hash:1: separation" "livestreamd.hash:2: hash size" "missing BR2_DOWNLOAD_FORCE_CHECK_HASHES"; do
+	check "format checker reports: $want" grep -qF "$want" "$WORK/brneg.out"
+done
+check "format checker passes the real package files" "$REPO/scripts/lint-images.sh" --br-format "$BRW"/package/livestreamd/* "$BRW"/configs/* "$BRW"/Config.in "$BRW"/external.mk "$BRW"/external.desc
+
 echo "# gen-yocto-crates.sh"
 GEN="$REPO/scripts/gen-yocto-crates.sh"
 if "$GEN" "$FIX/Cargo.lock" livestreamd >"$WORK/crates.inc" 2>"$WORK/crates.err"; then
