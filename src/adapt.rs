@@ -35,6 +35,9 @@ pub struct Params {
     pub headroom: f64,
     /// A climb that fails soon after doubles the clean period required, up to this factor.
     pub max_up_backoff: f64,
+    /// How long a capacity measurement is trusted (times the climb backoff);
+    /// after that the controller may probe a higher rung again.
+    pub capacity_memory_s: f64,
     pub policy: Policy,
 }
 
@@ -49,6 +52,7 @@ impl Default for Params {
             max_loss_pct: 2.0,
             headroom: 1.4,
             max_up_backoff: 8.0,
+            capacity_memory_s: 30.0,
             policy: Policy::Weakest,
         }
     }
@@ -66,8 +70,9 @@ struct ViewerState {
     last: LinkSample,
     bad_since: Option<f64>,
     clean_since: Option<f64>,
-    /// Highest delivery rate seen since the viewer's clean period began.
-    clean_delivery_kbps: f64,
+    /// What the link has shown it can carry, kbit/s, and when: the rate it
+    /// carried while congested, raised by capacity measurements since.
+    capacity: Option<(f64, f64)>,
     why_bad: &'static str,
 }
 
@@ -147,7 +152,7 @@ impl Controller {
             last: s,
             bad_since: None,
             clean_since: Some(s.t),
-            clean_delivery_kbps: 0.0,
+            capacity: None,
             why_bad: "",
         });
         st.last = s;
@@ -155,13 +160,18 @@ impl Controller {
             Some(why) => {
                 st.bad_since.get_or_insert(s.t);
                 st.clean_since = None;
-                st.clean_delivery_kbps = 0.0;
                 st.why_bad = why;
+                if s.throughput_kbps > 0.0 {
+                    st.capacity = Some((s.throughput_kbps.max(s.delivery_kbps), s.t));
+                }
             }
             None => {
                 st.bad_since = None;
                 st.clean_since.get_or_insert(s.t);
-                st.clean_delivery_kbps = st.clean_delivery_kbps.max(s.delivery_kbps);
+                if s.delivery_kbps > 0.0 {
+                    let known = st.capacity.map_or(0.0, |c| c.0);
+                    st.capacity = Some((known.max(s.delivery_kbps), s.t));
+                }
             }
         }
     }
@@ -204,7 +214,6 @@ impl Controller {
         for st in self.viewers.values_mut() {
             st.bad_since = None;
             st.clean_since = Some(now);
-            st.clean_delivery_kbps = 0.0;
         }
     }
 
@@ -232,9 +241,15 @@ impl Controller {
         if self.rung > 0 {
             let wait = p.up_after_s * self.up_backoff;
             let next = f64::from(self.bitrates[self.rung - 1]);
-            if st.clean_since.is_some_and(|since| now - since >= wait)
-                && st.clean_delivery_kbps >= next * p.headroom
-            {
+            // Headroom: the link must have shown room for the next rung, unless
+            // its last measurement is old enough that probing is due again.
+            let room = match st.capacity {
+                Some((kbps, at)) if now - at < p.capacity_memory_s * self.up_backoff => {
+                    kbps >= next * p.headroom
+                }
+                _ => true,
+            };
+            if st.clean_since.is_some_and(|since| now - since >= wait) && room {
                 return Verdict::Up;
             }
         }
@@ -297,13 +312,19 @@ impl Controller {
             return Some(self.decide(to, reason));
         }
         if up && self.rung > 0 {
+            let known = self
+                .viewers
+                .values()
+                .filter_map(|s| s.capacity.map(|c| c.0))
+                .fold(f64::INFINITY, f64::min);
+            let room = if known.is_finite() {
+                format!("link measured at {known:.0} kbit/s")
+            } else {
+                "capacity not measured: probing".into()
+            };
             let reason = format!(
-                "clean for {:.0} s with {:.0} kbit/s delivered (next rung needs {} kbit/s)",
+                "clean for {:.0} s, {room} (next rung needs {} kbit/s)",
                 self.params.up_after_s * self.up_backoff,
-                self.viewers
-                    .values()
-                    .map(|s| s.clean_delivery_kbps)
-                    .fold(f64::INFINITY, f64::min),
                 self.bitrates[self.rung - 1]
             );
             return Some(self.decide(self.rung - 1, reason));

@@ -54,6 +54,7 @@ pub struct Adapt {
     pub max_loss_pct: f64,
     pub headroom: f64,
     pub max_up_backoff: f64,
+    pub capacity_memory_s: f64,
     pub switch_timeout_s: f64,
 }
 
@@ -72,6 +73,7 @@ impl Default for Adapt {
             max_loss_pct: p.max_loss_pct,
             headroom: p.headroom,
             max_up_backoff: p.max_up_backoff,
+            capacity_memory_s: p.capacity_memory_s,
             switch_timeout_s: 10.0,
         }
     }
@@ -88,6 +90,7 @@ impl Adapt {
             max_loss_pct: self.max_loss_pct,
             headroom: self.headroom,
             max_up_backoff: self.max_up_backoff,
+            capacity_memory_s: self.capacity_memory_s,
             policy: self.policy,
         }
     }

@@ -16,11 +16,11 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_REQUEST: usize = 8192;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
-const WRITE_BATCH: usize = 64 * 1024;
+const WRITE_BATCH: usize = 16 * 1024;
 /// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
 /// can be skipped, and makes the kernel's unsent-bytes figure an honest signal.
 const SEND_BUFFER: libc::c_int = 128 * 1024;
-const NOTSENT_LOWAT: libc::c_int = 32 * 1024;
+const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 
 /// A parsed request line; headers are not needed by any route.
 #[derive(Debug, PartialEq, Eq)]

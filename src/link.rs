@@ -133,8 +133,9 @@ pub struct LinkSample {
     pub loss_pct: f64,
     /// Bytes acknowledged per second over the window, as kbit/s.
     pub throughput_kbps: f64,
-    /// The kernel's highest delivery-rate sample in the window, kbit/s: with
-    /// bursty video (keyframes) this approaches the link's capacity.
+    /// The kernel's highest delivery-rate sample in the window that was not
+    /// limited by how much we sent, kbit/s: a measurement of the link's
+    /// capacity. 0 when every sample was app-limited (the link had room).
     pub delivery_kbps: f64,
     pub notsent_bytes: u32,
     pub lag_ms: u64,
@@ -176,6 +177,7 @@ impl LinkWindow {
         let delivery = self
             .history
             .iter()
+            .filter(|(_, r, _)| !r.app_limited)
             .map(|(_, r, _)| r.delivery_rate)
             .max()
             .unwrap_or(0);
@@ -252,6 +254,9 @@ mod tests {
         let first = w.add(0.0, reading(0, 0, 0, 100_000), relay(0));
         assert_eq!(first.throughput_kbps, 0.0);
         w.add(0.5, reading(50_000, 1_000, 45_000, 150_000), relay(1));
+        let mut app_limited = reading(80_000, 2_000, 80_000, 900_000);
+        app_limited.app_limited = true;
+        w.add(0.8, app_limited, relay(1));
         let s = w.add(1.0, reading(100_000, 5_000, 100_000, 120_000), relay(2));
         assert!((s.loss_pct - 5.0).abs() < 1e-9, "{s:?}");
         assert!((s.throughput_kbps - 800.0).abs() < 1e-6, "{s:?}");

@@ -17,11 +17,19 @@ pub struct PhoneLink {
 }
 
 fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0]).args(&args[1..]).stderr(Stdio::piped()).output().map_err(|e| format!("{}: {e}", args[0]))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -31,7 +39,9 @@ pub fn unavailable() -> Option<String> {
         return Some("needs root to create network namespaces".into());
     }
     for tool in ["ip", "tc", "nft"] {
-        if Command::new(tool).arg("-V").output().is_err() && Command::new(tool).arg("--version").output().is_err() {
+        if Command::new(tool).arg("-V").output().is_err()
+            && Command::new(tool).arg("--version").output().is_err()
+        {
             return Some(format!("needs `{tool}`"));
         }
     }
@@ -48,15 +58,70 @@ impl PhoneLink {
         let (a, b) = ((id % 200) + 20, n * 4);
         let host_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 1);
         let phone_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 2);
-        let link = PhoneLink { ns: ns.clone(), host_if: host_if.clone(), host_ip: host_ip.clone(), phone_ip: phone_ip.clone() };
+        let link = PhoneLink {
+            ns: ns.clone(),
+            host_if: host_if.clone(),
+            host_ip: host_ip.clone(),
+            phone_ip: phone_ip.clone(),
+        };
         let steps: Vec<Vec<String>> = vec![
             vec!["ip".into(), "netns".into(), "add".into(), ns.clone()],
-            vec!["ip".into(), "link".into(), "add".into(), host_if.clone(), "type".into(), "veth".into(), "peer".into(), "name".into(), phone_if.clone(), "netns".into(), ns.clone()],
-            vec!["ip".into(), "addr".into(), "add".into(), format!("{host_ip}/30"), "dev".into(), host_if.clone()],
-            vec!["ip".into(), "link".into(), "set".into(), host_if.clone(), "up".into()],
-            vec!["ip".into(), "-n".into(), ns.clone(), "addr".into(), "add".into(), format!("{phone_ip}/30"), "dev".into(), phone_if.clone()],
-            vec!["ip".into(), "-n".into(), ns.clone(), "link".into(), "set".into(), phone_if, "up".into()],
-            vec!["ip".into(), "-n".into(), ns.clone(), "link".into(), "set".into(), "lo".into(), "up".into()],
+            vec![
+                "ip".into(),
+                "link".into(),
+                "add".into(),
+                host_if.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                phone_if.clone(),
+                "netns".into(),
+                ns.clone(),
+            ],
+            vec![
+                "ip".into(),
+                "addr".into(),
+                "add".into(),
+                format!("{host_ip}/30"),
+                "dev".into(),
+                host_if.clone(),
+            ],
+            vec![
+                "ip".into(),
+                "link".into(),
+                "set".into(),
+                host_if.clone(),
+                "up".into(),
+            ],
+            vec![
+                "ip".into(),
+                "-n".into(),
+                ns.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{phone_ip}/30"),
+                "dev".into(),
+                phone_if.clone(),
+            ],
+            vec![
+                "ip".into(),
+                "-n".into(),
+                ns.clone(),
+                "link".into(),
+                "set".into(),
+                phone_if,
+                "up".into(),
+            ],
+            vec![
+                "ip".into(),
+                "-n".into(),
+                ns.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
         ];
         for step in steps {
             let args: Vec<&str> = step.iter().map(String::as_str).collect();
@@ -68,7 +133,22 @@ impl PhoneLink {
     /// Limits the Pi → phone direction to `kbit` kbit/s, with a queue of about 300 ms.
     pub fn set_rate(&self, kbit: u32) {
         let rate = format!("{kbit}kbit");
-        run(&["tc", "qdisc", "replace", "dev", &self.host_if, "root", "tbf", "rate", &rate, "burst", "16kb", "latency", "300ms"]).unwrap();
+        run(&[
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.host_if,
+            "root",
+            "tbf",
+            "rate",
+            &rate,
+            "burst",
+            "16kb",
+            "latency",
+            "300ms",
+        ])
+        .unwrap();
     }
 
     /// Back to the full speed of the veth pair.
@@ -80,13 +160,35 @@ impl PhoneLink {
     pub fn set_loss(&self, pct: u32) {
         self.clear_loss();
         let rules = format!(
-            "table inet lsd_impair {{ chain input {{ type filter hook input priority 0; policy accept; numgen random mod 100 < {pct} drop; }} }}"
+            "table inet lsd_impair {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    numgen random mod 100 < {pct} drop\n  }}\n}}\n"
         );
-        run(&["ip", "netns", "exec", &self.ns, "nft", &rules]).unwrap();
+        let file = std::env::temp_dir().join(format!("{}.nft", self.ns));
+        std::fs::write(&file, rules).unwrap();
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "nft",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let _ = std::fs::remove_file(file);
     }
 
     pub fn clear_loss(&self) {
-        let _ = run(&["ip", "netns", "exec", &self.ns, "nft", "delete", "table", "inet", "lsd_impair"]);
+        let _ = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "lsd_impair",
+        ]);
     }
 
     /// A command that runs inside the phone's namespace.
