@@ -377,3 +377,4 @@ pub fn count_frames(dir: &Path, name: &str, bytes: &[u8]) -> usize {
         .unwrap_or(0)
 }
 pub mod netns;
+pub mod scenario;
