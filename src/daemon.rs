@@ -1,5 +1,6 @@
 //! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
 
+use crate::camera::{self, CameraStatus, SharedCamera};
 use crate::config::Config;
 use crate::demo::{self, DemoSource};
 use crate::encoder::Encoder;
@@ -52,6 +53,7 @@ pub struct Status {
     pub version: &'static str,
     pub uptime_s: f64,
     pub source: SourceStatus,
+    pub camera: CameraStatus,
     pub encoder: Option<EncoderStatus>,
     pub pending_encoder: Option<EncoderStatus>,
     pub hub: HubStats,
@@ -71,6 +73,7 @@ pub struct Shared {
     config: Mutex<Arc<Config>>,
     pub hub: Arc<Hub>,
     pub source: SharedStats,
+    pub camera: SharedCamera,
     pub encoders: Mutex<Encoders>,
     viewers: Mutex<BTreeMap<u64, ViewerStats>>,
     next_viewer: AtomicU64,
@@ -173,6 +176,7 @@ impl Shared {
             version: VERSION,
             uptime_s: self.started.elapsed().as_secs_f64(),
             source,
+            camera: self.camera.lock().unwrap().clone(),
             encoder,
             pending_encoder,
             hub: self.hub.stats(),
@@ -233,12 +237,15 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let (input_tx, _) = broadcast::channel::<Bytes>(source::QUEUE_DATAGRAMS);
     let source_stats: SharedStats = Default::default();
     tokio::spawn(source::receive(
-        socket,
+        socket.clone(),
         input_tx.clone(),
         source_stats.clone(),
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The camera shares the source socket: a legacy GoPro streams back to its keep-alive's sender.
+    let (camera_status, camera_task) =
+        camera::spawn(&config, socket, source_stats.clone(), stop_rx.clone());
     let mut demo_task = None;
     let demo_info = opts.demo.as_ref().map(|d| {
         let info: SharedInfo = Default::default();
@@ -256,6 +263,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         config: Mutex::new(config.clone()),
         hub: hub.clone(),
         source: source_stats,
+        camera: camera_status,
         encoders: Mutex::new(Encoders::default()),
         viewers: Mutex::new(BTreeMap::new()),
         next_viewer: AtomicU64::new(0),
@@ -319,6 +327,8 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     if let Some(t) = demo_task {
         let _ = t.await;
     }
+    // Bounded by the camera's request timeout: it tells the camera to stop streaming.
+    let _ = camera_task.await;
     info!("stopped");
     0
 }

@@ -2,6 +2,7 @@
 //! serves it to phones and adapts the quality to each viewer's link.
 //! See DESIGN.md (shared) and README.md for the picture.
 
+pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod demo;
