@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
+pub mod fake_gopro;
 pub mod http;
 pub mod relay;
 pub mod source;
