@@ -88,6 +88,17 @@ impl CameraStatus {
 
 pub type SharedCamera = Arc<Mutex<CameraStatus>>;
 
+/// The running camera task.
+pub struct CameraTask {
+    pub status: SharedCamera,
+    /// Counts the times video came back after a stall. The new video's timeline does not
+    /// continue the old one (a gap, or a reset when the camera restarted its stream), which an
+    /// encoder running `-copyts` cannot bridge: the owner restarts its encoders on each change.
+    pub resumed: watch::Receiver<u64>,
+    /// Ends after the stop command was sent; await it before exiting.
+    pub task: JoinHandle<()>,
+}
+
 fn http_addr(cfg: &CameraConfig) -> SocketAddr {
     SocketAddr::new(cfg.address, cfg.effective_http_port())
 }
@@ -256,6 +267,7 @@ struct Ctx {
     socket: Arc<UdpSocket>,
     stats: SharedStats,
     status: SharedCamera,
+    resumed: Arc<watch::Sender<u64>>,
 }
 
 impl Ctx {
@@ -303,14 +315,15 @@ fn retry_backoff(cfg: &CameraConfig) -> Backoff {
 }
 
 /// Starts the camera task: it runs until `stop` turns true, then sends the stop command where
-/// the protocol has one and returns. Await the handle before exiting.
+/// the protocol has one and returns.
 pub fn spawn(
     config: &Config,
     socket: Arc<UdpSocket>,
     stats: SharedStats,
     stop: watch::Receiver<bool>,
-) -> (SharedCamera, JoinHandle<()>) {
+) -> CameraTask {
     let status: SharedCamera = Arc::new(Mutex::new(CameraStatus::new(&config.camera)));
+    let (resumed_tx, resumed) = watch::channel(0u64);
     let ctx = Ctx {
         cfg: config.camera.clone(),
         source_port: config.source.url.addr.port(),
@@ -318,8 +331,13 @@ pub fn spawn(
         socket,
         stats,
         status: status.clone(),
+        resumed: Arc::new(resumed_tx),
     };
-    (status, tokio::spawn(run(ctx, stop)))
+    CameraTask {
+        status,
+        resumed,
+        task: tokio::spawn(run(ctx, stop)),
+    }
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -373,10 +391,13 @@ async fn watch_and_start(ctx: &Ctx, stop: &mut watch::Receiver<bool>) {
             if !was_live {
                 let since = ctx.status.lock().unwrap().stalled_since.take();
                 match since {
-                    Some(t) => info!(
-                        "camera: video is back after {:.1} s without",
-                        unix_now() - t
-                    ),
+                    Some(t) => {
+                        info!(
+                            "camera: video is back after {:.1} s without",
+                            unix_now() - t
+                        );
+                        ctx.resumed.send_modify(|n| *n += 1);
+                    }
                     None => info!("camera: video arriving"),
                 }
                 backoff = retry_backoff(&ctx.cfg);

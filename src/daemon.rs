@@ -207,6 +207,17 @@ impl Shared {
     }
 }
 
+/// Ends a supervised child so that its supervisor starts it afresh (same hub track).
+fn restart_child(name: &str, info: &SharedInfo) {
+    if let Some(pid) = info.lock().unwrap().pid {
+        info!("{name}: restarting pid {pid} on the camera's new timeline");
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
+
 /// Options that only the `demo` command sets.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -244,8 +255,11 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // The camera shares the source socket: a legacy GoPro streams back to its keep-alive's sender.
-    let (camera_status, camera_task) =
-        camera::spawn(&config, socket, source_stats.clone(), stop_rx.clone());
+    let camera::CameraTask {
+        status: camera_status,
+        resumed: mut camera_resumed,
+        task: camera_task,
+    } = camera::spawn(&config, socket, source_stats.clone(), stop_rx.clone());
     let mut demo_task = None;
     let demo_info = opts.demo.as_ref().map(|d| {
         let info: SharedInfo = Default::default();
@@ -297,6 +311,13 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            Ok(()) = camera_resumed.changed() => {
+                // New video after a stall starts a new timeline; restart the encoders on it.
+                restart_child(&format!("encoder #{}", active.generation), &active.info);
+                if let Some(p) = &pending {
+                    restart_child(&format!("encoder #{}", p.generation), &p.info);
+                }
+            }
             Some(event) = events.recv() => match event {
                 Event::Switched { from, to } => {
                     if let Some(new) = pending.take().filter(|p| p.generation == to) {
