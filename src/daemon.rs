@@ -1,6 +1,7 @@
 //! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
 
 use crate::adapt::{AdaptStatus, Controller};
+use crate::camera::{self, CameraStatus, SharedCamera};
 use crate::config::{AdaptMode, Config};
 use crate::demo::{self, DemoSource};
 use crate::encoder::Encoder;
@@ -56,6 +57,7 @@ pub struct Status {
     pub version: &'static str,
     pub uptime_s: f64,
     pub source: SourceStatus,
+    pub camera: CameraStatus,
     pub encoder: Option<EncoderStatus>,
     pub pending_encoder: Option<EncoderStatus>,
     pub hub: HubStats,
@@ -76,6 +78,7 @@ pub struct Shared {
     config: Mutex<Arc<Config>>,
     pub hub: Arc<Hub>,
     pub source: SharedStats,
+    pub camera: SharedCamera,
     pub encoders: Mutex<Encoders>,
     viewers: Mutex<BTreeMap<u64, ViewerStats>>,
     next_viewer: AtomicU64,
@@ -218,6 +221,7 @@ impl Shared {
             version: VERSION,
             uptime_s: self.started.elapsed().as_secs_f64(),
             source,
+            camera: self.camera.lock().unwrap().clone(),
             encoder,
             pending_encoder,
             hub: self.hub.stats(),
@@ -246,6 +250,17 @@ impl Shared {
                 format!("no encoded output yet (source {})", s.source.state),
             ),
         }
+    }
+}
+
+/// Ends a supervised child so that its supervisor starts it afresh (same hub track).
+fn restart_child(name: &str, info: &SharedInfo) {
+    if let Some(pid) = info.lock().unwrap().pid {
+        info!("{name}: restarting pid {pid} on the camera's new timeline");
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
@@ -285,12 +300,18 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let (input_tx, _) = broadcast::channel::<Bytes>(source::QUEUE_DATAGRAMS);
     let source_stats: SharedStats = Default::default();
     tokio::spawn(source::receive(
-        socket,
+        socket.clone(),
         input_tx.clone(),
         source_stats.clone(),
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The camera shares the source socket: a legacy GoPro streams back to its keep-alive's sender.
+    let camera::CameraTask {
+        status: camera_status,
+        resumed: mut camera_resumed,
+        task: camera_task,
+    } = camera::spawn(&config, socket, source_stats.clone(), stop_rx.clone());
     let mut demo_task = None;
     let demo_info = opts.demo.as_ref().map(|d| {
         let info: SharedInfo = Default::default();
@@ -308,6 +329,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         config: Mutex::new(config.clone()),
         hub: hub.clone(),
         source: source_stats,
+        camera: camera_status,
         encoders: Mutex::new(Encoders::default()),
         viewers: Mutex::new(BTreeMap::new()),
         next_viewer: AtomicU64::new(0),
@@ -349,6 +371,13 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            Ok(()) = camera_resumed.changed() => {
+                // New video after a stall starts a new timeline; restart the encoders on it.
+                restart_child(&format!("encoder #{}", active.generation), &active.info);
+                if let Some((p, _)) = &pending {
+                    restart_child(&format!("encoder #{}", p.generation), &p.info);
+                }
+            }
             Some(event) = events.recv() => match event {
                 Event::Switched { from, to } => {
                     if let Some((new, _)) = pending.take().filter(|(p, _)| p.generation == to) {
@@ -416,6 +445,8 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     if let Some(t) = demo_task {
         let _ = t.await;
     }
+    // Bounded by the camera's request timeout: it tells the camera to stop streaming.
+    let _ = camera_task.await;
     info!("stopped");
     0
 }

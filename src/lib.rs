@@ -2,10 +2,12 @@
 //! serves it to phones and adapts the quality to each viewer's link.
 //! See DESIGN.md (shared) and README.md for the picture.
 
+pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
+pub mod fake_gopro;
 pub mod http;
 pub mod relay;
 pub mod source;

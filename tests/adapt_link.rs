@@ -24,7 +24,11 @@ fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() 
     let adaptive = std::thread::spawn(|| capacity_drop(&temp_dir("capacity-adaptive"), "", ""));
     // The old way: one quality, and a viewer that is never skipped ahead.
     let fixed = std::thread::spawn(|| {
-        capacity_drop(&temp_dir("capacity-fixed"), "[adapt]\nmode = \"fixed\"\n", "viewer_max_lag_ms = 120000")
+        capacity_drop(
+            &temp_dir("capacity-fixed"),
+            "[adapt]\nmode = \"fixed\"\n",
+            "viewer_max_lag_ms = 120000",
+        )
     });
     let a = adaptive.join().unwrap();
     let f = fixed.join().unwrap();
@@ -32,12 +36,24 @@ fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() 
         "adaptive: reacted after {:?} s, {} switch(es), final rung {}, max lag {:.2} s, final lag {:.2} s",
         a.reaction_s, a.switches, a.final_rung, a.max_lag_s, a.end_lag_s
     );
-    println!("fixed:    max lag {:.2} s, final lag {:.2} s", f.max_lag_s, f.end_lag_s);
+    println!(
+        "fixed:    max lag {:.2} s, final lag {:.2} s",
+        f.max_lag_s, f.end_lag_s
+    );
     let reaction = a.reaction_s.expect("the rung dropped");
     assert!(reaction < 5.0, "reacted after {reaction:.1} s");
     assert!(a.final_rung >= 1, "on a rung that fits 600 kbit/s");
-    assert!(a.max_lag_s < 2.0, "adaptive lag stayed bounded: {:.2} s", a.max_lag_s);
-    assert!(f.end_lag_s > a.max_lag_s + 1.0, "fixed quality fell behind: {:.2} s vs {:.2} s", f.end_lag_s, a.max_lag_s);
+    assert!(
+        a.max_lag_s < 2.0,
+        "adaptive lag stayed bounded: {:.2} s",
+        a.max_lag_s
+    );
+    assert!(
+        f.end_lag_s > a.max_lag_s + 1.0,
+        "fixed quality fell behind: {:.2} s vs {:.2} s",
+        f.end_lag_s,
+        a.max_lag_s
+    );
 }
 
 #[test]
