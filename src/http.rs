@@ -5,13 +5,14 @@
 //! tune and measure.
 
 use crate::daemon::Shared;
+use crate::link::{read_tcp_info, LinkWindow, RelayView};
 use crate::ts::Continuity;
 use crate::{events, metrics};
 use log::{debug, info, warn};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -19,12 +20,17 @@ const MAX_REQUEST: usize = 8192;
 /// Connections allowed to be still sending their request at once; more are
 /// refused at once, so a flood of idle connections cannot use up descriptors.
 const MAX_PENDING_REQUESTS: usize = 256;
+/// A whole non-stream answer (the largest is the player script) must be written within this.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long, and how much, to read after answering an unfinished request.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
 /// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
-const WRITE_BATCH: usize = 64 * 1024;
+const WRITE_BATCH: usize = 16 * 1024;
 /// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
 /// can be skipped, and makes the kernel's unsent-bytes figure an honest signal.
 const SEND_BUFFER: libc::c_int = 128 * 1024;
-const NOTSENT_LOWAT: libc::c_int = 32 * 1024;
+const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 
 /// A parsed request line; headers are not needed by any route.
 #[derive(Debug, PartialEq, Eq)]
@@ -198,11 +204,13 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 &[],
             )
             .await;
+            linger(&mut sock).await;
             return;
         }
         Ok(Err(ParseError::Bad(why))) => {
             debug!("http: bad request from {peer}: {why}");
             let _ = respond(&shared, &mut sock, 400, "text/plain", b"bad request\n", &[]).await;
+            linger(&mut sock).await;
             return;
         }
         Ok(Err(ParseError::Incomplete)) | Err(_) => {
@@ -216,6 +224,7 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 &[],
             )
             .await;
+            linger(&mut sock).await;
             return;
         }
     };
@@ -252,6 +261,29 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 "text/plain",
                 format!("{why}\n").as_bytes(),
                 &[],
+            )
+            .await
+        }
+        "/rung" if req.method == "POST" => {
+            let (code, body) = shared.set_rung(req.query.as_deref().unwrap_or(""));
+            respond(
+                &shared,
+                &mut sock,
+                code,
+                "application/json",
+                body.as_bytes(),
+                &[],
+            )
+            .await
+        }
+        "/rung" => {
+            respond(
+                &shared,
+                &mut sock,
+                405,
+                "text/plain",
+                b"method not allowed\n",
+                &[("Allow", "POST")],
             )
             .await
         }
@@ -295,6 +327,8 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     };
     if let Err(e) = result {
         debug!("http: answering {peer} failed: {e}");
+    } else if !get {
+        linger(&mut sock).await; // a body we did not read may follow
     }
 }
 
@@ -339,9 +373,31 @@ pub(crate) async fn respond(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    sock.write_all(head.as_bytes()).await?;
-    sock.write_all(body).await?;
-    sock.shutdown().await
+    let write = async {
+        sock.write_all(head.as_bytes()).await?;
+        sock.write_all(body).await?;
+        sock.shutdown().await
+    };
+    tokio::time::timeout(RESPONSE_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// After an answer to a request we did not read in full: keep reading (and
+/// dropping) what the client still sends for a moment, so that closing does not
+/// reset the connection and destroy the answer before the client has read it.
+async fn linger(sock: &mut TcpStream) {
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 fn tune_viewer_socket(sock: &TcpStream) {
@@ -415,9 +471,13 @@ async fn serve_stream(
     let mut cursor = None;
     let mut continuity = Continuity::default();
     let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
+    let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, shared.clone());
     let why = loop {
         newest.mark_unchanged();
         let batch = hub.read(&mut cursor, max_lag, WRITE_BATCH);
+        if batch.skipped {
+            link.skips += 1;
+        }
         if batch.chunks.is_empty() {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.
             let mut probe = [0u8; 256];
@@ -427,7 +487,10 @@ async fn serve_stream(
                     Ok(0) | Err(_) => break "closed by the viewer",
                     Ok(_) => continue, // players may send nothing; ignore anything they do
                 },
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = link.ticker.tick() => {
+                    link.sample(hub.age_at(cursor));
+                    continue;
+                }
             }
         }
         buf.clear();
@@ -438,20 +501,24 @@ async fn serve_stream(
             buf.extend_from_slice(&chunk.data);
         }
         continuity.rewrite(&mut buf);
-        let started = Instant::now();
-        match tokio::time::timeout(stall, sock.write_all(&buf)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break "closed by the viewer",
-            Err(_) => break "stalled: it accepted no data for the stall timeout",
+        let oldest = batch.chunks[0].at;
+        let write = sock.write_all(&buf);
+        tokio::pin!(write);
+        let deadline = tokio::time::sleep(stall);
+        tokio::pin!(deadline);
+        // Keep measuring while a slow link drains the batch.
+        let written = loop {
+            tokio::select! {
+                r = &mut write => break r.map_err(|_| "closed by the viewer"),
+                _ = link.ticker.tick() => link.sample(oldest.elapsed()),
+                _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
+            }
+        };
+        if let Err(why) = written {
+            break why;
         }
         shared.counters.sent(buf.len(), batch.skipped);
-        shared.viewer_progress(
-            viewer,
-            buf.len(),
-            batch.skipped,
-            batch.lag,
-            started.elapsed(),
-        );
+        shared.viewer_progress(viewer, buf.len(), batch.skipped, batch.lag);
         if batch.skipped {
             debug!(
                 "viewer {viewer} was {} ms behind; skipped to the newest keyframe",
@@ -464,6 +531,44 @@ async fn serve_stream(
         shared.web.stream_ended(t, peer);
     }
     shared.remove_viewer(viewer);
+}
+
+/// Samples one viewer's link on a timer and reports it.
+struct ViewerLink {
+    fd: std::os::fd::RawFd,
+    viewer: u64,
+    shared: Arc<Shared>,
+    window: LinkWindow,
+    ticker: tokio::time::Interval,
+    skips: u64,
+}
+
+impl ViewerLink {
+    fn new(fd: std::os::fd::RawFd, viewer: u64, shared: Arc<Shared>) -> Self {
+        let every = Duration::from_millis(shared.config().adapt.sample_interval_ms);
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ViewerLink {
+            fd,
+            viewer,
+            shared,
+            window: LinkWindow::new(1.0),
+            ticker,
+            skips: 0,
+        }
+    }
+
+    fn sample(&mut self, lag: Duration) {
+        let Ok(tcp) = read_tcp_info(self.fd) else {
+            return;
+        };
+        let relay = RelayView {
+            lag_ms: lag.as_millis() as u64,
+            skips: self.skips,
+        };
+        let s = self.window.add(self.shared.clock(), tcp, relay);
+        self.shared.viewer_link(self.viewer, s);
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! serves it to phones and adapts the quality to each viewer's link.
 //! See DESIGN.md (shared) and README.md for the picture.
 
+pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
 pub mod events;
+pub mod fake_gopro;
 pub mod http;
 pub mod metrics;
 pub mod relay;
@@ -15,3 +17,5 @@ pub mod supervise;
 pub mod ts;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod adapt;
+pub mod link;

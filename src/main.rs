@@ -1,8 +1,9 @@
-//! Command line: `run`, `demo`, `check-config`.
+//! Command line: `run`, `demo`, `check-config`, `fake-gopro`.
 
 use livestreamd::config::{self, Config};
 use livestreamd::daemon::{self, RunOptions};
 use livestreamd::demo::DemoSource;
+use livestreamd::fake_gopro;
 use livestreamd::VERSION;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,10 @@ usage:
   livestreamd demo [--config FILE] [--size WxH] [--fps N]
                                            run the daemon on a simulated GoPro (ffmpeg test pattern)
   livestreamd check-config FILE            validate FILE and print the effective config
+  livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
+                        [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
+                        [--size WxH] [--fps N] [--ffmpeg PATH]
+                                           emulate a GoPro for tests (see docs/CAMERA.md)
   livestreamd --version | --help
 
 exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
@@ -27,6 +32,7 @@ enum Command {
         demo: Option<DemoSource>,
     },
     CheckConfig(PathBuf),
+    FakeGoPro(fake_gopro::Options),
     Version,
     Help,
 }
@@ -42,6 +48,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 return Err(format!("unexpected argument `{extra}`"));
             }
             return Ok(Command::CheckConfig(PathBuf::from(file)));
+        }
+        Some("fake-gopro") => {
+            let rest: Vec<String> = it.cloned().collect();
+            return fake_gopro::parse_args(&rest).map(Command::FakeGoPro);
         }
         Some(c @ ("run" | "demo")) => c,
         Some(other) => return Err(format!("unknown command `{other}`")),
@@ -111,6 +121,19 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("livestreamd {VERSION}");
             ExitCode::SUCCESS
+        }
+        Command::FakeGoPro(opts) => {
+            init_logging(log::LevelFilter::Info);
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => ExitCode::from(rt.block_on(fake_gopro::run(opts)) as u8),
+                Err(e) => {
+                    eprintln!("livestreamd: cannot start the runtime: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::CheckConfig(path) => match load_or_exit(&path) {
             Ok(cfg) => {
@@ -199,6 +222,14 @@ mod tests {
     }
 
     #[test]
+    fn fake_gopro_parses() {
+        match parse("fake-gopro --kind open-gopro --http 127.0.0.1:18080 --record r.jsonl") {
+            Ok(Command::FakeGoPro(o)) => assert_eq!(o.http.port(), 18080),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn bad_usage_is_refused() {
         assert!(parse("check-config").is_err());
         assert!(parse("run --size 1x1")
@@ -206,6 +237,9 @@ mod tests {
             .contains("unexpected argument"));
         assert!(parse("demo --size 640").unwrap_err().contains("WxH"));
         assert!(parse("fly").unwrap_err().contains("unknown command"));
+        assert!(parse("fake-gopro --kind legacy")
+            .unwrap_err()
+            .contains("--http"));
         assert!(parse("run --config").unwrap_err().contains("needs a value"));
     }
 }

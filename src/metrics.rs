@@ -10,7 +10,6 @@
 
 use crate::daemon::Status;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -152,6 +151,15 @@ fn escape_help(v: &str) -> String {
 
 /// The source states, each exported as its own series (1 for the current one).
 const SOURCE_STATES: [&str; 3] = ["waiting", "live", "stalled"];
+/// The camera states, likewise.
+const CAMERA_STATES: [&str; 6] = [
+    "waiting",
+    "starting",
+    "live",
+    "stalled",
+    "unreachable",
+    "stopped",
+];
 
 /// Renders every figure of `status` in the Prometheus text format.
 pub fn render(status: &Status) -> String {
@@ -208,6 +216,49 @@ pub fn render(status: &Status) -> String {
             "Seconds since the last datagram from the camera.",
             age as f64 / 1000.0,
         );
+    }
+
+    // The camera, as the camera module drives it.
+    let cam = &status.camera;
+    o.family(
+        "livestreamd_camera_state",
+        "gauge",
+        "1 for the camera's current state (waiting, starting, live, stalled, unreachable, stopped), else 0; kind is udp, gopro-legacy or open-gopro.",
+    );
+    let mut states: Vec<&str> = CAMERA_STATES.to_vec();
+    if !states.contains(&cam.state) {
+        states.push(cam.state);
+    }
+    for st in states {
+        o.sample(
+            "livestreamd_camera_state",
+            &[("kind", cam.kind), ("state", st)],
+            f64::from(u8::from(cam.state == st)),
+        );
+    }
+    for (name, help, n) in [
+        (
+            "livestreamd_camera_requests_total",
+            "HTTP requests sent to the camera (start, keep-alive, stop).",
+            cam.requests,
+        ),
+        (
+            "livestreamd_camera_start_requests_total",
+            "Start commands sent to the camera.",
+            cam.start_requests,
+        ),
+        (
+            "livestreamd_camera_failures_total",
+            "Camera requests that failed (no connection, timeout, error status).",
+            cam.failures,
+        ),
+        (
+            "livestreamd_camera_keepalives_total",
+            "Keep-alives sent to the camera.",
+            cam.keepalives,
+        ),
+    ] {
+        o.single(name, "counter", help, n as f64);
     }
 
     // The encoder and its rung.
@@ -276,6 +327,27 @@ pub fn render(status: &Status) -> String {
         "gauge",
         "1 while a new encoder is starting for a rung switch.",
         f64::from(u8::from(status.pending_encoder.is_some())),
+    );
+
+    // The controller.
+    let a = &status.adapt;
+    o.single(
+        "livestreamd_adapt_target_rung",
+        "gauge",
+        "The rung the controller wants: the one being switched to, else the current one.",
+        a.switching_to.unwrap_or(a.rung) as f64,
+    );
+    o.single(
+        "livestreamd_adapt_manual",
+        "gauge",
+        "1 while the rung is pinned by hand (POST /rung), 0 while the controller chooses.",
+        f64::from(u8::from(a.pinned.is_some())),
+    );
+    o.single(
+        "livestreamd_adapt_up_backoff",
+        "gauge",
+        "Factor on the clean period the controller waits for before climbing (grows after failed climbs).",
+        a.up_backoff,
     );
 
     // The hub.
@@ -413,89 +485,64 @@ pub fn render(status: &Status) -> String {
         }
     }
 
-    // Link figures, when the link monitor provides them: each viewer's `link`
-    // object is read field by field, so new figures appear without a change here.
-    type Samples = Vec<(String, f64)>;
-    let mut links: BTreeMap<String, (&'static str, Samples)> = BTreeMap::new();
-    for (v, id) in status.viewers.iter().zip(&ids) {
-        let viewer = serde_json::to_value(v).unwrap_or(Value::Null);
-        for (name, kind, x) in link_samples(&viewer) {
-            links
-                .entry(name)
-                .or_insert_with(|| (kind, Vec::new()))
-                .1
-                .push((id.clone(), x));
-        }
-    }
-    for (name, (kind, samples)) in &links {
-        o.family(
-            name,
-            kind,
-            "Link figure of this viewer's connection, from the link monitor.",
-        );
-        for (id, x) in samples {
-            o.sample(name, &[("viewer", id)], *x);
+    // Link figures, for the viewers the link monitor has sampled.
+    type Link = fn(&crate::link::LinkSample) -> f64;
+    let link: [(&str, &str, Link); 6] = [
+        (
+            "livestreamd_viewer_link_rtt_seconds",
+            "Smoothed round-trip time of this viewer's TCP connection (TCP_INFO).",
+            |l| l.rtt_ms / 1000.0,
+        ),
+        (
+            "livestreamd_viewer_link_rttvar_seconds",
+            "Round-trip time variation of this viewer's TCP connection.",
+            |l| l.rttvar_ms / 1000.0,
+        ),
+        (
+            "livestreamd_viewer_link_loss_ratio",
+            "Retransmitted share of the bytes sent to this viewer over the last window (0-1).",
+            |l| l.loss_pct / 100.0,
+        ),
+        (
+            "livestreamd_viewer_link_throughput_bits_per_second",
+            "Bytes this viewer acknowledged per second over the last window, in bits per second.",
+            |l| l.throughput_kbps * 1000.0,
+        ),
+        (
+            "livestreamd_viewer_link_delivery_rate_bits_per_second",
+            "The kernel's highest delivery rate sample that was not limited by the sender, in bits per second; 0 when the link had room to spare.",
+            |l| l.delivery_kbps * 1000.0,
+        ),
+        (
+            "livestreamd_viewer_link_notsent_bytes",
+            "Bytes in this viewer's socket not yet sent.",
+            |l| f64::from(l.notsent_bytes),
+        ),
+    ];
+    let sampled: Vec<_> = status
+        .viewers
+        .iter()
+        .zip(&ids)
+        .filter_map(|(v, id)| Some((v.link.as_ref()?, id)))
+        .collect();
+    if !sampled.is_empty() {
+        for (name, help, get) in link {
+            o.family(name, "gauge", help);
+            for (l, id) in &sampled {
+                o.sample(name, &[("viewer", id)], get(l));
+            }
         }
     }
     o.text
 }
 
-/// The numeric fields of a viewer's `link` object (its JSON form) as
-/// (metric name, type, value in base units); nothing when there is no `link`.
-pub fn link_samples(viewer: &Value) -> Vec<(String, &'static str, f64)> {
-    let Some(Value::Object(link)) = viewer.get("link") else {
-        return Vec::new();
-    };
-    link.iter()
-        .filter_map(|(key, value)| {
-            let x = value.as_f64()?;
-            let (name, scale, kind) = link_metric(key)?;
-            Some((name, kind, x * scale))
-        })
-        .collect()
-}
-
-/// Maps a field of a viewer's `link` object to a metric name in base units, the
-/// factor to get there and the metric type; None for names that cannot be made valid.
-pub fn link_metric(key: &str) -> Option<(String, f64, &'static str)> {
-    if key.is_empty()
-        || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        || key.starts_with(|c: char| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let conversions: [(&str, &str, f64); 9] = [
-        ("_us", "_seconds", 1e-6),
-        ("_ms", "_seconds", 1e-3),
-        ("_s", "_seconds", 1.0),
-        ("_kbps", "_bits_per_second", 1e3),
-        ("_mbps", "_bits_per_second", 1e6),
-        ("_bps", "_bits_per_second", 1.0),
-        ("_bytes_per_s", "_bytes_per_second", 1.0),
-        ("_bytes_per_sec", "_bytes_per_second", 1.0),
-        ("_bytes", "_bytes", 1.0),
-    ];
-    let lower = key.to_ascii_lowercase();
-    let (base, unit, scale) = conversions
-        .iter()
-        .find_map(|(from, to, scale)| lower.strip_suffix(from).map(|b| (b, *to, *scale)))
-        .unwrap_or((&lower, "", 1.0));
-    let (base, kind) = match base.strip_suffix("_total") {
-        Some(b) => (b, "counter"),
-        None => (base, "gauge"),
-    };
-    let suffix = if kind == "counter" { "_total" } else { "" };
-    Some((
-        format!("livestreamd_viewer_link_{base}{unit}{suffix}"),
-        scale,
-        kind,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapt::AdaptStatus;
+    use crate::camera::CameraStatus;
     use crate::daemon::{EncoderStatus, ViewerStats};
+    use crate::link::LinkSample;
     use crate::relay::HubStats;
     use crate::source::SourceStatus;
     use std::time::Instant;
@@ -519,6 +566,30 @@ mod tests {
                 bytes: 13160,
                 last_packet_age_ms: Some(20),
                 sender: Some("10.5.5.9:5000".into()),
+            },
+            camera: CameraStatus {
+                kind: "gopro-legacy",
+                state: "live",
+                address: Some("http://10.5.5.9".into()),
+                last_error: None,
+                last_ok_unix: None,
+                requests: 5,
+                start_requests: 1,
+                failures: 2,
+                keepalives: 40,
+                stalled_since: None,
+                next_retry_s: None,
+                reachable: true,
+            },
+            adapt: AdaptStatus {
+                mode: "auto",
+                rung: 1,
+                switching_to: Some(2),
+                pinned: None,
+                policy: Default::default(),
+                switches: 1,
+                up_backoff: 2.0,
+                last_reason: None,
             },
             encoder: Some(EncoderStatus {
                 generation: 2,
@@ -552,6 +623,17 @@ mod tests {
                 bytes_sent: 1000,
                 skips: 1,
                 lag_ms: 40,
+                link: Some(LinkSample {
+                    t: 100.0,
+                    rtt_ms: 25.0,
+                    rttvar_ms: 5.0,
+                    loss_pct: 1.5,
+                    throughput_kbps: 1400.0,
+                    delivery_kbps: 3000.0,
+                    notsent_bytes: 1200,
+                    lag_ms: 40,
+                    skips: 0,
+                }),
             }],
             http: counters.snapshot(16),
         }
@@ -593,6 +675,21 @@ mod tests {
             "livestreamd_viewer_skips_total{viewer=\"7\"} 1",
             "livestreamd_viewer_lag_seconds{viewer=\"7\"} 0.04",
             "livestreamd_viewer_connected_seconds{viewer=\"7\"} 3.25",
+            "livestreamd_camera_state{kind=\"gopro-legacy\",state=\"live\"} 1",
+            "livestreamd_camera_state{kind=\"gopro-legacy\",state=\"stalled\"} 0",
+            "livestreamd_camera_requests_total 5",
+            "livestreamd_camera_start_requests_total 1",
+            "livestreamd_camera_failures_total 2",
+            "livestreamd_camera_keepalives_total 40",
+            "livestreamd_adapt_target_rung 2",
+            "livestreamd_adapt_manual 0",
+            "livestreamd_adapt_up_backoff 2",
+            "livestreamd_viewer_link_rtt_seconds{viewer=\"7\"} 0.025",
+            "livestreamd_viewer_link_rttvar_seconds{viewer=\"7\"} 0.005",
+            "livestreamd_viewer_link_loss_ratio{viewer=\"7\"} 0.015",
+            "livestreamd_viewer_link_throughput_bits_per_second{viewer=\"7\"} 1400000",
+            "livestreamd_viewer_link_delivery_rate_bits_per_second{viewer=\"7\"} 3000000",
+            "livestreamd_viewer_link_notsent_bytes{viewer=\"7\"} 1200",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -631,77 +728,15 @@ mod tests {
         let mut s = sample_status();
         s.viewers.clear();
         s.encoder = None;
+        s.camera.state = "rebooting";
         let text = render(&s);
         assert!(!text.contains("livestreamd_viewer_"));
         assert!(!text.contains("livestreamd_encoder_rung"));
         assert!(text.contains("livestreamd_viewers 0\n"));
-    }
-
-    #[test]
-    fn link_fields_become_metrics_in_base_units() {
-        assert_eq!(
-            link_metric("rtt_ms"),
-            Some(("livestreamd_viewer_link_rtt_seconds".into(), 1e-3, "gauge"))
+        assert!(
+            text.contains("livestreamd_camera_state{kind=\"gopro-legacy\",state=\"rebooting\"} 1"),
+            "an unknown state still shows"
         );
-        assert_eq!(
-            link_metric("rttvar_us").unwrap().0,
-            "livestreamd_viewer_link_rttvar_seconds"
-        );
-        assert_eq!(
-            link_metric("delivery_rate_bps"),
-            Some((
-                "livestreamd_viewer_link_delivery_rate_bits_per_second".into(),
-                1.0,
-                "gauge"
-            ))
-        );
-        assert_eq!(
-            link_metric("delivery_rate_kbps").unwrap().1,
-            1e3,
-            "kilobits to bits"
-        );
-        assert_eq!(
-            link_metric("retransmits_total"),
-            Some((
-                "livestreamd_viewer_link_retransmits_total".into(),
-                1.0,
-                "counter"
-            ))
-        );
-        assert_eq!(
-            link_metric("unsent_bytes").unwrap().0,
-            "livestreamd_viewer_link_unsent_bytes"
-        );
-        assert_eq!(link_metric("bad-name"), None);
-        assert_eq!(link_metric("9lives"), None);
-    }
-
-    #[test]
-    fn a_link_object_is_read_field_by_field() {
-        let viewer = serde_json::json!({
-            "id": 3,
-            "link": {"rtt_ms": 25.0, "delivery_rate_bps": 2_000_000, "state": "ok", "retransmits_total": 4}
-        });
-        let mut got = link_samples(&viewer);
-        got.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(
-            got,
-            vec![
-                (
-                    "livestreamd_viewer_link_delivery_rate_bits_per_second".into(),
-                    "gauge",
-                    2e6
-                ),
-                (
-                    "livestreamd_viewer_link_retransmits_total".into(),
-                    "counter",
-                    4.0
-                ),
-                ("livestreamd_viewer_link_rtt_seconds".into(), "gauge", 0.025),
-            ]
-        );
-        assert!(link_samples(&serde_json::json!({"id": 3})).is_empty());
-        assert!(link_samples(&serde_json::json!({"link": null})).is_empty());
     }
 
     #[test]

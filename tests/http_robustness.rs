@@ -171,7 +171,7 @@ fn watch(s: &mut std::net::TcpStream, dur: Duration) -> (usize, Duration) {
 fn misbehaving_clients_do_not_stall_the_stream() {
     let d = Daemon::start(
         "no-stall",
-        "max_viewers = 4\nrequest_timeout_s = 2.0\nviewer_stall_timeout_s = 3.0",
+        "max_viewers = 4\nrequest_timeout_s = 5.0\nviewer_stall_timeout_s = 5.0",
     );
     let (code, mut good, _) = d.open_stream();
     assert_eq!(code, 200);
@@ -199,16 +199,20 @@ fn misbehaving_clients_do_not_stall_the_stream() {
     let (bytes, gap) = watch(&mut good, Duration::from_secs(6));
     // 400 kbit/s is 50 kB/s; allow for the encoder's own burstiness.
     assert!(bytes > 100_000, "only {bytes} bytes in 6 s");
+    // A client holding the server up would show as a gap of a whole timeout
+    // (5 s); allow for a loaded machine's jitter well below that.
+    eprintln!("good viewer: {bytes} bytes in 6 s, longest gap {gap:?} (before: {base_gap:?})");
     assert!(
-        gap < Duration::from_millis(1500),
+        gap < Duration::from_millis(2500),
         "a gap of {gap:?} in the stream (it was {base_gap:?} before)"
     );
     // The frozen viewer is dropped once its socket buffers are full and the
     // stall timeout has passed, which frees its place.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let status = d.get("/status").text();
-        let viewers = status.matches("\"address\"").count();
+        let parsed: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let viewers = parsed["viewers"].as_array().unwrap().len();
         if viewers == 1 {
             break;
         }
@@ -218,7 +222,11 @@ fn misbehaving_clients_do_not_stall_the_stream() {
         );
         let _ = watch(&mut good, Duration::from_millis(500));
     }
-    assert!(d.log().contains("stalled"), "the log says why it left");
+    assert!(
+        d.log().contains("stalled"),
+        "the log says why it left:\n{}",
+        d.log()
+    );
     drop(frozen);
     drop(sse);
     drop(idle);

@@ -53,6 +53,29 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
     ("livestreamd_viewer_skips_total", SampleType::Counter),
     ("livestreamd_viewer_lag_seconds", SampleType::Gauge),
     ("livestreamd_viewer_connected_seconds", SampleType::Gauge),
+    ("livestreamd_camera_state", SampleType::Gauge),
+    ("livestreamd_camera_requests_total", SampleType::Counter),
+    (
+        "livestreamd_camera_start_requests_total",
+        SampleType::Counter,
+    ),
+    ("livestreamd_camera_failures_total", SampleType::Counter),
+    ("livestreamd_camera_keepalives_total", SampleType::Counter),
+    ("livestreamd_adapt_target_rung", SampleType::Gauge),
+    ("livestreamd_adapt_manual", SampleType::Gauge),
+    ("livestreamd_adapt_up_backoff", SampleType::Gauge),
+    ("livestreamd_viewer_link_rtt_seconds", SampleType::Gauge),
+    ("livestreamd_viewer_link_rttvar_seconds", SampleType::Gauge),
+    ("livestreamd_viewer_link_loss_ratio", SampleType::Gauge),
+    (
+        "livestreamd_viewer_link_throughput_bits_per_second",
+        SampleType::Gauge,
+    ),
+    (
+        "livestreamd_viewer_link_delivery_rate_bits_per_second",
+        SampleType::Gauge,
+    ),
+    ("livestreamd_viewer_link_notsent_bytes", SampleType::Gauge),
 ];
 
 fn value(v: &Value) -> f64 {
@@ -75,7 +98,17 @@ fn metrics_parse_and_carry_the_documented_names() {
     }
     assert_eq!(d.get("/no-such-thing").code, 404);
 
-    let r = d.get("/metrics");
+    // The link monitor samples the viewer a few times a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let r = loop {
+        let r = d.get("/metrics");
+        if r.text().contains("livestreamd_viewer_link_rtt_seconds{")
+            || std::time::Instant::now() > deadline
+        {
+            break r;
+        }
+        let _ = viewer.read(&mut buf).unwrap();
+    };
     assert_eq!(r.code, 200);
     assert_eq!(
         r.header("Content-Type"),
@@ -163,5 +196,11 @@ fn metrics_parse_and_carry_the_documented_names() {
     let id = series.labels.get("viewer").expect("a viewer label");
     assert!(id.parse::<u64>().is_ok(), "viewer=\"{id}\"");
     assert!(value(&series.value) >= 50_000.0);
+    let rtt = one("livestreamd_viewer_link_rtt_seconds", Some(("viewer", id)));
+    assert!(rtt > 0.0 && rtt < 0.5, "loopback rtt {rtt} s");
+    assert_eq!(
+        one("livestreamd_camera_state", Some(("state", "live"))),
+        1.0
+    );
     drop(viewer);
 }

@@ -154,7 +154,7 @@
   let me = null; // address of our /stream.ts connection
   let camera = null;
   let prevOwn = null; // {t, bytes} for our receive rate
-  const series = { rtt: [], rx: [], link: [], bitrate: [], rung: [] };
+  const series = { rtt: [], rx: [], link: [], capacity: [], bitrate: [], rung: [] };
 
   function connectEvents() {
     if (es) es.close();
@@ -214,25 +214,7 @@
     set('f-rung', e.rung + of + pending, e.rung === 0 ? 'ok' : 'warn');
   }
 
-  // Link figures: the link monitor's field names are read by pattern, with
-  // the unit taken from the suffix, so the page follows whatever it reports.
-  function pick(link, re, skip) {
-    for (const k of Object.keys(link || {})) {
-      if (re.test(k) && !(skip && skip.test(k)) && typeof link[k] === 'number') return [k, link[k]];
-    }
-    return null;
-  }
-  function toMs(k, v) {
-    if (/_us$/.test(k)) return v / 1000;
-    if (/_s$/.test(k)) return v * 1000;
-    return v;
-  }
-  function toBps(k, v) {
-    if (/_kbps$/.test(k)) return v * 1e3;
-    if (/_mbps$/.test(k)) return v * 1e6;
-    if (/bytes/.test(k)) return v * 8;
-    return v;
-  }
+  const num = (x) => typeof x === 'number' && isFinite(x);
 
   function onStatus(s) {
     const t = s.t || Date.now();
@@ -241,21 +223,27 @@
     if (e) push(series.bitrate, t, e.bitrate_kbps / 1000);
     if (e && !series.rung.length) push(series.rung, t, e.rung);
 
-    // Camera / source.
-    const cam = s.camera || (camera && camera.camera);
+    // Camera and source: the camera's own state when the daemon drives one,
+    // else the source's (video arriving or not).
+    const cam = s.camera || (camera && camera.camera) || null;
     const src = s.source || {};
-    let text = src.state || '–';
-    let cls = src.state === 'live' ? 'ok' : src.state === 'stalled' ? 'bad' : 'warn';
-    if (src.state === 'stalled' && src.last_packet_age_ms) text = 'lost ' + Math.round(src.last_packet_age_ms / 1000) + ' s ago';
-    if (cam && typeof cam === 'object') {
-      const st = cam.state || cam.status || cam.mode;
-      if (st) text = String(st) + (src.state && src.state !== 'live' ? ' · ' + src.state : '');
+    const state = (cam && cam.state) || src.state || '–';
+    let text = state;
+    if (state === 'stalled' || src.state === 'stalled') {
+      const since = cam && num(cam.stalled_since) ? Date.now() / 1000 - cam.stalled_since : src.last_packet_age_ms / 1000;
+      text = 'lost ' + (num(since) ? Math.max(0, Math.round(since)) + ' s ago' : '');
+    } else if (cam && cam.state && src.state && src.state !== 'live' && cam.state !== src.state) {
+      text = cam.state + ' · ' + src.state;
     }
+    const cls = state === 'live' ? 'ok' : /stalled|unreachable|stopped/.test(state) ? 'bad' : 'warn';
     set('f-camera', text, cls);
+    const k = cam && cam.kind && cam.kind !== 'udp' ? 'Camera · ' + cam.kind : 'Camera';
+    if ($('k-camera').textContent !== k) $('k-camera').textContent = k;
     set('f-viewers', String((s.viewers || []).length) + (s.http && s.http.max_viewers ? ' / ' + s.http.max_viewers : ''));
 
-    // Our own viewer entry.
+    // Our own viewer entry and its link figures (TCP_INFO, last second).
     const own = (s.viewers || []).find((v) => v.address === me);
+    const extra = [];
     if (own) {
       if (prevOwn && t > prevOwn.t && own.bytes_sent >= prevOwn.bytes) {
         const bps = ((own.bytes_sent - prevOwn.bytes) * 8 * 1000) / (t - prevOwn.t);
@@ -263,32 +251,36 @@
         push(series.rx, t, bps / 1e6);
       }
       prevOwn = { t, bytes: own.bytes_sent };
-      const link = own.link;
-      const rtt = pick(link, /rtt/i, /var|min|max/i);
-      const loss = pick(link, /loss|retrans/i);
-      const rate = pick(link, /deliver|throughput|goodput|rate/i, /retrans|loss/i);
-      if (rtt) {
-        const ms = toMs(rtt[0], rtt[1]);
-        set('f-rtt', ms.toFixed(ms < 10 ? 1 : 0) + ' ms', ms < 100 ? 'ok' : ms < 300 ? 'warn' : 'bad');
+      const l = own.link;
+      if (l && num(l.rtt_ms)) {
+        const ms = l.rtt_ms;
+        set('f-rtt', (ms < 10 ? ms.toFixed(1) : ms.toFixed(0)) + (num(l.rttvar_ms) ? ' ±' + l.rttvar_ms.toFixed(ms < 10 ? 1 : 0) : '') + ' ms',
+          ms < 100 ? 'ok' : ms < 300 ? 'warn' : 'bad');
         push(series.rtt, t, ms);
-      } else set('f-rtt', link ? '–' : 'n/a');
-      if (loss) {
-        const pct = /loss/i.test(loss[0]) && loss[1] <= 1 && !/total|count|packets/i.test(loss[0]);
-        set('f-loss', pct ? (loss[1] * 100).toFixed(1) + ' %' : String(loss[1]), loss[1] > 0 ? 'warn' : 'ok');
-        const name = loss[0].replace(/_(total|count|pct|percent)$/i, '').replace(/_/g, ' ');
-        const k = 'Loss · ' + name;
-        if ($('k-loss').textContent !== k) $('k-loss').textContent = k;
-      } else set('f-loss', link ? '–' : 'n/a');
-      if (rate) {
-        const bps = toBps(rate[0], rate[1]);
-        set('f-rate', mbit(bps));
-        push(series.link, t, bps / 1e6);
-      } else set('f-rate', link ? '–' : 'n/a');
-      const extra = link ? Object.keys(link).filter((k) => typeof link[k] === 'number').map((k) => k + ' ' + link[k]).join(' · ') : '';
-      $('f-link-extra').textContent = extra ? 'link: ' + extra + (own.skips ? ' · skips ' + own.skips : '') : own.skips ? 'skips ' + own.skips : '';
+      } else set('f-rtt', '–');
+      if (l && num(l.loss_pct)) {
+        set('f-loss', l.loss_pct.toFixed(1) + ' %', l.loss_pct < 1 ? 'ok' : l.loss_pct < 5 ? 'warn' : 'bad');
+      } else set('f-loss', '–');
+      if (l && num(l.throughput_kbps)) {
+        set('f-rate', mbit(l.throughput_kbps * 1000));
+        push(series.link, t, l.throughput_kbps / 1000);
+      } else set('f-rate', '–');
+      if (l && num(l.delivery_kbps) && l.delivery_kbps > 0) {
+        push(series.capacity, t, l.delivery_kbps / 1000);
+        extra.push('capacity ' + mbit(l.delivery_kbps * 1000));
+      }
+      if (l && num(l.notsent_bytes)) extra.push('unsent ' + Math.round(l.notsent_bytes / 1024) + ' KiB');
+      if (num(own.lag_ms)) extra.push('server lag ' + own.lag_ms + ' ms');
+      if (own.skips) extra.push('skips ' + own.skips);
     } else {
       set('f-rx', '–');
     }
+    const a = s.adapt;
+    if (a) {
+      extra.push('quality: ' + (a.mode || 'auto') + (num(a.switching_to) ? ' → rung ' + a.switching_to : ''));
+      if (a.last_reason) extra.push('last change: ' + a.last_reason);
+    }
+    $('f-link-extra').textContent = extra.join(' · ');
     const lat = latency();
     set('f-latency', lat === null ? '–' : lat.toFixed(2) + ' s', lat === null ? '' : lat < 1 ? 'ok' : lat < 1.5 ? 'warn' : 'bad');
     draw();
@@ -360,6 +352,7 @@
     chart($('g-rate'), [
       { points: series.rx, color: '#34c759' },
       { points: series.link, color: '#5ac8fa' },
+      { points: series.capacity, color: '#bf5af2' },
       { points: series.bitrate, color: '#ffcc00', dash: true, step: true },
     ], {});
     const n = Math.max(ladder.length, 1);

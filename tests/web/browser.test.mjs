@@ -256,6 +256,9 @@ test('the page plays the live stream and stays within 1.5 s of live', { timeout:
     rung: document.getElementById('f-rung').textContent,
     camera: document.getElementById('f-camera').textContent,
     rx: document.getElementById('f-rx').textContent,
+    rtt: document.getElementById('f-rtt').textContent,
+    loss: document.getElementById('f-loss').textContent,
+    acked: document.getElementById('f-rate').textContent,
     viewers: document.getElementById('f-viewers').textContent,
   }));
   console.log('page figures:', JSON.stringify(figures));
@@ -263,6 +266,9 @@ test('the page plays the live stream and stays within 1.5 s of live', { timeout:
   assert.equal(figures.rung, '0 of 2');
   assert.equal(figures.camera, 'live');
   assert.match(figures.rx, /Mbit\/s/, 'the page found its own viewer entry');
+  assert.match(figures.rtt, / ms$/, 'the link monitor\'s RTT is shown');
+  assert.match(figures.loss, / %$/);
+  assert.match(figures.acked, /Mbit\/s/);
 
   const phone = await page.screenshot();
   fs.writeFileSync(path.join(ARTIFACTS, 'phone.png'), phone);
@@ -326,7 +332,9 @@ test('the page shows link figures when the server reports them', { timeout: 6000
     pending_encoder: null,
     http: { max_viewers: 4 },
     viewers: [{ id: 9, address, bytes_sent: bytes, skips: 2, lag_ms: 30,
-      link: { rtt_ms: 42.5, rttvar_ms: 3, retransmits_total: 3, delivery_rate_bps: 5000000 } }],
+      link: { t: 12.5, rtt_ms: 42.5, rttvar_ms: 3, loss_pct: 2.5, throughput_kbps: 1450, delivery_kbps: 5000, notsent_bytes: 4096, lag_ms: 30, skips: 0 } }],
+    camera: { kind: 'open-gopro', state: 'live', stalled_since: null },
+    adapt: { mode: 'auto', rung: 1, switching_to: null, pinned: null, last_reason: 'loss 6.0 % above 5 % for 1.0 s' },
   });
   const frame = (event, data) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
   await p.route('**/events*', (route) => route.fulfill({
@@ -346,14 +354,16 @@ test('the page shows link figures when the server reports them', { timeout: 6000
     return { ...f, ok: f['f-rtt'] !== '–' && f['f-rx'] !== '–' };
   }, 10000);
   console.log('page figures with a link object:', JSON.stringify(figures));
-  assert.equal(figures['f-rtt'], '43 ms');
-  assert.equal(figures['f-rate'], '5.00 Mbit/s');
+  assert.equal(figures['f-rtt'], '43 ±3 ms');
+  assert.equal(figures['f-rate'], '1.45 Mbit/s');
   assert.equal(figures['f-rx'], '1.00 Mbit/s', '125000 bytes in 1 s');
-  assert.equal(figures['f-loss'], '3');
-  assert.equal(await p.textContent('#k-loss'), 'Loss · retransmits');
+  assert.equal(figures['f-loss'], '2.5 %');
   assert.equal(figures['f-rung'], '1 of 2');
   assert.equal(figures['f-res'], '426×240');
-  assert.match(figures['f-link-extra'], /rtt_ms 42.5/);
+  assert.equal(figures['f-camera'], 'live');
+  assert.equal(await p.textContent('#k-camera'), 'Camera · open-gopro');
+  assert.match(figures['f-link-extra'], /capacity 5\.00 Mbit\/s/);
+  assert.match(figures['f-link-extra'], /last change: loss 6\.0 %/);
   fs.writeFileSync(path.join(ARTIFACTS, 'web-link.png'), await p.screenshot());
   await p.close();
 });

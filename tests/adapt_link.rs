@@ -1,0 +1,224 @@
+//! Adaptive quality on an emulated bad Wi-Fi link: a phone in its own network
+//! namespace, a capacity limit (tc tbf) and random loss (nft numgen), the real
+//! daemon, real ffmpeg. Needs root; skipped with a message otherwise.
+
+mod common;
+
+use common::netns::{self, PhoneLink};
+use common::scenario::*;
+use common::*;
+use std::time::{Duration, Instant};
+
+macro_rules! need_root {
+    () => {
+        if let Some(why) = netns::unavailable() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+#[test]
+fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() {
+    need_root!();
+    let adaptive = std::thread::spawn(|| capacity_drop(&temp_dir("capacity-adaptive"), "", ""));
+    // The old way: one quality, and a viewer that is never skipped ahead.
+    let fixed = std::thread::spawn(|| {
+        capacity_drop(
+            &temp_dir("capacity-fixed"),
+            "[adapt]\nmode = \"fixed\"\n",
+            "viewer_max_lag_ms = 120000",
+        )
+    });
+    let a = adaptive.join().unwrap();
+    let f = fixed.join().unwrap();
+    println!(
+        "adaptive: reacted after {:?} s, {} switch(es), final rung {}, max lag {:.2} s, final lag {:.2} s",
+        a.reaction_s, a.switches, a.final_rung, a.max_lag_s, a.end_lag_s
+    );
+    println!(
+        "fixed:    max lag {:.2} s, final lag {:.2} s",
+        f.max_lag_s, f.end_lag_s
+    );
+    let reaction = a.reaction_s.expect("the rung dropped");
+    assert!(reaction < 5.0, "reacted after {reaction:.1} s");
+    assert!(a.final_rung >= 1, "on a rung that fits 600 kbit/s");
+    assert!(
+        a.max_lag_s < 2.0,
+        "adaptive lag stayed bounded: {:.2} s",
+        a.max_lag_s
+    );
+    assert!(
+        f.end_lag_s > a.max_lag_s + 1.0,
+        "fixed quality fell behind: {:.2} s vs {:.2} s",
+        f.end_lag_s,
+        a.max_lag_s
+    );
+}
+
+#[test]
+fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
+    need_root!();
+    let dir = temp_dir("recovery");
+    let (daemon, port) = start_daemon(&dir, "[adapt]\nup_after_s = 6.0\n");
+    let link = PhoneLink::create();
+    link.set_rate(300);
+    let client = PhoneClient::start(&link, port);
+    let t0 = Instant::now();
+    while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let low = rung(&daemon);
+    assert!(
+        low >= 1,
+        "stepped down on a 300 kbit/s link: {:?}",
+        daemon.status()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    link.clear_rate();
+    let restored = client.elapsed();
+    let t1 = Instant::now();
+    while rung(&daemon) != 0 && t1.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let climbed = t1.elapsed().as_secs_f64();
+    assert_eq!(
+        rung(&daemon),
+        0,
+        "back to the top rung: {:?}",
+        daemon.status()
+    );
+    // Then it stays there.
+    let switches_at_top = daemon.status().unwrap()["adapt"]["switches"]
+        .as_u64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(15));
+    let s = daemon.status().unwrap();
+    println!(
+        "down to rung {low}, climbed back {climbed:.1} s after the restore; switches {}",
+        s["adapt"]["switches"]
+    );
+    assert_eq!(
+        s["adapt"]["switches"].as_u64().unwrap(),
+        switches_at_top,
+        "no oscillation at the top"
+    );
+    assert_eq!(s["encoder"]["rung"], 0);
+    assert!(
+        client.max_lag_after(restored + 3.0) < 2.0,
+        "live after the recovery"
+    );
+    // The climbs were seen by the client as resolution changes on its one connection.
+    let widths: Vec<u32> = frames(&dir, "recovery.ts", &client.bytes())
+        .iter()
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(widths.last(), Some(&640));
+    assert!(
+        widths.iter().any(|w| *w < 640),
+        "lower resolution seen on the same connection"
+    );
+}
+
+#[test]
+fn random_loss_steps_down_and_a_clean_link_never_does() {
+    need_root!();
+    let lossy = std::thread::spawn(|| {
+        let dir = temp_dir("loss");
+        let (daemon, port) = start_daemon(&dir, "");
+        let link = PhoneLink::create();
+        link.set_loss(6);
+        let _client = PhoneClient::start(&link, port);
+        let t0 = Instant::now();
+        while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let s = daemon.status().unwrap();
+        (
+            t0.elapsed().as_secs_f64(),
+            s["encoder"]["rung"].as_i64().unwrap(),
+            s["adapt"]["last_reason"].clone(),
+            s["viewers"][0]["link"].clone(),
+        )
+    });
+    let clean = std::thread::spawn(|| {
+        let dir = temp_dir("clean");
+        let (daemon, port) = start_daemon(&dir, "");
+        let link = PhoneLink::create();
+        let _client = PhoneClient::start(&link, port);
+        std::thread::sleep(Duration::from_secs(30));
+        let s = daemon.status().unwrap();
+        (
+            s["adapt"]["switches"].as_u64().unwrap(),
+            s["encoder"]["rung"].as_i64().unwrap(),
+            s["viewers"][0]["link"].clone(),
+        )
+    });
+    let (after, lossy_rung, reason, lossy_link) = lossy.join().unwrap();
+    let (clean_switches, clean_rung, clean_link) = clean.join().unwrap();
+    println!("6% loss: rung {lossy_rung} after {after:.1} s ({reason}); link {lossy_link}");
+    println!("clean: {clean_switches} switches, rung {clean_rung}; link {clean_link}");
+    assert!(lossy_rung >= 1, "loss made it step down");
+    assert_eq!(
+        (clean_switches, clean_rung),
+        (0, 0),
+        "a clean link never steps down"
+    );
+    assert!(
+        clean_link["rtt_ms"].as_f64().is_some(),
+        "link figures are in /status"
+    );
+}
+
+/// Not netns: a switch on a clean loopback link, driven by the operator, must be
+/// seamless: same connection, new resolution, no gap in the timestamps.
+#[test]
+fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
+    let dir = temp_dir("seamless");
+    let ports = Ports::new();
+    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
+    let daemon = Daemon::demo(&dir, &config, ports.http);
+    daemon.wait_streaming();
+    let mut viewer = Viewer::connect(ports.http);
+    viewer.read_for(Duration::from_secs(3));
+    let (code, body) =
+        http_request(ports.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    viewer.read_for(Duration::from_secs(4));
+    assert_eq!(rung(&daemon), 1);
+    http_request(ports.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    viewer.read_for(Duration::from_secs(4));
+    assert_eq!(rung(&daemon), 0);
+    let frames = frames(&dir, "seamless.ts", &viewer.received);
+    let changes: Vec<(f64, u32, u32)> = frames
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| (w[1].0, w[0].1, w[1].1))
+        .collect();
+    println!("resolution changes (pts, from, to): {changes:?}");
+    assert_eq!(
+        changes.iter().map(|c| (c.1, c.2)).collect::<Vec<_>>(),
+        vec![(320, 160), (160, 320)]
+    );
+    let max_gap = frames
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0, f64::max);
+    let backwards = frames.windows(2).any(|w| w[1].0 <= w[0].0);
+    println!(
+        "largest gap between frames: {:.1} ms over {} frames",
+        max_gap * 1000.0,
+        frames.len()
+    );
+    assert!(
+        max_gap <= 2.0 / 30.0 + 0.001,
+        "gap of {:.1} ms",
+        max_gap * 1000.0
+    );
+    assert!(!backwards, "timestamps only go forward");
+    let (code, _) =
+        http_request(ports.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(code, 400);
+    let (code, _) = http_request(ports.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(code, 405);
+}
