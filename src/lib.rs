@@ -3,10 +3,12 @@
 //! See DESIGN.md (shared) and README.md for the picture.
 
 pub mod config;
+pub mod config_source;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
 pub mod http;
+pub mod notify;
 pub mod relay;
 pub mod source;
 pub mod supervise;
