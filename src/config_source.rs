@@ -88,6 +88,19 @@ pub fn choose(main: Candidate, over: Option<Candidate>) -> Result<Loaded, Vec<Co
     }
 }
 
+/// The choice on reload (SIGHUP), pure: stricter than at start. A present but
+/// bad override (a half-saved edit, a typo) keeps the running configuration
+/// rather than falling back to the main file, which may differ from what is
+/// running; so does a bad main file when there is no override.
+pub fn choose_reload(main: Candidate, over: Option<Candidate>) -> Result<Loaded, Vec<ConfigError>> {
+    match over {
+        Some(Candidate { result: Err(o), .. }) => {
+            Err(std::iter::once(o).chain(main.result.err()).collect())
+        }
+        over => choose(main, over),
+    }
+}
+
 /// Parses a file's text. A UTF-8 byte-order mark, which Windows editors put at
 /// the start of files on the boot partition, is skipped.
 pub fn parse_text(file: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -144,8 +157,13 @@ pub fn read_override(file: &Path) -> Option<Result<Config, ConfigError>> {
     }
 }
 
-/// Reads every source and chooses.
+/// Reads every source and chooses (at start).
 pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
+    let (main, over) = read_all(sources);
+    choose(main, over)
+}
+
+fn read_all(sources: &Sources) -> (Candidate, Option<Candidate>) {
     let main = match &sources.main {
         Some(p) => Candidate {
             origin: Origin::Main(p.clone()),
@@ -162,7 +180,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
             result,
         })
     });
-    choose(main, over)
+    (main, over)
 }
 
 /// Logs the files that were bad but not needed. Logged at error level: a
@@ -174,7 +192,8 @@ pub fn report_ignored(loaded: &Loaded) {
 }
 
 /// Settings that the running daemon cannot change without a restart (yet),
-/// named for the log.
+/// named for the log. The encoder's settings are here until a reload restarts
+/// the encoder; remove them from this list when it does.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut v = Vec::new();
     if old.source.url != new.source.url {
@@ -183,18 +202,29 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.server.listen != new.server.listen {
         v.push("server.listen");
     }
+    if old.encoder != new.encoder {
+        v.push("[encoder]");
+    }
+    if old.ladder() != new.ladder() {
+        v.push("[[ladder]]");
+    }
+    if old.outputs != new.outputs {
+        v.push("[[output]]");
+    }
     if old.log.level != new.log.level {
         v.push("log.level");
     }
     v
 }
 
-/// SIGHUP: reads main + override again. On failure every error is logged with
-/// its file:line:col and `None` is returned: the running configuration stays.
+/// SIGHUP: reads main + override again and chooses with `choose_reload`. On
+/// failure every error is logged with its file:line:col and `None` is returned:
+/// the running configuration stays.
 /// On success the new configuration is returned, and the settings that only a
 /// restart applies are named in the log.
 pub fn reload_config(sources: &Sources, running: &Config) -> Option<Config> {
-    match load(sources) {
+    let (main, over) = read_all(sources);
+    match choose_reload(main, over) {
         Err(errors) => {
             for e in &errors {
                 error!("reload: bad config: {e}");
@@ -309,6 +339,22 @@ mod tests {
     }
 
     #[test]
+    fn reload_keeps_the_running_config_when_the_override_is_bad() {
+        assert_eq!(
+            choose_reload(main_ok(1), over_bad()).unwrap_err(),
+            vec![bad("/boot/l.toml")]
+        );
+        assert_eq!(
+            choose_reload(main_bad(), over_bad()).unwrap_err(),
+            vec![bad("/boot/l.toml"), bad("/etc/l.toml")]
+        );
+        assert_eq!(choose_reload(main_bad(), None).unwrap_err().len(), 1);
+        assert_eq!(choose_reload(main_ok(1), None).unwrap().config, cfg(1));
+        let l = choose_reload(main_bad(), over_ok(2)).unwrap();
+        assert_eq!((l.config, l.ignored.len()), (cfg(2), 1));
+    }
+
+    #[test]
     fn byte_order_mark_is_skipped() {
         let c = parse_text(
             Path::new("x"),
@@ -335,7 +381,12 @@ mod tests {
         );
         let mut c = cfg(1);
         c.server.max_viewers = 3;
+        c.server.viewer_max_lag_ms = 900;
+        c.source.stall_timeout_s = 5.0;
         assert!(restart_only_changes(&a, &c).is_empty());
+        c.encoder.preset = "fast".into();
+        c.log.level = crate::config::LogLevel::Debug;
+        assert_eq!(restart_only_changes(&a, &c), vec!["[encoder]", "log.level"]);
     }
 
     struct TempDir(PathBuf);
@@ -410,6 +461,16 @@ mod tests {
         );
         std::fs::write(&main, "[server]\nmax_viewers = \n").unwrap();
         assert!(reload_config(&sources, &running).is_none());
+        std::fs::write(&main, "[server]\nmax_viewers = 3\n").unwrap();
+        let over = d.0.join("boot.toml");
+        std::fs::write(&over, "[server]\nmax_viewers = x\n").unwrap();
+        let sources = Sources {
+            override_file: Some(over),
+            ..sources
+        };
+        // At start the main file stands in; on reload the running config stays.
+        assert!(reload_config(&sources, &running).is_none());
+        assert_eq!(load(&sources).unwrap().config.server.max_viewers, 3);
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl Shared {
                 "rung {} {}x{}@{} {} kb/s",
                 e.rung, e.width, e.height, e.fps, e.bitrate_kbps
             ),
+            Some(e) if e.restarts == 0 => format!("rung {} encoder starting", e.rung),
             Some(e) => format!("rung {} encoder restarting", e.rung),
             None => "no encoder".into(),
         };
