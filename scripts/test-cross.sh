@@ -28,16 +28,23 @@ fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/livestreamd-cross.XXXXXX")
 daemon_pid=
+listener=
 children=
-cleanup() {
+stop_all() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -KILL "$daemon_pid" 2>/dev/null
         wait "$daemon_pid" 2>/dev/null
     fi
+    daemon_pid=
     for c in $children; do kill -KILL "$c" 2>/dev/null; done
-    rm -rf "$tmp"
+    children=
+    if [ -n "$listener" ]; then
+        kill "$listener" 2>/dev/null
+        wait "$listener" 2>/dev/null
+        listener=
+    fi
 }
-trap cleanup EXIT
+trap 'stop_all; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 free_port() { # $1 = tcp|udp
@@ -87,7 +94,30 @@ bitrate_kbps = 300
 [server]
 listen = "127.0.0.1:$http"
 TOML
-    "$qemu" "$bin" demo --config "$cfg" --size 320x180 --fps 15 2>"$log" &
+    # A notify socket, as systemd gives: the emulated daemon must send READY=1
+    # and WATCHDOG=1 through it (the listener keeps the first 3 s of datagrams).
+    rm -f "$tmp/notify.sock" "$tmp/notify.txt"
+    python3 - "$tmp/notify.sock" "$tmp/notify.txt" "$START_TIMEOUT" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(0.5)
+out, end = [], time.time() + float(sys.argv[3])
+while time.time() < end:
+    try:
+        msg = s.recv(4096).decode()
+    except socket.timeout:
+        continue
+    out.append(msg.replace("\n", " | "))
+    if msg.startswith("READY=1"):
+        end = time.time() + 3
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+PY
+    listener=$!
+    local n=0
+    while [ ! -S "$tmp/notify.sock" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+    NOTIFY_SOCKET=$tmp/notify.sock WATCHDOG_USEC=1000000 \
+        "$qemu" "$bin" demo --config "$cfg" --size 320x180 --fps 15 2>"$log" &
     daemon_pid=$!
     local waited=0
     until curl -fs --max-time 2 "http://127.0.0.1:$http/healthz" >/dev/null; do
@@ -96,6 +126,7 @@ TOML
         if ! kill -0 "$daemon_pid" 2>/dev/null || [ $waited -ge "$START_TIMEOUT" ]; then
             fail "$t: e2e: not healthy after ${waited}s"
             sed 's/^/    /' "$log"
+            stop_all
             return
         fi
     done
@@ -124,6 +155,14 @@ TOML
         pass "$t: e2e: supervising $n host ffmpeg processes ($children)"
     else
         fail "$t: e2e: expected 2 ffmpeg children, found '$children'"
+    fi
+
+    wait "$listener"
+    listener=
+    if grep -q "^READY=1" "$tmp/notify.txt" && [ "$(grep -c "WATCHDOG=1" "$tmp/notify.txt")" -ge 4 ]; then
+        pass "$t: e2e: sd_notify READY=1 then $(grep -c "WATCHDOG=1" "$tmp/notify.txt") WATCHDOG=1 in 3 s; $(grep -m1 -o "STATUS=source live[^|]*" "$tmp/notify.txt")"
+    else
+        fail "$t: e2e: notify socket got: $(cat "$tmp/notify.txt")"
     fi
 
     kill -TERM "$daemon_pid"

@@ -381,12 +381,6 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
 /// How often the main loop proves it is alive.
 const HEARTBEAT: Duration = Duration::from_millis(250);
 
-/// Whether the main loop ticked recently enough to vouch for the daemon.
-/// Pure, for tests: `since_tick` is the age of the last tick.
-pub fn loop_healthy(since_tick: Duration, period: Duration) -> bool {
-    since_tick <= HEARTBEAT * 4 + period.min(Duration::from_secs(1))
-}
-
 /// Sends STATUS= when it changes (or with every ping), and WATCHDOG=1 at half of
 /// `WatchdogSec=` while the main loop's heartbeat is fresh. A loop stuck in an
 /// await stops the pings and systemd restarts the service; a blocked thread
@@ -401,7 +395,7 @@ async fn notify_loop(notifier: Arc<Notifier>, shared: Arc<Shared>, heartbeat: Ar
         every.tick().await;
         let status = shared.status_summary();
         let changed = status != last_status;
-        let healthy = loop_healthy(heartbeat.lock().unwrap().elapsed(), period);
+        let healthy = crate::notify::loop_healthy(heartbeat.lock().unwrap().elapsed(), HEARTBEAT);
         let mut msg = Vec::new();
         if watchdog.is_some() {
             if healthy {

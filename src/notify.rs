@@ -52,6 +52,13 @@ pub fn status_line(text: &str) -> String {
     format!("STATUS={one_line}")
 }
 
+/// Whether the main loop, which ticks every `heartbeat`, ticked recently enough
+/// (`since_tick` ago) to vouch for the daemon: a few missed ticks are scheduling
+/// noise, a second more is a stuck loop, and the watchdog ping is withheld.
+pub fn loop_healthy(since_tick: Duration, heartbeat: Duration) -> bool {
+    since_tick <= heartbeat * 4 + Duration::from_secs(1)
+}
+
 /// A connection to systemd's notify socket (or nothing, outside systemd).
 #[derive(Debug)]
 pub struct Notifier {
@@ -190,6 +197,15 @@ mod tests {
         assert_eq!(watchdog_period(Some("0"), None, 7), None);
         assert_eq!(watchdog_period(Some("soon"), None, 7), None);
         assert_eq!(watchdog_period(None, Some("7"), 7), None);
+    }
+
+    #[test]
+    fn a_loop_that_stopped_ticking_is_not_vouched_for() {
+        let beat = Duration::from_millis(250);
+        assert!(loop_healthy(Duration::ZERO, beat));
+        assert!(loop_healthy(Duration::from_millis(1900), beat));
+        assert!(!loop_healthy(Duration::from_millis(2100), beat));
+        assert!(!loop_healthy(Duration::from_secs(30), beat));
     }
 
     #[test]
