@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_usage_is_refused() {
+    fn override_is_accepted_by_run_and_demo() {
         assert_eq!(
             parse("run --config a.toml --override /boot/b.toml").unwrap(),
             Command::Run {
@@ -232,6 +232,18 @@ mod tests {
                 demo: None
             }
         );
+        assert!(matches!(
+            parse("demo --override /boot/b.toml").unwrap(),
+            Command::Run {
+                override_file: Some(_),
+                demo: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_usage_is_refused() {
         assert!(parse("run --override")
             .unwrap_err()
             .contains("needs a value"));
