@@ -3,9 +3,9 @@
 //! refuse to start, and SIGHUP applies a good file but keeps the running
 //! configuration when the file is bad.
 
-mod common;
+mod sysd;
 
-use common::*;
+use sysd::*;
 use std::time::Duration;
 
 const START: Duration = Duration::from_secs(30);

@@ -2,9 +2,9 @@
 //! serves, STATUS= lines, WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on
 //! SIGTERM, then exit 0 with no ffmpeg left.
 
-mod common;
+mod sysd;
 
-use common::*;
+use sysd::*;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
