@@ -24,7 +24,76 @@ pub struct Config {
     #[serde(default, rename = "output", skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Output>,
     #[serde(default)]
+    pub adapt: Adapt,
+    #[serde(default)]
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AdaptMode {
+    /// The controller picks the rung from the viewers' links.
+    #[default]
+    Auto,
+    /// Stay on `encoder.start_rung` unless an operator pins another with `POST /rung`.
+    Fixed,
+}
+
+/// The adaptive-quality controller; see `adapt::Params` for the meaning.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Adapt {
+    pub mode: AdaptMode,
+    pub policy: crate::adapt::Policy,
+    pub sample_interval_ms: u64,
+    pub down_after_s: f64,
+    pub up_after_s: f64,
+    pub min_dwell_s: f64,
+    pub max_lag_ms: f64,
+    pub max_rtt_ms: f64,
+    pub max_loss_pct: f64,
+    pub headroom: f64,
+    pub max_up_backoff: f64,
+    pub capacity_memory_s: f64,
+    pub switch_timeout_s: f64,
+}
+
+impl Default for Adapt {
+    fn default() -> Self {
+        let p = crate::adapt::Params::default();
+        Adapt {
+            mode: AdaptMode::Auto,
+            policy: p.policy,
+            sample_interval_ms: 200,
+            down_after_s: p.down_after_s,
+            up_after_s: p.up_after_s,
+            min_dwell_s: p.min_dwell_s,
+            max_lag_ms: p.max_lag_ms,
+            max_rtt_ms: p.max_rtt_ms,
+            max_loss_pct: p.max_loss_pct,
+            headroom: p.headroom,
+            max_up_backoff: p.max_up_backoff,
+            capacity_memory_s: p.capacity_memory_s,
+            switch_timeout_s: 10.0,
+        }
+    }
+}
+
+impl Adapt {
+    pub fn params(&self) -> crate::adapt::Params {
+        crate::adapt::Params {
+            down_after_s: self.down_after_s,
+            up_after_s: self.up_after_s,
+            min_dwell_s: self.min_dwell_s,
+            max_lag_ms: self.max_lag_ms,
+            max_rtt_ms: self.max_rtt_ms,
+            max_loss_pct: self.max_loss_pct,
+            headroom: self.headroom,
+            max_up_backoff: self.max_up_backoff,
+            capacity_memory_s: self.capacity_memory_s,
+            policy: self.policy,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -538,6 +607,38 @@ fn validate(c: &Config) -> Result<(), (Place, String)> {
             format!("encoder.preset `{}` is not a preset name", e.preset),
         ));
     }
+    let a = &c.adapt;
+    let positive = [
+        ("max_lag_ms", a.max_lag_ms),
+        ("max_rtt_ms", a.max_rtt_ms),
+        ("max_loss_pct", a.max_loss_pct),
+    ];
+    for (key, v) in positive {
+        if !(v.is_finite() && v > 0.0) {
+            return Err((
+                Place::Key("adapt", key),
+                format!("adapt.{key} = {v} must be above 0"),
+            ));
+        }
+    }
+    if !(a.headroom.is_finite() && a.headroom >= 1.0) {
+        return Err((
+            Place::Key("adapt", "headroom"),
+            "adapt.headroom must be at least 1.0".into(),
+        ));
+    }
+    if !(a.max_up_backoff.is_finite() && a.max_up_backoff >= 1.0) {
+        return Err((
+            Place::Key("adapt", "max_up_backoff"),
+            "adapt.max_up_backoff must be at least 1.0".into(),
+        ));
+    }
+    if !(50..=5000).contains(&a.sample_interval_ms) {
+        return Err((
+            Place::Key("adapt", "sample_interval_ms"),
+            "adapt.sample_interval_ms must be within 50..=5000".into(),
+        ));
+    }
     if c.server.max_viewers == 0 {
         return Err((
             Place::Key("server", "max_viewers"),
@@ -709,6 +810,27 @@ level = "debug"
         let again = parse(Path::new("x"), &c.to_toml()).unwrap();
         assert_eq!(again.ladder(), c.ladder());
         assert_eq!(again.server, c.server);
+    }
+
+    #[test]
+    fn adapt_section_parses_and_is_checked() {
+        let c = parse(
+            Path::new("t.toml"),
+            "[adapt]\nmode = \"fixed\"\npolicy = \"strongest\"\nup_after_s = 20.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.adapt.mode, AdaptMode::Fixed);
+        assert_eq!(c.adapt.params().policy, crate::adapt::Policy::Strongest);
+        assert_eq!(c.adapt.params().up_after_s, 20.0);
+        assert_eq!(c.adapt.down_after_s, 1.0);
+        let e = err("[adapt]\nheadroom = 0.5\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(err("[adapt]\nmode = \"sometimes\"\n")
+            .reason
+            .contains("unknown variant"));
+        assert!(err("[adapt]\nmax_lag = 3\n")
+            .reason
+            .contains("unknown field"));
     }
 
     #[test]

@@ -211,6 +211,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.outputs != new.outputs {
         v.push("[[output]]");
     }
+    if old.adapt != new.adapt {
+        v.push("[adapt]");
+    }
     if old.log.level != new.log.level {
         v.push("log.level");
     }

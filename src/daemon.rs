@@ -1,9 +1,11 @@
 //! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
 
-use crate::config::Config;
+use crate::adapt::{AdaptStatus, Controller};
+use crate::config::{AdaptMode, Config};
 use crate::config_source::{self, Sources};
 use crate::demo::{self, DemoSource};
 use crate::encoder::Encoder;
+use crate::link::LinkSample;
 use crate::notify::Notifier;
 use crate::relay::{Event, Hub, HubStats, Limits};
 use crate::source::{self, SharedStats, SourceStatus};
@@ -32,6 +34,8 @@ pub struct ViewerStats {
     pub skips: u64,
     /// How far behind live the viewer's next chunk was at its last write.
     pub lag_ms: u64,
+    /// The newest link figures (TCP_INFO over the last second).
+    pub link: Option<LinkSample>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +61,7 @@ pub struct Status {
     pub encoder: Option<EncoderStatus>,
     pub pending_encoder: Option<EncoderStatus>,
     pub hub: HubStats,
+    pub adapt: AdaptStatus,
     pub demo_source: Option<ChildInfo>,
     pub viewers: Vec<ViewerStats>,
 }
@@ -78,6 +83,7 @@ pub struct Shared {
     next_viewer: AtomicU64,
     started: Instant,
     demo_source: Option<SharedInfo>,
+    pub controller: Mutex<Controller>,
 }
 
 impl Shared {
@@ -128,19 +134,57 @@ impl Shared {
                 bytes_sent: 0,
                 skips: 0,
                 lag_ms: 0,
+                link: None,
             },
         );
         Some(id)
     }
 
-    pub fn viewer_progress(
-        &self,
-        id: u64,
-        bytes: usize,
-        skipped: bool,
-        lag: Duration,
-        _write_time: Duration,
-    ) {
+    /// Seconds since the daemon started: the controller's clock.
+    pub fn clock(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn viewer_link(&self, id: u64, sample: LinkSample) {
+        if let Some(s) = self.viewers.lock().unwrap().get_mut(&id) {
+            s.link = Some(sample);
+        }
+        self.controller.lock().unwrap().observe(id, sample);
+    }
+
+    /// `POST /rung?set=N` pins rung N; `?set=auto` returns to automatic.
+    pub fn set_rung(&self, query: &str) -> (u16, String) {
+        let value = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("set="))
+            .unwrap_or("");
+        let pin = match value {
+            "auto" => None,
+            v => match v.parse::<usize>() {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    return (
+                        400,
+                        "{\"error\": \"use ?set=N (a rung number) or ?set=auto\"}\n".into(),
+                    )
+                }
+            },
+        };
+        let mut c = self.controller.lock().unwrap();
+        if let Err(e) = c.pin(pin) {
+            return (400, serde_json::json!({ "error": e }).to_string());
+        }
+        info!(
+            "operator: rung {}",
+            pin.map_or("auto".to_string(), |r| r.to_string())
+        );
+        (
+            200,
+            serde_json::to_string_pretty(&c.status()).unwrap_or_default(),
+        )
+    }
+
+    pub fn viewer_progress(&self, id: u64, bytes: usize, skipped: bool, lag: Duration) {
         if let Some(s) = self.viewers.lock().unwrap().get_mut(&id) {
             s.bytes_sent += bytes as u64;
             s.skips += u64::from(skipped);
@@ -150,6 +194,7 @@ impl Shared {
 
     pub fn remove_viewer(&self, id: u64) {
         self.viewers.lock().unwrap().remove(&id);
+        self.controller.lock().unwrap().remove(id);
     }
 
     fn encoder_status(&self, slot: &Option<(u64, usize, SharedInfo)>) -> Option<EncoderStatus> {
@@ -202,6 +247,7 @@ impl Shared {
             encoder,
             pending_encoder,
             hub: self.hub.stats(),
+            adapt: self.controller.lock().unwrap().status(),
             demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
             viewers,
         }
@@ -257,7 +303,13 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
             return 1;
         }
     };
-    let (hub, mut events) = Hub::new(Limits::default());
+    // A viewer allowed to lag further than the default window needs the data kept for it.
+    let keep_for = Duration::from_millis(config.server.viewer_max_lag_ms + 2000)
+        .max(Limits::default().keep_for);
+    let (hub, mut events) = Hub::new(Limits {
+        keep_for,
+        ..Limits::default()
+    });
     let (input_tx, _) = broadcast::channel::<Bytes>(source::QUEUE_DATAGRAMS);
     let source_stats: SharedStats = Default::default();
     tokio::spawn(source::receive(
@@ -289,8 +341,14 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         next_viewer: AtomicU64::new(0),
         started: Instant::now(),
         demo_source: demo_info,
+        controller: Mutex::new(Controller::new(
+            config.adapt.params(),
+            config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
+            config.start_rung(),
+        )),
     });
 
+    let mut next_generation = 2u64;
     let first_generation = 1u64;
     let start_rung = config.start_rung();
     hub.add_track(first_generation);
@@ -303,7 +361,9 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     );
     shared.encoders.lock().unwrap().active =
         Some((active.generation, active.rung, active.info.clone()));
-    let mut pending: Option<Encoder> = None;
+    let mut pending: Option<(Encoder, Instant)> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(config.adapt.sample_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let http_task = tokio::spawn(http::serve(listener, shared.clone()));
     info!(
@@ -320,7 +380,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let notifier = Arc::new(Notifier::from_env());
     notifier.ready(&shared.status_summary());
     let heartbeat = Arc::new(Mutex::new(Instant::now()));
-    let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut heartbeat_tick = tokio::time::interval(HEARTBEAT);
     let notify_task = notifier.enabled().then(|| {
         tokio::spawn(notify_loop(
             notifier.clone(),
@@ -331,7 +391,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
 
     loop {
         tokio::select! {
-            _ = tick.tick() => { *heartbeat.lock().unwrap() = Instant::now(); }
+            _ = heartbeat_tick.tick() => { *heartbeat.lock().unwrap() = Instant::now(); }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
@@ -342,8 +402,9 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
             }
             Some(event) = events.recv() => match event {
                 Event::Switched { from, to } => {
-                    if let Some(new) = pending.take().filter(|p| p.generation == to) {
+                    if let Some((new, _)) = pending.take().filter(|(p, _)| p.generation == to) {
                         info!("switched viewers from encoder #{from} (rung {}) to #{to} (rung {})", active.rung, new.rung);
+                        shared.controller.lock().unwrap().switched(shared.clock());
                         let old = std::mem::replace(&mut active, new);
                         let mut e = shared.encoders.lock().unwrap();
                         e.active = Some((active.generation, active.rung, active.info.clone()));
@@ -355,6 +416,42 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                     }
                 }
             },
+            _ = tick.tick() => {
+                let now = shared.clock();
+                if let Some((_, since)) = &pending {
+                    if since.elapsed().as_secs_f64() > config.adapt.switch_timeout_s {
+                        let (p, _) = pending.take().expect("pending");
+                        let why = {
+                            let i = p.info.lock().unwrap();
+                            i.last_exit.clone().or(i.last_stderr.clone()).unwrap_or_else(|| "no keyframe in time".into())
+                        };
+                        warn!("rung {} encoder #{} gave no splice point within {} s ({why}); staying on rung {}", p.rung, p.generation, config.adapt.switch_timeout_s, active.rung);
+                        hub.cancel_pending(p.generation);
+                        shared.controller.lock().unwrap().switch_failed(now);
+                        shared.encoders.lock().unwrap().pending = None;
+                        tokio::spawn(p.stop());
+                    }
+                    continue;
+                }
+                let decision = {
+                    let mut c = shared.controller.lock().unwrap();
+                    let automatic = config.adapt.mode == AdaptMode::Auto || c.status().pinned.is_some();
+                    let d = if automatic { c.tick(now) } else { None };
+                    if let Some(d) = &d {
+                        c.begin_switch(d.to);
+                    }
+                    d
+                };
+                if let Some(d) = decision {
+                    info!("rung {} -> {}: {}", active.rung, d.to, d.reason);
+                    let generation = next_generation;
+                    next_generation += 1;
+                    hub.add_track(generation);
+                    let enc = Encoder::start(&config, d.to, generation, input_tx.clone(), hub.clone());
+                    shared.encoders.lock().unwrap().pending = Some((generation, d.to, enc.info.clone()));
+                    pending = Some((enc, Instant::now()));
+                }
+            }
         }
     }
 
@@ -365,7 +462,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let _ = stop_tx.send(true);
     http_task.abort();
     let mut stops = vec![active.stop()];
-    if let Some(p) = pending.take() {
+    if let Some((p, _)) = pending.take() {
         stops.push(p.stop());
     }
     for s in stops {

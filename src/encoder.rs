@@ -4,7 +4,7 @@
 use crate::config::{Codec, Config, Rung};
 use crate::relay::Hub;
 use crate::supervise::{self, Backoff, ChildInfo, Pipes, SharedInfo, Spec};
-use crate::ts::Aligner;
+use crate::ts::{Aligner, Demux, Kind, PACKET_LEN};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -143,9 +143,13 @@ impl Encoder {
 /// Copies the camera's datagrams into ffmpeg's stdin. A lagging ffmpeg loses
 /// whole datagrams instead of holding up the receiver (overruns are not fatal).
 async fn feed(mut rx: broadcast::Receiver<Bytes>, mut stdin: tokio::process::ChildStdin) {
+    let mut join = SourceJoin::default();
     loop {
         match rx.recv().await {
             Ok(datagram) => {
+                if !join.admit(&datagram) {
+                    continue;
+                }
                 if stdin.write_all(&datagram).await.is_err() {
                     return; // ffmpeg went away; the supervisor restarts it
                 }
@@ -155,6 +159,43 @@ async fn feed(mut rx: broadcast::Receiver<Bytes>, mut stdin: tokio::process::Chi
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// Holds back the camera's stream from a new encoder until a keyframe, so the
+/// encoder's decoder starts clean (no "non-existing PPS" errors, a faster
+/// first frame). A source without detectable keyframes is let through after a while.
+#[derive(Default)]
+pub struct SourceJoin {
+    demux: Demux,
+    started: bool,
+    held: usize,
+}
+
+impl SourceJoin {
+    const GIVE_UP_AFTER: usize = 3000; // datagrams: a few seconds of video
+
+    /// True when `datagram` should go to the encoder.
+    pub fn admit(&mut self, datagram: &[u8]) -> bool {
+        if self.started {
+            return true;
+        }
+        let mut psi = false;
+        for pkt in datagram.chunks_exact(PACKET_LEN) {
+            match self.demux.classify(pkt) {
+                Kind::Video { keyframe: true, .. } => {
+                    self.started = true;
+                    return true;
+                }
+                Kind::Pat | Kind::Pmt => psi = true,
+                _ => {}
+            }
+        }
+        self.held += 1;
+        if self.held >= Self::GIVE_UP_AFTER {
+            self.started = true;
+        }
+        psi || self.started
     }
 }
 
@@ -250,6 +291,28 @@ mod tests {
         assert!(!a
             .iter()
             .any(|x| x == "-preset" || x == "-tune" || x == "-x264-params"));
+    }
+
+    #[test]
+    fn a_new_encoder_joins_the_source_at_a_keyframe() {
+        use crate::ts::tests::{pat, pes_start, pmt};
+        let mut j = SourceJoin::default();
+        assert!(
+            j.admit(&[pat(0x1000), pmt(0x1000, 0x100)].concat()),
+            "tables pass"
+        );
+        assert!(
+            !j.admit(&pes_start(0x100, false, 3000, 1)),
+            "a P-frame is held back"
+        );
+        assert!(
+            j.admit(&pes_start(0x100, true, 6000, 5)),
+            "the keyframe starts it"
+        );
+        assert!(
+            j.admit(&pes_start(0x100, false, 9000, 1)),
+            "then everything passes"
+        );
     }
 
     #[test]

@@ -3,23 +3,24 @@
 //! are written by hand so each viewer's socket stays ours to tune and measure.
 
 use crate::daemon::Shared;
+use crate::link::{read_tcp_info, LinkWindow, RelayView};
 use crate::ts::Continuity;
 use log::{debug, info, warn};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const MAX_REQUEST: usize = 8192;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
-const WRITE_BATCH: usize = 64 * 1024;
+const WRITE_BATCH: usize = 16 * 1024;
 /// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
 /// can be skipped, and makes the kernel's unsent-bytes figure an honest signal.
 const SEND_BUFFER: libc::c_int = 128 * 1024;
-const NOTSENT_LOWAT: libc::c_int = 32 * 1024;
+const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 
 /// A parsed request line; headers are not needed by any route.
 #[derive(Debug, PartialEq, Eq)]
@@ -140,6 +141,20 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             )
             .await
         }
+        "/rung" if req.method == "POST" => {
+            let (code, body) = shared.set_rung(req.query.as_deref().unwrap_or(""));
+            respond(&mut sock, code, "application/json", body.as_bytes(), &[]).await
+        }
+        "/rung" => {
+            respond(
+                &mut sock,
+                405,
+                "text/plain",
+                b"method not allowed\n",
+                &[("Allow", "POST")],
+            )
+            .await
+        }
         "/" if get => {
             respond(
                 &mut sock,
@@ -257,9 +272,13 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let mut cursor = None;
     let mut continuity = Continuity::default();
     let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
+    let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, shared.clone());
     let why = loop {
         newest.mark_unchanged();
         let batch = hub.read(&mut cursor, max_lag, WRITE_BATCH);
+        if batch.skipped {
+            link.skips += 1;
+        }
         if batch.chunks.is_empty() {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.
             let mut probe = [0u8; 256];
@@ -269,7 +288,10 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
                     Ok(0) | Err(_) => break "closed by the viewer",
                     Ok(_) => continue, // players may send nothing; ignore anything they do
                 },
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = link.ticker.tick() => {
+                    link.sample(hub.age_at(cursor));
+                    continue;
+                }
             }
         }
         buf.clear();
@@ -280,19 +302,23 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
             buf.extend_from_slice(&chunk.data);
         }
         continuity.rewrite(&mut buf);
-        let started = Instant::now();
-        match tokio::time::timeout(stall, sock.write_all(&buf)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break "closed by the viewer",
-            Err(_) => break "stalled: it accepted no data for the stall timeout",
+        let oldest = batch.chunks[0].at;
+        let write = sock.write_all(&buf);
+        tokio::pin!(write);
+        let deadline = tokio::time::sleep(stall);
+        tokio::pin!(deadline);
+        // Keep measuring while a slow link drains the batch.
+        let written = loop {
+            tokio::select! {
+                r = &mut write => break r.map_err(|_| "closed by the viewer"),
+                _ = link.ticker.tick() => link.sample(oldest.elapsed()),
+                _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
+            }
+        };
+        if let Err(why) = written {
+            break why;
         }
-        shared.viewer_progress(
-            viewer,
-            buf.len(),
-            batch.skipped,
-            batch.lag,
-            started.elapsed(),
-        );
+        shared.viewer_progress(viewer, buf.len(), batch.skipped, batch.lag);
         if batch.skipped {
             debug!(
                 "viewer {viewer} was {} ms behind; skipped to the newest keyframe",
@@ -302,6 +328,44 @@ async fn serve_stream(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     };
     info!("viewer {viewer} ({peer}) left: {why}");
     shared.remove_viewer(viewer);
+}
+
+/// Samples one viewer's link on a timer and reports it.
+struct ViewerLink {
+    fd: std::os::fd::RawFd,
+    viewer: u64,
+    shared: Arc<Shared>,
+    window: LinkWindow,
+    ticker: tokio::time::Interval,
+    skips: u64,
+}
+
+impl ViewerLink {
+    fn new(fd: std::os::fd::RawFd, viewer: u64, shared: Arc<Shared>) -> Self {
+        let every = Duration::from_millis(shared.config().adapt.sample_interval_ms);
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ViewerLink {
+            fd,
+            viewer,
+            shared,
+            window: LinkWindow::new(1.0),
+            ticker,
+            skips: 0,
+        }
+    }
+
+    fn sample(&mut self, lag: Duration) {
+        let Ok(tcp) = read_tcp_info(self.fd) else {
+            return;
+        };
+        let relay = RelayView {
+            lag_ms: lag.as_millis() as u64,
+            skips: self.skips,
+        };
+        let s = self.window.add(self.shared.clock(), tcp, relay);
+        self.shared.viewer_link(self.viewer, s);
+    }
 }
 
 /// Placeholder page until the web player lands: how to open the stream.

@@ -15,3 +15,5 @@ pub mod supervise;
 pub mod ts;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod adapt;
+pub mod link;

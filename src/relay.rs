@@ -430,6 +430,21 @@ impl Hub {
         batch
     }
 
+    /// How long the chunk at `cursor` has waited: a viewer's queue depth in time.
+    pub fn age_at(&self, cursor: Option<u64>) -> Duration {
+        let g = self.inner.lock().unwrap();
+        let (Some(c), Some(front)) = (cursor, g.ring.front()) else {
+            return Duration::ZERO;
+        };
+        match c.checked_sub(front.seq) {
+            Some(i) => g
+                .ring
+                .get(i as usize)
+                .map_or(Duration::ZERO, |ch| ch.at.elapsed()),
+            None => front.at.elapsed(), // already evicted: at least as old as the oldest
+        }
+    }
+
     pub fn stats(&self) -> HubStats {
         let g = self.inner.lock().unwrap();
         HubStats {

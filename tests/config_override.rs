@@ -5,8 +5,8 @@
 
 mod sysd;
 
-use sysd::*;
 use std::time::Duration;
+use sysd::*;
 
 const START: Duration = Duration::from_secs(30);
 

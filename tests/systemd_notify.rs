@@ -4,9 +4,9 @@
 
 mod sysd;
 
-use sysd::*;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
+use sysd::*;
 
 /// Every datagram received, with its arrival time.
 struct Received(Vec<(Instant, String)>);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every check and test.
+# Run as root: the adaptive-quality tests build network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh all
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked -- --test-threads="${TEST_THREADS:-2}"

@@ -1,0 +1,618 @@
+//! The controller: a pure state machine from timed link samples to the rung of
+//! the ladder to encode. Fast down, slow and careful up, never flapping.
+//!
+//! No I/O and no clock of its own: every call carries the time in seconds, so
+//! it is tested with synthetic traces.
+
+use crate::link::LinkSample;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Whose link decides the rung when several viewers watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Serve the weakest viewer: everyone stays live (default).
+    #[default]
+    Weakest,
+    /// Serve the strongest viewer: the best picture for whoever can take it;
+    /// weaker viewers stay live by skipping frames.
+    Strongest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Trouble must last this long before stepping down.
+    pub down_after_s: f64,
+    /// A clean period this long (times the climb backoff) before stepping up.
+    pub up_after_s: f64,
+    /// No two switches closer than this.
+    pub min_dwell_s: f64,
+    pub max_lag_ms: f64,
+    pub max_rtt_ms: f64,
+    pub max_loss_pct: f64,
+    /// Measured delivery rate must exceed the next rung's bitrate by this factor to climb.
+    pub headroom: f64,
+    /// A climb that fails soon after doubles the clean period required, up to this factor.
+    pub max_up_backoff: f64,
+    /// How long a capacity measurement is trusted (times the climb backoff);
+    /// after that the controller may probe a higher rung again.
+    pub capacity_memory_s: f64,
+    pub policy: Policy,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            down_after_s: 1.0,
+            up_after_s: 10.0,
+            min_dwell_s: 2.0,
+            max_lag_ms: 700.0,
+            max_rtt_ms: 300.0,
+            max_loss_pct: 2.0,
+            headroom: 1.4,
+            max_up_backoff: 8.0,
+            capacity_memory_s: 30.0,
+            policy: Policy::Weakest,
+        }
+    }
+}
+
+/// What the controller wants, and why (for the log and `/status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub to: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+struct ViewerState {
+    last: LinkSample,
+    bad_since: Option<f64>,
+    clean_since: Option<f64>,
+    /// What the link has shown it can carry, kbit/s, and when: the rate it
+    /// carried while congested, raised by capacity measurements since.
+    capacity: Option<(f64, f64)>,
+    why_bad: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verdict {
+    Down(usize),
+    Hold,
+    Up,
+}
+
+/// The controller's state, shown in `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AdaptStatus {
+    pub mode: &'static str,
+    pub rung: usize,
+    pub switching_to: Option<usize>,
+    pub pinned: Option<usize>,
+    pub policy: Policy,
+    pub switches: u64,
+    pub up_backoff: f64,
+    pub last_reason: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Controller {
+    params: Params,
+    /// kbit/s per rung, best first.
+    bitrates: Vec<u32>,
+    rung: usize,
+    switching: Option<usize>,
+    pinned: Option<usize>,
+    viewers: BTreeMap<u64, ViewerState>,
+    last_switch: f64,
+    last_climb: Option<f64>,
+    up_backoff: f64,
+    switches: u64,
+    last_reason: Option<String>,
+}
+
+impl Controller {
+    pub fn new(params: Params, bitrates: Vec<u32>, start_rung: usize) -> Self {
+        assert!(start_rung < bitrates.len(), "start rung within the ladder");
+        Controller {
+            params,
+            bitrates,
+            rung: start_rung,
+            switching: None,
+            pinned: None,
+            viewers: BTreeMap::new(),
+            last_switch: f64::NEG_INFINITY,
+            last_climb: None,
+            up_backoff: 1.0,
+            switches: 0,
+            last_reason: None,
+        }
+    }
+
+    pub fn rung(&self) -> usize {
+        self.rung
+    }
+
+    /// A viewer's newest windowed sample.
+    pub fn observe(&mut self, viewer: u64, s: LinkSample) {
+        let p = &self.params;
+        let why_bad = if s.lag_ms as f64 > p.max_lag_ms {
+            Some("viewer queue behind live")
+        } else if s.skips > 0 {
+            Some("viewer skipped frames")
+        } else if s.loss_pct > p.max_loss_pct {
+            Some("packet loss")
+        } else if s.rtt_ms > p.max_rtt_ms {
+            Some("round-trip time")
+        } else {
+            None
+        };
+        let st = self.viewers.entry(viewer).or_insert(ViewerState {
+            last: s,
+            bad_since: None,
+            clean_since: Some(s.t),
+            capacity: None,
+            why_bad: "",
+        });
+        st.last = s;
+        match why_bad {
+            Some(why) => {
+                st.bad_since.get_or_insert(s.t);
+                st.clean_since = None;
+                st.why_bad = why;
+                if s.throughput_kbps > 0.0 {
+                    st.capacity = Some((s.throughput_kbps.max(s.delivery_kbps), s.t));
+                }
+            }
+            None => {
+                st.bad_since = None;
+                st.clean_since.get_or_insert(s.t);
+                if s.delivery_kbps > 0.0 {
+                    let known = st.capacity.map_or(0.0, |c| c.0);
+                    st.capacity = Some((known.max(s.delivery_kbps), s.t));
+                }
+            }
+        }
+    }
+
+    pub fn remove(&mut self, viewer: u64) {
+        self.viewers.remove(&viewer);
+    }
+
+    /// Pins a rung (manual override) or, with None, returns to automatic.
+    pub fn pin(&mut self, rung: Option<usize>) -> Result<(), String> {
+        if let Some(r) = rung {
+            if r >= self.bitrates.len() {
+                return Err(format!(
+                    "rung {r} does not exist: the ladder has {} rung(s), numbered from 0",
+                    self.bitrates.len()
+                ));
+            }
+        }
+        self.pinned = rung;
+        Ok(())
+    }
+
+    /// The encoder for `to` is starting; hold decisions until it is done.
+    pub fn begin_switch(&mut self, to: usize) {
+        self.switching = Some(to);
+    }
+
+    /// Viewers are now on `to`'s encoder.
+    pub fn switched(&mut self, now: f64) {
+        let Some(to) = self.switching.take() else {
+            return;
+        };
+        if to < self.rung {
+            self.last_climb = Some(now);
+        }
+        self.rung = to;
+        self.last_switch = now;
+        self.switches += 1;
+        // Judge the new rung on fresh evidence.
+        for st in self.viewers.values_mut() {
+            st.bad_since = None;
+            st.clean_since = Some(now);
+        }
+    }
+
+    /// The new encoder never delivered: stay, and wait a dwell before trying again.
+    pub fn switch_failed(&mut self, now: f64) {
+        self.switching = None;
+        self.last_switch = now;
+    }
+
+    fn verdict(&self, st: &ViewerState, now: f64) -> Verdict {
+        let p = &self.params;
+        if st
+            .bad_since
+            .is_some_and(|since| now - since >= p.down_after_s)
+        {
+            // Step below what the link actually carried, and at least one rung.
+            let carried = st.last.throughput_kbps.max(0.0);
+            let fits = self
+                .bitrates
+                .iter()
+                .position(|b| f64::from(*b) <= carried * 0.9)
+                .unwrap_or(self.bitrates.len() - 1);
+            return Verdict::Down(fits.max(self.rung + 1).min(self.bitrates.len() - 1));
+        }
+        if self.rung > 0 {
+            let wait = p.up_after_s * self.up_backoff;
+            let next = f64::from(self.bitrates[self.rung - 1]);
+            // Headroom: the link must have shown room for the next rung, unless
+            // its last measurement is old enough that probing is due again.
+            let room = match st.capacity {
+                Some((kbps, at)) if now - at < p.capacity_memory_s * self.up_backoff => {
+                    kbps >= next * p.headroom
+                }
+                _ => true,
+            };
+            if st.clean_since.is_some_and(|since| now - since >= wait) && room {
+                return Verdict::Up;
+            }
+        }
+        Verdict::Hold
+    }
+
+    /// Called about every 200 ms: the rung to switch to, if any.
+    pub fn tick(&mut self, now: f64) -> Option<Decision> {
+        if self.switching.is_some() {
+            return None;
+        }
+        if let Some(pin) = self.pinned {
+            return (pin != self.rung).then(|| self.decide(pin, "pinned by the operator".into()));
+        }
+        if now - self.last_switch < self.params.min_dwell_s || self.viewers.is_empty() {
+            return None;
+        }
+        let verdicts: Vec<(u64, Verdict)> = self
+            .viewers
+            .iter()
+            .map(|(id, st)| (*id, self.verdict(st, now)))
+            .collect();
+        let downs = verdicts.iter().filter_map(|(id, v)| match v {
+            Verdict::Down(to) => Some((*id, *to)),
+            _ => None,
+        });
+        let (down, up) = match self.params.policy {
+            Policy::Weakest => (
+                downs.max_by_key(|(_, to)| *to),
+                verdicts.iter().all(|(_, v)| *v == Verdict::Up),
+            ),
+            Policy::Strongest => {
+                let all_down = verdicts.iter().all(|(_, v)| matches!(v, Verdict::Down(_)));
+                (
+                    downs.min_by_key(|(_, to)| *to).filter(|_| all_down),
+                    verdicts.iter().any(|(_, v)| *v == Verdict::Up),
+                )
+            }
+        };
+        if let (Some((id, to)), true) = (down, self.rung + 1 < self.bitrates.len()) {
+            let st = &self.viewers[&id];
+            if self
+                .last_climb
+                .is_some_and(|t| now - t < self.params.up_after_s)
+            {
+                self.up_backoff = (self.up_backoff * 2.0).min(self.params.max_up_backoff);
+            } else {
+                self.up_backoff = 1.0;
+            }
+            let s = &st.last;
+            let reason = format!(
+                "viewer {id}: {} for {:.1} s (lag {} ms, rtt {:.0} ms, loss {:.1} %, carried {:.0} kbit/s)",
+                st.why_bad,
+                now - st.bad_since.unwrap_or(now),
+                s.lag_ms,
+                s.rtt_ms,
+                s.loss_pct,
+                s.throughput_kbps
+            );
+            return Some(self.decide(to, reason));
+        }
+        if up && self.rung > 0 {
+            let known = self
+                .viewers
+                .values()
+                .filter_map(|s| s.capacity.map(|c| c.0))
+                .fold(f64::INFINITY, f64::min);
+            let room = if known.is_finite() {
+                format!("link measured at {known:.0} kbit/s")
+            } else {
+                "capacity not measured: probing".into()
+            };
+            let reason = format!(
+                "clean for {:.0} s, {room} (next rung needs {} kbit/s)",
+                self.params.up_after_s * self.up_backoff,
+                self.bitrates[self.rung - 1]
+            );
+            return Some(self.decide(self.rung - 1, reason));
+        }
+        None
+    }
+
+    fn decide(&mut self, to: usize, reason: String) -> Decision {
+        self.last_reason = Some(reason.clone());
+        Decision { to, reason }
+    }
+
+    pub fn status(&self) -> AdaptStatus {
+        AdaptStatus {
+            mode: if self.pinned.is_some() {
+                "manual"
+            } else {
+                "auto"
+            },
+            rung: self.rung,
+            switching_to: self.switching,
+            pinned: self.pinned,
+            policy: self.params.policy,
+            switches: self.switches,
+            up_backoff: self.up_backoff,
+            last_reason: self.last_reason.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LADDER: [u32; 4] = [2500, 1500, 800, 300];
+    const STEP: f64 = 0.2;
+
+    fn good(t: f64) -> LinkSample {
+        LinkSample {
+            t,
+            rtt_ms: 20.0,
+            rttvar_ms: 5.0,
+            loss_pct: 0.0,
+            throughput_kbps: 2500.0,
+            delivery_kbps: 20_000.0,
+            notsent_bytes: 0,
+            lag_ms: 50,
+            skips: 0,
+        }
+    }
+
+    /// A link that carries only `kbps`: the queue grows, RTT climbs.
+    fn congested(t: f64, kbps: f64) -> LinkSample {
+        LinkSample {
+            rtt_ms: 450.0,
+            lag_ms: 900,
+            throughput_kbps: kbps,
+            delivery_kbps: kbps,
+            ..good(t)
+        }
+    }
+
+    /// Runs the controller over `secs` seconds; the sample per viewer comes from
+    /// `trace(viewer, t, rung)`. Switches take effect at once. Returns (t, rung) switches.
+    fn run(
+        c: &mut Controller,
+        viewers: &[u64],
+        from: f64,
+        secs: f64,
+        trace: impl Fn(u64, f64, usize) -> LinkSample,
+    ) -> Vec<(f64, usize)> {
+        let mut switches = Vec::new();
+        let mut t = from;
+        while t < from + secs - 1e-9 {
+            for v in viewers {
+                c.observe(*v, trace(*v, t, c.rung()));
+            }
+            if let Some(d) = c.tick(t) {
+                c.begin_switch(d.to);
+                c.switched(t);
+                switches.push((t, d.to));
+            }
+            t += STEP;
+        }
+        switches
+    }
+
+    fn controller() -> Controller {
+        Controller::new(Params::default(), LADDER.to_vec(), 0)
+    }
+
+    #[test]
+    fn a_steady_good_link_never_switches() {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 600.0, |_, t, _| good(t)).is_empty());
+    }
+
+    #[test]
+    fn a_capacity_drop_steps_down_within_about_a_second_to_a_rung_that_fits() {
+        let mut c = controller();
+        // Ample link for 30 s, then it carries 1000 kbit/s: 800 fits, 1500 does not.
+        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, rung| {
+            if t < 30.0 || LADDER[rung] <= 1000 {
+                LinkSample {
+                    throughput_kbps: f64::from(LADDER[rung]),
+                    delivery_kbps: 1000.0,
+                    ..good(t)
+                }
+            } else {
+                congested(t, 1000.0)
+            }
+        });
+        assert_eq!(sw.len(), 1, "one switch, no oscillation: {sw:?}");
+        let (t, to) = sw[0];
+        assert!(
+            (31.0..=31.5).contains(&t),
+            "reaction time {:.1} s",
+            t - 30.0
+        );
+        assert_eq!(to, 2, "straight to the 800 kbit/s rung");
+    }
+
+    #[test]
+    fn short_loss_bursts_are_ridden_out_but_sustained_loss_steps_down() {
+        let mut c = controller();
+        let bursty = run(&mut c, &[1], 0.0, 60.0, |_, t, _| {
+            let in_burst = t % 3.0 < 0.5;
+            LinkSample {
+                loss_pct: if in_burst { 8.0 } else { 0.0 },
+                ..good(t)
+            }
+        });
+        assert!(bursty.is_empty(), "{bursty:?}");
+        let sustained = run(&mut c, &[1], 60.0, 10.0, |_, t, _| LinkSample {
+            loss_pct: 5.0,
+            ..good(t)
+        });
+        assert!(sustained[0].0 <= 61.2, "{sustained:?}");
+        let rungs: Vec<usize> = sustained.iter().map(|s| s.1).collect();
+        assert_eq!(
+            rungs,
+            vec![1, 2, 3],
+            "one rung per dwell while the loss lasts"
+        );
+        assert!(sustained.windows(2).all(|w| w[1].0 - w[0].0 >= 2.0 - 1e-6));
+    }
+
+    #[test]
+    fn recovery_climbs_one_rung_at_a_time_after_clean_periods() {
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 3);
+        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, _| good(t));
+        let rungs: Vec<usize> = sw.iter().map(|s| s.1).collect();
+        assert_eq!(rungs, vec![2, 1, 0]);
+        let gaps: Vec<f64> = sw.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(
+            sw[0].0 >= 10.0 && gaps.iter().all(|g| *g >= 10.0 - 1e-6),
+            "{sw:?}"
+        );
+    }
+
+    #[test]
+    fn no_climb_without_measured_headroom() {
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 2);
+        // Clean, but the link never showed more than 1800 kbit/s: 1500 × 1.4 does not fit.
+        let sw = run(&mut c, &[1], 0.0, 120.0, |_, t, _| LinkSample {
+            delivery_kbps: 1800.0,
+            ..good(t)
+        });
+        assert!(sw.is_empty(), "{sw:?}");
+    }
+
+    #[test]
+    fn a_link_that_holds_only_the_lower_rung_does_not_flap() {
+        // Capacity 1200: rung 1 (1500) congests, rung 2 (800) is clean, and bursts
+        // can look like 2200 kbit/s, which invites a climb now and then.
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 2);
+        let sw = run(&mut c, &[1], 0.0, 600.0, |_, t, rung| {
+            if LADDER[rung] > 1200 {
+                congested(t, 1200.0)
+            } else {
+                LinkSample {
+                    delivery_kbps: 2200.0,
+                    throughput_kbps: 800.0,
+                    ..good(t)
+                }
+            }
+        });
+        // Each failed climb doubles the wait: 10, 20, 40, 80, 80 ... seconds.
+        let climbs: Vec<f64> = sw.iter().filter(|s| s.1 == 1).map(|s| s.0).collect();
+        let gaps: Vec<f64> = climbs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.windows(2).all(|g| g[1] >= g[0] - 1.0),
+            "waits never shrink: {gaps:?}"
+        );
+        assert!(gaps.last().unwrap() >= &80.0, "{gaps:?}");
+        assert!(
+            climbs.len() <= 10,
+            "{} climbs in 10 minutes: {sw:?}",
+            climbs.len()
+        );
+        assert_eq!(c.status().up_backoff, 8.0);
+        let last = sw.last().unwrap();
+        assert_eq!(last.1, 2, "ends on the rung that fits");
+    }
+
+    #[test]
+    fn the_weakest_viewer_decides_by_default() {
+        let mut c = controller();
+        let sw = run(&mut c, &[1, 2, 3], 0.0, 20.0, |v, t, rung| {
+            match (v, LADDER[rung] > 900) {
+                (2, true) => congested(t, 900.0),
+                (2, false) => LinkSample {
+                    delivery_kbps: 900.0,
+                    ..good(t)
+                },
+                _ => good(t),
+            }
+        });
+        assert_eq!(sw.len(), 1, "{sw:?}");
+        assert_eq!(sw[0].1, 2);
+    }
+
+    #[test]
+    fn the_strongest_policy_ignores_one_bad_viewer() {
+        let params = Params {
+            policy: Policy::Strongest,
+            ..Params::default()
+        };
+        let mut c = Controller::new(params, LADDER.to_vec(), 0);
+        let sw = run(&mut c, &[1, 2], 0.0, 20.0, |v, t, _| {
+            if v == 2 {
+                congested(t, 500.0)
+            } else {
+                good(t)
+            }
+        });
+        assert!(sw.is_empty(), "{sw:?}");
+        let sw = run(&mut c, &[1, 2], 20.0, 5.0, |_, t, _| congested(t, 500.0));
+        assert_eq!(sw.len(), 1, "everyone bad: down");
+    }
+
+    #[test]
+    fn a_viewer_that_leaves_no_longer_counts() {
+        let mut c = controller();
+        c.observe(9, congested(0.0, 100.0));
+        c.remove(9);
+        assert!(run(&mut c, &[1], 0.0, 5.0, |_, t, _| good(t)).is_empty());
+    }
+
+    #[test]
+    fn no_viewers_no_decision() {
+        let mut c = controller();
+        assert_eq!(c.tick(100.0), None);
+    }
+
+    #[test]
+    fn pinning_overrides_and_auto_returns() {
+        let mut c = controller();
+        assert!(c.pin(Some(9)).is_err());
+        c.pin(Some(3)).unwrap();
+        let d = c.tick(0.0).unwrap();
+        assert_eq!(d.to, 3);
+        c.begin_switch(3);
+        assert_eq!(c.tick(0.2), None, "nothing while switching");
+        c.switched(0.4);
+        assert_eq!(c.status().mode, "manual");
+        assert!(
+            run(&mut c, &[1], 1.0, 60.0, |_, t, _| good(t)).is_empty(),
+            "pinned: no climb"
+        );
+        c.pin(None).unwrap();
+        assert!(
+            !run(&mut c, &[1], 61.0, 30.0, |_, t, _| good(t)).is_empty(),
+            "auto again: climbs"
+        );
+    }
+
+    #[test]
+    fn a_failed_switch_waits_a_dwell() {
+        let mut c = controller();
+        c.observe(1, congested(0.0, 500.0));
+        c.observe(1, congested(1.2, 500.0));
+        let d = c.tick(1.2).unwrap();
+        c.begin_switch(d.to);
+        c.switch_failed(5.0);
+        assert_eq!(c.rung(), 0);
+        c.observe(1, congested(6.0, 500.0));
+        assert_eq!(c.tick(6.0), None, "within the dwell");
+        assert!(c.tick(7.2).is_some());
+    }
+}

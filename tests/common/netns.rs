@@ -1,0 +1,208 @@
+//! An emulated phone on a bad Wi-Fi link: a network namespace joined to the
+//! host by a veth pair. Capacity is limited with `tc … tbf` on the host side
+//! (the direction video flows) and packets are dropped at random with
+//! `nft … numgen random` inside the phone's namespace (netem is not available).
+//! Everything is removed when the link is dropped.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+pub struct PhoneLink {
+    pub ns: String,
+    host_if: String,
+    pub host_ip: String,
+    pub phone_ip: String,
+}
+
+fn run(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Why these tests cannot run here, if they cannot.
+pub fn unavailable() -> Option<String> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to create network namespaces".into());
+    }
+    for tool in ["ip", "tc", "nft"] {
+        if Command::new(tool).arg("-V").output().is_err()
+            && Command::new(tool).arg("--version").output().is_err()
+        {
+            return Some(format!("needs `{tool}`"));
+        }
+    }
+    None
+}
+
+impl PhoneLink {
+    pub fn create() -> PhoneLink {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = std::process::id() % 10_000;
+        let ns = format!("lsd-phone-{id}-{n}");
+        let host_if = format!("lsdh{id}x{n}");
+        let phone_if = format!("lsdp{id}x{n}");
+        let (a, b) = ((id % 200) + 20, n * 4);
+        let host_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 1);
+        let phone_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 2);
+        let link = PhoneLink {
+            ns: ns.clone(),
+            host_if: host_if.clone(),
+            host_ip: host_ip.clone(),
+            phone_ip: phone_ip.clone(),
+        };
+        let steps: Vec<Vec<String>> = vec![
+            vec!["ip".into(), "netns".into(), "add".into(), ns.clone()],
+            vec![
+                "ip".into(),
+                "link".into(),
+                "add".into(),
+                host_if.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                phone_if.clone(),
+                "netns".into(),
+                ns.clone(),
+            ],
+            vec![
+                "ip".into(),
+                "addr".into(),
+                "add".into(),
+                format!("{host_ip}/30"),
+                "dev".into(),
+                host_if.clone(),
+            ],
+            vec![
+                "ip".into(),
+                "link".into(),
+                "set".into(),
+                host_if.clone(),
+                "up".into(),
+            ],
+            vec![
+                "ip".into(),
+                "-n".into(),
+                ns.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{phone_ip}/30"),
+                "dev".into(),
+                phone_if.clone(),
+            ],
+            vec![
+                "ip".into(),
+                "-n".into(),
+                ns.clone(),
+                "link".into(),
+                "set".into(),
+                phone_if,
+                "up".into(),
+            ],
+            vec![
+                "ip".into(),
+                "-n".into(),
+                ns.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            run(&args).unwrap_or_else(|e| panic!("building the phone link: {e}"));
+        }
+        link
+    }
+
+    /// Limits the Pi → phone direction to `kbit` kbit/s, with a queue of about 300 ms.
+    pub fn set_rate(&self, kbit: u32) {
+        let rate = format!("{kbit}kbit");
+        run(&[
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.host_if,
+            "root",
+            "tbf",
+            "rate",
+            &rate,
+            "burst",
+            "16kb",
+            "latency",
+            "300ms",
+        ])
+        .unwrap();
+    }
+
+    /// Back to the full speed of the veth pair.
+    pub fn clear_rate(&self) {
+        let _ = run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
+    }
+
+    /// Drops `pct` percent of the packets reaching the phone, at random.
+    pub fn set_loss(&self, pct: u32) {
+        self.clear_loss();
+        let rules = format!(
+            "table inet lsd_impair {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    numgen random mod 100 < {pct} drop\n  }}\n}}\n"
+        );
+        let file = std::env::temp_dir().join(format!("{}.nft", self.ns));
+        std::fs::write(&file, rules).unwrap();
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "nft",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let _ = std::fs::remove_file(file);
+    }
+
+    pub fn clear_loss(&self) {
+        let _ = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "lsd_impair",
+        ]);
+    }
+
+    /// A command that runs inside the phone's namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, program]);
+        c
+    }
+}
+
+impl Drop for PhoneLink {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair and the nft table with it.
+        let _ = run(&["ip", "netns", "del", &self.ns]);
+        let _ = run(&["ip", "link", "del", &self.host_if]);
+    }
+}

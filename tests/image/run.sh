@@ -1,0 +1,526 @@
+#!/bin/bash
+# tests/image/run.sh: run the image pieces that execute on this machine.
+#
+#  - livestream-net (the field network script from the rootfs overlay):
+#    generates configs from sample boot settings into a temporary root and
+#    checks them; bad and missing settings give a clear message and safe
+#    defaults; "apply" addresses a veth inside a network namespace, dnsmasq
+#    runs there with the generated config and a DHCP client in a second
+#    namespace gets a lease (needs root, ip, dnsmasq, busybox; skipped
+#    otherwise).
+#  - the overlay's systemd units pass systemd-analyze verify.
+#  - the Buildroot post-build/post-image scripts on a fake target.
+#  - flash-sd.sh refuses non-removable, partition, mounted and unconfirmed
+#    targets, and writes a confirmed one.
+#  - gen-yocto-crates.sh output format on a sample Cargo.lock.
+#
+# Everything it creates lives under one temporary directory and in network
+# namespaces named lsimg-*-PID; all are removed on exit.
+
+set -u
+
+HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+REPO=$(CDPATH='' cd -- "$HERE/../.." && pwd)
+OVERLAY="$REPO/buildroot/board/livestreamd/rootfs-overlay"
+NET="$OVERLAY/usr/sbin/livestream-net"
+FIX="$HERE/fixtures"
+
+PASS=0
+FAIL=0
+SKIP=0
+WORK=$(mktemp -d /tmp/lsimg-test.XXXXXX)
+NS_AP="lsimg-ap-$$"
+NS_PH="lsimg-ph-$$"
+DNSMASQ_PID=''
+LOOPDEV=''
+
+cleanup() {
+	if [ -n "$DNSMASQ_PID" ]; then
+		kill "$DNSMASQ_PID" 2>/dev/null
+		wait "$DNSMASQ_PID" 2>/dev/null
+	fi
+	ip netns del "$NS_AP" 2>/dev/null
+	ip netns del "$NS_PH" 2>/dev/null
+	if [ -n "$LOOPDEV" ]; then
+		losetup -d "$LOOPDEV" 2>/dev/null
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() {
+	PASS=$((PASS + 1))
+	echo "ok   - $1"
+}
+
+fail() {
+	FAIL=$((FAIL + 1))
+	echo "FAIL - $1"
+	if [ $# -gt 1 ]; then
+		printf '%s\n' "$2" | sed 's/^/       /'
+	fi
+}
+
+skip() {
+	SKIP=$((SKIP + 1))
+	echo "skip - $1"
+}
+
+# check NAME COMMAND...: pass if the command succeeds
+check() {
+	local name=$1
+	shift
+	local out
+	if out=$("$@" 2>&1); then
+		pass "$name"
+	else
+		fail "$name" "$out"
+	fi
+}
+
+# has FILE LINE: the file contains exactly this line
+has() {
+	grep -qxF -- "$2" "$1"
+}
+
+lacks() {
+	! grep -qF -- "$2" "$1"
+}
+
+unhex() {
+	printf '%s' "$1" | sed 's/../\\x&/g' | xargs -0 printf '%b'
+}
+
+# gen NAME SETTINGS_FILE: run generate into $WORK/NAME, stderr to NAME.err
+gen() {
+	local root="$WORK/$1"
+	mkdir -p "$root"
+	"$NET" generate --root "$root" --settings "$2" >"$root.out" 2>"$root.err"
+}
+
+echo "# livestream-net: generate from sample settings"
+R="$WORK/good"
+if gen good "$FIX/good-settings.txt"; then
+	pass "generate exits 0 on good settings"
+else
+	fail "generate exits 0 on good settings" "$(cat "$R.err")"
+fi
+check "no warnings on good settings" lacks "$R.err" "warning"
+W="$R/run/livestream-net/wpa_supplicant.conf"
+H="$R/run/livestream-net/hostapd.conf"
+D="$R/run/livestream-net/dnsmasq.conf"
+check "wpa_supplicant: country" has "$W" "country=GB"
+check "wpa_supplicant: camera passphrase" has "$W" "$(printf '\tpsk="goprohero#1"')"
+check "wpa_supplicant: WPA-PSK" has "$W" "$(printf '\tkey_mgmt=WPA-PSK')"
+ssid_hex=$(sed -n 's/^\tssid=//p' "$W")
+if [ "$(unhex "$ssid_hex")" = "GP24500123 Hero" ]; then
+	pass "wpa_supplicant: ssid hex decodes to the camera SSID"
+else
+	fail "wpa_supplicant: ssid hex decodes to the camera SSID" "got '$ssid_hex'"
+fi
+if [ "$(stat -c %a "$W")" = 600 ] && [ "$(stat -c %a "$H")" = 600 ]; then
+	pass "files holding passwords are mode 600"
+else
+	fail "files holding passwords are mode 600" "$(stat -c '%a %n' "$W" "$H")"
+fi
+check "hostapd: interface" has "$H" "interface=wlan1"
+check "hostapd: channel 11" has "$H" "channel=11"
+check "hostapd: 2.4 GHz mode" has "$H" "hw_mode=g"
+check "hostapd: country" has "$H" "country_code=GB"
+check "hostapd: WPA2 passphrase" has "$H" "wpa_passphrase=phones-only 2024"
+check "hostapd: WPA2 only" has "$H" "wpa=2"
+ap_hex=$(sed -n 's/^ssid2=//p' "$H")
+if [ "$(unhex "$ap_hex")" = "Field Stream" ]; then
+	pass "hostapd: ssid2 hex decodes to the AP SSID"
+else
+	fail "hostapd: ssid2 hex decodes to the AP SSID" "got '$ap_hex'"
+fi
+check "dnsmasq: interface" has "$D" "interface=wlan1"
+check "dnsmasq: DHCP range" has "$D" "dhcp-range=192.168.4.2,192.168.4.20,255.255.255.0,12h"
+check "dnsmasq: no DNS server" has "$D" "port=0"
+check "dnsmasq: no default gateway" has "$D" "dhcp-option=option:router"
+check "networkd: DHCP on the camera link" has "$R/run/systemd/network/10-livestream-camera.network" "Name=wlan0"
+check "networkd: camera link uses DHCP" has "$R/run/systemd/network/10-livestream-camera.network" "DHCP=ipv4"
+check "networkd: AP link unmanaged" has "$R/run/systemd/network/10-livestream-ap.network" "Unmanaged=yes"
+check "net.env lists the AP address" has "$R/run/livestream-net/net.env" "AP_ADDRESS=192.168.4.1"
+check "generate names the phone URL" grep -qF "http://192.168.4.1:8080/" "$R.err"
+if command -v dnsmasq >/dev/null 2>&1; then
+	check "dnsmasq --test accepts the generated config" dnsmasq --test --conf-file="$D"
+else
+	skip "dnsmasq --test (dnsmasq not installed)"
+fi
+"$NET" show --settings "$FIX/good-settings.txt" >"$WORK/show.out" 2>&1
+if grep -qx "AP_PASSWORD=(set)" "$WORK/show.out" && ! grep -q "phones-only" "$WORK/show.out"; then
+	pass "show hides passwords"
+else
+	fail "show hides passwords" "$(cat "$WORK/show.out")"
+fi
+
+echo "# livestream-net: Windows-edited file (CRLF, BOM, quotes, spaces)"
+R="$WORK/crlf"
+printf '\357\273\277# edited on Windows\r\nCAMERA_SSID = "GP-CRLF"\r\nCAMERA_PASSWORD='"'"'pass word 1'"'"'\r\nAP_CHANNEL=36\r\nAP_IFACE=wlan1' >"$WORK/crlf.txt"
+gen crlf "$WORK/crlf.txt"
+check "CRLF/BOM file: no warnings" lacks "$R.err" "warning"
+check "CRLF/BOM file: quoted password unquoted" has "$R/run/livestream-net/wpa_supplicant.conf" "$(printf '\tpsk="pass word 1"')"
+check "CRLF/BOM file: channel 36 selects 5 GHz" has "$R/run/livestream-net/hostapd.conf" "hw_mode=a"
+check "CRLF/BOM file: last line without newline is read" has "$R/run/livestream-net/hostapd.conf" "interface=wlan1"
+
+echo "# livestream-net: wired alternatives"
+R="$WORK/wired"
+printf 'CAMERA_IFACE=usb0\nAP_IFACE=eth0\n' >"$WORK/wired.txt"
+gen wired "$WORK/wired.txt"
+check "eth0 as AP: no hostapd.conf" test ! -e "$R/run/livestream-net/hostapd.conf"
+check "eth0 as AP: dnsmasq serves eth0" has "$R/run/livestream-net/dnsmasq.conf" "interface=eth0"
+check "usb0 camera: no wpa_supplicant.conf" test ! -e "$R/run/livestream-net/wpa_supplicant.conf"
+check "usb0 camera: DHCP on usb0" has "$R/run/systemd/network/10-livestream-camera.network" "Name=usb0"
+
+echo "# livestream-net: bad input"
+R="$WORK/missing"
+if gen missing "$WORK/does-not-exist.txt"; then
+	pass "missing settings file: exits 0"
+else
+	fail "missing settings file: exits 0" "$(cat "$R.err")"
+fi
+check "missing settings file: says so" grep -qF "no settings file at $WORK/does-not-exist.txt" "$R.err"
+check "missing settings file: default AP SSID" has "$R/run/livestream-net/hostapd.conf" "ssid2=$(printf livestream | od -An -tx1 -v | tr -d ' \n')"
+check "missing settings file: default AP password" has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=livestreamd"
+check "missing settings file: default address" has "$R/run/livestream-net/net.env" "AP_ADDRESS=192.168.4.1"
+check "missing settings file: camera not joined" test ! -e "$R/run/livestream-net/wpa_supplicant.conf"
+
+R="$WORK/garbage"
+head -c 4096 /dev/urandom >"$WORK/garbage.txt"
+if gen garbage "$WORK/garbage.txt"; then
+	pass "binary garbage: exits 0"
+else
+	fail "binary garbage: exits 0" "$(cat "$R.err")"
+fi
+check "binary garbage: warns" grep -q "warning" "$R.err"
+check "binary garbage: defaults used" has "$R/run/livestream-net/dnsmasq.conf" "interface=wlan1"
+
+R="$WORK/bad"
+gen bad "$FIX/bad-settings.txt"
+check "bad values: exits 0" test -s "$R/run/livestream-net/net.env"
+check "bad values: short AP password reported with file and line" grep -qF "bad-settings.txt line 4: AP_PASSWORD=(hidden) is not valid" "$R.err"
+check "bad values: lower-case country reported" grep -qF "COUNTRY='gb' is not valid" "$R.err"
+check "bad values: password not printed" lacks "$R.err" "short"
+check "bad values: short AP password falls back" has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=livestreamd"
+check "bad values: channel 99 reported" grep -qF "AP_CHANNEL='99' is not valid" "$R.err"
+check "bad values: channel falls back to 6" has "$R/run/livestream-net/hostapd.conf" "channel=6"
+check "bad values: shell in interface name rejected" grep -qF "AP_IFACE='wlan1;reboot' is not valid" "$R.err"
+check "bad values: unknown key reported" grep -qF "unknown setting 'AP_SSDI'" "$R.err"
+check "bad values: non KEY=value line reported" grep -qF "line 9: not a KEY=value line" "$R.err"
+check "bad values: bad DHCP range falls back to defaults" grep -qF "does not fit" "$R.err"
+check "bad values: default DHCP range used" has "$R/run/livestream-net/dnsmasq.conf" "dhcp-range=192.168.4.2,192.168.4.20,255.255.255.0,12h"
+check "bad values: command substitution not executed" test ! -e /tmp/lsimg-pwned
+ssid_hex=$(sed -n 's/^ssid2=//p' "$R/run/livestream-net/hostapd.conf")
+# shellcheck disable=SC2016 # the literal text is what we expect back
+if [ "$(unhex "$ssid_hex")" = '$(touch /tmp/lsimg-pwned)' ]; then
+	pass "bad values: SSID kept literally, hex-encoded"
+else
+	fail "bad values: SSID kept literally, hex-encoded" "got $ssid_hex"
+fi
+
+R="$WORK/same"
+printf 'CAMERA_IFACE=wlan1\nAP_IFACE=wlan1\n' >"$WORK/same.txt"
+gen same "$WORK/same.txt"
+check "same interface twice: reported" grep -qF "both 'wlan1'" "$R.err"
+check "same interface twice: defaults" has "$R/run/livestream-net/net.env" "CAMERA_IFACE=wlan0"
+
+R="$WORK/noenv"
+mkdir -p "$R"
+if "$NET" apply --root "$R" 2>"$R.err"; then
+	fail "apply before generate fails"
+else
+	pass "apply before generate fails"
+fi
+check "apply before generate says to run generate" grep -qF "run 'livestream-net generate' first" "$R.err"
+
+echo "# livestream-net: apply and DHCP in network namespaces"
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1 || ! ip netns add "$NS_AP" 2>/dev/null; then
+	skip "network namespace tests (need root and ip netns)"
+else
+	ip netns add "$NS_PH"
+	ip link add lsap0 netns "$NS_AP" type veth peer name lsph0 netns "$NS_PH"
+	ip -n "$NS_PH" link set lsph0 up
+	ip -n "$NS_AP" link set lo up
+	R="$WORK/ns"
+	printf 'AP_IFACE=lsap0\nCAMERA_IFACE=lscam0\nAP_ADDRESS=192.168.4.1\n' >"$WORK/ns.txt"
+	gen ns "$WORK/ns.txt"
+	check "namespace: wired-style AP on a veth gets no hostapd.conf" test ! -e "$R/run/livestream-net/hostapd.conf"
+	if ip netns exec "$NS_AP" "$NET" apply --root "$R" 2>"$R.apply.err"; then
+		pass "namespace: apply exits 0"
+	else
+		fail "namespace: apply exits 0" "$(cat "$R.apply.err")"
+	fi
+	ip netns exec "$NS_AP" "$NET" apply --root "$R" 2>>"$R.apply.err"
+	addrs=$(ip -n "$NS_AP" -4 -o addr show dev lsap0 | awk '{print $4}')
+	if [ "$addrs" = "192.168.4.1/24" ]; then
+		pass "namespace: lsap0 has exactly 192.168.4.1/24 after two applies"
+	else
+		fail "namespace: lsap0 has exactly 192.168.4.1/24 after two applies" "$addrs"
+	fi
+	if ip -n "$NS_AP" link show dev lsap0 | grep -q "state UP\|,UP"; then
+		pass "namespace: lsap0 is up"
+	else
+		fail "namespace: lsap0 is up" "$(ip -n "$NS_AP" link show dev lsap0)"
+	fi
+	R2="$WORK/ns-missing"
+	printf 'AP_IFACE=lsnothere0\n' >"$WORK/ns-missing.txt"
+	gen ns-missing "$WORK/ns-missing.txt"
+	if LIVESTREAM_NET_WAIT=1 ip netns exec "$NS_AP" "$NET" apply --root "$R2" 2>"$R2.apply.err"; then
+		fail "namespace: apply on an absent interface fails"
+	else
+		pass "namespace: apply on an absent interface fails"
+	fi
+	check "namespace: absent interface is named in the message" grep -qF "interface lsnothere0 did not appear within 1s" "$R2.apply.err"
+
+	if command -v dnsmasq >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1; then
+		ip netns exec "$NS_AP" "$NET" run dhcp --root "$R" >"$WORK/dnsmasq.log" 2>&1 &
+		DNSMASQ_PID=$!
+		cat >"$WORK/udhcpc.sh" <<EOF
+#!/bin/sh
+[ "\$1" = bound ] || exit 0
+echo "ip=\$ip" >"$WORK/lease"
+echo "router=\${router:-}" >>"$WORK/lease"
+echo "dns=\${dns:-}" >>"$WORK/lease"
+ip addr add "\$ip/\${mask:-24}" dev "\$interface"
+EOF
+		chmod 755 "$WORK/udhcpc.sh"
+		sleep 0.5
+		if ip netns exec "$NS_PH" busybox udhcpc -i lsph0 -n -q -f -t 5 -T 1 -s "$WORK/udhcpc.sh" >"$WORK/udhcpc.log" 2>&1 && [ -s "$WORK/lease" ]; then
+			pass "namespace: phone gets a DHCP lease from the generated dnsmasq config"
+			lease_ip=$(sed -n 's/^ip=//p' "$WORK/lease")
+			last=${lease_ip##*.}
+			if [ "${lease_ip%.*}" = 192.168.4 ] && [ "$last" -ge 2 ] && [ "$last" -le 20 ]; then
+				pass "namespace: leased address $lease_ip is in 192.168.4.2-20"
+			else
+				fail "namespace: leased address is in 192.168.4.2-20" "$lease_ip"
+			fi
+			check "namespace: no default gateway offered" grep -qx "router=" "$WORK/lease"
+			check "namespace: no DNS server offered" grep -qx "dns=" "$WORK/lease"
+			check "namespace: phone reaches 192.168.4.1" ip netns exec "$NS_PH" busybox ping -c 1 -W 2 192.168.4.1
+		else
+			fail "namespace: phone gets a DHCP lease from the generated dnsmasq config" "$(cat "$WORK/udhcpc.log" "$WORK/dnsmasq.log")"
+		fi
+		kill "$DNSMASQ_PID" 2>/dev/null
+		wait "$DNSMASQ_PID" 2>/dev/null
+		DNSMASQ_PID=''
+	else
+		skip "namespace DHCP lease (needs dnsmasq and busybox)"
+	fi
+	ip netns del "$NS_AP"
+	ip netns del "$NS_PH"
+	if ip netns list | grep -q "lsimg-"; then
+		fail "namespaces removed"
+	else
+		pass "namespaces removed"
+	fi
+fi
+
+echo "# systemd units in the overlay"
+if command -v systemd-analyze >/dev/null 2>&1; then
+	VR="$WORK/verify-root"
+	mkdir -p "$VR/usr/lib/systemd"
+	for d in /usr/lib/systemd/system /lib/systemd/system; do
+		if [ -d "$d" ]; then
+			cp -a "$d" "$VR/usr/lib/systemd/"
+			break
+		fi
+	done
+	cp -a "$OVERLAY/." "$VR/"
+	for unit in "$OVERLAY"/usr/lib/systemd/system/*.service; do
+		u=${unit##*/}
+		check "systemd-analyze verify $u" systemd-analyze verify --root="$VR" --man=no "$u"
+	done
+else
+	skip "systemd-analyze verify (systemd not installed)"
+fi
+check "99-default.link masks predictable names (wlan0/wlan1 stay)" test "$(readlink "$OVERLAY/etc/systemd/network/99-default.link")" = /dev/null
+
+echo "# Buildroot board scripts"
+T="$WORK/br-target"
+mkdir -p "$T/etc"
+printf '/dev/root / ext2 rw,noauto 0 1\n' >"$T/etc/fstab"
+check "post-build.sh runs" "$REPO/buildroot/board/livestreamd/post-build.sh" "$T"
+check "post-build.sh: fstab mounts the first partition at /boot" grep -qE '^/dev/mmcblk0p1[[:space:]]+/boot[[:space:]]+vfat' "$T/etc/fstab"
+"$REPO/buildroot/board/livestreamd/post-build.sh" "$T"
+if [ "$(grep -c '/boot' "$T/etc/fstab")" = 1 ]; then
+	pass "post-build.sh: running twice adds /boot once"
+else
+	fail "post-build.sh: running twice adds /boot once" "$(cat "$T/etc/fstab")"
+fi
+check "post-build.sh: /boot exists in the target" test -d "$T/boot"
+BIN="$WORK/br-images"
+TOP="$WORK/br-top"
+mkdir -p "$BIN/rpi-firmware" "$TOP/board/raspberrypi" "$T/etc/livestreamd" "$T/usr/share/livestream-net"
+printf '# stand-in for the daemon config\n' >"$T/etc/livestreamd/livestreamd.toml"
+cp "$OVERLAY/usr/share/livestream-net/livestream-network.txt" "$T/usr/share/livestream-net/"
+printf '#!/bin/sh\necho "rpi post-image $*" >"%s/rpi-called"\n' "$WORK" >"$TOP/board/raspberrypi/post-image.sh"
+chmod 755 "$TOP/board/raspberrypi/post-image.sh"
+if (cd "$TOP" && BINARIES_DIR="$BIN" TARGET_DIR="$T" "$REPO/buildroot/board/livestreamd/post-image.sh" extra-arg >"$WORK/post-image.log" 2>&1); then
+	pass "post-image.sh runs"
+else
+	fail "post-image.sh runs" "$(cat "$WORK/post-image.log")"
+fi
+check "post-image.sh: livestreamd.toml staged for the boot partition" cmp "$T/etc/livestreamd/livestreamd.toml" "$BIN/rpi-firmware/livestreamd.toml"
+check "post-image.sh: livestream-network.txt staged for the boot partition" cmp "$OVERLAY/usr/share/livestream-net/livestream-network.txt" "$BIN/rpi-firmware/livestream-network.txt"
+check "post-image.sh: hands over to Buildroot's rpi post-image with the arguments" grep -qx "rpi post-image extra-arg" "$WORK/rpi-called"
+rm -f "$T/etc/livestreamd/livestreamd.toml"
+if (cd "$TOP" && BINARIES_DIR="$BIN" TARGET_DIR="$T" "$REPO/buildroot/board/livestreamd/post-image.sh" >"$WORK/post-image2.log" 2>&1); then
+	fail "post-image.sh fails when the daemon config is missing"
+else
+	pass "post-image.sh fails when the daemon config is missing"
+fi
+
+echo "# flash-sd.sh refusals"
+FLASH="$REPO/scripts/flash-sd.sh"
+FS="$WORK/fake-sys"
+IMG="$WORK/sdcard.img"
+CARD="$WORK/fakesd"
+head -c 65536 /dev/urandom >"$IMG"
+mkcard() { # mkcard REMOVABLE
+	rm -rf "$FS"
+	mkdir -p "$FS/class/block/fakesd/device" "$FS/class/block/fakesd/fakesd1"
+	echo "$1" >"$FS/class/block/fakesd/removable"
+	echo 62333952 >"$FS/class/block/fakesd/size"
+	echo "SD Reader" >"$FS/class/block/fakesd/device/model"
+	echo 1 >"$FS/class/block/fakesd/fakesd1/partition"
+	mkdir -p "$FS/class/block/fakesd1"
+	echo 1 >"$FS/class/block/fakesd1/partition"
+	head -c 65536 /dev/zero >"$CARD"
+}
+: >"$WORK/mounts"
+: >"$WORK/swaps"
+flash() {
+	LIVESTREAM_FLASH_SYSFS="$FS" LIVESTREAM_FLASH_MOUNTS="$WORK/mounts" LIVESTREAM_FLASH_SWAPS="$WORK/swaps" \
+		LIVESTREAM_FLASH_ALLOW_FILE=1 "$FLASH" "$@"
+}
+untouched() {
+	cmp -s "$CARD" <(head -c 65536 /dev/zero)
+}
+mkcard 0
+if flash --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
+	fail "refuses a non-removable disk" "$(cat "$WORK/f.out")"
+else
+	if grep -q "not a removable disk" "$WORK/f.out" && untouched; then
+		pass "refuses a non-removable disk"
+	else
+		fail "refuses a non-removable disk" "$(cat "$WORK/f.out")"
+	fi
+fi
+mkcard 1
+cp "$CARD" "$WORK/fakesd1"
+if flash --yes "$IMG" "$WORK/fakesd1" >"$WORK/f.out" 2>&1; then
+	fail "refuses a partition" "$(cat "$WORK/f.out")"
+else
+	if grep -q "is a partition" "$WORK/f.out"; then
+		pass "refuses a partition"
+	else
+		fail "refuses a partition" "$(cat "$WORK/f.out")"
+	fi
+fi
+printf '/dev/fakesd1 /media/card vfat rw 0 0\n' >"$WORK/mounts"
+if flash --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
+	fail "refuses a disk with a mounted partition" "$(cat "$WORK/f.out")"
+else
+	if grep -q "/dev/fakesd1 is mounted on /media/card" "$WORK/f.out" && untouched; then
+		pass "refuses a disk with a mounted partition"
+	else
+		fail "refuses a disk with a mounted partition" "$(cat "$WORK/f.out")"
+	fi
+fi
+: >"$WORK/mounts"
+if flash "$IMG" "$CARD" </dev/null >"$WORK/f.out" 2>&1; then
+	fail "refuses without a terminal and without --yes" "$(cat "$WORK/f.out")"
+else
+	if grep -q "no terminal" "$WORK/f.out" && untouched; then
+		pass "refuses without a terminal and without --yes"
+	else
+		fail "refuses without a terminal and without --yes" "$(cat "$WORK/f.out")"
+	fi
+fi
+if echo sdb | LIVESTREAM_FLASH_ASK_STDIN=1 flash "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
+	fail "a wrong confirmation writes nothing" "$(cat "$WORK/f.out")"
+else
+	if grep -q "not confirmed" "$WORK/f.out" && untouched; then
+		pass "a wrong confirmation writes nothing"
+	else
+		fail "a wrong confirmation writes nothing" "$(cat "$WORK/f.out")"
+	fi
+fi
+if flash --dry-run "$IMG" "$CARD" >"$WORK/f.out" 2>&1 && grep -q "dry run" "$WORK/f.out" && untouched; then
+	pass "--dry-run prints the command and writes nothing"
+else
+	fail "--dry-run prints the command and writes nothing" "$(cat "$WORK/f.out")"
+fi
+if echo fakesd | LIVESTREAM_FLASH_ASK_STDIN=1 flash "$IMG" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD"; then
+	pass "a confirmed removable card is written with the image"
+else
+	fail "a confirmed removable card is written with the image" "$(cat "$WORK/f.out")"
+fi
+gzip -c "$IMG" >"$IMG.gz"
+mkcard 1
+if flash --yes "$IMG.gz" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD"; then
+	pass "a compressed image is decompressed onto the card"
+else
+	fail "a compressed image is decompressed onto the card" "$(cat "$WORK/f.out")"
+fi
+if "$FLASH" --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
+	fail "refuses a regular file without the test hook" "$(cat "$WORK/f.out")"
+else
+	if grep -q "not a block device" "$WORK/f.out"; then
+		pass "refuses a regular file without the test hook"
+	else
+		fail "refuses a regular file without the test hook" "$(cat "$WORK/f.out")"
+	fi
+fi
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null 2>&1 && head -c 1048576 /dev/zero >"$WORK/loop.img" &&
+	LOOPDEV=$(losetup --find --show "$WORK/loop.img" 2>/dev/null) && [ -n "$LOOPDEV" ]; then
+	if "$FLASH" --dry-run "$IMG" "$LOOPDEV" >"$WORK/f.out" 2>&1; then
+		fail "refuses a real non-removable block device ($LOOPDEV)" "$(cat "$WORK/f.out")"
+	else
+		if grep -q "not a removable disk" "$WORK/f.out"; then
+			pass "refuses a real non-removable block device ($LOOPDEV)"
+		else
+			fail "refuses a real non-removable block device ($LOOPDEV)" "$(cat "$WORK/f.out")"
+		fi
+	fi
+	losetup -d "$LOOPDEV"
+	LOOPDEV=''
+else
+	skip "real loop device refusal (needs root and losetup)"
+fi
+
+echo "# Buildroot formatting checker (scripts/lint-images.sh --br-format)"
+NEG="$WORK/brneg"
+mkdir -p "$NEG/package/livestreamd" "$NEG/configs"
+BRW="$REPO/buildroot"
+sed '1d; s/^LIVESTREAMD_LICENSE = MIT/FOO_LICENSE = MIT/' "$BRW/package/livestreamd/livestreamd.mk" >"$NEG/package/livestreamd/livestreamd.mk"
+sed 's/^\tbool/    bool/' "$BRW/package/livestreamd/Config.in" >"$NEG/package/livestreamd/Config.in"
+printf 'sha256 %064d x-cargo6.tar.gz\nsha256  abc  LICENSE\n' 0 >"$NEG/package/livestreamd/livestreamd.hash"
+grep -v FORCE_CHECK "$BRW/configs/livestreamd_raspberrypi3_defconfig" >"$NEG/configs/x_defconfig"
+"$REPO/scripts/lint-images.sh" --br-format "$NEG"/package/livestreamd/* "$NEG"/configs/* >"$WORK/brneg.out" 2>&1
+for want in "livestreamd.mk:1: header" "not properly prefixed: FOO_LICENSE" "Config.in:2: should be indented with one tab" \
+	"livestreamd.hash:1: separation" "livestreamd.hash:2: hash size" "missing BR2_DOWNLOAD_FORCE_CHECK_HASHES"; do
+	check "format checker reports: $want" grep -qF "$want" "$WORK/brneg.out"
+done
+check "format checker passes the real package files" "$REPO/scripts/lint-images.sh" --br-format "$BRW"/package/livestreamd/* "$BRW"/configs/* "$BRW"/Config.in "$BRW"/external.mk "$BRW"/external.desc
+
+echo "# gen-yocto-crates.sh"
+GEN="$REPO/scripts/gen-yocto-crates.sh"
+if "$GEN" "$FIX/Cargo.lock" livestreamd >"$WORK/crates.inc" 2>"$WORK/crates.err"; then
+	pass "generator runs on the sample Cargo.lock"
+else
+	fail "generator runs on the sample Cargo.lock" "$(cat "$WORK/crates.err")"
+fi
+check "generator output matches the expected .inc byte for byte" cmp "$FIX/expected-crates.inc" "$WORK/crates.inc"
+if "$GEN" "$WORK/does-not-exist.lock" livestreamd >/dev/null 2>"$WORK/crates.err"; then
+	fail "generator fails on a missing Cargo.lock"
+else
+	pass "generator fails on a missing Cargo.lock"
+fi
+
+echo
+echo "$PASS passed, $FAIL failed, $SKIP skipped"
+[ "$FAIL" -eq 0 ]

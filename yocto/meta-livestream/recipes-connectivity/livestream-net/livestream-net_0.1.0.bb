@@ -1,0 +1,42 @@
+# nooelint: oelint.var.bbclassextend - device-side boot scripts; no native or SDK use
+SUMMARY = "Field network for livestreamd: camera Wi-Fi client and phone access point"
+DESCRIPTION = "Reads /boot/livestream-network.txt at boot and generates \
+               wpa_supplicant, hostapd, dnsmasq and systemd-networkd \
+               configuration so the Pi joins the camera's Wi-Fi and offers \
+               the phones a network."
+SECTION = "net"
+
+require recipes-multimedia/livestreamd/livestreamd-source.inc
+
+inherit allarch deploy systemd
+
+OVERLAY = "${S}/buildroot/board/livestreamd/rootfs-overlay"
+
+SYSTEMD_SERVICE:${PN} = "livestream-net.service livestream-camera.service \
+                         livestream-ap.service livestream-dhcp.service"
+
+do_configure[noexec] = "1"
+do_compile[noexec] = "1"
+
+do_install() {
+    install -d ${D}${sbindir} ${D}${systemd_system_unitdir} ${D}${datadir}/livestream-net
+    install -m 0755 ${OVERLAY}/usr/sbin/livestream-net ${D}${sbindir}/livestream-net
+    for unit in livestream-net livestream-camera livestream-ap livestream-dhcp; do
+        install -m 0644 ${OVERLAY}/usr/lib/systemd/system/$unit.service ${D}${systemd_system_unitdir}/$unit.service
+    done
+    install -m 0644 ${OVERLAY}/usr/share/livestream-net/livestream-network.txt ${D}${datadir}/livestream-net/livestream-network.txt
+    # keep kernel interface names (wlan0 built-in, wlan1 USB adapter)
+    install -d ${D}${sysconfdir}/systemd/network
+    ln -sf /dev/null ${D}${sysconfdir}/systemd/network/99-default.link
+}
+
+# The editable settings on the FAT boot partition, picked up by
+# livestream-image through IMAGE_BOOT_FILES.
+do_deploy() {
+    install -m 0644 ${OVERLAY}/usr/share/livestream-net/livestream-network.txt ${DEPLOYDIR}/livestream-network.txt
+}
+addtask deploy after do_install before do_build
+
+FILES:${PN} += "${sysconfdir}/systemd/network/99-default.link"
+
+RDEPENDS:${PN} = "dnsmasq hostapd iproute2 wpa-supplicant"
