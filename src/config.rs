@@ -27,6 +27,8 @@ pub struct Config {
     pub adapt: Adapt,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub camera: Camera,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -212,6 +214,206 @@ impl LogLevel {
             LogLevel::Trace => log::LevelFilter::Trace,
         }
     }
+}
+
+/// `[camera]`: who keeps the camera streaming (see docs/CAMERA.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    #[serde(default)]
+    pub kind: CameraKind,
+    /// The camera's IP address (a GoPro's own access point puts it at 10.5.5.9).
+    #[serde(default = "default_camera_address")]
+    pub address: std::net::IpAddr,
+    /// The camera's HTTP port; unset means the model's own (80 legacy, 8080 Open GoPro).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+    /// The camera's UDP port for the legacy `_GPHD_` keep-alive.
+    #[serde(default = "default_camera_keepalive_port")]
+    pub keepalive_port: u16,
+    #[serde(default = "default_camera_keepalive_interval")]
+    pub keepalive_interval_s: f64,
+    /// Upper bound on one HTTP request to the camera (connect, send, answer).
+    #[serde(default = "default_camera_request_timeout")]
+    pub request_timeout_s: f64,
+    /// Delay before re-sending the start command, doubling up to `retry_max_s`.
+    #[serde(default = "default_camera_retry_initial")]
+    pub retry_initial_s: f64,
+    #[serde(default = "default_camera_retry_max")]
+    pub retry_max_s: f64,
+    /// Open GoPro only: the preview stream or webcam mode.
+    #[serde(default)]
+    pub mode: OpenGoProMode,
+    /// Open GoPro webcam mode: 480, 720 or 1080 (lines).
+    #[serde(default = "default_webcam_resolution")]
+    pub resolution: u32,
+    /// Open GoPro webcam mode: the digital lens.
+    #[serde(default)]
+    pub fov: WebcamFov,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CameraKind {
+    /// Any MPEG-TS sender; the daemon only listens.
+    #[default]
+    Udp,
+    /// HERO4 to HERO7 class: gpControl over HTTP and the UDP keep-alive.
+    GoproLegacy,
+    /// HERO9 and later: the Open GoPro HTTP API.
+    OpenGopro,
+}
+
+impl CameraKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CameraKind::Udp => "udp",
+            CameraKind::GoproLegacy => "gopro-legacy",
+            CameraKind::OpenGopro => "open-gopro",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenGoProMode {
+    #[default]
+    Preview,
+    Webcam,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebcamFov {
+    #[default]
+    Wide,
+    Narrow,
+    Superview,
+    Linear,
+}
+
+impl WebcamFov {
+    /// The Open GoPro webcam `fov` parameter value.
+    pub fn id(self) -> u32 {
+        match self {
+            WebcamFov::Wide => 0,
+            WebcamFov::Narrow => 2,
+            WebcamFov::Superview => 3,
+            WebcamFov::Linear => 4,
+        }
+    }
+}
+
+impl Camera {
+    /// The HTTP port in effect for this kind of camera.
+    pub fn effective_http_port(&self) -> u16 {
+        self.http_port.unwrap_or(match self.kind {
+            CameraKind::OpenGopro => 8080,
+            _ => 80,
+        })
+    }
+
+    /// The Open GoPro webcam `res` parameter value for `resolution`.
+    pub fn webcam_resolution_id(&self) -> Option<u32> {
+        match self.resolution {
+            480 => Some(4),
+            720 => Some(7),
+            1080 => Some(12),
+            _ => None,
+        }
+    }
+}
+
+fn default_camera_address() -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 5, 5, 9))
+}
+fn default_camera_keepalive_port() -> u16 {
+    8554
+}
+fn default_camera_keepalive_interval() -> f64 {
+    2.5
+}
+fn default_camera_request_timeout() -> f64 {
+    3.0
+}
+fn default_camera_retry_initial() -> f64 {
+    1.0
+}
+fn default_camera_retry_max() -> f64 {
+    30.0
+}
+fn default_webcam_resolution() -> u32 {
+    1080
+}
+
+impl Default for Camera {
+    fn default() -> Self {
+        Camera {
+            kind: CameraKind::default(),
+            address: default_camera_address(),
+            http_port: None,
+            keepalive_port: default_camera_keepalive_port(),
+            keepalive_interval_s: default_camera_keepalive_interval(),
+            request_timeout_s: default_camera_request_timeout(),
+            retry_initial_s: default_camera_retry_initial(),
+            retry_max_s: default_camera_retry_max(),
+            mode: OpenGoProMode::default(),
+            resolution: default_webcam_resolution(),
+            fov: WebcamFov::default(),
+        }
+    }
+}
+
+/// Checks of `[camera]` that serde cannot express.
+fn validate_camera(c: &Camera) -> Result<(), (Place, String)> {
+    let seconds = [
+        ("keepalive_interval_s", c.keepalive_interval_s, 60.0),
+        ("request_timeout_s", c.request_timeout_s, 60.0),
+        ("retry_initial_s", c.retry_initial_s, 3600.0),
+        ("retry_max_s", c.retry_max_s, 3600.0),
+    ];
+    for (key, v, max) in seconds {
+        if !(v.is_finite() && v >= 0.1 && v <= max) {
+            return Err((
+                Place::Key("camera", key),
+                format!("camera.{key} = {v} must be a number of seconds from 0.1 to {max}"),
+            ));
+        }
+    }
+    if c.retry_max_s < c.retry_initial_s {
+        return Err((
+            Place::Key("camera", "retry_max_s"),
+            "camera.retry_max_s must not be below camera.retry_initial_s".into(),
+        ));
+    }
+    if c.http_port == Some(0) {
+        return Err((
+            Place::Key("camera", "http_port"),
+            "camera.http_port must be a port from 1 to 65535".into(),
+        ));
+    }
+    if c.keepalive_port == 0 {
+        return Err((
+            Place::Key("camera", "keepalive_port"),
+            "camera.keepalive_port must be a port from 1 to 65535".into(),
+        ));
+    }
+    if c.webcam_resolution_id().is_none() {
+        return Err((
+            Place::Key("camera", "resolution"),
+            format!(
+                "camera.resolution = {} is not a webcam resolution (480, 720 or 1080)",
+                c.resolution
+            ),
+        ));
+    }
+    if c.address.is_unspecified() || c.address.is_multicast() {
+        return Err((
+            Place::Key("camera", "address"),
+            format!("camera.address {} is not a camera's address", c.address),
+        ));
+    }
+    Ok(())
 }
 
 /// `udp://HOST:PORT`, checked when the file is read.
@@ -645,6 +847,7 @@ fn validate(c: &Config) -> Result<(), (Place, String)> {
             "server.max_viewers must be at least 1".into(),
         ));
     }
+    validate_camera(&c.camera)?;
     if c.server.viewer_max_lag_ms < 100 {
         return Err((
             Place::Key("server", "viewer_max_lag_ms"),
@@ -831,6 +1034,97 @@ level = "debug"
         assert!(err("[adapt]\nmax_lag = 3\n")
             .reason
             .contains("unknown field"));
+    }
+
+    #[test]
+    fn camera_defaults_are_the_documented_ones() {
+        let c = Config::default().camera;
+        assert_eq!(c.kind, CameraKind::Udp);
+        assert_eq!(c.address.to_string(), "10.5.5.9");
+        assert_eq!(c.http_port, None);
+        assert_eq!(c.keepalive_port, 8554);
+        assert_eq!(c.keepalive_interval_s, 2.5);
+        assert_eq!(c.request_timeout_s, 3.0);
+        assert_eq!((c.retry_initial_s, c.retry_max_s), (1.0, 30.0));
+        assert_eq!(c.mode, OpenGoProMode::Preview);
+        assert_eq!((c.resolution, c.fov), (1080, WebcamFov::Wide));
+    }
+
+    #[test]
+    fn camera_http_port_follows_the_kind_unless_given() {
+        let mut c = Camera {
+            kind: CameraKind::GoproLegacy,
+            ..Camera::default()
+        };
+        assert_eq!(c.effective_http_port(), 80);
+        c.kind = CameraKind::OpenGopro;
+        assert_eq!(c.effective_http_port(), 8080);
+        c.http_port = Some(18080);
+        assert_eq!(c.effective_http_port(), 18080);
+    }
+
+    #[test]
+    fn camera_section_parses() {
+        let c = parse(
+            Path::new("t.toml"),
+            r#"
+[camera]
+kind = "open-gopro"
+address = "127.0.0.1"
+http_port = 18080
+keepalive_port = 18554
+keepalive_interval_s = 1.0
+request_timeout_s = 0.5
+retry_initial_s = 0.5
+retry_max_s = 4.0
+mode = "webcam"
+resolution = 720
+fov = "linear"
+"#,
+        )
+        .unwrap()
+        .camera;
+        assert_eq!(c.kind, CameraKind::OpenGopro);
+        assert_eq!(c.kind.name(), "open-gopro");
+        assert_eq!(c.effective_http_port(), 18080);
+        assert_eq!(c.keepalive_port, 18554);
+        assert_eq!(c.mode, OpenGoProMode::Webcam);
+        assert_eq!(c.webcam_resolution_id(), Some(7));
+        assert_eq!(c.fov.id(), 4);
+        let legacy = parse(Path::new("t"), "[camera]\nkind = \"gopro-legacy\"\n").unwrap();
+        assert_eq!(legacy.camera.kind, CameraKind::GoproLegacy);
+    }
+
+    #[test]
+    fn camera_mistakes_are_located() {
+        let e = err("[camera]\nkind = \"gopro-legacy\"\nkeepalive = 2\n");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.reason.contains("unknown field `keepalive`"), "{e}");
+        let e = err("[camera]\nkind = \"hero4\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.reason.contains("unknown variant"), "{e}");
+        let e = err("[camera]\nkind = \"open-gopro\"\nresolution = 4\n");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.reason.contains("480, 720 or 1080"), "{e}");
+        let e = err("[camera]\nretry_initial_s = 5.0\nretry_max_s = 2.0\n");
+        assert_eq!(e.line, 3, "{e}");
+        let e = err("[camera]\nkeepalive_interval_s = 0\n");
+        assert!(e.reason.contains("keepalive_interval_s"), "{e}");
+        let e = err("[camera]\naddress = \"gopro.local\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err("[camera]\naddress = \"0.0.0.0\"\n");
+        assert!(e.reason.contains("not a camera"), "{e}");
+        let e = err("[camera]\nmode = \"live\"\n");
+        assert!(e.reason.contains("unknown variant"), "{e}");
+    }
+
+    #[test]
+    fn camera_config_round_trips() {
+        let mut c = Config::default();
+        c.camera.kind = CameraKind::OpenGopro;
+        c.camera.http_port = Some(9000);
+        let again = parse(Path::new("x"), &c.to_toml()).unwrap();
+        assert_eq!(again.camera, c.camera);
     }
 
     #[test]

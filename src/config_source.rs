@@ -199,6 +199,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.source.url != new.source.url {
         v.push("source.url");
     }
+    if old.camera != new.camera {
+        v.push("[camera]");
+    }
     if old.server.listen != new.server.listen {
         v.push("server.listen");
     }

@@ -1,6 +1,7 @@
 //! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
 
 use crate::adapt::{AdaptStatus, Controller};
+use crate::camera::{self, CameraStatus, SharedCamera};
 use crate::config::{AdaptMode, Config};
 use crate::config_source::{self, Sources};
 use crate::demo::{self, DemoSource};
@@ -58,6 +59,7 @@ pub struct Status {
     pub version: &'static str,
     pub uptime_s: f64,
     pub source: SourceStatus,
+    pub camera: CameraStatus,
     pub encoder: Option<EncoderStatus>,
     pub pending_encoder: Option<EncoderStatus>,
     pub hub: HubStats,
@@ -78,6 +80,7 @@ pub struct Shared {
     config: Mutex<Arc<Config>>,
     pub hub: Arc<Hub>,
     pub source: SharedStats,
+    pub camera: SharedCamera,
     pub encoders: Mutex<Encoders>,
     viewers: Mutex<BTreeMap<u64, ViewerStats>>,
     next_viewer: AtomicU64,
@@ -109,9 +112,11 @@ impl Shared {
             None => "no encoder".into(),
         };
         format!(
-            "source {}, {encoder}, {} viewer(s)",
+            "source {}, {encoder}, {} viewer(s), camera ({}) {}",
             s.source.state,
-            s.viewers.len()
+            s.viewers.len(),
+            s.camera.kind,
+            s.camera.state
         )
     }
 
@@ -244,6 +249,7 @@ impl Shared {
             version: VERSION,
             uptime_s: self.started.elapsed().as_secs_f64(),
             source,
+            camera: self.camera.lock().unwrap().clone(),
             encoder,
             pending_encoder,
             hub: self.hub.stats(),
@@ -272,6 +278,17 @@ impl Shared {
                 format!("no encoded output yet (source {})", s.source.state),
             ),
         }
+    }
+}
+
+/// Ends a supervised child so that its supervisor starts it afresh (same hub track).
+fn restart_child(name: &str, info: &SharedInfo) {
+    if let Some(pid) = info.lock().unwrap().pid {
+        info!("{name}: restarting pid {pid} on the camera's new timeline");
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
@@ -313,12 +330,18 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let (input_tx, _) = broadcast::channel::<Bytes>(source::QUEUE_DATAGRAMS);
     let source_stats: SharedStats = Default::default();
     tokio::spawn(source::receive(
-        socket,
+        socket.clone(),
         input_tx.clone(),
         source_stats.clone(),
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The camera shares the source socket: a legacy GoPro streams back to its keep-alive's sender.
+    let camera::CameraTask {
+        status: camera_status,
+        resumed: mut camera_resumed,
+        task: camera_task,
+    } = camera::spawn(&config, socket, source_stats.clone(), stop_rx.clone());
     let mut demo_task = None;
     let demo_info = opts.demo.as_ref().map(|d| {
         let info: SharedInfo = Default::default();
@@ -336,6 +359,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         config: Mutex::new(config.clone()),
         hub: hub.clone(),
         source: source_stats,
+        camera: camera_status,
         encoders: Mutex::new(Encoders::default()),
         viewers: Mutex::new(BTreeMap::new()),
         next_viewer: AtomicU64::new(0),
@@ -398,6 +422,13 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                 info!("SIGHUP: reloading the configuration");
                 if let Some(new) = config_source::reload_config(&opts.sources, &shared.config()) {
                     shared.set_config(Arc::new(new));
+                }
+            }
+            Ok(()) = camera_resumed.changed() => {
+                // New video after a stall starts a new timeline; restart the encoders on it.
+                restart_child(&format!("encoder #{}", active.generation), &active.info);
+                if let Some((p, _)) = &pending {
+                    restart_child(&format!("encoder #{}", p.generation), &p.info);
                 }
             }
             Some(event) = events.recv() => match event {
@@ -471,6 +502,8 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     if let Some(t) = demo_task {
         let _ = t.await;
     }
+    // Bounded by the camera's request timeout: it tells the camera to stop streaming.
+    let _ = camera_task.await;
     info!("stopped");
     0
 }

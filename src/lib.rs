@@ -2,11 +2,13 @@
 //! serves it to phones and adapts the quality to each viewer's link.
 //! See DESIGN.md (shared) and README.md for the picture.
 
+pub mod camera;
 pub mod config;
 pub mod config_source;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
+pub mod fake_gopro;
 pub mod http;
 pub mod notify;
 pub mod relay;

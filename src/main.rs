@@ -1,9 +1,10 @@
-//! Command line: `run`, `demo`, `check-config`.
+//! Command line: `run`, `demo`, `check-config`, `fake-gopro`.
 
 use livestreamd::config;
 use livestreamd::config_source::{self, Sources};
 use livestreamd::daemon::{self, RunOptions};
 use livestreamd::demo::DemoSource;
+use livestreamd::fake_gopro;
 use livestreamd::VERSION;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,10 @@ usage:
   (e.g. /boot/livestreamd.toml on the SD card); when it is bad the error is logged
   and the config is used. SIGHUP re-reads both.
   livestreamd check-config FILE            validate FILE and print the effective config
+  livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
+                        [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
+                        [--size WxH] [--fps N] [--ffmpeg PATH]
+                                           emulate a GoPro for tests (see docs/CAMERA.md)
   livestreamd --version | --help
 
 exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
@@ -33,6 +38,7 @@ enum Command {
         demo: Option<DemoSource>,
     },
     CheckConfig(PathBuf),
+    FakeGoPro(fake_gopro::Options),
     Version,
     Help,
 }
@@ -48,6 +54,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 return Err(format!("unexpected argument `{extra}`"));
             }
             return Ok(Command::CheckConfig(PathBuf::from(file)));
+        }
+        Some("fake-gopro") => {
+            let rest: Vec<String> = it.cloned().collect();
+            return fake_gopro::parse_args(&rest).map(Command::FakeGoPro);
         }
         Some(c @ ("run" | "demo")) => c,
         Some(other) => return Err(format!("unknown command `{other}`")),
@@ -123,6 +133,19 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("livestreamd {VERSION}");
             ExitCode::SUCCESS
+        }
+        Command::FakeGoPro(opts) => {
+            init_logging(log::LevelFilter::Info);
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => ExitCode::from(rt.block_on(fake_gopro::run(opts)) as u8),
+                Err(e) => {
+                    eprintln!("livestreamd: cannot start the runtime: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::CheckConfig(path) => match load_or_exit(&path) {
             Ok(cfg) => {
@@ -243,6 +266,14 @@ mod tests {
     }
 
     #[test]
+    fn fake_gopro_parses() {
+        match parse("fake-gopro --kind open-gopro --http 127.0.0.1:18080 --record r.jsonl") {
+            Ok(Command::FakeGoPro(o)) => assert_eq!(o.http.port(), 18080),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn bad_usage_is_refused() {
         assert!(parse("run --override")
             .unwrap_err()
@@ -253,6 +284,9 @@ mod tests {
             .contains("unexpected argument"));
         assert!(parse("demo --size 640").unwrap_err().contains("WxH"));
         assert!(parse("fly").unwrap_err().contains("unknown command"));
+        assert!(parse("fake-gopro --kind legacy")
+            .unwrap_err()
+            .contains("--http"));
         assert!(parse("run --config").unwrap_err().contains("needs a value"));
     }
 }

@@ -102,6 +102,10 @@ pub struct Limits {
     pub pts_tolerance: u64,
     /// How long the old encoder's output may be held back waiting for the new one.
     pub max_hold: Duration,
+    /// A viewer still this far behind in the old encoder's output when a splice
+    /// happens jumps straight to the new encoder: a switch down is usually made
+    /// because viewers fell behind, so their backlog at the old rate is dropped.
+    pub splice_catch_up: Duration,
 }
 
 impl Default for Limits {
@@ -111,6 +115,7 @@ impl Default for Limits {
             max_bytes: 16 << 20,
             pts_tolerance: 1500, // half a frame at 30 fps
             max_hold: Duration::from_millis(1500),
+            splice_catch_up: Duration::from_millis(300),
         }
     }
 }
@@ -132,6 +137,8 @@ struct Inner {
     held: Vec<Unit>,
     hold: Option<(u64, Instant)>,
     psi: Bytes,
+    /// Sequence number of the first chunk of the newest splice.
+    splice_seq: Option<u64>,
     bytes_in: u64,
     last_input: Option<Instant>,
     switches: u64,
@@ -181,6 +188,7 @@ impl Hub {
                 held: Vec::new(),
                 hold: None,
                 psi: Bytes::new(),
+                splice_seq: None,
                 bytes_in: 0,
                 last_input: None,
                 switches: 0,
@@ -333,6 +341,7 @@ impl Hub {
         let units: Vec<Unit> = track.buffer.drain(..).collect();
         g.psi = Bytes::from(track.psi());
         g.active = Some((to, track));
+        g.splice_seq = Some(g.next_seq);
         for unit in units {
             Self::append(g, unit);
         }
@@ -406,7 +415,9 @@ impl Hub {
                 batch.lag = lag;
                 let evicted = c < front_seq;
                 let behind = lag > max_lag && newest_keyframe.is_some_and(|k| k > c);
-                if evicted || behind {
+                let before_splice =
+                    g.splice_seq.is_some_and(|s| s > c) && lag > self.limits.splice_catch_up;
+                if evicted || behind || before_splice {
                     let Some(k) = newest_keyframe else {
                         return batch;
                     };
@@ -671,6 +682,36 @@ mod tests {
         assert_eq!(
             pts_of(&hub.read(&mut cursor, Duration::from_secs(10), 1 << 20)),
             vec![9000]
+        );
+    }
+
+    #[test]
+    fn a_viewer_behind_at_a_splice_jumps_to_the_new_encoder() {
+        let (hub, _) = Hub::new(Limits {
+            keep_for: Duration::from_secs(60),
+            splice_catch_up: Duration::from_millis(30),
+            ..Limits::default()
+        });
+        start(&hub, 1);
+        hub.push(1, &frame(0, true));
+        let (mut slow, mut fast) = (None, None);
+        hub.read(&mut slow, Duration::from_secs(10), 1 << 20);
+        hub.read(&mut fast, Duration::from_secs(10), 1 << 20);
+        hub.push(1, &frame(3000, false));
+        std::thread::sleep(Duration::from_millis(50));
+        hub.read(&mut fast, Duration::from_secs(10), 1 << 20); // the fast one is up to date
+        start(&hub, 2);
+        hub.push(2, &frame(6000, true));
+        hub.push(1, &frame(6000, true)); // splice
+        let b = hub.read(&mut slow, Duration::from_secs(10), 1 << 20);
+        assert!(b.skipped, "the backlog at the old rung is dropped");
+        assert_eq!(pts_of(&b), vec![6000]);
+        let b = hub.read(&mut fast, Duration::from_secs(10), 1 << 20);
+        assert!(!b.skipped);
+        assert_eq!(
+            pts_of(&b),
+            vec![6000],
+            "an up-to-date viewer just continues"
         );
     }
 

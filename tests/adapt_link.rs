@@ -5,33 +5,9 @@
 mod common;
 
 use common::netns::{self, PhoneLink};
+use common::scenario::*;
 use common::*;
-use livestreamd::ts::{Aligner, Demux, Kind};
-use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const LADDER: &str = "
-[[ladder]]
-width = 640
-height = 360
-fps = 30
-bitrate_kbps = 1000
-
-[[ladder]]
-width = 320
-height = 180
-fps = 30
-bitrate_kbps = 350
-
-[[ladder]]
-width = 160
-height = 90
-fps = 15
-bitrate_kbps = 120
-";
 
 macro_rules! need_root {
     () => {
@@ -42,202 +18,44 @@ macro_rules! need_root {
     };
 }
 
-/// The test's own player: reads the stream inside the phone's namespace and
-/// measures how far the picture is behind live (wall clock against stream time).
-struct PhoneClient {
-    child: Child,
-    data: Arc<Mutex<ClientData>>,
-    t0: Instant,
-}
-
-#[derive(Default)]
-struct ClientData {
-    bytes: Vec<u8>,
-    /// (seconds since the client started, lag in seconds)
-    lag: Vec<(f64, f64)>,
-}
-
-impl PhoneClient {
-    fn start(link: &PhoneLink, port: u16) -> PhoneClient {
-        let url = format!("http://{}:{port}/stream.ts", link.host_ip);
-        let mut child = link
-            .command("curl")
-            .args(["-sN", &url])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("curl in the phone namespace");
-        let mut out = child.stdout.take().unwrap();
-        let data = Arc::new(Mutex::new(ClientData::default()));
-        let d = data.clone();
-        let t0 = Instant::now();
-        std::thread::spawn(move || {
-            let (mut aligner, mut demux) = (Aligner::default(), Demux::default());
-            let mut first: Option<(Instant, u64)> = None;
-            let mut buf = vec![0u8; 65536];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let now = Instant::now();
-                let packets = aligner.push(&buf[..n]);
-                let mut g = d.lock().unwrap();
-                g.bytes.extend_from_slice(&buf[..n]);
-                for pkt in packets.chunks_exact(188) {
-                    if let Kind::Video { pts: Some(pts), .. } = demux.classify(pkt) {
-                        let (t_first, pts_first) = *first.get_or_insert((now, pts));
-                        let lag = now.duration_since(t_first).as_secs_f64()
-                            - (pts as f64 - pts_first as f64) / 90_000.0;
-                        g.lag.push((now.duration_since(t0).as_secs_f64(), lag));
-                    }
-                }
-            }
-        });
-        PhoneClient { child, data, t0 }
-    }
-
-    fn elapsed(&self) -> f64 {
-        self.t0.elapsed().as_secs_f64()
-    }
-
-    /// Highest lag seen after `from` seconds.
-    fn max_lag_after(&self, from: f64) -> f64 {
-        self.data
-            .lock()
-            .unwrap()
-            .lag
-            .iter()
-            .filter(|(t, _)| *t >= from)
-            .map(|(_, l)| *l)
-            .fold(0.0, f64::max)
-    }
-
-    fn last_lag(&self) -> f64 {
-        self.data.lock().unwrap().lag.last().map_or(0.0, |l| l.1)
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        self.data.lock().unwrap().bytes.clone()
-    }
-}
-
-impl Drop for PhoneClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(dir: &Path, extra: &str) -> (Daemon, u16) {
-    start_daemon_with(dir, extra, "")
-}
-
-fn start_daemon_with(dir: &Path, extra: &str, server_extra: &str) -> (Daemon, u16) {
-    let ports = Ports::new();
-    let text = format!(
-        "[source]\nurl = \"udp://127.0.0.1:{}\"\n[encoder]\npreset = \"ultrafast\"\n[server]\nlisten = \"0.0.0.0:{}\"\n{server_extra}\n{LADDER}\n{extra}\n",
-        ports.source, ports.http
-    );
-    let config = dir.join("livestreamd.toml");
-    std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(
-        dir,
-        &[
-            "demo",
-            "--config",
-            config.to_str().unwrap(),
-            "--size",
-            "640x360",
-        ],
-        ports.http,
-    );
-    daemon.wait_streaming();
-    (daemon, ports.http)
-}
-
-fn rung(d: &Daemon) -> i64 {
-    d.status()
-        .map_or(-1, |s| s["encoder"]["rung"].as_i64().unwrap_or(-1))
-}
-
-/// Per-frame (pts seconds, width) of a capture, by ffprobe.
-fn frames(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, u32)> {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "quiet",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts_time,width",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-        })
-        .collect()
-}
-
-/// Runs the capacity-drop scenario: ample for 10 s, then 600 kbit/s until 60 s.
-/// Returns (max lag after the drop, lag at the end, seconds to the first rung drop).
-fn capacity_drop(dir: &Path, extra: &str, server_extra: &str) -> (f64, f64, Option<f64>, Daemon) {
-    let (daemon, port) = start_daemon_with(dir, extra, server_extra);
-    let link = PhoneLink::create();
-    let client = PhoneClient::start(&link, port);
-    std::thread::sleep(Duration::from_secs(10));
-    link.set_rate(600);
-    let dropped_at = client.elapsed();
-    let mut reaction = None;
-    while client.elapsed() < 60.0 {
-        std::thread::sleep(Duration::from_millis(250));
-        if reaction.is_none() && rung(&daemon) > 0 {
-            reaction = Some(client.elapsed() - dropped_at);
-        }
-    }
-    let max_lag = client.max_lag_after(dropped_at + 5.0);
-    (max_lag, client.last_lag(), reaction, daemon)
-}
-
 #[test]
 fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() {
     need_root!();
-    let adaptive = std::thread::spawn(|| {
-        let dir = temp_dir("capacity-adaptive");
-        let (max_lag, end_lag, reaction, daemon) = capacity_drop(&dir, "", "");
-        let switches = daemon.status().unwrap()["adapt"]["switches"]
-            .as_u64()
-            .unwrap();
-        (max_lag, end_lag, reaction, switches, rung(&daemon))
-    });
+    let adaptive = std::thread::spawn(|| capacity_drop(&temp_dir("capacity-adaptive"), "", ""));
+    // The old way: one quality, and a viewer that is never skipped ahead.
     let fixed = std::thread::spawn(|| {
-        let dir = temp_dir("capacity-fixed");
-        // The old way: one quality, and a viewer that is never skipped ahead.
-        let (max_lag, end_lag, _, _) = capacity_drop(
-            &dir,
+        capacity_drop(
+            &temp_dir("capacity-fixed"),
             "[adapt]\nmode = \"fixed\"\n",
             "viewer_max_lag_ms = 120000",
-        );
-        (max_lag, end_lag)
+        )
     });
-    let (a_max, a_end, reaction, switches, a_rung) = adaptive.join().unwrap();
-    let (f_max, f_end) = fixed.join().unwrap();
-    println!("adaptive: reacted after {reaction:?} s, {switches} switch(es), final rung {a_rung}, max lag {a_max:.2} s, final lag {a_end:.2} s");
-    println!("fixed:    max lag {f_max:.2} s, final lag {f_end:.2} s");
-    let reaction = reaction.expect("the rung dropped");
-    assert!(reaction < 5.0, "reacted after {reaction:.1} s");
-    assert!(a_rung >= 1, "on a rung that fits 600 kbit/s");
-    assert!(a_max < 2.0, "adaptive lag stayed bounded: {a_max:.2} s");
+    let a = adaptive.join().unwrap();
+    let f = fixed.join().unwrap();
+    println!(
+        "adaptive: reacted after {:?} s, {} switch(es), final rung {}, max lag {:.2} s, final lag {:.2} s",
+        a.reaction_s, a.switches, a.final_rung, a.max_lag_s, a.end_lag_s
+    );
+    println!(
+        "fixed:    max lag {:.2} s, final lag {:.2} s",
+        f.max_lag_s, f.end_lag_s
+    );
+    let reaction = a.reaction_s.expect("the rung dropped");
     assert!(
-        f_end > a_max + 1.0,
-        "fixed quality fell behind: {f_end:.2} s vs {a_max:.2} s"
+        reaction < 6.0,
+        "reacted after {reaction:.1} s: a few seconds"
+    );
+    assert!(a.final_rung >= 1, "on a rung that fits 600 kbit/s");
+    assert!(
+        a.max_lag_s < 2.0,
+        "adaptive lag stayed bounded: {:.2} s",
+        a.max_lag_s
+    );
+    assert!(
+        f.end_lag_s > a.max_lag_s + 1.0,
+        "fixed quality fell behind: {:.2} s vs {:.2} s",
+        f.end_lag_s,
+        a.max_lag_s
     );
 }
 

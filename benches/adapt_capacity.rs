@@ -1,0 +1,88 @@
+//! Benchmark (not a test): the capacity-drop scenario on an emulated phone link,
+//! adaptive against a fixed-quality baseline in the same run. Needs root.
+//!
+//!   cargo bench --bench adapt_capacity            (3 runs each, results to benches/RESULTS.md)
+//!   cargo bench --bench adapt_capacity -- 1       (1 run each)
+//!
+//! Per run: time until viewers are on a lower rung, the highest lag behind live
+//! after the drop (measured by the benchmark's own client from stream time
+//! against wall clock), the lag at the end, the number of switches, skips.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::scenario::{capacity_drop, DropRun};
+use common::{netns, temp_dir};
+use std::fmt::Write as _;
+
+fn summary(name: &str, runs: &[DropRun]) -> String {
+    let mut out = String::new();
+    for (i, r) in runs.iter().enumerate() {
+        let reaction = r
+            .reaction_s
+            .map_or("never".to_string(), |s| format!("{s:.2} s"));
+        writeln!(
+            out,
+            "| {name} | {} | {reaction} | {:.2} s | {:.2} s | {} | {} | {} |",
+            i + 1,
+            r.max_lag_s,
+            r.end_lag_s,
+            r.switches,
+            r.final_rung,
+            r.skips
+        )
+        .unwrap();
+    }
+    out
+}
+
+fn main() {
+    if let Some(why) = netns::unavailable() {
+        eprintln!("adapt_capacity: skipped: {why}");
+        return;
+    }
+    let runs: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3);
+    let mut adaptive = Vec::new();
+    let mut fixed = Vec::new();
+    // One at a time, so the two never compete for the CPU.
+    for i in 0..runs {
+        eprintln!("run {}/{runs}: adaptive", i + 1);
+        adaptive.push(capacity_drop(
+            &temp_dir(&format!("bench-adaptive-{i}")),
+            "",
+            "",
+        ));
+        eprintln!("run {}/{runs}: fixed quality", i + 1);
+        fixed.push(capacity_drop(
+            &temp_dir(&format!("bench-fixed-{i}")),
+            "[adapt]\nmode = \"fixed\"\n",
+            "viewer_max_lag_ms = 120000",
+        ));
+    }
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut report = format!(
+        "\n## Capacity drop, {date}\n\nCommand: `cargo bench --bench adapt_capacity -- {runs}` (as root; debug-free release build of the daemon's test binary, real ffmpeg, libx264 ultrafast).\n\
+Scenario: demo camera 640x360@30, ladder 1000/350/120 kbit/s, viewer in a network namespace; link ample for 10 s, then `tc tbf rate 600kbit` until 60 s.\n\
+Baseline: `adapt.mode = \"fixed\"` and `viewer_max_lag_ms = 120000` (one quality, the viewer never skipped ahead: the old ffserver way).\n\n\
+| mode | run | time to lower rung | max lag after drop | lag at 60 s | switches | final rung | skips |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    );
+    report.push_str(&summary("adaptive", &adaptive));
+    report.push_str(&summary("fixed", &fixed));
+    print!("{report}");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/RESULTS.md");
+    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmark results\n\nNewest last. Each section names the command that produced it.\n"
+            .into()
+    });
+    text.push_str(&report);
+    std::fs::write(path, text).expect("write benches/RESULTS.md");
+    eprintln!("written to {path}");
+}

@@ -1,0 +1,188 @@
+//! Scenarios on an emulated phone link, shared by the tests and the benchmark.
+
+use super::netns::PhoneLink;
+use super::*;
+use livestreamd::ts::{Aligner, Demux, Kind};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const LADDER: &str = "
+[[ladder]]
+width = 640
+height = 360
+fps = 30
+bitrate_kbps = 1000
+
+[[ladder]]
+width = 320
+height = 180
+fps = 30
+bitrate_kbps = 350
+
+[[ladder]]
+width = 160
+height = 90
+fps = 15
+bitrate_kbps = 120
+";
+
+/// The test's own player: reads the stream inside the phone's namespace and
+/// measures how far the picture is behind live (wall clock against stream time).
+pub struct PhoneClient {
+    pub child: Child,
+    pub data: Arc<Mutex<ClientData>>,
+    t0: Instant,
+}
+
+#[derive(Default)]
+pub struct ClientData {
+    pub bytes: Vec<u8>,
+    /// (seconds since the client started, lag in seconds)
+    pub lag: Vec<(f64, f64)>,
+}
+
+impl PhoneClient {
+    pub fn start(link: &PhoneLink, port: u16) -> PhoneClient {
+        let url = format!("http://{}:{port}/stream.ts", link.host_ip);
+        let mut child = link
+            .command("curl")
+            .args(["-sN", &url])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl in the phone namespace");
+        let mut out = child.stdout.take().unwrap();
+        let data = Arc::new(Mutex::new(ClientData::default()));
+        let d = data.clone();
+        let t0 = Instant::now();
+        std::thread::spawn(move || {
+            let (mut aligner, mut demux) = (Aligner::default(), Demux::default());
+            let mut first: Option<(Instant, u64)> = None;
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                let packets = aligner.push(&buf[..n]);
+                let mut g = d.lock().unwrap();
+                g.bytes.extend_from_slice(&buf[..n]);
+                for pkt in packets.chunks_exact(188) {
+                    if let Kind::Video { pts: Some(pts), .. } = demux.classify(pkt) {
+                        let (t_first, pts_first) = *first.get_or_insert((now, pts));
+                        let lag = now.duration_since(t_first).as_secs_f64()
+                            - (pts as f64 - pts_first as f64) / 90_000.0;
+                        g.lag.push((now.duration_since(t0).as_secs_f64(), lag));
+                    }
+                }
+            }
+        });
+        PhoneClient { child, data, t0 }
+    }
+
+    pub fn elapsed(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    /// Highest lag seen after `from` seconds.
+    pub fn max_lag_after(&self, from: f64) -> f64 {
+        self.data
+            .lock()
+            .unwrap()
+            .lag
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(_, l)| *l)
+            .fold(0.0, f64::max)
+    }
+
+    pub fn last_lag(&self) -> f64 {
+        self.data.lock().unwrap().lag.last().map_or(0.0, |l| l.1)
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.data.lock().unwrap().bytes.clone()
+    }
+}
+
+impl Drop for PhoneClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_daemon(dir: &Path, extra: &str) -> (Daemon, u16) {
+    start_daemon_with(dir, extra, "")
+}
+
+pub fn start_daemon_with(dir: &Path, extra: &str, server_extra: &str) -> (Daemon, u16) {
+    let ports = Ports::new();
+    let text = format!(
+        "[source]\nurl = \"udp://127.0.0.1:{}\"\n[encoder]\npreset = \"ultrafast\"\n[server]\nlisten = \"0.0.0.0:{}\"\n{server_extra}\n{LADDER}\n{extra}\n",
+        ports.source, ports.http
+    );
+    let config = dir.join("livestreamd.toml");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(
+        dir,
+        &[
+            "demo",
+            "--config",
+            config.to_str().unwrap(),
+            "--size",
+            "640x360",
+        ],
+        ports.http,
+    );
+    daemon.wait_streaming();
+    (daemon, ports.http)
+}
+
+pub fn rung(d: &Daemon) -> i64 {
+    d.status()
+        .map_or(-1, |s| s["encoder"]["rung"].as_i64().unwrap_or(-1))
+}
+
+/// What one capacity-drop run showed.
+pub struct DropRun {
+    /// Seconds from the capacity drop until viewers were on a lower rung.
+    pub reaction_s: Option<f64>,
+    /// Highest lag behind live from 5 s after the drop to the end, seconds.
+    pub max_lag_s: f64,
+    pub end_lag_s: f64,
+    pub switches: u64,
+    pub final_rung: i64,
+    pub skips: u64,
+    pub daemon: Daemon,
+}
+
+/// The capacity-drop scenario: an ample link for 10 s, then 600 kbit/s (below
+/// the top rung's 1000) until 60 s, watched by the test's own client.
+pub fn capacity_drop(dir: &Path, extra: &str, server_extra: &str) -> DropRun {
+    let (daemon, port) = start_daemon_with(dir, extra, server_extra);
+    let link = PhoneLink::create();
+    let client = PhoneClient::start(&link, port);
+    std::thread::sleep(Duration::from_secs(10));
+    link.set_rate(600);
+    let dropped_at = client.elapsed();
+    let mut reaction_s = None;
+    while client.elapsed() < 60.0 {
+        std::thread::sleep(Duration::from_millis(100));
+        if reaction_s.is_none() && rung(&daemon) > 0 {
+            reaction_s = Some(client.elapsed() - dropped_at);
+        }
+    }
+    let status = daemon.status().unwrap_or_default();
+    DropRun {
+        reaction_s,
+        max_lag_s: client.max_lag_after(dropped_at + 5.0),
+        end_lag_s: client.last_lag(),
+        switches: status["adapt"]["switches"].as_u64().unwrap_or(0),
+        final_rung: status["encoder"]["rung"].as_i64().unwrap_or(-1),
+        skips: status["viewers"][0]["skips"].as_u64().unwrap_or(0),
+        daemon,
+    }
+}
