@@ -3,9 +3,11 @@
 use crate::adapt::{AdaptStatus, Controller};
 use crate::camera::{self, CameraStatus, SharedCamera};
 use crate::config::{AdaptMode, Config};
+use crate::config_source::{self, Sources};
 use crate::demo::{self, DemoSource};
 use crate::encoder::Encoder;
 use crate::link::LinkSample;
+use crate::notify::Notifier;
 use crate::relay::{Event, Hub, HubStats, Limits};
 use crate::source::{self, SharedStats, SourceStatus};
 use crate::supervise::{self, ChildInfo, SharedInfo};
@@ -90,6 +92,32 @@ pub struct Shared {
 impl Shared {
     pub fn config(&self) -> Arc<Config> {
         self.config.lock().unwrap().clone()
+    }
+
+    /// Replaces the configuration that readers of `config()` see (SIGHUP reload).
+    pub fn set_config(&self, c: Arc<Config>) {
+        *self.config.lock().unwrap() = c;
+    }
+
+    /// One line for systemd's `STATUS=`: source state, rung, viewers.
+    pub fn status_summary(&self) -> String {
+        let s = self.status();
+        let encoder = match &s.encoder {
+            Some(e) if e.pid.is_some() => format!(
+                "rung {} {}x{}@{} {} kb/s",
+                e.rung, e.width, e.height, e.fps, e.bitrate_kbps
+            ),
+            Some(e) if e.restarts == 0 => format!("rung {} encoder starting", e.rung),
+            Some(e) => format!("rung {} encoder restarting", e.rung),
+            None => "no encoder".into(),
+        };
+        format!(
+            "source {}, {encoder}, {} viewer(s), camera ({}) {}",
+            s.source.state,
+            s.viewers.len(),
+            s.camera.kind,
+            s.camera.state
+        )
     }
 
     /// Registers a viewer unless the server is full.
@@ -268,6 +296,8 @@ fn restart_child(name: &str, info: &SharedInfo) {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub demo: Option<DemoSource>,
+    /// Files to re-read on SIGHUP.
+    pub sources: Sources,
 }
 
 /// Runs until SIGTERM or SIGINT; returns the process exit code.
@@ -367,10 +397,33 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
 
     let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+
+    // systemd: ready once HTTP listens and the first encoder is started; then
+    // STATUS= and WATCHDOG=1 from a task that pings only while this loop ticks.
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.ready(&shared.status_summary());
+    let heartbeat = Arc::new(Mutex::new(Instant::now()));
+    let mut heartbeat_tick = tokio::time::interval(HEARTBEAT);
+    let notify_task = notifier.enabled().then(|| {
+        tokio::spawn(notify_loop(
+            notifier.clone(),
+            shared.clone(),
+            heartbeat.clone(),
+        ))
+    });
+
     loop {
         tokio::select! {
+            _ = heartbeat_tick.tick() => { *heartbeat.lock().unwrap() = Instant::now(); }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                if let Some(new) = config_source::reload_config(&opts.sources, &shared.config()) {
+                    shared.set_config(Arc::new(new));
+                }
+            }
             Ok(()) = camera_resumed.changed() => {
                 // New video after a stall starts a new timeline; restart the encoders on it.
                 restart_child(&format!("encoder #{}", active.generation), &active.info);
@@ -433,6 +486,10 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         }
     }
 
+    notifier.stopping("stopping: ending ffmpeg");
+    if let Some(t) = notify_task {
+        t.abort();
+    }
     let _ = stop_tx.send(true);
     http_task.abort();
     let mut stops = vec![active.stop()];
@@ -450,3 +507,44 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     info!("stopped");
     0
 }
+
+/// How often the main loop proves it is alive.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// Sends STATUS= when it changes (or with every ping), and WATCHDOG=1 at half of
+/// `WatchdogSec=` while the main loop's heartbeat is fresh. A loop stuck in an
+/// await stops the pings and systemd restarts the service; a blocked thread
+/// stops this task too, with the same result.
+async fn notify_loop(notifier: Arc<Notifier>, shared: Arc<Shared>, heartbeat: Arc<Mutex<Instant>>) {
+    let watchdog = notifier.watchdog_period();
+    let period = watchdog.map_or(STATUS_PERIOD, |w| w.min(STATUS_PERIOD));
+    let mut every = tokio::time::interval(period);
+    let mut last_status = String::new();
+    let mut stale_reported = false;
+    loop {
+        every.tick().await;
+        let status = shared.status_summary();
+        let changed = status != last_status;
+        let healthy = crate::notify::loop_healthy(heartbeat.lock().unwrap().elapsed(), HEARTBEAT);
+        let mut msg = Vec::new();
+        if watchdog.is_some() {
+            if healthy {
+                msg.push("WATCHDOG=1".to_string());
+                stale_reported = false;
+            } else if !stale_reported {
+                warn!("main loop stalled: withholding the systemd watchdog ping");
+                stale_reported = true;
+            }
+        }
+        if changed || !msg.is_empty() {
+            msg.push(crate::notify::status_line(&status));
+            last_status = status;
+        }
+        if !msg.is_empty() {
+            notifier.notify(&msg.join("\n"));
+        }
+    }
+}
+
+/// STATUS= is refreshed at least this often when there is no watchdog.
+const STATUS_PERIOD: Duration = Duration::from_secs(5);

@@ -4,11 +4,13 @@
 
 pub mod camera;
 pub mod config;
+pub mod config_source;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
 pub mod fake_gopro;
 pub mod http;
+pub mod notify;
 pub mod relay;
 pub mod source;
 pub mod supervise;
