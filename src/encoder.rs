@@ -86,6 +86,8 @@ pub struct Encoder {
     pub info: SharedInfo,
     stop_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The task writing the camera's datagrams into the current ffmpeg's stdin.
+    feeder: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Encoder {
@@ -115,9 +117,12 @@ impl Encoder {
         };
         let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
+        let feeder_slot = feeder.clone();
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
-                tokio::spawn(feed(input.subscribe(), stdin));
+                let task = tokio::spawn(feed(input.subscribe(), stdin));
+                *feeder_slot.lock().unwrap() = Some(task);
             }
             if let Some(stdout) = pipes.stdout {
                 tokio::spawn(drain(stdout, hub.clone(), generation));
@@ -130,11 +135,17 @@ impl Encoder {
             info,
             stop_tx,
             task,
+            feeder,
         }
     }
 
     /// Stops ffmpeg (TERM, grace, KILL) and waits for it.
     pub async fn stop(self) {
+        // End of input first: ffmpeg then finishes at once, even when the camera is
+        // silent (a TERM alone waits for its next read to return).
+        if let Some(feeder) = self.feeder.lock().unwrap().take() {
+            feeder.abort();
+        }
         let _ = self.stop_tx.send(true);
         let _ = self.task.await;
     }
