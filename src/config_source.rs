@@ -205,17 +205,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.server.listen != new.server.listen {
         v.push("server.listen");
     }
-    if old.encoder != new.encoder {
-        v.push("[encoder]");
-    }
-    if old.ladder() != new.ladder() {
-        v.push("[[ladder]]");
-    }
-    if old.outputs != new.outputs {
-        v.push("[[output]]");
-    }
-    if old.adapt != new.adapt {
-        v.push("[adapt]");
+    if old.adapt.sample_interval_ms != new.adapt.sample_interval_ms {
+        v.push("adapt.sample_interval_ms");
     }
     if old.log.level != new.log.level {
         v.push("log.level");
@@ -390,9 +381,14 @@ mod tests {
         c.server.viewer_max_lag_ms = 900;
         c.source.stall_timeout_s = 5.0;
         assert!(restart_only_changes(&a, &c).is_empty());
-        c.encoder.preset = "fast".into();
+        c.encoder.preset = "fast".into(); // re-encoded on the fly, no restart
+        assert!(restart_only_changes(&a, &c).is_empty());
+        c.adapt.sample_interval_ms = 500;
         c.log.level = crate::config::LogLevel::Debug;
-        assert_eq!(restart_only_changes(&a, &c), vec!["[encoder]", "log.level"]);
+        assert_eq!(
+            restart_only_changes(&a, &c),
+            vec!["adapt.sample_interval_ms", "log.level"]
+        );
     }
 
     struct TempDir(PathBuf);

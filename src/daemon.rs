@@ -71,8 +71,27 @@ pub struct Status {
 /// The encoders the daemon runs: one active, and one pending during a switch.
 #[derive(Default)]
 pub struct Encoders {
-    pub active: Option<(u64, usize, SharedInfo)>,
-    pub pending: Option<(u64, usize, SharedInfo)>,
+    pub active: Option<EncoderSlot>,
+    pub pending: Option<EncoderSlot>,
+}
+
+/// What `/status` shows of a running encoder.
+pub struct EncoderSlot {
+    pub generation: u64,
+    pub rung: usize,
+    pub settings: crate::config::Rung,
+    pub info: SharedInfo,
+}
+
+impl EncoderSlot {
+    fn of(e: &Encoder) -> Self {
+        EncoderSlot {
+            generation: e.generation,
+            rung: e.rung,
+            settings: e.settings.clone(),
+            info: e.info.clone(),
+        }
+    }
 }
 
 /// State the HTTP side reads; everything else stays in `run`.
@@ -202,14 +221,13 @@ impl Shared {
         self.controller.lock().unwrap().remove(id);
     }
 
-    fn encoder_status(&self, slot: &Option<(u64, usize, SharedInfo)>) -> Option<EncoderStatus> {
-        let (generation, rung, info) = slot.as_ref()?;
-        let cfg = self.config();
-        let r = cfg.ladder().get(*rung)?.clone();
-        let i = info.lock().unwrap();
+    fn encoder_status(&self, slot: &Option<EncoderSlot>) -> Option<EncoderStatus> {
+        let slot = slot.as_ref()?;
+        let r = &slot.settings;
+        let i = slot.info.lock().unwrap();
         Some(EncoderStatus {
-            generation: *generation,
-            rung: *rung,
+            generation: slot.generation,
+            rung: slot.rung,
             width: r.width,
             height: r.height,
             fps: r.fps,
@@ -290,6 +308,23 @@ fn restart_child(name: &str, info: &SharedInfo) {
             nix::sys::signal::Signal::SIGTERM,
         );
     }
+}
+
+/// Starts the encoder for `rung` as the hub's pending track: make-before-break.
+fn start_switch(
+    cfg: &Config,
+    rung: usize,
+    next_generation: &mut u64,
+    hub: &Arc<Hub>,
+    input: &broadcast::Sender<Bytes>,
+    shared: &Shared,
+) -> (Encoder, Instant) {
+    let generation = *next_generation;
+    *next_generation += 1;
+    hub.add_track(generation);
+    let enc = Encoder::start(cfg, rung, generation, input.clone(), hub.clone());
+    shared.encoders.lock().unwrap().pending = Some(EncoderSlot::of(&enc));
+    (enc, Instant::now())
 }
 
 /// Options that only the `demo` command sets.
@@ -383,8 +418,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         input_tx.clone(),
         hub.clone(),
     );
-    shared.encoders.lock().unwrap().active =
-        Some((active.generation, active.rung, active.info.clone()));
+    shared.encoders.lock().unwrap().active = Some(EncoderSlot::of(&active));
     let mut pending: Option<(Encoder, Instant)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(config.adapt.sample_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -420,8 +454,30 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
                 info!("SIGHUP: reloading the configuration");
-                if let Some(new) = config_source::reload_config(&opts.sources, &shared.config()) {
-                    shared.set_config(Arc::new(new));
+                let old = shared.config();
+                if let Some(new) = config_source::reload_config(&opts.sources, &old) {
+                    let new = Arc::new(new);
+                    shared.set_config(new.clone());
+                    let reencode = old.encoder != new.encoder || old.ladder() != new.ladder() || old.outputs != new.outputs;
+                    if reencode || old.adapt != new.adapt {
+                        // A new ladder or new thresholds: a fresh controller, keeping an operator's pin if it still fits.
+                        let rung = active.rung.min(new.ladder().len() - 1);
+                        let mut c = shared.controller.lock().unwrap();
+                        let pin = c.status().pinned.filter(|p| *p < new.ladder().len());
+                        *c = Controller::new(new.adapt.params(), new.ladder().iter().map(|r| r.bitrate_kbps).collect(), rung);
+                        let _ = c.pin(pin);
+                    }
+                    if reencode {
+                        // Re-encode with the new settings, make-before-break like any rung switch.
+                        if let Some((p, _)) = pending.take() {
+                            hub.cancel_pending(p.generation);
+                            tokio::spawn(p.stop());
+                        }
+                        let rung = active.rung.min(new.ladder().len() - 1);
+                        info!("new encoder settings: re-encoding rung {rung}");
+                        shared.controller.lock().unwrap().begin_switch(rung);
+                        pending = Some(start_switch(&new, rung, &mut next_generation, &hub, &input_tx, &shared));
+                    }
                 }
             }
             Ok(()) = camera_resumed.changed() => {
@@ -438,7 +494,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                         shared.controller.lock().unwrap().switched(shared.clock());
                         let old = std::mem::replace(&mut active, new);
                         let mut e = shared.encoders.lock().unwrap();
-                        e.active = Some((active.generation, active.rung, active.info.clone()));
+                        e.active = Some(EncoderSlot::of(&active));
                         e.pending = None;
                         drop(e);
                         tokio::spawn(old.stop());
@@ -450,13 +506,14 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
             _ = tick.tick() => {
                 let now = shared.clock();
                 if let Some((_, since)) = &pending {
-                    if since.elapsed().as_secs_f64() > config.adapt.switch_timeout_s {
+                    let timeout = shared.config().adapt.switch_timeout_s;
+                    if since.elapsed().as_secs_f64() > timeout {
                         let (p, _) = pending.take().expect("pending");
                         let why = {
                             let i = p.info.lock().unwrap();
                             i.last_exit.clone().or(i.last_stderr.clone()).unwrap_or_else(|| "no keyframe in time".into())
                         };
-                        warn!("rung {} encoder #{} gave no splice point within {} s ({why}); staying on rung {}", p.rung, p.generation, config.adapt.switch_timeout_s, active.rung);
+                        warn!("rung {} encoder #{} gave no splice point within {timeout} s ({why}); staying on rung {}", p.rung, p.generation, active.rung);
                         hub.cancel_pending(p.generation);
                         shared.controller.lock().unwrap().switch_failed(now);
                         shared.encoders.lock().unwrap().pending = None;
@@ -466,7 +523,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                 }
                 let decision = {
                     let mut c = shared.controller.lock().unwrap();
-                    let automatic = config.adapt.mode == AdaptMode::Auto || c.status().pinned.is_some();
+                    let automatic = shared.config().adapt.mode == AdaptMode::Auto || c.status().pinned.is_some();
                     let d = if automatic { c.tick(now) } else { None };
                     if let Some(d) = &d {
                         c.begin_switch(d.to);
@@ -475,12 +532,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                 };
                 if let Some(d) = decision {
                     info!("rung {} -> {}: {}", active.rung, d.to, d.reason);
-                    let generation = next_generation;
-                    next_generation += 1;
-                    hub.add_track(generation);
-                    let enc = Encoder::start(&config, d.to, generation, input_tx.clone(), hub.clone());
-                    shared.encoders.lock().unwrap().pending = Some((generation, d.to, enc.info.clone()));
-                    pending = Some((enc, Instant::now()));
+                    pending = Some(start_switch(&shared.config(), d.to, &mut next_generation, &hub, &input_tx, &shared));
                 }
             }
         }

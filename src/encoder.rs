@@ -82,7 +82,9 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
 /// One encoder process for one rung, identified by its generation number.
 pub struct Encoder {
     pub generation: u64,
+    /// Index into the ladder it was started from, and that rung's settings.
     pub rung: usize,
+    pub settings: Rung,
     pub info: SharedInfo,
     stop_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -132,6 +134,7 @@ impl Encoder {
         Encoder {
             generation,
             rung,
+            settings: cfg.ladder()[rung].clone(),
             info,
             stop_tx,
             task,
