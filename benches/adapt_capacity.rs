@@ -69,7 +69,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut report = format!(
-        "\n## Capacity drop, {date}\n\nCommand: `cargo bench --bench adapt_capacity -- {runs}` (as root; debug-free release build of the daemon's test binary, real ffmpeg, libx264 ultrafast).\n\
+        "\n## Capacity drop, {date}\n\nCommand: `cargo bench --bench adapt_capacity -- {runs}` (as root; release build, real ffmpeg, libx264 ultrafast).\n\
 Scenario: demo camera 640x360@30, ladder 1000/350/120 kbit/s, viewer in a network namespace; link ample for 10 s, then `tc tbf rate 600kbit` until 60 s.\n\
 Baseline: `adapt.mode = \"fixed\"` and `viewer_max_lag_ms = 120000` (one quality, the viewer never skipped ahead: the old ffserver way).\n\n\
 | mode | run | time to lower rung | max lag after drop | lag at 60 s | switches | final rung | skips |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"

@@ -85,6 +85,8 @@ generate() {
 			exit
 		}
 		print "# from Cargo.lock"
+		# oe-core writes the list this way; tell oelint-adv it is meant.
+		print "# nooelint: oelint.vars.inconspaces,oelint.vars.notneededspace"
 		print "SRC_URI += \" \\"
 		for (i = 1; i <= n; i++)
 			print uri[i]

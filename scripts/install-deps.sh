@@ -8,8 +8,9 @@ set -euo pipefail
 what=${1:-all}
 apt_packages=(ffmpeg curl)
 if [ "$what" = all ]; then
-    apt_packages+=(iproute2 nftables procps file shellcheck systemd
-        gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static)
+    apt_packages+=(iproute2 nftables procps file shellcheck systemd python3
+        gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static
+        dnsmasq-base busybox)
 fi
 
 missing=()
@@ -32,5 +33,12 @@ if [ "$what" = all ]; then
     for t in aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
         grep -qx "$t" <<<"$installed" || rustup target add "$t"
     done
+fi
+if [ "$what" = all ]; then
+    # The Yocto layer's linter, pinned so that CI is repeatable.
+    if ! command -v oelint-adv >/dev/null 2>&1; then
+        python3 -m pip install -q --disable-pip-version-check oelint-adv==9.11.2
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    fi
 fi
 echo "install-deps: $what ready"

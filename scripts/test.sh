@@ -12,3 +12,11 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked -- --test-threads="${TEST_THREADS:-2}"
+
+echo "== static aarch64 and armv7 builds, run under qemu-user"
+scripts/build-release.sh
+scripts/test-cross.sh
+echo "== systemd unit"
+scripts/verify-unit.sh
+echo "== image recipes, overlay scripts"
+scripts/lint-images.sh

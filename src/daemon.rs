@@ -3,9 +3,11 @@
 use crate::adapt::{AdaptStatus, Controller};
 use crate::camera::{self, CameraStatus, SharedCamera};
 use crate::config::{AdaptMode, Config};
+use crate::config_source::{self, Sources};
 use crate::demo::{self, DemoSource};
 use crate::encoder::Encoder;
 use crate::link::LinkSample;
+use crate::notify::Notifier;
 use crate::relay::{Event, Hub, HubStats, Limits};
 use crate::source::{self, SharedStats, SourceStatus};
 use crate::supervise::{self, ChildInfo, SharedInfo};
@@ -71,8 +73,27 @@ pub struct Status {
 /// The encoders the daemon runs: one active, and one pending during a switch.
 #[derive(Default)]
 pub struct Encoders {
-    pub active: Option<(u64, usize, SharedInfo)>,
-    pub pending: Option<(u64, usize, SharedInfo)>,
+    pub active: Option<EncoderSlot>,
+    pub pending: Option<EncoderSlot>,
+}
+
+/// What `/status` shows of a running encoder.
+pub struct EncoderSlot {
+    pub generation: u64,
+    pub rung: usize,
+    pub settings: crate::config::Rung,
+    pub info: SharedInfo,
+}
+
+impl EncoderSlot {
+    fn of(e: &Encoder) -> Self {
+        EncoderSlot {
+            generation: e.generation,
+            rung: e.rung,
+            settings: e.settings.clone(),
+            info: e.info.clone(),
+        }
+    }
 }
 
 /// State the HTTP side reads; everything else stays in `run`.
@@ -96,6 +117,32 @@ pub struct Shared {
 impl Shared {
     pub fn config(&self) -> Arc<Config> {
         self.config.lock().unwrap().clone()
+    }
+
+    /// Replaces the configuration that readers of `config()` see (SIGHUP reload).
+    pub fn set_config(&self, c: Arc<Config>) {
+        *self.config.lock().unwrap() = c;
+    }
+
+    /// One line for systemd's `STATUS=`: source state, rung, viewers.
+    pub fn status_summary(&self) -> String {
+        let s = self.status();
+        let encoder = match &s.encoder {
+            Some(e) if e.pid.is_some() => format!(
+                "rung {} {}x{}@{} {} kb/s",
+                e.rung, e.width, e.height, e.fps, e.bitrate_kbps
+            ),
+            Some(e) if e.restarts == 0 => format!("rung {} encoder starting", e.rung),
+            Some(e) => format!("rung {} encoder restarting", e.rung),
+            None => "no encoder".into(),
+        };
+        format!(
+            "source {}, {encoder}, {} viewer(s), camera ({}) {}",
+            s.source.state,
+            s.viewers.len(),
+            s.camera.kind,
+            s.camera.state
+        )
     }
 
     /// Registers a viewer unless the server is full.
@@ -180,14 +227,13 @@ impl Shared {
         self.controller.lock().unwrap().remove(id);
     }
 
-    fn encoder_status(&self, slot: &Option<(u64, usize, SharedInfo)>) -> Option<EncoderStatus> {
-        let (generation, rung, info) = slot.as_ref()?;
-        let cfg = self.config();
-        let r = cfg.ladder().get(*rung)?.clone();
-        let i = info.lock().unwrap();
+    fn encoder_status(&self, slot: &Option<EncoderSlot>) -> Option<EncoderStatus> {
+        let slot = slot.as_ref()?;
+        let r = &slot.settings;
+        let i = slot.info.lock().unwrap();
         Some(EncoderStatus {
-            generation: *generation,
-            rung: *rung,
+            generation: slot.generation,
+            rung: slot.rung,
             width: r.width,
             height: r.height,
             fps: r.fps,
@@ -271,10 +317,29 @@ fn restart_child(name: &str, info: &SharedInfo) {
     }
 }
 
+/// Starts the encoder for `rung` as the hub's pending track: make-before-break.
+fn start_switch(
+    cfg: &Config,
+    rung: usize,
+    next_generation: &mut u64,
+    hub: &Arc<Hub>,
+    input: &broadcast::Sender<Bytes>,
+    shared: &Shared,
+) -> (Encoder, Instant) {
+    let generation = *next_generation;
+    *next_generation += 1;
+    hub.add_track(generation);
+    let enc = Encoder::start(cfg, rung, generation, input.clone(), hub.clone());
+    shared.encoders.lock().unwrap().pending = Some(EncoderSlot::of(&enc));
+    (enc, Instant::now())
+}
+
 /// Options that only the `demo` command sets.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub demo: Option<DemoSource>,
+    /// Files to re-read on SIGHUP.
+    pub sources: Sources,
 }
 
 /// Runs until SIGTERM or SIGINT; returns the process exit code.
@@ -362,8 +427,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         input_tx.clone(),
         hub.clone(),
     );
-    shared.encoders.lock().unwrap().active =
-        Some((active.generation, active.rung, active.info.clone()));
+    shared.encoders.lock().unwrap().active = Some(EncoderSlot::of(&active));
     let mut pending: Option<(Encoder, Instant)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(config.adapt.sample_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -376,10 +440,55 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
 
     let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+
+    // systemd: ready once HTTP listens and the first encoder is started; then
+    // STATUS= and WATCHDOG=1 from a task that pings only while this loop ticks.
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.ready(&shared.status_summary());
+    let heartbeat = Arc::new(Mutex::new(Instant::now()));
+    let mut heartbeat_tick = tokio::time::interval(HEARTBEAT);
+    let notify_task = notifier.enabled().then(|| {
+        tokio::spawn(notify_loop(
+            notifier.clone(),
+            shared.clone(),
+            heartbeat.clone(),
+        ))
+    });
+
     loop {
         tokio::select! {
+            _ = heartbeat_tick.tick() => { *heartbeat.lock().unwrap() = Instant::now(); }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                let old = shared.config();
+                if let Some(new) = config_source::reload_config(&opts.sources, &old) {
+                    let new = Arc::new(new);
+                    shared.set_config(new.clone());
+                    let reencode = old.encoder != new.encoder || old.ladder() != new.ladder() || old.outputs != new.outputs;
+                    if reencode || old.adapt != new.adapt {
+                        // A new ladder or new thresholds: a fresh controller, keeping an operator's pin if it still fits.
+                        let rung = active.rung.min(new.ladder().len() - 1);
+                        let mut c = shared.controller.lock().unwrap();
+                        let pin = c.status().pinned.filter(|p| *p < new.ladder().len());
+                        *c = Controller::new(new.adapt.params(), new.ladder().iter().map(|r| r.bitrate_kbps).collect(), rung);
+                        let _ = c.pin(pin);
+                    }
+                    if reencode {
+                        // Re-encode with the new settings, make-before-break like any rung switch.
+                        if let Some((p, _)) = pending.take() {
+                            hub.cancel_pending(p.generation);
+                            tokio::spawn(p.stop());
+                        }
+                        let rung = active.rung.min(new.ladder().len() - 1);
+                        info!("new encoder settings: re-encoding rung {rung}");
+                        shared.controller.lock().unwrap().begin_switch(rung);
+                        pending = Some(start_switch(&new, rung, &mut next_generation, &hub, &input_tx, &shared));
+                    }
+                }
+            }
             Ok(()) = camera_resumed.changed() => {
                 // New video after a stall starts a new timeline; restart the encoders on it.
                 restart_child(&format!("encoder #{}", active.generation), &active.info);
@@ -394,7 +503,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                         shared.controller.lock().unwrap().switched(shared.clock());
                         let old = std::mem::replace(&mut active, new);
                         let mut e = shared.encoders.lock().unwrap();
-                        e.active = Some((active.generation, active.rung, active.info.clone()));
+                        e.active = Some(EncoderSlot::of(&active));
                         e.pending = None;
                         drop(e);
                         tokio::spawn(old.stop());
@@ -406,13 +515,14 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
             _ = tick.tick() => {
                 let now = shared.clock();
                 if let Some((_, since)) = &pending {
-                    if since.elapsed().as_secs_f64() > config.adapt.switch_timeout_s {
+                    let timeout = shared.config().adapt.switch_timeout_s;
+                    if since.elapsed().as_secs_f64() > timeout {
                         let (p, _) = pending.take().expect("pending");
                         let why = {
                             let i = p.info.lock().unwrap();
                             i.last_exit.clone().or(i.last_stderr.clone()).unwrap_or_else(|| "no keyframe in time".into())
                         };
-                        warn!("rung {} encoder #{} gave no splice point within {} s ({why}); staying on rung {}", p.rung, p.generation, config.adapt.switch_timeout_s, active.rung);
+                        warn!("rung {} encoder #{} gave no splice point within {timeout} s ({why}); staying on rung {}", p.rung, p.generation, active.rung);
                         hub.cancel_pending(p.generation);
                         shared.controller.lock().unwrap().switch_failed(now);
                         shared.encoders.lock().unwrap().pending = None;
@@ -422,7 +532,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                 }
                 let decision = {
                     let mut c = shared.controller.lock().unwrap();
-                    let automatic = config.adapt.mode == AdaptMode::Auto || c.status().pinned.is_some();
+                    let automatic = shared.config().adapt.mode == AdaptMode::Auto || c.status().pinned.is_some();
                     let d = if automatic { c.tick(now) } else { None };
                     if let Some(d) = &d {
                         c.begin_switch(d.to);
@@ -431,17 +541,16 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                 };
                 if let Some(d) = decision {
                     info!("rung {} -> {}: {}", active.rung, d.to, d.reason);
-                    let generation = next_generation;
-                    next_generation += 1;
-                    hub.add_track(generation);
-                    let enc = Encoder::start(&config, d.to, generation, input_tx.clone(), hub.clone());
-                    shared.encoders.lock().unwrap().pending = Some((generation, d.to, enc.info.clone()));
-                    pending = Some((enc, Instant::now()));
+                    pending = Some(start_switch(&shared.config(), d.to, &mut next_generation, &hub, &input_tx, &shared));
                 }
             }
         }
     }
 
+    notifier.stopping("stopping: ending ffmpeg");
+    if let Some(t) = notify_task {
+        t.abort();
+    }
     let _ = stop_tx.send(true);
     http_task.abort();
     let mut stops = vec![active.stop()];
@@ -459,3 +568,44 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     info!("stopped");
     0
 }
+
+/// How often the main loop proves it is alive.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// Sends STATUS= when it changes (or with every ping), and WATCHDOG=1 at half of
+/// `WatchdogSec=` while the main loop's heartbeat is fresh. A loop stuck in an
+/// await stops the pings and systemd restarts the service; a blocked thread
+/// stops this task too, with the same result.
+async fn notify_loop(notifier: Arc<Notifier>, shared: Arc<Shared>, heartbeat: Arc<Mutex<Instant>>) {
+    let watchdog = notifier.watchdog_period();
+    let period = watchdog.map_or(STATUS_PERIOD, |w| w.min(STATUS_PERIOD));
+    let mut every = tokio::time::interval(period);
+    let mut last_status = String::new();
+    let mut stale_reported = false;
+    loop {
+        every.tick().await;
+        let status = shared.status_summary();
+        let changed = status != last_status;
+        let healthy = crate::notify::loop_healthy(heartbeat.lock().unwrap().elapsed(), HEARTBEAT);
+        let mut msg = Vec::new();
+        if watchdog.is_some() {
+            if healthy {
+                msg.push("WATCHDOG=1".to_string());
+                stale_reported = false;
+            } else if !stale_reported {
+                warn!("main loop stalled: withholding the systemd watchdog ping");
+                stale_reported = true;
+            }
+        }
+        if changed || !msg.is_empty() {
+            msg.push(crate::notify::status_line(&status));
+            last_status = status;
+        }
+        if !msg.is_empty() {
+            notifier.notify(&msg.join("\n"));
+        }
+    }
+}
+
+/// STATUS= is refreshed at least this often when there is no watchdog.
+const STATUS_PERIOD: Duration = Duration::from_secs(5);

@@ -82,10 +82,14 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
 /// One encoder process for one rung, identified by its generation number.
 pub struct Encoder {
     pub generation: u64,
+    /// Index into the ladder it was started from, and that rung's settings.
     pub rung: usize,
+    pub settings: Rung,
     pub info: SharedInfo,
     stop_tx: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The task writing the camera's datagrams into the current ffmpeg's stdin.
+    feeder: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Encoder {
@@ -115,9 +119,12 @@ impl Encoder {
         };
         let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
+        let feeder_slot = feeder.clone();
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
-                tokio::spawn(feed(input.subscribe(), stdin));
+                let task = tokio::spawn(feed(input.subscribe(), stdin));
+                *feeder_slot.lock().unwrap() = Some(task);
             }
             if let Some(stdout) = pipes.stdout {
                 tokio::spawn(drain(stdout, hub.clone(), generation));
@@ -127,14 +134,21 @@ impl Encoder {
         Encoder {
             generation,
             rung,
+            settings: cfg.ladder()[rung].clone(),
             info,
             stop_tx,
             task,
+            feeder,
         }
     }
 
     /// Stops ffmpeg (TERM, grace, KILL) and waits for it.
     pub async fn stop(self) {
+        // End of input first: ffmpeg then finishes at once, even when the camera is
+        // silent (a TERM alone waits for its next read to return).
+        if let Some(feeder) = self.feeder.lock().unwrap().take() {
+            feeder.abort();
+        }
         let _ = self.stop_tx.send(true);
         let _ = self.task.await;
     }

@@ -4,6 +4,7 @@
 
 pub mod camera;
 pub mod config;
+pub mod config_source;
 pub mod daemon;
 pub mod demo;
 pub mod encoder;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod fake_gopro;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod relay;
 pub mod source;
 pub mod supervise;

@@ -1,6 +1,7 @@
 //! Command line: `run`, `demo`, `check-config`, `fake-gopro`.
 
-use livestreamd::config::{self, Config};
+use livestreamd::config;
+use livestreamd::config_source::{self, Sources};
 use livestreamd::daemon::{self, RunOptions};
 use livestreamd::demo::DemoSource;
 use livestreamd::fake_gopro;
@@ -12,9 +13,13 @@ const DEFAULT_CONFIG: &str = "/etc/livestreamd/livestreamd.toml";
 
 const USAGE: &str = "\
 usage:
-  livestreamd run [--config FILE]          run the daemon (default config: /etc/livestreamd/livestreamd.toml)
-  livestreamd demo [--config FILE] [--size WxH] [--fps N]
+  livestreamd run [--config FILE] [--override FILE]
+                                           run the daemon (default config: /etc/livestreamd/livestreamd.toml)
+  livestreamd demo [--config FILE] [--override FILE] [--size WxH] [--fps N]
                                            run the daemon on a simulated GoPro (ffmpeg test pattern)
+  --override FILE: when FILE exists and is valid it replaces the config entirely
+  (e.g. /boot/livestreamd.toml on the SD card); when it is bad the error is logged
+  and the config is used. SIGHUP re-reads both.
   livestreamd check-config FILE            validate FILE and print the effective config
   livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
                         [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
@@ -29,6 +34,7 @@ exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
 enum Command {
     Run {
         config: Option<PathBuf>,
+        override_file: Option<PathBuf>,
         demo: Option<DemoSource>,
     },
     CheckConfig(PathBuf),
@@ -57,11 +63,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         Some(other) => return Err(format!("unknown command `{other}`")),
     };
     let mut config = None;
+    let mut override_file = None;
     let mut demo = (cmd == "demo").then(DemoSource::default);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("{arg} needs a value"));
         match (arg.as_str(), demo.as_mut()) {
             ("--config" | "-c", _) => config = Some(PathBuf::from(value()?)),
+            ("--override", _) => override_file = Some(PathBuf::from(value()?)),
             ("--size", Some(d)) => {
                 let v = value()?;
                 let (w, h) = v
@@ -79,7 +87,11 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             _ => return Err(format!("unexpected argument `{arg}` for `{cmd}`")),
         }
     }
-    Ok(Command::Run { config, demo })
+    Ok(Command::Run {
+        config,
+        override_file,
+        demo,
+    })
 }
 
 fn init_logging(level: log::LevelFilter) {
@@ -97,7 +109,7 @@ fn init_logging(level: log::LevelFilter) {
     b.init();
 }
 
-fn load_or_exit(path: &std::path::Path) -> Result<Config, ExitCode> {
+fn load_or_exit(path: &std::path::Path) -> Result<config::Config, ExitCode> {
     config::load(path).map_err(|e| {
         eprintln!("livestreamd: bad config: {e}");
         ExitCode::from(2)
@@ -146,19 +158,29 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config, demo } => {
-            let cfg = match (&config, &demo) {
-                (Some(path), _) => match load_or_exit(path) {
-                    Ok(c) => c,
-                    Err(code) => return code,
-                },
-                (None, Some(_)) => Config::default(),
-                (None, None) => match load_or_exit(std::path::Path::new(DEFAULT_CONFIG)) {
-                    Ok(c) => c,
-                    Err(code) => return code,
-                },
+        Command::Run {
+            config,
+            override_file,
+            demo,
+        } => {
+            let sources = Sources {
+                // `demo` without --config runs on the built-in defaults.
+                main: config.or_else(|| demo.is_none().then(|| PathBuf::from(DEFAULT_CONFIG))),
+                override_file,
             };
-            init_logging(cfg.log.level.as_filter());
+            let loaded = match config_source::load(&sources) {
+                Ok(l) => l,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("livestreamd: bad config: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(loaded.config.log.level.as_filter());
+            config_source::report_ignored(&loaded);
+            log::info!("configuration: {}", loaded.origin);
+            let cfg = loaded.config;
             if let Some(d) = &demo {
                 let port = cfg.server.listen.port();
                 log::info!(
@@ -179,7 +201,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let code = runtime.block_on(daemon::run(cfg, RunOptions { demo }));
+            let code = runtime.block_on(daemon::run(cfg, RunOptions { demo, sources }));
             ExitCode::from(code as u8)
         }
     }
@@ -205,6 +227,7 @@ mod tests {
             parse("run --config x.toml").unwrap(),
             Command::Run {
                 config: Some("x.toml".into()),
+                override_file: None,
                 demo: None
             }
         );
@@ -212,6 +235,7 @@ mod tests {
             parse("demo --size 640x360 --fps 25").unwrap(),
             Command::Run {
                 config: None,
+                override_file: None,
                 demo: Some(DemoSource {
                     width: 640,
                     height: 360,
@@ -219,6 +243,26 @@ mod tests {
                 })
             }
         );
+    }
+
+    #[test]
+    fn override_is_accepted_by_run_and_demo() {
+        assert_eq!(
+            parse("run --config a.toml --override /boot/b.toml").unwrap(),
+            Command::Run {
+                config: Some("a.toml".into()),
+                override_file: Some("/boot/b.toml".into()),
+                demo: None
+            }
+        );
+        assert!(matches!(
+            parse("demo --override /boot/b.toml").unwrap(),
+            Command::Run {
+                override_file: Some(_),
+                demo: Some(_),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -231,6 +275,9 @@ mod tests {
 
     #[test]
     fn bad_usage_is_refused() {
+        assert!(parse("run --override")
+            .unwrap_err()
+            .contains("needs a value"));
         assert!(parse("check-config").is_err());
         assert!(parse("run --size 1x1")
             .unwrap_err()

@@ -196,7 +196,8 @@ pub async fn supervise(
                     stdout: child.stdout.take(),
                 });
                 let status = tokio::select! {
-                    status = child.wait() => status.ok(),
+                    // A stop wins over an exit it caused itself.
+                    biased;
                     _ = stopped(&mut stop_rx) => {
                         let status = stop(&mut child, spec.stop_grace).await;
                         info!("{}: stopped ({})", spec.name, status.as_ref().map(describe_exit).unwrap_or_default());
@@ -205,6 +206,7 @@ pub async fn supervise(
                         i.started_at = None;
                         return;
                     }
+                    status = child.wait() => status.ok(),
                 };
                 let why = status
                     .as_ref()

@@ -41,7 +41,10 @@ fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() 
         f.max_lag_s, f.end_lag_s
     );
     let reaction = a.reaction_s.expect("the rung dropped");
-    assert!(reaction < 5.0, "reacted after {reaction:.1} s");
+    assert!(
+        reaction < 6.0,
+        "reacted after {reaction:.1} s: a few seconds"
+    );
     assert!(a.final_rung >= 1, "on a rung that fits 600 kbit/s");
     assert!(
         a.max_lag_s < 2.0,

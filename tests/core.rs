@@ -281,3 +281,47 @@ fn a_busy_port_is_a_clear_error() {
         daemon.log_text()
     );
 }
+
+#[test]
+fn a_reload_with_a_new_ladder_reencodes_without_dropping_the_viewer() {
+    let dir = temp_dir("reload-ladder");
+    let ports = Ports::new();
+    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
+    let daemon = Daemon::demo(&dir, &config, ports.http);
+    daemon.wait_streaming();
+    let mut viewer = Viewer::connect(ports.http);
+    viewer.read_for(Duration::from_secs(2));
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "width = 320\nheight = 180",
+        "width = 256\nheight = 144",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    daemon.signal(libc::SIGHUP);
+    let status = daemon.wait_status("the re-encoded rung", Duration::from_secs(15), |s| {
+        s["encoder"]["width"] == 256
+    });
+    assert_eq!(status["encoder"]["rung"], 0);
+    viewer.read_for(Duration::from_secs(2));
+    let widths: Vec<u32> = frames(&dir, "reload.ts", &viewer.received)
+        .iter()
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(widths.first(), Some(&320));
+    assert_eq!(
+        widths.last(),
+        Some(&256),
+        "the same connection carries the new size"
+    );
+    // A bad file on the next reload changes nothing.
+    std::fs::write(&config, "[encoder]\npreset = 3\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    viewer.read_for(Duration::from_secs(2));
+    let status = daemon.status().unwrap();
+    assert_eq!(status["encoder"]["width"], 256);
+    assert!(
+        daemon.log_text().contains("livestreamd.toml:2:10"),
+        "the bad file is named: {}",
+        daemon.log_text()
+    );
+}

@@ -324,26 +324,40 @@ impl Viewer {
     }
 }
 
-/// ffprobe's view of the first video stream in `bytes`: (codec, width, height).
-pub fn probe(dir: &Path, name: &str, bytes: &[u8]) -> (String, u32, u32) {
+/// Writes `bytes` to `dir/name` and returns ffprobe's CSV lines for the first
+/// video stream with `entries` (e.g. `stream=width,height`), empty lines dropped.
+pub fn ffprobe(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    entries: &str,
+    count_frames: bool,
+) -> Vec<String> {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "quiet", "-select_streams", "v:0"]);
+    if count_frames {
+        cmd.arg("-count_frames");
+    }
+    let out = cmd
+        .args(["-show_entries", entries, "-of", "csv=p=0"])
         .arg(&path)
         .output()
         .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = text.trim().lines().next().unwrap_or("").split(',');
+    // A stream shows up once for its program and once by itself: the first is enough.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// ffprobe's view of the first video stream in `bytes`: (codec, width, height).
+pub fn probe(dir: &Path, name: &str, bytes: &[u8]) -> (String, u32, u32) {
+    let lines = ffprobe(dir, name, bytes, "stream=codec_name,width,height", false);
+    let mut f = lines.first().map_or("", String::as_str).split(',');
     let codec = f.next().unwrap_or("").to_string();
     let w = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
     let h = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -352,29 +366,20 @@ pub fn probe(dir: &Path, name: &str, bytes: &[u8]) -> (String, u32, u32) {
 
 /// Number of decoded video frames in `bytes`, by ffprobe.
 pub fn count_frames(dir: &Path, name: &str, bytes: &[u8]) -> usize {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_frames",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run ffprobe");
-    // One line for the program's stream and one for the stream itself: take the first.
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0)
+    let lines = ffprobe(dir, name, bytes, "stream=nb_read_frames", true);
+    lines.first().and_then(|l| l.parse().ok()).unwrap_or(0)
 }
+
+/// Per-frame (pts seconds, width) of a capture.
+pub fn frames(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, u32)> {
+    ffprobe(dir, name, bytes, "frame=pts_time,width", false)
+        .iter()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
 pub mod netns;
 pub mod scenario;

@@ -146,33 +146,6 @@ pub fn rung(d: &Daemon) -> i64 {
         .map_or(-1, |s| s["encoder"]["rung"].as_i64().unwrap_or(-1))
 }
 
-/// Per-frame (pts seconds, width) of a capture, by ffprobe.
-pub fn frames(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, u32)> {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "quiet",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts_time,width",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-        })
-        .collect()
-}
-
 /// What one capacity-drop run showed.
 pub struct DropRun {
     /// Seconds from the capacity drop until viewers were on a lower rung.

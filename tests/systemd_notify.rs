@@ -1,0 +1,191 @@
+//! The daemon speaks systemd's notify protocol to a real socket: READY=1 once it
+//! serves, STATUS= lines, WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on
+//! SIGTERM, then exit 0 with no ffmpeg left.
+
+mod sysd;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+use sysd::*;
+
+/// Every datagram received, with its arrival time.
+struct Received(Vec<(Instant, String)>);
+
+impl Received {
+    fn collect(
+        sock: &UnixDatagram,
+        until: impl Fn(&[(Instant, String)]) -> bool,
+        timeout: Duration,
+    ) -> Received {
+        let mut got = Vec::new();
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end && !until(&got) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                eprintln!("[notify] {msg:?}");
+                got.push((Instant::now(), msg));
+            }
+        }
+        Received(got)
+    }
+}
+
+fn has(msgs: &[(Instant, String)], line: &str) -> bool {
+    msgs.iter().any(|(_, m)| m.lines().any(|l| l == line))
+}
+
+fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &TempDir) {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (udp, http) = (free_udp_port(), free_tcp_port());
+    let cfg = dir.path("livestreamd.toml");
+    write(&cfg, &config_text(udp, http, 4));
+    let mut daemon = Daemon::spawn(
+        &[
+            "demo",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--size",
+            "320x180",
+            "--fps",
+            "15",
+        ],
+        &[
+            ("NOTIFY_SOCKET", notify_socket),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+
+    // READY=1 comes with a STATUS= in the same datagram, once HTTP listens.
+    let first = Received::collect(sock, |m| has(m, "READY=1"), Duration::from_secs(20));
+    assert!(
+        has(&first.0, "READY=1"),
+        "no READY=1; got {:?}\n{}",
+        first.0,
+        daemon.stderr()
+    );
+    let (_, ready) = first.0.iter().find(|(_, m)| m.contains("READY=1")).unwrap();
+    assert!(
+        ready.lines().any(|l| l.starts_with("STATUS=source ")),
+        "{ready:?}"
+    );
+    // The listener was bound before READY=1: a request is answered at once.
+    assert!(
+        http_get(http, "/healthz").is_ok(),
+        "HTTP not serving after READY=1"
+    );
+
+    // Pings every 0.5 s (half of WATCHDOG_USEC): at least 5 within 4 s, evenly spaced.
+    let start = Instant::now();
+    let later = Received::collect(
+        sock,
+        |_| start.elapsed() > Duration::from_secs(4),
+        Duration::from_secs(5),
+    );
+    let pings: Vec<Instant> = later
+        .0
+        .iter()
+        .filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        pings.len() >= 5,
+        "only {} WATCHDOG=1 in 4 s: {:?}",
+        pings.len(),
+        later.0
+    );
+    let widest = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        widest < Duration::from_millis(900),
+        "gap of {widest:?} between pings (WatchdogSec would be 1 s)"
+    );
+    let statuses: Vec<&str> = later
+        .0
+        .iter()
+        .flat_map(|(_, m)| m.lines())
+        .filter(|l| l.starts_with("STATUS="))
+        .collect();
+    assert!(!statuses.is_empty());
+    // Once the demo camera's video flows, the status says so, with the rung.
+    let status = wait_streaming(http, Duration::from_secs(20)).expect("stream starts");
+    let again = Received::collect(
+        sock,
+        |m| m.iter().any(|(_, s)| s.contains("STATUS=source live")),
+        Duration::from_secs(5),
+    );
+    let live = again
+        .0
+        .iter()
+        .flat_map(|(_, m)| m.lines())
+        .find(|l| l.starts_with("STATUS=source live"))
+        .unwrap_or_else(|| panic!("no live STATUS: {:?}", again.0));
+    assert!(
+        live.contains("rung 0 320x180@15 300 kb/s") && live.contains("0 viewer(s)"),
+        "{live}"
+    );
+    let children = child_pids(&status);
+    assert_eq!(children.len(), 2, "encoder and demo camera: {status}");
+
+    daemon.signal(libc::SIGTERM);
+    let last = Received::collect(sock, |m| has(m, "STOPPING=1"), Duration::from_secs(10));
+    assert!(has(&last.0, "STOPPING=1"), "no STOPPING=1: {:?}", last.0);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
+    assert_eq!(exit.code(), Some(0), "{}", daemon.stderr());
+    for pid in children {
+        assert!(!process_alive(pid), "ffmpeg {pid} outlived the daemon");
+    }
+}
+
+#[test]
+fn notify_on_a_path_socket() {
+    let dir = TempDir::new("notify");
+    let path = dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    run_with(path.to_str().unwrap(), &sock, &dir);
+}
+
+#[test]
+fn notify_on_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let dir = TempDir::new("notify-abstract");
+    let name = format!("livestreamd-test-notify-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = UnixDatagram::bind_addr(&addr).unwrap();
+    run_with(&format!("@{name}"), &sock, &dir);
+}
+
+#[test]
+fn no_notify_socket_means_no_notifications_and_a_normal_run() {
+    let dir = TempDir::new("notify-none");
+    let (udp, http) = (free_udp_port(), free_tcp_port());
+    let cfg = dir.path("livestreamd.toml");
+    write(&cfg, &config_text(udp, http, 4));
+    let mut daemon = Daemon::spawn(
+        &[
+            "demo",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--size",
+            "320x180",
+            "--fps",
+            "15",
+        ],
+        &[("WATCHDOG_USEC", "1000000")],
+    );
+    assert!(
+        wait_streaming(http, Duration::from_secs(20)).is_some(),
+        "{}",
+        daemon.stderr()
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon
+            .wait_exit(Duration::from_secs(20))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    assert!(!daemon.stderr().contains("systemd:"), "{}", daemon.stderr());
+}
