@@ -52,9 +52,18 @@ impl Default for Params {
             max_loss_pct: 2.0,
             headroom: 1.4,
             max_up_backoff: 8.0,
-            capacity_memory_s: 60.0,
+            capacity_memory_s: 20.0,
             policy: Policy::Weakest,
         }
+    }
+}
+
+/// Link ids from `u64::MAX` down are `[[output]]` pushes (see the daemon);
+/// from 1 up, HTTP viewers.
+pub fn who(id: u64) -> String {
+    match u64::MAX - id {
+        i if i < 1 << 16 => format!("output {i}"),
+        _ => format!("viewer {id}"),
     }
 }
 
@@ -230,12 +239,16 @@ impl Controller {
             .is_some_and(|since| now - since >= p.down_after_s)
         {
             // Step below what the link actually carried, and at least one rung.
+            // (A probed push link has no throughput figure: one step at a time.)
             let carried = st.last.throughput_kbps.max(0.0);
-            let fits = self
-                .bitrates
-                .iter()
-                .position(|b| f64::from(*b) <= carried * 0.9)
-                .unwrap_or(self.bitrates.len() - 1);
+            let fits = match carried > 0.0 {
+                true => self
+                    .bitrates
+                    .iter()
+                    .position(|b| f64::from(*b) <= carried * 0.9)
+                    .unwrap_or(self.bitrates.len() - 1),
+                false => self.rung + 1,
+            };
             return Verdict::Down(fits.max(self.rung + 1).min(self.bitrates.len() - 1));
         }
         if self.rung > 0 {
@@ -301,7 +314,8 @@ impl Controller {
             }
             let s = &st.last;
             let reason = format!(
-                "viewer {id}: {} for {:.1} s (lag {} ms, rtt {:.0} ms, loss {:.1} %, carried {:.0} kbit/s)",
+                "{}: {} for {:.1} s (lag {} ms, rtt {:.0} ms, loss {:.1} %, carried {:.0} kbit/s)",
+                who(id),
                 st.why_bad,
                 now - st.bad_since.unwrap_or(now),
                 s.lag_ms,
@@ -572,6 +586,27 @@ mod tests {
         c.observe(9, congested(0.0, 100.0));
         c.remove(9);
         assert!(run(&mut c, &[1], 0.0, 5.0, |_, t, _| good(t)).is_empty());
+    }
+
+    #[test]
+    fn a_probed_push_link_steps_down_one_rung_at_a_time() {
+        let mut c = controller();
+        let lossy = |t| LinkSample {
+            loss_pct: 10.0,
+            throughput_kbps: 0.0,
+            delivery_kbps: 0.0,
+            ..good(t)
+        };
+        c.observe(u64::MAX, lossy(0.0));
+        c.observe(u64::MAX, lossy(1.2));
+        let d = c.tick(1.2).unwrap();
+        assert_eq!(d.to, 1);
+        assert!(
+            d.reason.starts_with("output 0: packet loss"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(who(3), "viewer 3");
     }
 
     #[test]

@@ -188,6 +188,34 @@ pub struct Server {
 pub struct Output {
     /// `udp://host:port`, `rtmp://…`, `rtmps://…` or `srt://…`.
     pub url: OutputUrl,
+    /// How the link to a pushed-to phone is measured: "auto" (ICMP echo for
+    /// udp://, none for uplinks), "icmp", "udp" (an echo service on probe_port) or "none".
+    #[serde(default)]
+    pub probe: crate::probe::ProbeMode,
+    #[serde(default = "default_probe_port")]
+    pub probe_port: u16,
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_ms: u64,
+}
+
+impl Output {
+    /// The probe this output really gets, and its host.
+    pub fn probe_target(&self) -> Option<(crate::probe::ProbeMode, std::net::IpAddr)> {
+        use crate::probe::ProbeMode;
+        let mode = match self.probe {
+            ProbeMode::Auto if self.url.0.starts_with("udp://") => ProbeMode::Icmp,
+            ProbeMode::Auto | ProbeMode::None => return None,
+            m => m,
+        };
+        Some((mode, crate::probe::output_host(&self.url.0)?))
+    }
+}
+
+fn default_probe_port() -> u16 {
+    7
+}
+fn default_probe_interval() -> u64 {
+    250
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -452,6 +480,16 @@ impl From<UdpUrl> for String {
 pub struct OutputUrl(pub String);
 
 impl OutputUrl {
+    /// The URL as ffmpeg gets it: UDP pushes carry 7 whole TS packets per
+    /// datagram (ffmpeg's default size would split packets across datagrams).
+    pub fn ffmpeg_url(&self) -> String {
+        if !self.0.starts_with("udp://") || self.0.contains("pkt_size=") {
+            return self.0.clone();
+        }
+        let sep = if self.0.contains('?') { '&' } else { '?' };
+        format!("{}{sep}pkt_size=1316", self.0)
+    }
+
     /// The ffmpeg muxer for this destination.
     pub fn format(&self) -> &'static str {
         if self.0.starts_with("rtmp://") || self.0.starts_with("rtmps://") {
@@ -848,6 +886,23 @@ fn validate(c: &Config) -> Result<(), (Place, String)> {
             Place::Key("adapt", "sample_interval_ms"),
             "adapt.sample_interval_ms must be within 50..=5000".into(),
         ));
+    }
+    for o in &c.outputs {
+        if !(50..=10_000).contains(&o.probe_interval_ms) {
+            return Err((
+                Place::Key("output", "probe_interval_ms"),
+                "output.probe_interval_ms must be within 50..=10000".into(),
+            ));
+        }
+        if o.probe != crate::probe::ProbeMode::None
+            && o.probe != crate::probe::ProbeMode::Auto
+            && o.probe_target().is_none()
+        {
+            return Err((
+                Place::Key("output", "probe"),
+                format!("output {}: a probe needs an IP address in the URL", o.url.0),
+            ));
+        }
     }
     if c.server.max_viewers == 0 {
         return Err((

@@ -66,8 +66,24 @@ pub struct Status {
     pub adapt: AdaptStatus,
     pub demo_source: Option<ChildInfo>,
     pub viewers: Vec<ViewerStats>,
+    /// `[[output]]` pushes and their probed links.
+    pub outputs: Vec<OutputStatus>,
     /// Server-wide totals (answers, viewers served and refused, bytes sent).
     pub http: crate::metrics::Totals,
+}
+
+/// One `[[output]]` and what its probe measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputStatus {
+    pub url: String,
+    /// "icmp", "udp" or "none".
+    pub probe: &'static str,
+    pub link: Option<LinkSample>,
+}
+
+/// Controller ids for outputs count down from the top, viewers up from 1.
+fn output_controller_id(index: usize) -> u64 {
+    u64::MAX - index as u64
 }
 
 /// The encoders the daemon runs: one active, and one pending during a switch.
@@ -112,6 +128,7 @@ pub struct Shared {
     pub counters: crate::metrics::Counters,
     /// The web page's clients and the `/events` fan-out.
     pub web: crate::events::Web,
+    outputs: Mutex<Vec<OutputStatus>>,
 }
 
 impl Shared {
@@ -173,6 +190,18 @@ impl Shared {
     /// Seconds since the daemon started: the controller's clock.
     pub fn clock(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+
+    /// A probe's figures for output `index` (None: it cannot probe right now).
+    pub fn output_link(&self, index: usize, sample: Option<LinkSample>) {
+        if let Some(o) = self.outputs.lock().unwrap().get_mut(index) {
+            o.link = sample;
+        }
+        let mut c = self.controller.lock().unwrap();
+        match sample {
+            Some(s) => c.observe(output_controller_id(index), s),
+            None => c.remove(output_controller_id(index)),
+        }
     }
 
     pub fn viewer_link(&self, id: u64, sample: LinkSample) {
@@ -280,6 +309,7 @@ impl Shared {
             adapt: self.controller.lock().unwrap().status(),
             demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
             viewers,
+            outputs: self.outputs.lock().unwrap().clone(),
             http: self.counters.snapshot(cfg.server.max_viewers),
         }
     }
@@ -315,6 +345,39 @@ fn restart_child(name: &str, info: &SharedInfo) {
             nix::sys::signal::Signal::SIGTERM,
         );
     }
+}
+
+/// Starts a probe for every `[[output]]` whose host can be probed; their
+/// figures go to `/status` and, like a viewer's, to the controller.
+fn start_probes(cfg: &Config, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut statuses = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, o) in cfg.outputs.iter().enumerate() {
+        let target = o.probe_target();
+        let kind = match target.map(|t| t.0) {
+            Some(crate::probe::ProbeMode::Udp) => "udp",
+            Some(_) => "icmp",
+            None => "none",
+        };
+        statuses.push(OutputStatus {
+            url: o.url.0.clone(),
+            probe: kind,
+            link: None,
+        });
+        let Some((mode, host)) = target else { continue };
+        let (clock, report) = (shared.clone(), shared.clone());
+        tasks.push(tokio::spawn(crate::probe::run(
+            format!("output {}", o.url.0),
+            mode,
+            host,
+            o.probe_port,
+            Duration::from_millis(o.probe_interval_ms),
+            move || clock.clock(),
+            move |sample| report.output_link(i, sample),
+        )));
+    }
+    *shared.outputs.lock().unwrap() = statuses;
+    tasks
 }
 
 /// Starts the encoder for `rung` as the hub's pending track: make-before-break.
@@ -414,7 +477,9 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         )),
         counters: Default::default(),
         web: Default::default(),
+        outputs: Mutex::new(Vec::new()),
     });
+    let mut probes = start_probes(&config, &shared);
 
     let mut next_generation = 2u64;
     let first_generation = 1u64;
@@ -475,6 +540,17 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                         let pin = c.status().pinned.filter(|p| *p < new.ladder().len());
                         *c = Controller::new(new.adapt.params(), new.ladder().iter().map(|r| r.bitrate_kbps).collect(), rung);
                         let _ = c.pin(pin);
+                    }
+                    if old.outputs != new.outputs {
+                        for p in probes.drain(..) {
+                            p.abort();
+                        }
+                        let mut c = shared.controller.lock().unwrap();
+                        for i in 0..old.outputs.len() {
+                            c.remove(output_controller_id(i));
+                        }
+                        drop(c);
+                        probes = start_probes(&new, &shared);
                     }
                     if reencode {
                         // Re-encode with the new settings, make-before-break like any rung switch.

@@ -72,7 +72,7 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
         targets.extend(
             cfg.outputs
                 .iter()
-                .map(|o| format!("[f={}:onfail=ignore]{}", o.url.format(), o.url.0)),
+                .map(|o| format!("[f={}:onfail=ignore]{}", o.url.format(), o.url.ffmpeg_url())),
         );
         push(&["-f", "tee", &targets.join("|")]);
     }
@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(a[a.len() - 2], "tee");
         assert_eq!(
             a.last().unwrap(),
-            "[f=mpegts]pipe:1|[f=mpegts:onfail=ignore]udp://192.168.4.2:5000|[f=flv:onfail=ignore]rtmp://ingest.example/live/k"
+            "[f=mpegts]pipe:1|[f=mpegts:onfail=ignore]udp://192.168.4.2:5000?pkt_size=1316|[f=flv:onfail=ignore]rtmp://ingest.example/live/k"
         );
     }
 }

@@ -13,6 +13,7 @@ pub mod fake_gopro;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 pub mod relay;
 pub mod source;
 pub mod supervise;

@@ -635,6 +635,7 @@ mod tests {
                     skips: 0,
                 }),
             }],
+            outputs: Vec::new(),
             http: counters.snapshot(16),
         }
     }
