@@ -52,7 +52,7 @@ impl Default for Params {
             max_loss_pct: 2.0,
             headroom: 1.4,
             max_up_backoff: 8.0,
-            capacity_memory_s: 20.0,
+            capacity_memory_s: 60.0,
             policy: Policy::Weakest,
         }
     }
