@@ -490,6 +490,11 @@ impl OutputUrl {
         format!("{}{sep}pkt_size=1316", self.0)
     }
 
+    /// Where a `udp://` output's datagrams go (the daemon sends them itself).
+    pub fn udp_target(&self) -> Option<SocketAddr> {
+        UdpUrl::try_from(self.0.clone()).ok().map(|u| u.addr)
+    }
+
     /// The ffmpeg muxer for this destination.
     pub fn format(&self) -> &'static str {
         if self.0.starts_with("rtmp://") || self.0.starts_with("rtmps://") {

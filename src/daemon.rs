@@ -8,6 +8,7 @@ use crate::demo::{self, DemoSource};
 use crate::encoder::Encoder;
 use crate::link::LinkSample;
 use crate::notify::Notifier;
+use crate::push::Push;
 use crate::relay::{Event, Hub, HubStats, Limits};
 use crate::source::{self, SharedStats, SourceStatus};
 use crate::supervise::{self, ChildInfo, SharedInfo};
@@ -79,6 +80,7 @@ pub struct OutputStatus {
     /// "icmp", "udp" or "none".
     pub probe: &'static str,
     pub link: Option<LinkSample>,
+    pub push: crate::push::PushStatus,
 }
 
 /// Controller ids for outputs count down from the top, viewers up from 1.
@@ -129,6 +131,7 @@ pub struct Shared {
     /// The web page's clients and the `/events` fan-out.
     pub web: crate::events::Web,
     outputs: Mutex<Vec<OutputStatus>>,
+    pushes: Mutex<Vec<Arc<crate::push::PushStats>>>,
 }
 
 impl Shared {
@@ -309,7 +312,14 @@ impl Shared {
             adapt: self.controller.lock().unwrap().status(),
             demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
             viewers,
-            outputs: self.outputs.lock().unwrap().clone(),
+            outputs: {
+                let pushes = self.pushes.lock().unwrap();
+                let mut outputs = self.outputs.lock().unwrap().clone();
+                for (o, p) in outputs.iter_mut().zip(pushes.iter()) {
+                    o.push = p.status();
+                }
+                outputs
+            },
             http: self.counters.snapshot(cfg.server.max_viewers),
         }
     }
@@ -363,6 +373,7 @@ fn start_probes(cfg: &Config, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHand
             url: o.url.0.clone(),
             probe: kind,
             link: None,
+            push: Default::default(),
         });
         let Some((mode, host)) = target else { continue };
         let (clock, report) = (shared.clone(), shared.clone());
@@ -378,6 +389,17 @@ fn start_probes(cfg: &Config, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHand
     }
     *shared.outputs.lock().unwrap() = statuses;
     tasks
+}
+
+/// Starts every `[[output]]` push, fed from the hub.
+fn start_pushes(cfg: &Config, shared: &Arc<Shared>) -> Vec<Push> {
+    let pushes: Vec<Push> = cfg
+        .outputs
+        .iter()
+        .map(|o| Push::start(cfg, o, shared.hub.clone()))
+        .collect();
+    *shared.pushes.lock().unwrap() = pushes.iter().map(|p| p.stats.clone()).collect();
+    pushes
 }
 
 /// Starts the encoder for `rung` as the hub's pending track: make-before-break.
@@ -478,7 +500,9 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         counters: Default::default(),
         web: Default::default(),
         outputs: Mutex::new(Vec::new()),
+        pushes: Mutex::new(Vec::new()),
     });
+    let mut pushes = start_pushes(&config, &shared);
     let mut probes = start_probes(&config, &shared);
 
     let mut next_generation = 2u64;
@@ -532,7 +556,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                 if let Some(new) = config_source::reload_config(&opts.sources, &old) {
                     let new = Arc::new(new);
                     shared.set_config(new.clone());
-                    let reencode = old.encoder != new.encoder || old.ladder() != new.ladder() || old.outputs != new.outputs;
+                    let reencode = old.encoder != new.encoder || old.ladder() != new.ladder();
                     if reencode || old.adapt != new.adapt {
                         // A new ladder or new thresholds: a fresh controller, keeping an operator's pin if it still fits.
                         let rung = active.rung.min(new.ladder().len() - 1);
@@ -551,6 +575,9 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                         }
                         drop(c);
                         probes = start_probes(&new, &shared);
+                        for p in std::mem::replace(&mut pushes, start_pushes(&new, &shared)) {
+                            tokio::spawn(p.stop());
+                        }
                     }
                     if reencode {
                         // Re-encode with the new settings, make-before-break like any rung switch.
@@ -635,6 +662,9 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     }
     for s in stops {
         s.await;
+    }
+    for p in pushes {
+        p.stop().await;
     }
     if let Some(t) = demo_task {
         let _ = t.await;

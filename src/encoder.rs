@@ -64,18 +64,8 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     let extra: Vec<&str> = e.extra_args.iter().map(String::as_str).collect();
     push(&extra);
     push(&["-flush_packets", "1", "-muxdelay", "0", "-muxpreload", "0"]);
-    if cfg.outputs.is_empty() {
-        push(&["-f", "mpegts", "pipe:1"]);
-    } else {
-        // One encode, several destinations; a failing push never stops the local stream.
-        let mut targets = vec!["[f=mpegts]pipe:1".to_string()];
-        targets.extend(
-            cfg.outputs
-                .iter()
-                .map(|o| format!("[f={}:onfail=ignore]{}", o.url.format(), o.url.ffmpeg_url())),
-        );
-        push(&["-f", "tee", &targets.join("|")]);
-    }
+    // Extra outputs are fed from the hub, after the splice (see push.rs).
+    push(&["-f", "mpegts", "pipe:1"]);
     a
 }
 
@@ -330,12 +320,12 @@ mod tests {
     }
 
     #[test]
-    fn outputs_go_through_tee_and_never_fail_the_encode() {
-        let a = args_for("[[output]]\nurl = \"udp://192.168.4.2:5000\"\n[[output]]\nurl = \"rtmp://ingest.example/live/k\"\n");
-        assert_eq!(a[a.len() - 2], "tee");
+    fn outputs_are_not_the_encoders_business() {
+        let a = args_for("[[output]]\nurl = \"udp://192.168.4.2:5000\"\n");
         assert_eq!(
-            a.last().unwrap(),
-            "[f=mpegts]pipe:1|[f=mpegts:onfail=ignore]udp://192.168.4.2:5000?pkt_size=1316|[f=flv:onfail=ignore]rtmp://ingest.example/live/k"
+            &a[a.len() - 3..],
+            ["-f", "mpegts", "pipe:1"],
+            "pushes are fed from the hub, not by tee"
         );
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::daemon::Shared;
 use crate::link::{read_tcp_info, LinkWindow, RelayView};
-use crate::ts::Continuity;
+use crate::relay::Reader;
 use crate::{events, metrics};
 use log::{debug, info, warn};
 use std::net::SocketAddr;
@@ -466,19 +466,13 @@ async fn serve_stream(
             Duration::from_secs_f64(cfg.server.viewer_stall_timeout_s),
         )
     };
-    let hub = shared.hub.clone();
-    let mut newest = hub.watch();
-    let mut cursor = None;
-    let mut continuity = Continuity::default();
+    let mut newest = shared.hub.watch();
+    let mut reader = Reader::new(shared.hub.clone(), max_lag);
     let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
     let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, shared.clone());
     let why = loop {
         newest.mark_unchanged();
-        let batch = hub.read(&mut cursor, max_lag, WRITE_BATCH);
-        if batch.skipped {
-            link.skips += 1;
-        }
-        if batch.chunks.is_empty() {
+        let Some(filled) = reader.fill(&mut buf, WRITE_BATCH) else {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.
             let mut probe = [0u8; 256];
             tokio::select! {
@@ -488,20 +482,11 @@ async fn serve_stream(
                     Ok(_) => continue, // players may send nothing; ignore anything they do
                 },
                 _ = link.ticker.tick() => {
-                    link.sample(hub.age_at(cursor));
+                    link.sample(reader.age(), reader.skips);
                     continue;
                 }
             }
-        }
-        buf.clear();
-        if let Some(psi) = &batch.psi {
-            buf.extend_from_slice(psi);
-        }
-        for chunk in &batch.chunks {
-            buf.extend_from_slice(&chunk.data);
-        }
-        continuity.rewrite(&mut buf);
-        let oldest = batch.chunks[0].at;
+        };
         let write = sock.write_all(&buf);
         tokio::pin!(write);
         let deadline = tokio::time::sleep(stall);
@@ -510,19 +495,19 @@ async fn serve_stream(
         let written = loop {
             tokio::select! {
                 r = &mut write => break r.map_err(|_| "closed by the viewer"),
-                _ = link.ticker.tick() => link.sample(oldest.elapsed()),
+                _ = link.ticker.tick() => link.sample(filled.oldest.elapsed(), reader.skips),
                 _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
             }
         };
         if let Err(why) = written {
             break why;
         }
-        shared.counters.sent(buf.len(), batch.skipped);
-        shared.viewer_progress(viewer, buf.len(), batch.skipped, batch.lag);
-        if batch.skipped {
+        shared.counters.sent(buf.len(), filled.skipped);
+        shared.viewer_progress(viewer, buf.len(), filled.skipped, filled.lag);
+        if filled.skipped {
             debug!(
                 "viewer {viewer} was {} ms behind; skipped to the newest keyframe",
-                batch.lag.as_millis()
+                filled.lag.as_millis()
             );
         }
     };
@@ -540,7 +525,6 @@ struct ViewerLink {
     shared: Arc<Shared>,
     window: LinkWindow,
     ticker: tokio::time::Interval,
-    skips: u64,
 }
 
 impl ViewerLink {
@@ -554,17 +538,16 @@ impl ViewerLink {
             shared,
             window: LinkWindow::new(1.0),
             ticker,
-            skips: 0,
         }
     }
 
-    fn sample(&mut self, lag: Duration) {
+    fn sample(&mut self, lag: Duration, skips: u64) {
         let Ok(tcp) = read_tcp_info(self.fd) else {
             return;
         };
         let relay = RelayView {
             lag_ms: lag.as_millis() as u64,
-            skips: self.skips,
+            skips,
         };
         let s = self.window.add(self.shared.clock(), tcp, relay);
         self.shared.viewer_link(self.viewer, s);

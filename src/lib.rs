@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod push;
 pub mod relay;
 pub mod source;
 pub mod supervise;

@@ -5,7 +5,7 @@
 //! No sockets here: viewers pull with `read`, so a slow viewer only ever costs
 //! itself (it skips to the newest keyframe) and memory is bounded by the ring.
 
-use crate::ts::{pts_diff, Demux, Kind, PACKET_LEN};
+use crate::ts::{pts_diff, Continuity, Demux, Kind, PACKET_LEN};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -467,6 +467,63 @@ impl Hub {
             switches: g.switches,
             last_input_age_ms: g.last_input.map(|t| t.elapsed().as_millis() as u64),
         }
+    }
+}
+
+/// One consumer's place in the hub (a viewer, a push): turns its batches into
+/// continuous MPEG-TS bytes, PAT/PMT first and continuity counters rewritten.
+pub struct Reader {
+    hub: Arc<Hub>,
+    cursor: Option<u64>,
+    continuity: Continuity,
+    max_lag: Duration,
+    /// Skips to a newer keyframe so far.
+    pub skips: u64,
+}
+
+/// What one `Reader::fill` produced.
+pub struct Filled {
+    pub skipped: bool,
+    /// How far behind live this consumer was before the fill.
+    pub lag: Duration,
+    /// When the oldest chunk in it reached the hub.
+    pub oldest: Instant,
+}
+
+impl Reader {
+    pub fn new(hub: Arc<Hub>, max_lag: Duration) -> Self {
+        Reader {
+            hub,
+            cursor: None,
+            continuity: Continuity::default(),
+            max_lag,
+            skips: 0,
+        }
+    }
+
+    /// Replaces `buf` with the next bytes (about `max_bytes`); None when nothing is new.
+    pub fn fill(&mut self, buf: &mut Vec<u8>, max_bytes: usize) -> Option<Filled> {
+        let batch = self.hub.read(&mut self.cursor, self.max_lag, max_bytes);
+        self.skips += u64::from(batch.skipped);
+        let oldest = batch.chunks.first()?.at;
+        buf.clear();
+        if let Some(psi) = &batch.psi {
+            buf.extend_from_slice(psi);
+        }
+        for chunk in &batch.chunks {
+            buf.extend_from_slice(&chunk.data);
+        }
+        self.continuity.rewrite(buf);
+        Some(Filled {
+            skipped: batch.skipped,
+            lag: batch.lag,
+            oldest,
+        })
+    }
+
+    /// How long the next unsent chunk has waited.
+    pub fn age(&self) -> Duration {
+        self.hub.age_at(self.cursor)
     }
 }
 

@@ -1,0 +1,265 @@
+//! `[[output]]` pushes, fed from the hub like a viewer, so that they get the
+//! spliced stream: one continuous MPEG-TS across rung switches, never two
+//! encoders' outputs at once, and a failing push never touches the encoder.
+//!
+//! - `udp://` is sent by the daemon itself: 7 TS packets a datagram.
+//! - `rtmp://`, `rtmps://`, `srt://` go through a supervised `ffmpeg -c copy`
+//!   (remuxing only: FLV for RTMP, MPEG-TS for SRT) that reads from a pipe.
+
+use crate::config::{Config, Output};
+use crate::relay::{Hub, Reader};
+use crate::supervise::{self, Backoff, ChildInfo, Pipes, SharedInfo, Spec};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Datagram payload for UDP pushes: 7 whole TS packets, as cameras and ffmpeg send.
+pub const DATAGRAM: usize = 7 * 188;
+/// A push further behind live than this skips to the newest keyframe.
+const MAX_LAG: Duration = Duration::from_millis(1500);
+
+/// A push's running figures.
+#[derive(Debug, Default)]
+pub struct PushStats {
+    pub bytes_sent: AtomicU64,
+    pub skips: AtomicU64,
+    pub send_errors: AtomicU64,
+    /// The remuxing ffmpeg, for uplinks.
+    pub remuxer: Mutex<Option<SharedInfo>>,
+}
+
+/// What `/status` shows of a push.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PushStatus {
+    pub bytes_sent: u64,
+    pub skips: u64,
+    pub send_errors: u64,
+    /// The remuxing ffmpeg (uplinks only).
+    pub remuxer_pid: Option<u32>,
+    pub remuxer_restarts: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+impl PushStats {
+    pub fn status(&self) -> PushStatus {
+        let remuxer = self
+            .remuxer
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|i| i.lock().unwrap().clone());
+        PushStatus {
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            skips: self.skips.load(Ordering::Relaxed),
+            send_errors: self.send_errors.load(Ordering::Relaxed),
+            remuxer_pid: remuxer.as_ref().and_then(|r| r.pid),
+            remuxer_restarts: remuxer.as_ref().map(|r| r.restarts),
+            last_error: remuxer.and_then(|r| r.last_stderr.or(r.last_exit)),
+        }
+    }
+}
+
+/// ffmpeg's arguments to remux the hub's MPEG-TS (stdin) to an uplink.
+pub fn remux_args(o: &Output) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "warning",
+        "-f",
+        "mpegts",
+        "-i",
+        "pipe:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(["-map", "0:v:0", "-c", "copy", "-f", o.url.format()].map(String::from));
+    a.push(o.url.ffmpeg_url());
+    a
+}
+
+/// A running push: stops (and stops its ffmpeg) when dropped through `stop`.
+pub struct Push {
+    pub stats: Arc<PushStats>,
+    task: JoinHandle<()>,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl Push {
+    pub fn start(cfg: &Config, o: &Output, hub: Arc<Hub>) -> Push {
+        let stats = Arc::new(PushStats::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = match o.url.udp_target() {
+            Some(addr) => tokio::spawn(udp_push(addr, hub, stats.clone())),
+            None => {
+                let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
+                *stats.remuxer.lock().unwrap() = Some(info.clone());
+                let e = &cfg.encoder;
+                let secs = Duration::from_secs_f64;
+                let spec = Spec {
+                    name: format!("output {}", o.url.0),
+                    program: e.ffmpeg.clone(),
+                    args: remux_args(o),
+                    pipe_stdin: true,
+                    pipe_stdout: false,
+                    backoff: Backoff::new(
+                        secs(e.restart_initial_s),
+                        secs(e.restart_max_s),
+                        secs(e.restart_reset_s),
+                    ),
+                    stop_grace: secs(e.stop_grace_s),
+                };
+                let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
+                let (st, slot) = (stats.clone(), feeder.clone());
+                let on_start = move |pipes: Pipes| {
+                    if let Some(stdin) = pipes.stdin {
+                        let old = slot.lock().unwrap().replace(tokio::spawn(pipe_push(
+                            stdin,
+                            hub.clone(),
+                            st.clone(),
+                        )));
+                        if let Some(old) = old {
+                            old.abort();
+                        }
+                    }
+                };
+                let supervised = supervise::supervise(spec, info, stop_rx, on_start);
+                tokio::spawn(async move {
+                    supervised.await;
+                    if let Some(f) = feeder.lock().unwrap().take() {
+                        f.abort();
+                    }
+                })
+            }
+        };
+        Push {
+            stats,
+            task,
+            stop_tx,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        if self.stats.remuxer.lock().unwrap().is_none() {
+            self.task.abort(); // the UDP sender has nothing to wind down
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Sends the hub's stream to `addr` as datagrams of whole TS packets.
+async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, stats: Arc<PushStats>) {
+    let any: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
+    let sock = match tokio::net::UdpSocket::bind(any).await {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("output udp://{addr}: cannot open a socket: {e}");
+            return;
+        }
+    };
+    let mut newest = hub.watch();
+    let mut reader = Reader::new(hub, MAX_LAG);
+    let mut buf = Vec::new();
+    let mut complained = false;
+    loop {
+        newest.mark_unchanged();
+        let Some(filled) = reader.fill(&mut buf, 64 * 1024) else {
+            if newest.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        stats
+            .skips
+            .fetch_add(u64::from(filled.skipped), Ordering::Relaxed);
+        for datagram in buf.chunks(DATAGRAM) {
+            match sock.send_to(datagram, addr).await {
+                Ok(n) => {
+                    stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                    complained = false;
+                }
+                Err(e) => {
+                    // The phone is away (unreachable, refused): keep going, it may come back.
+                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    if !complained {
+                        log::warn!("output udp://{addr}: {e}");
+                        complained = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the hub's stream into a remuxing ffmpeg's stdin until it goes away.
+async fn pipe_push(mut stdin: tokio::process::ChildStdin, hub: Arc<Hub>, stats: Arc<PushStats>) {
+    let mut newest = hub.watch();
+    let mut reader = Reader::new(hub, MAX_LAG);
+    let mut buf = Vec::new();
+    loop {
+        newest.mark_unchanged();
+        let Some(filled) = reader.fill(&mut buf, 64 * 1024) else {
+            if newest.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        stats
+            .skips
+            .fetch_add(u64::from(filled.skipped), Ordering::Relaxed);
+        if stdin.write_all(&buf).await.is_err() {
+            return; // ffmpeg ended; the supervisor restarts it with a new pipe
+        }
+        stats
+            .bytes_sent
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn output(url: &str) -> Output {
+        let cfg = crate::config::parse(Path::new("t"), &format!("[[output]]\nurl = \"{url}\"\n"))
+            .unwrap();
+        cfg.outputs[0].clone()
+    }
+
+    #[test]
+    fn uplinks_are_remuxed_without_reencoding() {
+        let a = remux_args(&output("rtmp://ingest.example/live/key"));
+        assert_eq!(
+            &a[a.len() - 3..],
+            ["-f", "flv", "rtmp://ingest.example/live/key"]
+        );
+        assert!(a.windows(2).any(|w| w == ["-c", "copy"]));
+        assert!(a.windows(2).any(|w| w == ["-i", "pipe:0"]));
+        let a = remux_args(&output("srt://10.0.0.5:9000?mode=caller"));
+        assert_eq!(
+            &a[a.len() - 2..],
+            ["mpegts", "srt://10.0.0.5:9000?mode=caller"]
+        );
+    }
+
+    #[test]
+    fn udp_outputs_are_sent_by_the_daemon() {
+        assert_eq!(
+            output("udp://192.168.4.2:5000").url.udp_target(),
+            Some("192.168.4.2:5000".parse().unwrap())
+        );
+        assert_eq!(output("srt://10.0.0.5:9000").url.udp_target(), None);
+    }
+}
