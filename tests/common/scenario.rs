@@ -120,23 +120,13 @@ pub fn start_daemon(dir: &Path, extra: &str) -> (Daemon, u16) {
 
 pub fn start_daemon_with(dir: &Path, extra: &str, server_extra: &str) -> (Daemon, u16) {
     let ports = Ports::new();
-    let text = format!(
-        "[source]\nurl = \"udp://127.0.0.1:{}\"\n[encoder]\npreset = \"ultrafast\"\n[server]\nlisten = \"0.0.0.0:{}\"\n{server_extra}\n{LADDER}\n{extra}\n",
-        ports.source, ports.http
-    );
-    let config = dir.join("livestreamd.toml");
-    std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(
-        dir,
-        &[
-            "demo",
-            "--config",
-            config.to_str().unwrap(),
-            "--size",
-            "640x360",
-        ],
-        ports.http,
-    );
+    let config = Config::new(&ports)
+        .listen_ip("0.0.0.0")
+        .server(server_extra)
+        .ladder(LADDER)
+        .extra(extra)
+        .write(&dir.join("livestreamd.toml"));
+    let daemon = Daemon::start(dir, &demo_args(&config, &["--size", "640x360"]), ports.http);
     daemon.wait_streaming();
     (daemon, ports.http)
 }
