@@ -195,13 +195,7 @@ fn sigint_stops_like_sigterm() {
     let config = write_config(&dir, &ports, "");
     let mut daemon = Daemon::demo(&dir, &config, ports.http);
     let pids = live_child_pids(&daemon.wait_streaming());
-    daemon.signal(libc::SIGINT);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(daemon.stop(libc::SIGINT, Duration::from_secs(5)), Some(0));
     assert!(
         wait_gone(&pids, Duration::from_millis(500)),
         "children left: {pids:?}"
@@ -249,13 +243,7 @@ fn a_missing_ffmpeg_is_reported_and_retried_without_crashing() {
         "{status}"
     );
     assert_eq!(http_get(ports.http, "/healthz").unwrap().code, 503);
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(daemon.terminate(Duration::from_secs(5)), Some(0));
 }
 
 #[test]

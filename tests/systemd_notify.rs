@@ -177,13 +177,7 @@ fn no_notify_socket_means_no_notifications_and_a_normal_run() {
         "{}",
         daemon.log_text()
     );
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(20))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
     assert!(
         !daemon.log_text().contains("systemd:"),
         "{}",

@@ -60,44 +60,29 @@ pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option
     }
 }
 
+/// A rung: (width, height, fps, bitrate in kb/s).
+pub type Rung = (u32, u32, u32, u32);
+
 /// Small, cheap rungs so tests run on two cores next to other work.
-pub const SMALL_LADDER: &str = "
-[[ladder]]
-width = 320
-height = 180
-fps = 30
-bitrate_kbps = 600
+pub const SMALL_LADDER: &[Rung] = &[(320, 180, 30, 600), (160, 90, 30, 200)];
 
-[[ladder]]
-width = 160
-height = 90
-fps = 30
-bitrate_kbps = 200
-";
+/// One cheap rung.
+pub const ONE_RUNG: &[Rung] = &[(320, 180, 15, 300)];
 
-/// One cheap rung, 320x180@15 at 300 kb/s.
-pub const ONE_RUNG: &str = "
-[[ladder]]
-width = 320
-height = 180
-fps = 15
-bitrate_kbps = 300
-";
+/// The ladder of the web tests.
+pub const WEB_LADDER: &[Rung] = &[(320, 180, 25, 400), (256, 144, 15, 200)];
 
-/// The ladder of the web tests: 320x180@25 400 kb/s over 256x144@15 200 kb/s.
-pub const WEB_LADDER: &str = "
-[[ladder]]
-width = 320
-height = 180
-fps = 25
-bitrate_kbps = 400
-
-[[ladder]]
-width = 256
-height = 144
-fps = 15
-bitrate_kbps = 200
-";
+/// `[[ladder]]` tables for `rungs`, top first.
+pub fn ladder_text(rungs: &[Rung]) -> String {
+    rungs
+        .iter()
+        .map(|(width, height, fps, kbps)| {
+            format!(
+                "\n[[ladder]]\nwidth = {width}\nheight = {height}\nfps = {fps}\nbitrate_kbps = {kbps}\n"
+            )
+        })
+        .collect()
+}
 
 pub struct Ports {
     pub http: u16,
@@ -134,7 +119,7 @@ impl Config {
             encoder: String::new(),
             listen: format!("127.0.0.1:{}", ports.http),
             server: String::new(),
-            ladder: SMALL_LADDER.to_string(),
+            ladder: ladder_text(SMALL_LADDER),
             extra: String::new(),
         }
     }
@@ -164,8 +149,8 @@ impl Config {
         self
     }
 
-    pub fn ladder(mut self, ladder: &str) -> Config {
-        self.ladder = ladder.to_string();
+    pub fn ladder(mut self, rungs: &[Rung]) -> Config {
+        self.ladder = ladder_text(rungs);
         self
     }
 
@@ -295,10 +280,16 @@ impl Proc {
         poll(timeout, Duration::from_millis(50), || self.try_wait())
     }
 
-    /// SIGTERM, then waits up to `within`; the exit code (None on timeout or death by signal).
-    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
-        self.signal(libc::SIGTERM);
+    /// Sends `sig`, then waits up to `within`; the exit code (None on
+    /// timeout or death by a signal).
+    pub fn stop(&mut self, sig: i32, within: Duration) -> Option<i32> {
+        self.signal(sig);
         self.wait_exit(within).and_then(|s| s.code())
+    }
+
+    /// `stop` with SIGTERM.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        self.stop(libc::SIGTERM, within)
     }
 }
 
@@ -389,6 +380,10 @@ impl Daemon {
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.proc.wait_exit(timeout)
+    }
+
+    pub fn stop(&mut self, sig: i32, within: Duration) -> Option<i32> {
+        self.proc.stop(sig, within)
     }
 
     pub fn terminate(&mut self, within: Duration) -> Option<i32> {

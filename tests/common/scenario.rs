@@ -9,25 +9,11 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const LADDER: &str = "
-[[ladder]]
-width = 640
-height = 360
-fps = 30
-bitrate_kbps = 1000
-
-[[ladder]]
-width = 320
-height = 180
-fps = 30
-bitrate_kbps = 350
-
-[[ladder]]
-width = 160
-height = 90
-fps = 15
-bitrate_kbps = 120
-";
+pub const LADDER: &[Rung] = &[
+    (640, 360, 30, 1000),
+    (320, 180, 30, 350),
+    (160, 90, 15, 120),
+];
 
 /// The test's own player: reads the stream inside the phone's namespace and
 /// measures how far the picture is behind live (wall clock against stream time).
