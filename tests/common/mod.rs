@@ -491,7 +491,8 @@ impl CameraPorts {
 }
 
 /// `livestreamd fake-gopro` of `kind`, streaming 320x180@15 to the daemon's
-/// source port and recording what it was asked in `dir/camera.jsonl`.
+/// source port and recording what it was asked in `dir/camera.jsonl`;
+/// `start` returns once it listens.
 pub struct FakeGopro {
     pub proc: Proc,
     pub record: PathBuf,
@@ -517,10 +518,14 @@ impl FakeGopro {
             "--fps".to_string(),
             "15".to_string(),
         ];
-        FakeGopro {
-            proc: Proc::spawn(dir, "camera", &args, &[INFO_LOG]),
-            record,
-        }
+        let proc = Proc::spawn(dir, "camera", &args, &[INFO_LOG]);
+        // It names its address once it listens: a daemon started next finds it there.
+        assert!(
+            proc.wait_for_log("camera on http://", Duration::from_secs(10)),
+            "fake-gopro did not start:\n{}",
+            proc.log_text()
+        );
+        FakeGopro { proc, record }
     }
 }
 
