@@ -29,8 +29,8 @@ fn a_viewer_gets_h264_at_the_start_rung() {
     assert_eq!(status["source"]["state"], "live");
     assert_eq!(status["viewers"].as_array().unwrap().len(), 1);
     assert!(status["viewers"][0]["bytes_sent"].as_u64().unwrap() > 0);
-    let (code, body) = http_get(ports.http, "/healthz").unwrap();
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let r = http_get(ports.http, "/healthz").unwrap();
+    assert_eq!(r.code, 200, "{}", r.text());
 }
 
 #[test]
@@ -156,11 +156,10 @@ fn a_killed_encoder_is_restarted_and_the_same_viewer_gets_video_again() {
     );
 }
 
-fn child_pids(status: &serde_json::Value) -> Vec<i64> {
-    let pids = vec![
-        status["encoder"]["pid"].as_i64().unwrap(),
-        status["demo_source"]["pid"].as_i64().unwrap(),
-    ];
+/// The encoder's and the demo camera's pids; both must be there and alive.
+fn live_child_pids(status: &serde_json::Value) -> Vec<i64> {
+    let pids = child_pids(status);
+    assert_eq!(pids.len(), 2, "{status}");
     assert!(pids.iter().all(|p| alive(*p)));
     pids
 }
@@ -171,7 +170,7 @@ fn sigterm_exits_zero_quickly_and_leaves_no_child() {
     let ports = Ports::new();
     let config = write_config(&dir, &ports, "");
     let mut daemon = Daemon::demo(&dir, &config, ports.http);
-    let pids = child_pids(&daemon.wait_streaming());
+    let pids = live_child_pids(&daemon.wait_streaming());
     let _viewer = Viewer::connect(ports.http);
     let t0 = Instant::now();
     daemon.signal(libc::SIGTERM);
@@ -195,14 +194,8 @@ fn sigint_stops_like_sigterm() {
     let ports = Ports::new();
     let config = write_config(&dir, &ports, "");
     let mut daemon = Daemon::demo(&dir, &config, ports.http);
-    let pids = child_pids(&daemon.wait_streaming());
-    daemon.signal(libc::SIGINT);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    let pids = live_child_pids(&daemon.wait_streaming());
+    assert_eq!(daemon.stop(libc::SIGINT, Duration::from_secs(5)), Some(0));
     assert!(
         wait_gone(&pids, Duration::from_millis(500)),
         "children left: {pids:?}"
@@ -215,7 +208,7 @@ fn sigkill_of_the_daemon_leaves_no_child() {
     let ports = Ports::new();
     let config = write_config(&dir, &ports, "");
     let mut daemon = Daemon::demo(&dir, &config, ports.http);
-    let pids = child_pids(&daemon.wait_streaming());
+    let pids = live_child_pids(&daemon.wait_streaming());
     daemon.signal(libc::SIGKILL);
     daemon.wait_exit(Duration::from_secs(5)).expect("killed");
     assert!(
@@ -249,15 +242,8 @@ fn a_missing_ffmpeg_is_reported_and_retried_without_crashing() {
             .contains("cannot start"),
         "{status}"
     );
-    let (code, _) = http_get(ports.http, "/healthz").unwrap();
-    assert_eq!(code, 503);
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(http_get(ports.http, "/healthz").unwrap().code, 503);
+    assert_eq!(daemon.terminate(Duration::from_secs(5)), Some(0));
 }
 
 #[test]

@@ -2,21 +2,21 @@
 //! snapshots, the page's own viewer, the cap on streams, and clients that never
 //! read do not slow down the others.
 
-mod support_web;
+mod common;
 
-use std::io::{Read, Write};
+use common::{Daemon, Viewer};
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support_web::{read_head, Daemon};
 
 /// Reads SSE frames until `until` returns true for one, or the time is up.
 fn read_events(
     s: &mut TcpStream,
-    mut rest: Vec<u8>,
     dur: Duration,
     mut until: impl FnMut(&str, &serde_json::Value) -> bool,
 ) -> Vec<(String, serde_json::Value, Instant)> {
     let mut out = Vec::new();
+    let mut rest = Vec::new();
     let t0 = Instant::now();
     let mut buf = [0u8; 16384];
     s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -53,32 +53,27 @@ fn read_events(
     out
 }
 
-fn open_events(d: &Daemon, query: &str) -> (u16, TcpStream, Vec<u8>) {
-    let mut s = d.connect();
-    s.write_all(
+/// `/events`: the status code and the connection, the response head read.
+fn open_events(d: &Daemon, query: &str) -> (u16, TcpStream) {
+    let v = Viewer::request(
+        d.http,
         format!("GET /events{query} HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
-    let (code, rest) = read_head(&mut s);
-    (code, s, rest)
+    );
+    (v.code, v.sock)
 }
 
 #[test]
 fn events_carry_hello_status_and_the_pages_own_viewer() {
-    let d = Daemon::start("events", "max_viewers = 2");
+    let d = Daemon::web_demo("events", "max_viewers = 2");
     // The page tags its stream and its events with the same token.
-    let mut stream = d.connect();
-    stream
-        .write_all(b"GET /stream.ts?client=page1 HTTP/1.1\r\n\r\n")
-        .unwrap();
-    let (code, _) = read_head(&mut stream);
-    assert_eq!(code, 200);
-    let own = stream.local_addr().unwrap().to_string();
+    let stream = Viewer::request(d.http, b"GET /stream.ts?client=page1 HTTP/1.1\r\n\r\n");
+    assert_eq!(stream.code, 200);
+    let own = stream.sock.local_addr().unwrap().to_string();
 
-    let (code, mut ev, rest) = open_events(&d, "?client=page1");
+    let (code, mut ev) = open_events(&d, "?client=page1");
     assert_eq!(code, 200);
     let mut seen_me = None;
-    let frames = read_events(&mut ev, rest, Duration::from_secs(10), |e, d| {
+    let frames = read_events(&mut ev, Duration::from_secs(10), |e, d| {
         if e == "me" {
             seen_me = d["address"].as_str().map(str::to_string);
         }
@@ -99,7 +94,7 @@ fn events_carry_hello_status_and_the_pages_own_viewer() {
     assert!(viewers.iter().any(|v| v["address"] == own.as_str()));
 
     // Status comes about once a second.
-    let frames = read_events(&mut ev, Vec::new(), Duration::from_secs(4), |_, _| false);
+    let frames = read_events(&mut ev, Duration::from_secs(4), |_, _| false);
     let statuses = frames.iter().filter(|(e, _, _)| e == "status").count();
     assert!(
         (3..=5).contains(&statuses),
@@ -108,7 +103,7 @@ fn events_carry_hello_status_and_the_pages_own_viewer() {
 
     // When the stream ends, the page is told it has none.
     drop(stream);
-    let frames = read_events(&mut ev, Vec::new(), Duration::from_secs(5), |e, d| {
+    let frames = read_events(&mut ev, Duration::from_secs(5), |e, d| {
         e == "me" && d["address"].is_null()
     });
     assert_eq!(frames.last().map(|f| f.0.as_str()), Some("me"));
@@ -117,21 +112,21 @@ fn events_carry_hello_status_and_the_pages_own_viewer() {
 #[test]
 fn event_streams_are_capped_and_idle_ones_slow_nobody() {
     // max_viewers = 2 allows 4 event streams.
-    let d = Daemon::start("events-cap", "max_viewers = 2");
-    let (code, mut reader, rest) = open_events(&d, "");
+    let d = Daemon::web_demo("events-cap", "max_viewers = 2");
+    let (code, mut reader) = open_events(&d, "");
     assert_eq!(code, 200);
     // Three clients that never read.
     let idle: Vec<_> = (0..3)
         .map(|_| {
-            let (code, s, _) = open_events(&d, "");
+            let (code, s) = open_events(&d, "");
             assert_eq!(code, 200);
             s
         })
         .collect();
-    let (code, _, _) = open_events(&d, "");
+    let (code, _) = open_events(&d, "");
     assert_eq!(code, 503, "a fifth stream is refused");
 
-    let frames = read_events(&mut reader, rest, Duration::from_secs(5), |_, _| false);
+    let frames = read_events(&mut reader, Duration::from_secs(5), |_, _| false);
     let times: Vec<Instant> = frames
         .iter()
         .filter(|(e, _, _)| e == "status")
@@ -144,7 +139,7 @@ fn event_streams_are_capped_and_idle_ones_slow_nobody() {
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (code, _, _) = open_events(&d, "");
+        let (code, _) = open_events(&d, "");
         if code == 200 {
             break;
         }

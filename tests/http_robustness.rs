@@ -1,51 +1,45 @@
 //! Bad requests, slow and idle clients, and too many viewers, against a running
 //! daemon: each gets a proper answer, and none of them holds up the stream.
 
-mod support_web;
+mod common;
 
+use common::{connect, http_request, read_head, Daemon, Viewer};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use support_web::{read_head, request, Daemon};
 
 #[test]
 fn bad_requests_get_proper_answers() {
-    let d = Daemon::start("bad-requests", "request_timeout_s = 2.0");
+    let d = Daemon::web_demo("bad-requests", "request_timeout_s = 2.0");
     let r = d.get("/no/such/page");
     assert_eq!(r.code, 404, "{}", r.head);
 
-    let r = request(
-        d.addr,
-        b"POST /status HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-    );
+    let r = d.request(b"POST /status HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(r.code, 405);
     assert_eq!(r.header("Allow"), Some("GET, HEAD"));
     for path in ["/", "/stream.ts", "/metrics", "/events", "/app.js"] {
-        let r = request(d.addr, format!("DELETE {path} HTTP/1.1\r\n\r\n").as_bytes());
+        let r = d.request(format!("DELETE {path} HTTP/1.1\r\n\r\n"));
         assert_eq!(r.code, 405, "DELETE {path}");
     }
 
-    let r = request(d.addr, b"\x16\x03\x01\x02\x00 not http\r\n\r\n");
+    let r = d.request(b"\x16\x03\x01\x02\x00 not http\r\n\r\n");
     assert_eq!(r.code, 400, "a TLS hello or garbage is a bad request");
-    let r = request(
-        d.addr,
-        b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
-    );
+    let r = d.request(b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n");
     assert_eq!(r.code, 400);
 
     let mut huge = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
     huge.resize(20_000, b'a');
     huge.extend_from_slice(b"\r\n\r\n");
-    let r = request(d.addr, &huge);
+    let r = d.request(&huge);
     assert_eq!(r.code, 431);
     let mut many = b"GET / HTTP/1.1\r\n".to_vec();
     for i in 0..40 {
         many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
     }
     many.extend_from_slice(b"\r\n");
-    assert_eq!(request(d.addr, &many).code, 431, "too many headers");
+    assert_eq!(d.request(&many).code, 431, "too many headers");
 
     // HEAD: the head of the page without its body.
-    let r = request(d.addr, b"HEAD / HTTP/1.1\r\n\r\n");
+    let r = d.request(b"HEAD / HTTP/1.1\r\n\r\n");
     assert_eq!(r.code, 200);
     assert!(r.body.is_empty());
     let len: usize = r.header("Content-Length").unwrap().parse().unwrap();
@@ -68,7 +62,7 @@ fn bad_requests_get_proper_answers() {
 
 /// Sends `partial`, then nothing; returns the answer and how long it took to come.
 fn stall_after(d: &Daemon, partial: &[u8]) -> (u16, Duration, bool) {
-    let mut s = d.connect();
+    let mut s = connect(d.http);
     let t0 = Instant::now();
     s.write_all(partial).unwrap();
     let (code, _) = read_head(&mut s);
@@ -81,7 +75,7 @@ fn stall_after(d: &Daemon, partial: &[u8]) -> (u16, Duration, bool) {
 
 #[test]
 fn half_requests_and_idle_connections_get_408_and_are_closed() {
-    let d = Daemon::start("timeouts", "request_timeout_s = 1.5");
+    let d = Daemon::web_demo("timeouts", "request_timeout_s = 1.5");
     let (code, waited, closed) = stall_after(&d, b"GET /stream.ts HTTP/1.1\r\nHost: pi\r\nUser-Ag");
     assert_eq!(code, 408);
     assert!(closed, "the connection is closed after the 408");
@@ -94,7 +88,7 @@ fn half_requests_and_idle_connections_get_408_and_are_closed() {
     assert!(closed && waited < Duration::from_secs(4));
 
     // A slowloris that keeps trickling bytes is bounded by the same deadline.
-    let mut s = d.connect();
+    let mut s = connect(d.http);
     let t0 = Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     let mut answered = None;
@@ -120,22 +114,23 @@ fn half_requests_and_idle_connections_get_408_and_are_closed() {
 
 #[test]
 fn max_viewers_is_enforced_with_503() {
-    let d = Daemon::start("max-viewers", "max_viewers = 2");
-    let (c1, mut s1, _) = d.open_stream();
-    let (c2, _s2, _) = d.open_stream();
-    assert_eq!((c1, c2), (200, 200));
+    let d = Daemon::web_demo("max-viewers", "max_viewers = 2");
+    let mut s1 = Viewer::open(d.http, "/stream.ts");
+    let s2 = Viewer::open(d.http, "/stream.ts");
+    assert_eq!((s1.code, s2.code), (200, 200));
     let r = d.get("/stream.ts");
     assert_eq!(r.code, 503);
     assert_eq!(r.header("Retry-After"), Some("5"));
     // The two admitted viewers still get video.
     let mut buf = vec![0u8; 65536];
-    let n = s1.read(&mut buf).unwrap();
+    let n = s1.sock.read(&mut buf).unwrap();
     assert!(n > 0);
     // One leaves: a place is free again (the server notices within a second).
     drop(s1);
     let deadline = Instant::now() + Duration::from_secs(5);
     let code = loop {
-        let (code, _s3, _) = d.open_stream();
+        let s3 = Viewer::open(d.http, "/stream.ts");
+        let code = s3.code;
         if code == 200 || Instant::now() > deadline {
             break code;
         }
@@ -169,21 +164,21 @@ fn watch(s: &mut std::net::TcpStream, dur: Duration) -> (usize, Duration) {
 
 #[test]
 fn misbehaving_clients_do_not_stall_the_stream() {
-    let d = Daemon::start(
+    let d = Daemon::web_demo(
         "no-stall",
         "max_viewers = 4\nrequest_timeout_s = 5.0\nviewer_stall_timeout_s = 5.0",
     );
-    let (code, mut good, _) = d.open_stream();
-    assert_eq!(code, 200);
-    let (_, base_gap) = watch(&mut good, Duration::from_secs(2));
+    let mut good = Viewer::open(d.http, "/stream.ts");
+    assert_eq!(good.code, 200);
+    let (_, base_gap) = watch(&mut good.sock, Duration::from_secs(2));
 
     // A viewer that never reads, an /events client that never reads, idle
     // and half-sent requests, oversized and garbage requests.
-    let (code, frozen, _) = d.open_stream();
-    assert_eq!(code, 200);
-    let mut sse = d.connect();
+    let frozen = Viewer::open(d.http, "/stream.ts");
+    assert_eq!(frozen.code, 200);
+    let mut sse = connect(d.http);
     sse.write_all(b"GET /events HTTP/1.1\r\n\r\n").unwrap();
-    let mut idle: Vec<_> = (0..50).map(|_| d.connect()).collect();
+    let mut idle: Vec<_> = (0..50).map(|_| connect(d.http)).collect();
     for (i, s) in idle.iter_mut().enumerate() {
         if i % 2 == 0 {
             s.write_all(b"GET /status HTTP/1.1\r\nHo").unwrap();
@@ -192,11 +187,11 @@ fn misbehaving_clients_do_not_stall_the_stream() {
     let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
     huge.resize(100_000, b'z');
     for _ in 0..5 {
-        let _ = support_web::try_request(d.addr, &huge);
-        let _ = support_web::try_request(d.addr, b"\x00\x01\x02\r\n\r\n");
+        let _ = http_request(d.http, &huge);
+        let _ = http_request(d.http, b"\x00\x01\x02\r\n\r\n");
     }
 
-    let (bytes, gap) = watch(&mut good, Duration::from_secs(6));
+    let (bytes, gap) = watch(&mut good.sock, Duration::from_secs(6));
     // 400 kbit/s is 50 kB/s; allow for the encoder's own burstiness.
     assert!(bytes > 100_000, "only {bytes} bytes in 6 s");
     // A client holding the server up would show as a gap of a whole timeout
@@ -220,12 +215,12 @@ fn misbehaving_clients_do_not_stall_the_stream() {
             Instant::now() < deadline,
             "the frozen viewer was never dropped: {status}"
         );
-        let _ = watch(&mut good, Duration::from_millis(500));
+        let _ = watch(&mut good.sock, Duration::from_millis(500));
     }
     assert!(
-        d.log().contains("stalled"),
+        d.log_text().contains("stalled"),
         "the log says why it left:\n{}",
-        d.log()
+        d.log_text()
     );
     drop(frozen);
     drop(sse);

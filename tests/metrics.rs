@@ -2,12 +2,12 @@
 //! (the `prometheus-parse` crate), must parse line by line and carry the names
 //! documented in docs/WEB.md with the right types.
 
-mod support_web;
+mod common;
 
+use common::{Daemon, Viewer};
 use prometheus_parse::{LineInfo, SampleType, Scrape, Value};
 use std::collections::HashMap;
 use std::io::Read;
-use support_web::Daemon;
 
 /// (name, type) of every family docs/WEB.md promises while a viewer watches.
 const DOCUMENTED: &[(&str, SampleType)] = &[
@@ -87,14 +87,14 @@ fn value(v: &Value) -> f64 {
 
 #[test]
 fn metrics_parse_and_carry_the_documented_names() {
-    let d = Daemon::start("metrics", "max_viewers = 4");
+    let d = Daemon::web_demo("metrics", "max_viewers = 4");
     // A viewer watching, so that the per-viewer families exist.
-    let (code, mut viewer, _) = d.open_stream();
-    assert_eq!(code, 200);
+    let mut viewer = Viewer::open(d.http, "/stream.ts");
+    assert_eq!(viewer.code, 200);
     let mut buf = vec![0u8; 65536];
     let mut got = 0;
     while got < 50_000 {
-        got += viewer.read(&mut buf).unwrap();
+        got += viewer.sock.read(&mut buf).unwrap();
     }
     assert_eq!(d.get("/no-such-thing").code, 404);
 
@@ -107,7 +107,7 @@ fn metrics_parse_and_carry_the_documented_names() {
         {
             break r;
         }
-        let _ = viewer.read(&mut buf).unwrap();
+        let _ = viewer.sock.read(&mut buf).unwrap();
     };
     assert_eq!(r.code, 200);
     assert_eq!(

@@ -2,11 +2,12 @@
 //! serves, STATUS= lines, WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on
 //! SIGTERM, then exit 0 with no ffmpeg left.
 
-mod sysd;
+mod common;
 
+use common::*;
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use sysd::*;
 
 /// Every datagram received, with its arrival time.
 struct Received(Vec<(Instant, String)>);
@@ -35,27 +36,33 @@ fn has(msgs: &[(Instant, String)], line: &str) -> bool {
     msgs.iter().any(|(_, m)| m.lines().any(|l| l == line))
 }
 
-fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &TempDir) {
+/// The demo on one 320x180@15 rung with `envs`, logging at info.
+fn start_demo(dir: &Path, envs: &[(&str, &str)]) -> Daemon {
+    let ports = Ports::new();
+    let cfg = Config::new(&ports)
+        .ladder(ONE_RUNG)
+        .server("max_viewers = 4")
+        .write(&dir.join("livestreamd.toml"));
+    let envs: Vec<(&str, &str)> = [INFO_LOG].iter().chain(envs).copied().collect();
+    Daemon::start_with(
+        dir,
+        &demo_args(&cfg, &["--size", "320x180", "--fps", "15"]),
+        &envs,
+        ports.http,
+    )
+}
+
+fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &Path) {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let (udp, http) = (free_udp_port(), free_tcp_port());
-    let cfg = dir.path("livestreamd.toml");
-    write(&cfg, &config_text(udp, http, 4));
-    let mut daemon = Daemon::spawn(
-        &[
-            "demo",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--size",
-            "320x180",
-            "--fps",
-            "15",
-        ],
+    let mut daemon = start_demo(
+        dir,
         &[
             ("NOTIFY_SOCKET", notify_socket),
             ("WATCHDOG_USEC", "1000000"),
         ],
     );
+    let http = daemon.http;
 
     // READY=1 comes with a STATUS= in the same datagram, once HTTP listens.
     let first = Received::collect(sock, |m| has(m, "READY=1"), Duration::from_secs(20));
@@ -63,7 +70,7 @@ fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &TempDir) {
         has(&first.0, "READY=1"),
         "no READY=1; got {:?}\n{}",
         first.0,
-        daemon.stderr()
+        daemon.log_text()
     );
     let (_, ready) = first.0.iter().find(|(_, m)| m.contains("READY=1")).unwrap();
     assert!(
@@ -108,7 +115,9 @@ fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &TempDir) {
         .collect();
     assert!(!statuses.is_empty());
     // Once the demo camera's video flows, the status says so, with the rung.
-    let status = wait_streaming(http, Duration::from_secs(20)).expect("stream starts");
+    let status = daemon
+        .try_wait_status(Duration::from_secs(20), input_flowing)
+        .expect("stream starts");
     let again = Received::collect(
         sock,
         |m| m.iter().any(|(_, s)| s.contains("STATUS=source live")),
@@ -133,16 +142,16 @@ fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &TempDir) {
     let exit = daemon
         .wait_exit(Duration::from_secs(20))
         .expect("exits after SIGTERM");
-    assert_eq!(exit.code(), Some(0), "{}", daemon.stderr());
+    assert_eq!(exit.code(), Some(0), "{}", daemon.log_text());
     for pid in children {
-        assert!(!process_alive(pid), "ffmpeg {pid} outlived the daemon");
+        assert!(!alive(pid), "ffmpeg {pid} outlived the daemon");
     }
 }
 
 #[test]
 fn notify_on_a_path_socket() {
-    let dir = TempDir::new("notify");
-    let path = dir.path("notify.sock");
+    let dir = temp_dir("notify");
+    let path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     run_with(path.to_str().unwrap(), &sock, &dir);
 }
@@ -150,7 +159,7 @@ fn notify_on_a_path_socket() {
 #[test]
 fn notify_on_an_abstract_socket() {
     use std::os::linux::net::SocketAddrExt;
-    let dir = TempDir::new("notify-abstract");
+    let dir = temp_dir("notify-abstract");
     let name = format!("livestreamd-test-notify-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let sock = UnixDatagram::bind_addr(&addr).unwrap();
@@ -159,33 +168,19 @@ fn notify_on_an_abstract_socket() {
 
 #[test]
 fn no_notify_socket_means_no_notifications_and_a_normal_run() {
-    let dir = TempDir::new("notify-none");
-    let (udp, http) = (free_udp_port(), free_tcp_port());
-    let cfg = dir.path("livestreamd.toml");
-    write(&cfg, &config_text(udp, http, 4));
-    let mut daemon = Daemon::spawn(
-        &[
-            "demo",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--size",
-            "320x180",
-            "--fps",
-            "15",
-        ],
-        &[("WATCHDOG_USEC", "1000000")],
-    );
+    let dir = temp_dir("notify-none");
+    let mut daemon = start_demo(&dir, &[("WATCHDOG_USEC", "1000000")]);
     assert!(
-        wait_streaming(http, Duration::from_secs(20)).is_some(),
-        "{}",
-        daemon.stderr()
-    );
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
         daemon
-            .wait_exit(Duration::from_secs(20))
-            .and_then(|s| s.code()),
-        Some(0)
+            .try_wait_status(Duration::from_secs(20), input_flowing)
+            .is_some(),
+        "{}",
+        daemon.log_text()
     );
-    assert!(!daemon.stderr().contains("systemd:"), "{}", daemon.stderr());
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    assert!(
+        !daemon.log_text().contains("systemd:"),
+        "{}",
+        daemon.log_text()
+    );
 }

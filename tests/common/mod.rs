@@ -1,16 +1,26 @@
-//! Test harness: runs the real daemon binary on free loopback ports with the
-//! real ffmpeg, and talks to it over real sockets.
+//! Test harness: runs the real daemon binary (and, where a test needs one, the
+//! camera emulator `fake-gopro`) on free loopback ports with the real ffmpeg,
+//! and talks to it over real sockets.
 #![allow(dead_code)] // each test file uses a different part of it
 
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_livestreamd");
 
+/// Read timeout of a one-shot request (`http_request`, `/status` polls).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read timeout of a connection the test keeps open (`connect`, `Viewer`).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A free loopback TCP port (a short race with other processes is accepted).
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -36,20 +46,43 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Small, cheap rungs so tests run on two cores next to other work.
-pub const SMALL_LADDER: &str = "
-[[ladder]]
-width = 320
-height = 180
-fps = 30
-bitrate_kbps = 600
+/// Calls `f` every `every` until it returns `Some`, for up to `timeout`.
+pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
 
-[[ladder]]
-width = 160
-height = 90
-fps = 30
-bitrate_kbps = 200
-";
+/// A rung: (width, height, fps, bitrate in kb/s).
+pub type Rung = (u32, u32, u32, u32);
+
+/// Small, cheap rungs so tests run on two cores next to other work.
+pub const SMALL_LADDER: &[Rung] = &[(320, 180, 30, 600), (160, 90, 30, 200)];
+
+/// One cheap rung.
+pub const ONE_RUNG: &[Rung] = &[(320, 180, 15, 300)];
+
+/// The ladder of the web tests.
+pub const WEB_LADDER: &[Rung] = &[(320, 180, 25, 400), (256, 144, 15, 200)];
+
+/// `[[ladder]]` tables for `rungs`, top first.
+pub fn ladder_text(rungs: &[Rung]) -> String {
+    rungs
+        .iter()
+        .map(|(width, height, fps, kbps)| {
+            format!(
+                "\n[[ladder]]\nwidth = {width}\nheight = {height}\nfps = {fps}\nbitrate_kbps = {kbps}\n"
+            )
+        })
+        .collect()
+}
 
 pub struct Ports {
     pub http: u16,
@@ -65,51 +98,155 @@ impl Ports {
     }
 }
 
-/// A config on loopback ports; `extra` is appended verbatim.
-pub fn write_config(dir: &Path, ports: &Ports, extra: &str) -> PathBuf {
-    let text = format!(
-        "[source]\nurl = \"udp://127.0.0.1:{}\"\n\n[encoder]\npreset = \"ultrafast\"\nrestart_initial_s = 0.3\n\n[server]\nlisten = \"127.0.0.1:{}\"\n{SMALL_LADDER}\n{extra}\n",
-        ports.source, ports.http
-    );
-    let path = dir.join("livestreamd.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+/// A config file's text: the source on `ports.source`, the server on
+/// `ports.http`, the ultrafast preset and a ladder (`SMALL_LADDER` unless
+/// set); each table takes extra lines, and `extra` is appended verbatim.
+pub struct Config {
+    source_url: String,
+    source: String,
+    encoder: String,
+    listen: String,
+    server: String,
+    ladder: String,
+    extra: String,
 }
 
-/// The daemon under test; killed (with everything it started) when dropped.
-pub struct Daemon {
-    pub child: Child,
-    pub http: u16,
-    pub log: PathBuf,
-}
+impl Config {
+    pub fn new(ports: &Ports) -> Config {
+        Config {
+            source_url: format!("udp://127.0.0.1:{}", ports.source),
+            source: String::new(),
+            encoder: String::new(),
+            listen: format!("127.0.0.1:{}", ports.http),
+            server: String::new(),
+            ladder: ladder_text(SMALL_LADDER),
+            extra: String::new(),
+        }
+    }
 
-impl Daemon {
-    /// `livestreamd demo` with a small simulated camera.
-    pub fn demo(dir: &Path, config: &Path, http: u16) -> Daemon {
-        Daemon::start(
-            dir,
-            &[
-                "demo",
-                "--config",
-                config.to_str().unwrap(),
-                "--size",
-                "320x180",
-            ],
-            http,
+    /// Lines added to `[source]`.
+    pub fn source(mut self, lines: &str) -> Config {
+        self.source = lines.to_string();
+        self
+    }
+
+    /// Lines added to `[encoder]`.
+    pub fn encoder(mut self, lines: &str) -> Config {
+        self.encoder = lines.to_string();
+        self
+    }
+
+    /// The address (not the port) the server listens on.
+    pub fn listen_ip(mut self, ip: &str) -> Config {
+        let port = self.listen.rsplit_once(':').unwrap().1.to_string();
+        self.listen = format!("{ip}:{port}");
+        self
+    }
+
+    /// Lines added to `[server]`.
+    pub fn server(mut self, lines: &str) -> Config {
+        self.server = lines.to_string();
+        self
+    }
+
+    pub fn ladder(mut self, rungs: &[Rung]) -> Config {
+        self.ladder = ladder_text(rungs);
+        self
+    }
+
+    /// Text after everything else (more tables).
+    pub fn extra(mut self, text: &str) -> Config {
+        self.extra = text.to_string();
+        self
+    }
+
+    pub fn text(&self) -> String {
+        let line = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{s}\n")
+            }
+        };
+        format!(
+            "[source]\nurl = \"{}\"\n{}\n[encoder]\npreset = \"ultrafast\"\n{}\n[server]\nlisten = \"{}\"\n{}{}\n{}\n",
+            self.source_url,
+            line(&self.source),
+            line(&self.encoder),
+            self.listen,
+            line(&self.server),
+            self.ladder,
+            self.extra
         )
     }
 
-    pub fn start(dir: &Path, args: &[&str], http: u16) -> Daemon {
-        let log = dir.join("daemon.log");
-        let child = Command::new(BIN)
-            .args(args)
+    pub fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, self.text()).unwrap();
+        path.to_path_buf()
+    }
+}
+
+/// A config on loopback ports with the small ladder; `extra` is appended verbatim.
+pub fn write_config(dir: &Path, ports: &Ports, extra: &str) -> PathBuf {
+    Config::new(ports)
+        .encoder("restart_initial_s = 0.3")
+        .extra(extra)
+        .write(&dir.join("livestreamd.toml"))
+}
+
+/// `demo --config <config>` followed by `more` (e.g. `--size`, `--fps`, `--override`).
+pub fn demo_args(config: &Path, more: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "demo".to_string(),
+        "--config".to_string(),
+        config.display().to_string(),
+    ];
+    args.extend(more.iter().map(|a| a.to_string()));
+    args
+}
+
+/// `RUST_LOG` for a test that reads the log at the level a user sees.
+pub const INFO_LOG: (&str, &str) = ("RUST_LOG", "info");
+
+/// A process of the built binary, its stdout and stderr in `dir/<name>.log`.
+/// Dropping it stops it as systemd would: SIGTERM (so it stops its own
+/// ffmpeg), SIGKILL if it is still there after 10 s. After a failed test its
+/// log is printed.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Runs with `RUST_LOG=livestreamd=debug` and no systemd variables,
+    /// then `envs`.
+    pub fn spawn(
+        dir: &Path,
+        name: &str,
+        args: &[impl AsRef<OsStr>],
+        envs: &[(&str, &str)],
+    ) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env("RUST_LOG", "livestreamd=debug")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join("daemon.out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        let child = cmd
             .spawn()
-            .expect("start livestreamd");
-        Daemon { child, http, log }
+            .unwrap_or_else(|e| panic!("cannot start {BIN} as {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+            log,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -120,64 +257,275 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn status(&self) -> Option<Value> {
-        let body = http_get(self.http, "/status").ok()?;
-        serde_json::from_slice(&body.1).ok()
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        poll(timeout, Duration::from_millis(50), || {
+            self.log_text().contains(needle).then_some(())
+        })
+        .is_some()
     }
 
-    /// Polls `/status` until `pred` holds; panics with the log after `timeout`.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// The exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Waits for exit; None on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        poll(timeout, Duration::from_millis(50), || self.try_wait())
+    }
+
+    /// Sends `sig`, then waits up to `within`; the exit code (None on
+    /// timeout or death by a signal).
+    pub fn stop(&mut self, sig: i32, within: Duration) -> Option<i32> {
+        self.signal(sig);
+        self.wait_exit(within).and_then(|s| s.code())
+    }
+
+    /// `stop` with SIGTERM.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        self.stop(libc::SIGTERM, within)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            self.signal(libc::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} ({}) ----\n{}",
+                self.name,
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// The daemon under test, serving HTTP on `http`; stopped when dropped (see `Proc`).
+pub struct Daemon {
+    pub proc: Proc,
+    pub http: u16,
+}
+
+impl Daemon {
+    /// `livestreamd demo` with a small simulated camera.
+    pub fn demo(dir: &Path, config: &Path, http: u16) -> Daemon {
+        Daemon::start(dir, &demo_args(config, &["--size", "320x180"]), http)
+    }
+
+    pub fn start(dir: &Path, args: &[impl AsRef<OsStr>], http: u16) -> Daemon {
+        Daemon::start_with(dir, args, &[], http)
+    }
+
+    /// With more environment (e.g. NOTIFY_SOCKET, WATCHDOG_USEC, `INFO_LOG`).
+    pub fn start_with(
+        dir: &Path,
+        args: &[impl AsRef<OsStr>],
+        envs: &[(&str, &str)],
+        http: u16,
+    ) -> Daemon {
+        Daemon {
+            proc: Proc::spawn(dir, "daemon", args, envs),
+            http,
+        }
+    }
+
+    /// The demo on the web tests' config (`WEB_LADDER`, `server_extra` in
+    /// `[server]`, debug log) in a fresh `temp_dir(name)`, once `/healthz` answers.
+    pub fn web_demo(name: &str, server_extra: &str) -> Daemon {
+        let dir = temp_dir(name);
+        let ports = Ports::new();
+        let config = Config::new(&ports)
+            .ladder(WEB_LADDER)
+            .server(server_extra)
+            .extra("[log]\nlevel = \"debug\"")
+            .write(&dir.join("livestreamd.toml"));
+        let mut d = Daemon::start(
+            &dir,
+            &demo_args(&config, &["--size", "320x180", "--fps", "25"]),
+            ports.http,
+        );
+        d.wait_healthy();
+        d
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.proc.pid()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.proc.wait_for_log(needle, timeout)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        self.proc.signal(sig)
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.proc.wait_exit(timeout)
+    }
+
+    pub fn stop(&mut self, sig: i32, within: Duration) -> Option<i32> {
+        self.proc.stop(sig, within)
+    }
+
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        self.proc.terminate(within)
+    }
+
+    /// GET `path` (panics if the exchange fails).
+    pub fn get(&self, path: &str) -> Response {
+        http_get(self.http, path).unwrap()
+    }
+
+    /// One raw request (panics if the exchange fails).
+    pub fn request(&self, raw: impl AsRef<[u8]>) -> Response {
+        http_request(self.http, raw).unwrap()
+    }
+
+    /// `/status`, if it answers 200 with JSON.
+    pub fn status(&self) -> Option<Value> {
+        let r = http_get(self.http, "/status").ok()?;
+        (r.code == 200).then(|| serde_json::from_slice(&r.body).ok())?
+    }
+
+    /// Polls `/status` until `pred` holds; None after `timeout`.
+    pub fn try_wait_status(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        poll(timeout, Duration::from_millis(100), || {
+            self.status().filter(|s| pred(s))
+        })
+    }
+
+    /// Polls `/status` until `pred` holds; panics with the last status and the log after `timeout`.
     pub fn wait_status(
         &self,
         what: &str,
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.status() {
-                if pred(&s) {
-                    return s;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what}; status: {:?}\nlog:\n{}",
-                    self.status(),
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.try_wait_status(timeout, pred).unwrap_or_else(|| {
+            // The log follows from `Proc`'s drop.
+            panic!(
+                "timed out waiting for {what}; last /status: {:#?}",
+                self.status()
+            )
+        })
     }
 
     /// Waits until the encoder produces output viewers can join.
     pub fn wait_streaming(&self) -> Value {
-        self.wait_status("encoded output", Duration::from_secs(30), |s| {
-            s["hub"]["buffered_chunks"].as_u64().unwrap_or(0) > 10 && s["encoder"]["pid"].is_u64()
-        })
+        self.wait_status("encoded output", Duration::from_secs(30), encoded_output)
     }
 
-    pub fn signal(&self, sig: i32) {
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    /// Waits for exit; None on timeout.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
+    /// Waits until `/healthz` answers 200; panics if the daemon exits first or after 30 s.
+    pub fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
+            if let Some(status) = self.proc.try_wait() {
+                panic!("livestreamd exited early ({status}):\n{}", self.log_text());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if http_get(self.http, "/healthz").is_ok_and(|r| r.code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        None
+        panic!("livestreamd never became healthy:\n{}", self.log_text());
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The encoder runs and the hub holds output a viewer can join.
+pub fn encoded_output(s: &Value) -> bool {
+    s["hub"]["buffered_chunks"].as_u64().unwrap_or(0) > 10 && s["encoder"]["pid"].is_u64()
+}
+
+/// The encoder runs and input reached the hub within the last 2 s.
+pub fn input_flowing(s: &Value) -> bool {
+    s["encoder"]["pid"].is_number()
+        && s["hub"]["last_input_age_ms"]
+            .as_u64()
+            .is_some_and(|a| a < 2000)
+}
+
+/// The pids of the encoder and the demo camera in a `/status` document (those present).
+pub fn child_pids(status: &Value) -> Vec<i64> {
+    [&status["encoder"]["pid"], &status["demo_source"]["pid"]]
+        .into_iter()
+        .filter_map(|p| p.as_i64())
+        .collect()
+}
+
+/// The ports the camera emulator serves on.
+pub struct CameraPorts {
+    pub http: u16,
+    pub keepalive: u16,
+}
+
+impl CameraPorts {
+    pub fn new() -> CameraPorts {
+        CameraPorts {
+            http: free_tcp_port(),
+            keepalive: free_udp_port(),
+        }
+    }
+}
+
+/// `livestreamd fake-gopro` of `kind`, streaming 320x180@15 to the daemon's
+/// source port and recording what it was asked in `dir/camera.jsonl`;
+/// `start` returns once it listens.
+pub struct FakeGopro {
+    pub proc: Proc,
+    pub record: PathBuf,
+}
+
+impl FakeGopro {
+    pub fn start(dir: &Path, kind: &str, ports: &Ports, cam: &CameraPorts) -> FakeGopro {
+        let record = dir.join("camera.jsonl");
+        let args = [
+            "fake-gopro".to_string(),
+            "--kind".to_string(),
+            kind.to_string(),
+            "--http".to_string(),
+            format!("127.0.0.1:{}", cam.http),
+            "--keepalive-port".to_string(),
+            cam.keepalive.to_string(),
+            "--udp-port".to_string(),
+            ports.source.to_string(),
+            "--record".to_string(),
+            record.display().to_string(),
+            "--size".to_string(),
+            "320x180".to_string(),
+            "--fps".to_string(),
+            "15".to_string(),
+        ];
+        let proc = Proc::spawn(dir, "camera", &args, &[INFO_LOG]);
+        // It names its address once it listens: a daemon started next finds it there.
+        assert!(
+            proc.wait_for_log("camera on http://", Duration::from_secs(10)),
+            "fake-gopro did not start:\n{}",
+            proc.log_text()
+        );
+        FakeGopro { proc, record }
     }
 }
 
@@ -198,14 +546,10 @@ pub fn alive(pid: i64) -> bool {
 
 /// Waits until none of `pids` is alive.
 pub fn wait_gone(pids: &[i64], timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if pids.iter().all(|p| !alive(*p)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+    poll(timeout, Duration::from_millis(50), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    })
+    .is_some()
 }
 
 /// Resident memory of `pid` in KiB.
@@ -219,43 +563,111 @@ pub fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A one-shot HTTP request; returns (status code, body).
-pub fn http_request(port: u16, raw: &str) -> std::io::Result<(u16, Vec<u8>)> {
+/// A whole HTTP response (status 0 if there was no status line).
+pub struct Response {
+    pub code: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// The status code of a response head (0 if it has none).
+fn status_code(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A TCP connection to the loopback `port`, reads timing out after `READ_TIMEOUT`.
+pub fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    s
+}
+
+/// One raw request, read to the end (`Connection: close` responses only).
+pub fn http_request(port: u16, raw: impl AsRef<[u8]>) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(raw.as_bytes())?;
+    s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    s.write_all(raw.as_ref())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let head_end = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(buf.len(), |i| i + 4);
-    let code = std::str::from_utf8(&buf[..head_end.min(buf.len())])
-        .ok()
-        .and_then(|h| h.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, buf[head_end..].to_vec()))
+    let head = String::from_utf8_lossy(&buf[..head_end])
+        .trim_end()
+        .to_string();
+    Ok(Response {
+        code: status_code(&head),
+        head,
+        body: buf[head_end..].to_vec(),
+    })
 }
 
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    http_request(port, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
+/// `method target` with no body.
+pub fn http_method(port: u16, method: &str, target: &str) -> std::io::Result<Response> {
+    http_request(
+        port,
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
 }
 
-/// An open `/stream.ts` connection whose body the test reads at will.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<Response> {
+    http_method(port, "GET", path)
+}
+
+/// Reads a response head off `s`, byte by byte so nothing after it is taken;
+/// returns the status code and the head. Panics if the connection ends first.
+pub fn read_head(s: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).expect("read the response head");
+        assert!(
+            n > 0,
+            "closed before a response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    (status_code(&head), head)
+}
+
+/// An open long response (`/stream.ts`, `/events`) whose body the test reads
+/// at will: `code` and `head` are read, the rest stays on `sock` and what the
+/// read methods take is kept in `received`.
 pub struct Viewer {
     pub sock: TcpStream,
+    pub code: u16,
+    pub head: String,
     pub received: Vec<u8>,
 }
 
 impl Viewer {
+    /// A viewer of `/stream.ts` that must be admitted (200).
     pub fn connect(port: u16) -> Viewer {
         Viewer::connect_with_rcvbuf(port, None)
     }
 
     /// `rcvbuf`: a small receive buffer makes a non-reading viewer stall quickly.
     pub fn connect_with_rcvbuf(port: u16, rcvbuf: Option<i32>) -> Viewer {
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let sock = connect(port);
         if let Some(size) = rcvbuf {
             use std::os::fd::AsRawFd;
             unsafe {
@@ -268,29 +680,33 @@ impl Viewer {
                 )
             };
         }
-        let mut v = Viewer {
-            sock,
-            received: Vec::new(),
-        };
-        v.sock
-            .write_all(b"GET /stream.ts HTTP/1.1\r\nHost: test\r\n\r\n")
-            .unwrap();
-        v.read_head();
+        let v = Viewer::send(sock, b"GET /stream.ts HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert!(v.head.starts_with("HTTP/1.1 200"), "{}", v.head);
         v
     }
 
-    fn read_head(&mut self) {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            self.sock.read_exact(&mut byte).expect("response head");
-            head.push(byte[0]);
+    /// GET `target`, whatever the answer.
+    pub fn open(port: u16, target: &str) -> Viewer {
+        Viewer::request(
+            port,
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
+        )
+    }
+
+    /// Sends `raw`, then reads the response head.
+    pub fn request(port: u16, raw: &[u8]) -> Viewer {
+        Viewer::send(connect(port), raw)
+    }
+
+    fn send(mut sock: TcpStream, raw: &[u8]) -> Viewer {
+        sock.write_all(raw).unwrap();
+        let (code, head) = read_head(&mut sock);
+        Viewer {
+            sock,
+            code,
+            head,
+            received: Vec::new(),
         }
-        assert!(
-            head.starts_with(b"HTTP/1.1 200"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
     }
 
     /// Reads for `dur`; returns the bytes read in that time.
@@ -321,6 +737,100 @@ impl Viewer {
             }
         }
         total
+    }
+
+    /// Reads until `n` more bytes came, the stream ended or a read waited
+    /// `READ_TIMEOUT`; returns how many came.
+    pub fn read_at_least(&mut self, n: usize) -> usize {
+        self.sock.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let mut got = 0;
+        let mut buf = [0u8; 16384];
+        while got < n {
+            match self.sock.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    self.received.extend_from_slice(&buf[..k]);
+                    got += k;
+                }
+            }
+        }
+        got
+    }
+}
+
+/// One viewer of `/stream.ts` keeping one connection, read on a thread for as
+/// long as the test runs: the body (MPEG-TS) is collected, and whether the
+/// connection ended (EOF or error) is noted.
+pub struct BackgroundViewer {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    ended: Arc<AtomicBool>,
+}
+
+impl BackgroundViewer {
+    pub fn connect(port: u16) -> BackgroundViewer {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /stream.ts HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(AtomicBool::new(false));
+        let (b, e) = (bytes.clone(), ended.clone());
+        std::thread::spawn(move || {
+            // The response head is kept apart; only the body is collected.
+            let mut head: Vec<u8> = Vec::new();
+            let mut in_body = false;
+            let mut buf = [0u8; 16384];
+            loop {
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if in_body {
+                    b.lock().unwrap().extend_from_slice(&buf[..n]);
+                    continue;
+                }
+                head.extend_from_slice(&buf[..n]);
+                if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                    b.lock().unwrap().extend_from_slice(&head[i + 4..]);
+                    in_body = true;
+                }
+            }
+            e.store(true, Ordering::SeqCst);
+        });
+        BackgroundViewer { bytes, ended }
+    }
+
+    /// Body bytes so far.
+    pub fn len(&self) -> usize {
+        self.bytes.lock().unwrap().len()
+    }
+
+    /// A copy of the body from byte `from` on.
+    pub fn bytes_from(&self, from: usize) -> Vec<u8> {
+        self.bytes.lock().unwrap()[from..].to_vec()
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `at_least` body bytes came; panics if the connection ends
+    /// or after `within`.
+    pub fn wait_bytes(&self, at_least: usize, within: Duration) {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if self.len() >= at_least {
+                return;
+            }
+            assert!(!self.ended(), "viewer connection ended");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "viewer got only {} bytes in {within:?} (wanted {at_least})",
+            self.len()
+        );
     }
 }
 
@@ -378,6 +888,14 @@ pub fn frames(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, u32)> {
             let mut f = l.split(',');
             Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
         })
+        .collect()
+}
+
+/// Video packet timestamps (s) of a capture; it need not start at a keyframe.
+pub fn packet_pts(dir: &Path, name: &str, bytes: &[u8]) -> Vec<f64> {
+    ffprobe(dir, name, bytes, "packet=pts_time", false)
+        .iter()
+        .filter_map(|l| l.trim_end_matches(',').parse().ok())
         .collect()
 }
 

@@ -9,25 +9,11 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const LADDER: &str = "
-[[ladder]]
-width = 640
-height = 360
-fps = 30
-bitrate_kbps = 1000
-
-[[ladder]]
-width = 320
-height = 180
-fps = 30
-bitrate_kbps = 350
-
-[[ladder]]
-width = 160
-height = 90
-fps = 15
-bitrate_kbps = 120
-";
+pub const LADDER: &[Rung] = &[
+    (640, 360, 30, 1000),
+    (320, 180, 30, 350),
+    (160, 90, 15, 120),
+];
 
 /// The test's own player: reads the stream inside the phone's namespace and
 /// measures how far the picture is behind live (wall clock against stream time).
@@ -120,23 +106,13 @@ pub fn start_daemon(dir: &Path, extra: &str) -> (Daemon, u16) {
 
 pub fn start_daemon_with(dir: &Path, extra: &str, server_extra: &str) -> (Daemon, u16) {
     let ports = Ports::new();
-    let text = format!(
-        "[source]\nurl = \"udp://127.0.0.1:{}\"\n[encoder]\npreset = \"ultrafast\"\n[server]\nlisten = \"0.0.0.0:{}\"\n{server_extra}\n{LADDER}\n{extra}\n",
-        ports.source, ports.http
-    );
-    let config = dir.join("livestreamd.toml");
-    std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(
-        dir,
-        &[
-            "demo",
-            "--config",
-            config.to_str().unwrap(),
-            "--size",
-            "640x360",
-        ],
-        ports.http,
-    );
+    let config = Config::new(&ports)
+        .listen_ip("0.0.0.0")
+        .server(server_extra)
+        .ladder(LADDER)
+        .extra(extra)
+        .write(&dir.join("livestreamd.toml"));
+    let daemon = Daemon::start(dir, &demo_args(&config, &["--size", "640x360"]), ports.http);
     daemon.wait_streaming();
     (daemon, ports.http)
 }
