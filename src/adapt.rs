@@ -35,9 +35,11 @@ pub struct Params {
     pub headroom: f64,
     /// A climb that fails soon after doubles the clean period required, up to this factor.
     pub max_up_backoff: f64,
-    /// How long a capacity measurement is trusted (times the climb backoff);
-    /// after that the controller may probe a higher rung again.
+    /// How long a capacity measurement is trusted (times the climb backoff).
     pub capacity_memory_s: f64,
+    /// Length of a headroom probe: viewers get padding on top of the video so
+    /// that the link shows whether it carries the next rung.
+    pub probe_s: f64,
     pub policy: Policy,
 }
 
@@ -53,6 +55,7 @@ impl Default for Params {
             headroom: 1.4,
             max_up_backoff: 8.0,
             capacity_memory_s: 60.0,
+            probe_s: 2.0,
             policy: Policy::Weakest,
         }
     }
@@ -83,13 +86,28 @@ struct ViewerState {
     /// carried while congested, raised by capacity measurements since.
     capacity: Option<(f64, f64)>,
     why_bad: &'static str,
+    /// Most carried during the running headroom probe.
+    probe_best: f64,
+    /// Its samples carry a throughput (a TCP viewer). A probed push (ICMP or UDP
+    /// echo) has RTT and loss only: padding cannot measure it.
+    measurable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Verdict {
     Down(usize),
     Hold,
+    /// Clean long enough, but the link has not shown room for the next rung.
+    Probe,
     Up,
+}
+
+/// A running headroom probe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Probe {
+    start: f64,
+    /// Total rate (video + padding) the viewers' links are asked to carry.
+    target_kbps: f64,
 }
 
 /// The controller's state, shown in `/status`.
@@ -103,6 +121,8 @@ pub struct AdaptStatus {
     pub switches: u64,
     pub up_backoff: f64,
     pub last_reason: Option<String>,
+    /// Padding added to the video while a headroom probe runs, kbit/s.
+    pub probing_kbps: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -119,6 +139,8 @@ pub struct Controller {
     up_backoff: f64,
     switches: u64,
     last_reason: Option<String>,
+    probing: Option<Probe>,
+    last_probe_end: f64,
 }
 
 impl Controller {
@@ -136,6 +158,8 @@ impl Controller {
             up_backoff: 1.0,
             switches: 0,
             last_reason: None,
+            probing: None,
+            last_probe_end: f64::NEG_INFINITY,
         }
     }
 
@@ -163,8 +187,20 @@ impl Controller {
             clean_since: Some(s.t),
             capacity: None,
             why_bad: "",
+            probe_best: 0.0,
+            measurable: false,
         });
         st.last = s;
+        st.measurable |= s.throughput_kbps > 0.0;
+        if let Some(probe) = self.probing {
+            // Trouble while padding is the probe's answer, not a reason to step down.
+            if why_bad.is_some() {
+                self.end_probe(s.t, true);
+            } else if s.t - probe.start >= 0.5 {
+                st.probe_best = st.probe_best.max(s.throughput_kbps);
+            }
+            return;
+        }
         match why_bad {
             Some(why) => {
                 st.bad_since.get_or_insert(s.t);
@@ -254,16 +290,18 @@ impl Controller {
         if self.rung > 0 {
             let wait = p.up_after_s * self.up_backoff;
             let next = f64::from(self.bitrates[self.rung - 1]);
-            // Headroom: the link must have shown room for the next rung, unless
-            // its last measurement is old enough that probing is due again.
-            let room = match st.capacity {
-                Some((kbps, at)) if now - at < p.capacity_memory_s * self.up_backoff => {
-                    kbps >= next * p.headroom
+            // Headroom: the link must have shown, recently, that it carries the
+            // next rung with room to spare; otherwise it is asked to (a probe).
+            let fresh = |at: f64| now - at < p.capacity_memory_s;
+            if st.clean_since.is_some_and(|since| now - since >= wait) {
+                if !st.measurable {
+                    return Verdict::Up; // loss and RTT are all a probed push can tell
                 }
-                _ => true,
-            };
-            if st.clean_since.is_some_and(|since| now - since >= wait) && room {
-                return Verdict::Up;
+                return match st.capacity {
+                    Some((kbps, at)) if fresh(at) && kbps >= next * p.headroom => Verdict::Up,
+                    _ if now - self.last_probe_end >= wait => Verdict::Probe,
+                    _ => Verdict::Hold,
+                };
             }
         }
         Verdict::Hold
@@ -272,6 +310,12 @@ impl Controller {
     /// Called about every 200 ms: the rung to switch to, if any.
     pub fn tick(&mut self, now: f64) -> Option<Decision> {
         if self.switching.is_some() {
+            return None;
+        }
+        if let Some(probe) = self.probing {
+            if self.pinned.is_some() || now - probe.start >= self.params.probe_s {
+                self.end_probe(now, false);
+            }
             return None;
         }
         if let Some(pin) = self.pinned {
@@ -289,16 +333,19 @@ impl Controller {
             Verdict::Down(to) => Some((*id, *to)),
             _ => None,
         });
-        let (down, up) = match self.params.policy {
+        let ready = |v: &Verdict| matches!(v, Verdict::Up | Verdict::Probe);
+        let (down, up, probe) = match self.params.policy {
             Policy::Weakest => (
                 downs.max_by_key(|(_, to)| *to),
                 verdicts.iter().all(|(_, v)| *v == Verdict::Up),
+                verdicts.iter().all(|(_, v)| ready(v)),
             ),
             Policy::Strongest => {
                 let all_down = verdicts.iter().all(|(_, v)| matches!(v, Verdict::Down(_)));
                 (
                     downs.min_by_key(|(_, to)| *to).filter(|_| all_down),
                     verdicts.iter().any(|(_, v)| *v == Verdict::Up),
+                    verdicts.iter().any(|(_, v)| ready(v)),
                 )
             }
         };
@@ -331,19 +378,56 @@ impl Controller {
                 .values()
                 .filter_map(|s| s.capacity.map(|c| c.0))
                 .fold(f64::INFINITY, f64::min);
-            let room = if known.is_finite() {
-                format!("link measured at {known:.0} kbit/s")
-            } else {
-                "capacity not measured: probing".into()
-            };
             let reason = format!(
-                "clean for {:.0} s, {room} (next rung needs {} kbit/s)",
+                "clean for {:.0} s, link measured at {known:.0} kbit/s (next rung needs {} kbit/s)",
                 self.params.up_after_s * self.up_backoff,
                 self.bitrates[self.rung - 1]
             );
             return Some(self.decide(self.rung - 1, reason));
         }
+        if probe && self.rung > 0 {
+            // Ask for a little more than the climb needs, so a link that just
+            // manages it is not mistaken for one with room.
+            let target_kbps = f64::from(self.bitrates[self.rung - 1]) * self.params.headroom * 1.1;
+            self.probing = Some(Probe {
+                start: now,
+                target_kbps,
+            });
+            for st in self.viewers.values_mut() {
+                st.probe_best = 0.0;
+            }
+        }
         None
+    }
+
+    /// Ends the headroom probe: what each link carried becomes its measured
+    /// capacity; a probe that showed no room counts like a failed climb.
+    fn end_probe(&mut self, now: f64, troubled: bool) {
+        let Some(probe) = self.probing.take() else {
+            return;
+        };
+        self.last_probe_end = now;
+        let mut room = !troubled;
+        for st in self.viewers.values_mut() {
+            if st.probe_best > 0.0 {
+                st.capacity = Some((st.probe_best, now));
+            }
+            room &= !st.measurable || st.probe_best >= probe.target_kbps / 1.1;
+        }
+        if !room {
+            self.up_backoff = (self.up_backoff * 2.0).min(self.params.max_up_backoff);
+            // The padding may have queued some video: judge the next seconds afresh.
+            for st in self.viewers.values_mut() {
+                st.bad_since = None;
+                st.clean_since = Some(now);
+            }
+        }
+    }
+
+    /// Padding each viewer should add to its video now, kbit/s (None: no probe).
+    pub fn padding_kbps(&self) -> Option<f64> {
+        let p = self.probing?;
+        Some((p.target_kbps - f64::from(self.bitrates[self.rung])).max(0.0))
     }
 
     fn decide(&mut self, to: usize, reason: String) -> Decision {
@@ -365,6 +449,7 @@ impl Controller {
             switches: self.switches,
             up_backoff: self.up_backoff,
             last_reason: self.last_reason.clone(),
+            probing_kbps: self.padding_kbps(),
         }
     }
 }
@@ -390,6 +475,21 @@ mod tests {
         }
     }
 
+    /// A link of capacity `cap`: clean while the video and any probe padding
+    /// fit, congested at `cap` when they do not.
+    fn link(t: f64, rung: usize, pad: f64, cap: f64) -> LinkSample {
+        let wanted = f64::from(LADDER[rung]) + pad;
+        if wanted <= cap {
+            LinkSample {
+                throughput_kbps: wanted,
+                delivery_kbps: 0.0,
+                ..good(t)
+            }
+        } else {
+            congested(t, cap)
+        }
+    }
+
     /// A link that carries only `kbps`: the queue grows, RTT climbs.
     fn congested(t: f64, kbps: f64) -> LinkSample {
         LinkSample {
@@ -408,13 +508,13 @@ mod tests {
         viewers: &[u64],
         from: f64,
         secs: f64,
-        trace: impl Fn(u64, f64, usize) -> LinkSample,
+        trace: impl Fn(u64, f64, usize, f64) -> LinkSample,
     ) -> Vec<(f64, usize)> {
         let mut switches = Vec::new();
         let mut t = from;
         while t < from + secs - 1e-9 {
             for v in viewers {
-                c.observe(*v, trace(*v, t, c.rung()));
+                c.observe(*v, trace(*v, t, c.rung(), c.padding_kbps().unwrap_or(0.0)));
             }
             if let Some(d) = c.tick(t) {
                 c.begin_switch(d.to);
@@ -433,14 +533,14 @@ mod tests {
     #[test]
     fn a_steady_good_link_never_switches() {
         let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 600.0, |_, t, _| good(t)).is_empty());
+        assert!(run(&mut c, &[1], 0.0, 600.0, |_, t, _, _| good(t)).is_empty());
     }
 
     #[test]
     fn a_capacity_drop_steps_down_within_about_a_second_to_a_rung_that_fits() {
         let mut c = controller();
         // Ample link for 30 s, then it carries 1000 kbit/s: 800 fits, 1500 does not.
-        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, rung| {
+        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, rung, _| {
             if t < 30.0 || LADDER[rung] <= 1000 {
                 LinkSample {
                     throughput_kbps: f64::from(LADDER[rung]),
@@ -464,7 +564,7 @@ mod tests {
     #[test]
     fn short_loss_bursts_are_ridden_out_but_sustained_loss_steps_down() {
         let mut c = controller();
-        let bursty = run(&mut c, &[1], 0.0, 60.0, |_, t, _| {
+        let bursty = run(&mut c, &[1], 0.0, 60.0, |_, t, _, _| {
             let in_burst = t % 3.0 < 0.5;
             LinkSample {
                 loss_pct: if in_burst { 8.0 } else { 0.0 },
@@ -472,7 +572,7 @@ mod tests {
             }
         });
         assert!(bursty.is_empty(), "{bursty:?}");
-        let sustained = run(&mut c, &[1], 60.0, 10.0, |_, t, _| LinkSample {
+        let sustained = run(&mut c, &[1], 60.0, 10.0, |_, t, _, _| LinkSample {
             loss_pct: 5.0,
             ..good(t)
         });
@@ -489,9 +589,12 @@ mod tests {
     #[test]
     fn recovery_climbs_one_rung_at_a_time_after_clean_periods() {
         let mut c = Controller::new(Params::default(), LADDER.to_vec(), 3);
-        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, _| good(t));
+        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, rung, pad| {
+            link(t, rung, pad, 10_000.0)
+        });
         let rungs: Vec<usize> = sw.iter().map(|s| s.1).collect();
         assert_eq!(rungs, vec![2, 1, 0]);
+        assert!(c.status().probing_kbps.is_none());
         let gaps: Vec<f64> = sw.windows(2).map(|w| w[1].0 - w[0].0).collect();
         assert!(
             sw[0].0 >= 10.0 && gaps.iter().all(|g| *g >= 10.0 - 1e-6),
@@ -502,58 +605,47 @@ mod tests {
     #[test]
     fn no_climb_without_measured_headroom() {
         let mut c = Controller::new(Params::default(), LADDER.to_vec(), 2);
-        // Clean, but the link never showed more than 1800 kbit/s: 1500 × 1.4 does not fit.
-        let sw = run(&mut c, &[1], 0.0, 120.0, |_, t, _| LinkSample {
-            delivery_kbps: 1800.0,
-            ..good(t)
+        // Clean at 800, but the link carries 1800 at most: 1500 × 1.4 does not fit,
+        // and each probe says so (congestion while padding) without a switch.
+        let sw = run(&mut c, &[1], 0.0, 120.0, |_, t, rung, pad| {
+            link(t, rung, pad, 1800.0)
         });
         assert!(sw.is_empty(), "{sw:?}");
+        assert!(
+            c.status().up_backoff >= 4.0,
+            "failed probes back off: {:?}",
+            c.status()
+        );
     }
 
     #[test]
     fn a_link_that_holds_only_the_lower_rung_does_not_flap() {
-        // Capacity 1200: rung 1 (1500) congests, rung 2 (800) is clean, and bursts
-        // can look like 2200 kbit/s, which invites a climb now and then.
+        // Capacity 1200: rung 1 (1500) would congest, rung 2 (800) is clean.
         let mut c = Controller::new(Params::default(), LADDER.to_vec(), 2);
-        let sw = run(&mut c, &[1], 0.0, 600.0, |_, t, rung| {
-            if LADDER[rung] > 1200 {
-                congested(t, 1200.0)
-            } else {
-                LinkSample {
-                    delivery_kbps: 2200.0,
-                    throughput_kbps: 800.0,
-                    ..good(t)
-                }
-            }
+        let probes = std::cell::Cell::new(0);
+        let sw = run(&mut c, &[1], 0.0, 600.0, |_, t, rung, pad| {
+            probes.set(probes.get() + u32::from(pad > 0.0));
+            link(t, rung, pad, 1200.0)
         });
-        // Each failed climb doubles the wait: 10, 20, 40, 80, 80 ... seconds.
-        let climbs: Vec<f64> = sw.iter().filter(|s| s.1 == 1).map(|s| s.0).collect();
-        let gaps: Vec<f64> = climbs.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(
-            gaps.windows(2).all(|g| g[1] >= g[0] - 1.0),
-            "waits never shrink: {gaps:?}"
-        );
-        assert!(gaps.last().unwrap() >= &80.0, "{gaps:?}");
-        assert!(
-            climbs.len() <= 10,
-            "{} climbs in 10 minutes: {sw:?}",
-            climbs.len()
-        );
+        // Probes ask the link instead of climbing into congestion: no switch at
+        // all, and each failed probe doubles the wait before the next.
+        assert!(sw.is_empty(), "{sw:?}");
         assert_eq!(c.status().up_backoff, 8.0);
-        let last = sw.last().unwrap();
-        assert_eq!(last.1, 2, "ends on the rung that fits");
+        assert!(probes.get() > 0, "headroom was probed");
+        assert!(
+            probes.get() < 100,
+            "rarely: {} padded samples in 10 minutes",
+            probes.get()
+        );
     }
 
     #[test]
     fn the_weakest_viewer_decides_by_default() {
         let mut c = controller();
-        let sw = run(&mut c, &[1, 2, 3], 0.0, 20.0, |v, t, rung| {
+        let sw = run(&mut c, &[1, 2, 3], 0.0, 20.0, |v, t, rung, pad| {
             match (v, LADDER[rung] > 900) {
                 (2, true) => congested(t, 900.0),
-                (2, false) => LinkSample {
-                    delivery_kbps: 900.0,
-                    ..good(t)
-                },
+                (2, false) => link(t, rung, pad, 900.0),
                 _ => good(t),
             }
         });
@@ -568,7 +660,7 @@ mod tests {
             ..Params::default()
         };
         let mut c = Controller::new(params, LADDER.to_vec(), 0);
-        let sw = run(&mut c, &[1, 2], 0.0, 20.0, |v, t, _| {
+        let sw = run(&mut c, &[1, 2], 0.0, 20.0, |v, t, _, _| {
             if v == 2 {
                 congested(t, 500.0)
             } else {
@@ -576,8 +668,59 @@ mod tests {
             }
         });
         assert!(sw.is_empty(), "{sw:?}");
-        let sw = run(&mut c, &[1, 2], 20.0, 5.0, |_, t, _| congested(t, 500.0));
+        let sw = run(&mut c, &[1, 2], 20.0, 5.0, |_, t, _, _| congested(t, 500.0));
         assert_eq!(sw.len(), 1, "everyone bad: down");
+    }
+
+    #[test]
+    fn a_probe_pads_the_video_and_its_measurement_allows_the_climb() {
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 1);
+        let mut t = 0.0;
+        while c.padding_kbps().is_none() && t < 20.0 {
+            c.observe(1, link(t, 1, 0.0, 5000.0));
+            assert_eq!(c.tick(t), None);
+            t += STEP;
+        }
+        // After the clean period, the viewers are asked for 2500 × 1.4 × 1.1 in all.
+        let pad = c.padding_kbps().expect("a probe started");
+        assert!((pad - (2500.0 * 1.54 - 1500.0)).abs() < 1e-6, "{pad}");
+        assert!((10.0..10.5).contains(&t), "after up_after_s: {t}");
+        while c.padding_kbps().is_some() {
+            c.observe(1, link(t, 1, pad, 5000.0));
+            assert_eq!(c.tick(t), None, "no switch while probing");
+            t += STEP;
+        }
+        c.observe(1, link(t, 1, 0.0, 5000.0));
+        let d = c.tick(t).expect("room was measured: climb");
+        assert_eq!(d.to, 0);
+        assert!(d.reason.contains("link measured at 3850"), "{}", d.reason);
+    }
+
+    #[test]
+    fn trouble_during_a_probe_ends_it_without_stepping_down() {
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 1);
+        let mut t = 0.0;
+        while c.padding_kbps().is_none() {
+            c.observe(1, link(t, 1, 0.0, 2000.0));
+            c.tick(t);
+            t += STEP;
+        }
+        // The padding congests a 2000 kbit/s link at once.
+        c.observe(1, link(t, 1, c.padding_kbps().unwrap(), 2000.0));
+        assert!(
+            c.padding_kbps().is_none(),
+            "the probe stops at the first trouble"
+        );
+        for _ in 0..20 {
+            t += STEP;
+            c.observe(1, link(t, 1, 0.0, 2000.0));
+            assert_eq!(
+                c.tick(t),
+                None,
+                "neither down (the probe caused it) nor up (no room)"
+            );
+        }
+        assert_eq!(c.status().up_backoff, 2.0);
     }
 
     #[test]
@@ -585,7 +728,7 @@ mod tests {
         let mut c = controller();
         c.observe(9, congested(0.0, 100.0));
         c.remove(9);
-        assert!(run(&mut c, &[1], 0.0, 5.0, |_, t, _| good(t)).is_empty());
+        assert!(run(&mut c, &[1], 0.0, 5.0, |_, t, _, _| good(t)).is_empty());
     }
 
     #[test]
@@ -627,12 +770,12 @@ mod tests {
         c.switched(0.4);
         assert_eq!(c.status().mode, "manual");
         assert!(
-            run(&mut c, &[1], 1.0, 60.0, |_, t, _| good(t)).is_empty(),
+            run(&mut c, &[1], 1.0, 60.0, |_, t, _, _| good(t)).is_empty(),
             "pinned: no climb"
         );
         c.pin(None).unwrap();
         assert!(
-            !run(&mut c, &[1], 61.0, 30.0, |_, t, _| good(t)).is_empty(),
+            !run(&mut c, &[1], 61.0, 30.0, |_, t, _, _| good(t)).is_empty(),
             "auto again: climbs"
         );
     }

@@ -57,6 +57,7 @@ pub struct Adapt {
     pub headroom: f64,
     pub max_up_backoff: f64,
     pub capacity_memory_s: f64,
+    pub probe_s: f64,
     pub switch_timeout_s: f64,
 }
 
@@ -76,6 +77,7 @@ impl Default for Adapt {
             headroom: p.headroom,
             max_up_backoff: p.max_up_backoff,
             capacity_memory_s: p.capacity_memory_s,
+            probe_s: p.probe_s,
             switch_timeout_s: 10.0,
         }
     }
@@ -93,6 +95,7 @@ impl Adapt {
             headroom: self.headroom,
             max_up_backoff: self.max_up_backoff,
             capacity_memory_s: self.capacity_memory_s,
+            probe_s: self.probe_s,
             policy: self.policy,
         }
     }

@@ -132,6 +132,8 @@ pub struct Shared {
     pub web: crate::events::Web,
     outputs: Mutex<Vec<OutputStatus>>,
     pushes: Mutex<Vec<Arc<crate::push::PushStats>>>,
+    /// Padding each viewer adds while the controller probes for headroom, kbit/s.
+    padding_kbps: AtomicU64,
 }
 
 impl Shared {
@@ -188,6 +190,11 @@ impl Shared {
             },
         );
         Some(id)
+    }
+
+    /// Padding each viewer should add to its video now (0: none), kbit/s.
+    pub fn padding_kbps(&self) -> u64 {
+        self.padding_kbps.load(Ordering::Relaxed)
     }
 
     /// Seconds since the daemon started: the controller's clock.
@@ -501,6 +508,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         web: Default::default(),
         outputs: Mutex::new(Vec::new()),
         pushes: Mutex::new(Vec::new()),
+        padding_kbps: AtomicU64::new(0),
     });
     let mut pushes = start_pushes(&config, &shared);
     let mut probes = start_probes(&config, &shared);
@@ -637,6 +645,8 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                     let mut c = shared.controller.lock().unwrap();
                     let automatic = shared.config().adapt.mode == AdaptMode::Auto || c.status().pinned.is_some();
                     let d = if automatic { c.tick(now) } else { None };
+                    let padding = c.padding_kbps().unwrap_or(0.0);
+                    shared.padding_kbps.store(padding.round() as u64, Ordering::Relaxed);
                     if let Some(d) = &d {
                         c.begin_switch(d.to);
                     }

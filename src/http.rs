@@ -470,6 +470,8 @@ async fn serve_stream(
     let mut reader = Reader::new(shared.hub.clone(), max_lag);
     let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
     let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, shared.clone());
+    let mut pad_ticker = tokio::time::interval(PAD_EVERY);
+    pad_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = loop {
         newest.mark_unchanged();
         let Some(filled) = reader.fill(&mut buf, WRITE_BATCH) else {
@@ -483,6 +485,14 @@ async fn serve_stream(
                 },
                 _ = link.ticker.tick() => {
                     link.sample(reader.age(), reader.skips);
+                    continue;
+                }
+                _ = pad_ticker.tick(), if shared.padding_kbps() > 0 => {
+                    if let Some(pad) = padding(sock.as_raw_fd(), shared.padding_kbps()) {
+                        if tokio::time::timeout(PAD_EVERY * 10, sock.write_all(pad)).await.is_err() {
+                            break "stalled while padding";
+                        }
+                    }
                     continue;
                 }
             }
@@ -516,6 +526,32 @@ async fn serve_stream(
         shared.web.stream_ended(t, peer);
     }
     shared.remove_viewer(viewer);
+}
+
+/// How often padding is written during a headroom probe.
+const PAD_EVERY: Duration = Duration::from_millis(20);
+
+/// Null TS packets (PID 0x1FFF), which every player discards.
+static NULL_PACKETS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// The padding to write now for `kbps`, or None while the socket still holds
+/// unsent data: a link that cannot drain what it has is not asked for more.
+fn padding(fd: std::os::fd::RawFd, kbps: u64) -> Option<&'static [u8]> {
+    const MAX_PACKETS: usize = 64;
+    let nulls = NULL_PACKETS.get_or_init(|| {
+        let mut p = [0xffu8; 188];
+        p[..4].copy_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
+        p.repeat(MAX_PACKETS)
+    });
+    let unsent = read_tcp_info(fd)
+        .map(|t| t.notsent_bytes)
+        .unwrap_or(u32::MAX);
+    if unsent > 4096 {
+        return None;
+    }
+    let bytes = kbps as f64 * 1000.0 / 8.0 * PAD_EVERY.as_secs_f64();
+    let packets = ((bytes / 188.0).ceil() as usize).clamp(1, MAX_PACKETS);
+    Some(&nulls[..packets * 188])
 }
 
 /// Samples one viewer's link on a timer and reports it.

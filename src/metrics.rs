@@ -590,6 +590,7 @@ mod tests {
                 switches: 1,
                 up_backoff: 2.0,
                 last_reason: None,
+                probing_kbps: None,
             },
             encoder: Some(EncoderStatus {
                 generation: 2,
