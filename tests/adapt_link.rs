@@ -113,6 +113,16 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
         client.max_lag_after(restored + 3.0) < 2.0,
         "live after the recovery"
     );
+    // Every climb was made on measured room: a headroom probe on the link.
+    let log = daemon.log_text();
+    let climbs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("-> 0:") || l.contains("2 -> 1:"))
+        .collect();
+    assert!(
+        !climbs.is_empty() && climbs.iter().all(|l| l.contains("link measured at")),
+        "{climbs:?}"
+    );
     // The climbs were seen by the client as resolution changes on its one connection.
     let widths: Vec<u32> = frames(&dir, "recovery.ts", &client.bytes())
         .iter()
