@@ -12,7 +12,7 @@
 mod common;
 
 use common::scenario::{capacity_drop, DropRun};
-use common::{netns, temp_dir};
+use common::{netns, record_bench, temp_dir, utc_now};
 use std::fmt::Write as _;
 
 fn summary(name: &str, runs: &[DropRun]) -> String {
@@ -62,12 +62,7 @@ fn main() {
             "viewer_max_lag_ms = 120000",
         ));
     }
-    let date = std::process::Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = utc_now();
     let mut report = format!(
         "\n## Capacity drop, {date}\n\nCommand: `cargo bench --bench adapt_capacity -- {runs}` (as root; release build, real ffmpeg, libx264 ultrafast).\n\
 Scenario: demo camera 640x360@30, ladder 1000/350/120 kbit/s, viewer in a network namespace; link ample for 10 s, then `tc tbf rate 600kbit` until 60 s.\n\
@@ -76,13 +71,5 @@ Baseline: `adapt.mode = \"fixed\"` and `viewer_max_lag_ms = 120000` (one quality
     );
     report.push_str(&summary("adaptive", &adaptive));
     report.push_str(&summary("fixed", &fixed));
-    print!("{report}");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/RESULTS.md");
-    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        "# Benchmark results\n\nNewest last. Each section names the command that produced it.\n"
-            .into()
-    });
-    text.push_str(&report);
-    std::fs::write(path, text).expect("write benches/RESULTS.md");
-    eprintln!("written to {path}");
+    record_bench(&report);
 }

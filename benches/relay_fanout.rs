@@ -90,22 +90,11 @@ fn main() {
             100.0 * cpu / secs
         );
     }
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = utc_now();
     let report = format!(
         "\n## Relay fan-out, {date}\n\nCommand: `cargo bench --bench relay_fanout` (release build, demo camera 320x180, rung 320x180@30 600 kbit/s, viewers on loopback, {} s per row; the daemon's own CPU, ffmpeg excluded; the 0-viewer row is the baseline).\n\n\
 | viewers | Mbit/s served | daemon CPU | CPU per Mbit served | max RSS (KiB) |\n| --- | --- | --- | --- | --- |\n{rows}",
         PHASE.as_secs()
     );
-    print!("{report}");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/RESULTS.md");
-    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        "# Benchmark results\n\nNewest last. Each section names the command that produced it.\n"
-            .into()
-    });
-    text.push_str(&report);
-    std::fs::write(path, text).expect("write benches/RESULTS.md");
+    record_bench(&report);
 }

@@ -31,11 +31,11 @@ pub struct Params {
     pub max_lag_ms: f64,
     pub max_rtt_ms: f64,
     pub max_loss_pct: f64,
-    /// Measured delivery rate must exceed the next rung's bitrate by this factor to climb.
+    /// Measured capacity must exceed the next rung's bitrate by this factor to climb.
     pub headroom: f64,
     /// A climb that fails soon after doubles the clean period required, up to this factor.
     pub max_up_backoff: f64,
-    /// How long a capacity measurement is trusted (times the climb backoff).
+    /// How long a capacity measurement is trusted; older, a probe measures again.
     pub capacity_memory_s: f64,
     /// Length of a headroom probe: viewers get padding on top of the video so
     /// that the link shows whether it carries the next rung.

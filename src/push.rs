@@ -154,6 +154,80 @@ impl Push {
     }
 }
 
+/// Where a push's bytes go.
+trait Sink {
+    /// Delivers `buf` (whole TS packets); the bytes delivered, or Err to stop.
+    async fn send(&mut self, buf: &[u8]) -> Result<usize, ()>;
+}
+
+/// Feeds `sink` from the hub, like a viewer, until the sink gives up.
+async fn feed_from_hub(hub: Arc<Hub>, stats: Arc<PushStats>, mut sink: impl Sink) {
+    let mut newest = hub.watch();
+    let mut reader = Reader::new(hub, MAX_LAG);
+    let mut buf = Vec::new();
+    loop {
+        newest.mark_unchanged();
+        let Some(filled) = reader.fill(&mut buf, 64 * 1024) else {
+            if newest.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        stats
+            .skips
+            .fetch_add(u64::from(filled.skipped), Ordering::Relaxed);
+        match sink.send(&buf).await {
+            Ok(n) => stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed),
+            Err(()) => return,
+        };
+    }
+}
+
+/// A UDP push: datagrams of whole TS packets, sent by the daemon.
+struct UdpSink {
+    sock: tokio::net::UdpSocket,
+    addr: SocketAddr,
+    stats: Arc<PushStats>,
+    complained: bool,
+}
+
+impl Sink for UdpSink {
+    async fn send(&mut self, buf: &[u8]) -> Result<usize, ()> {
+        let mut sent = 0;
+        for datagram in buf.chunks(DATAGRAM) {
+            match self.sock.send_to(datagram, self.addr).await {
+                Ok(n) => {
+                    sent += n;
+                    self.complained = false;
+                }
+                Err(e) => {
+                    // The phone is away (unreachable, refused): keep going, it may come back.
+                    self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    if !self.complained {
+                        log::warn!("output udp://{}: {e}", self.addr);
+                        self.complained = true;
+                    }
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// An uplink: the stdin of the remuxing ffmpeg.
+struct PipeSink(tokio::process::ChildStdin);
+
+impl Sink for PipeSink {
+    async fn send(&mut self, buf: &[u8]) -> Result<usize, ()> {
+        // An error means ffmpeg ended; the supervisor restarts it with a new pipe.
+        self.0
+            .write_all(buf)
+            .await
+            .map(|()| buf.len())
+            .map_err(|_| ())
+    }
+}
+
 /// Sends the hub's stream to `addr` as datagrams of whole TS packets.
 async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, stats: Arc<PushStats>) {
     let any: SocketAddr = if addr.is_ipv4() {
@@ -161,70 +235,27 @@ async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, stats: Arc<PushStats>) {
     } else {
         "[::]:0".parse().unwrap()
     };
-    let sock = match tokio::net::UdpSocket::bind(any).await {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("output udp://{addr}: cannot open a socket: {e}");
-            return;
+    match tokio::net::UdpSocket::bind(any).await {
+        Ok(sock) => {
+            feed_from_hub(
+                hub,
+                stats.clone(),
+                UdpSink {
+                    sock,
+                    addr,
+                    stats,
+                    complained: false,
+                },
+            )
+            .await
         }
-    };
-    let mut newest = hub.watch();
-    let mut reader = Reader::new(hub, MAX_LAG);
-    let mut buf = Vec::new();
-    let mut complained = false;
-    loop {
-        newest.mark_unchanged();
-        let Some(filled) = reader.fill(&mut buf, 64 * 1024) else {
-            if newest.changed().await.is_err() {
-                return;
-            }
-            continue;
-        };
-        stats
-            .skips
-            .fetch_add(u64::from(filled.skipped), Ordering::Relaxed);
-        for datagram in buf.chunks(DATAGRAM) {
-            match sock.send_to(datagram, addr).await {
-                Ok(n) => {
-                    stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
-                    complained = false;
-                }
-                Err(e) => {
-                    // The phone is away (unreachable, refused): keep going, it may come back.
-                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                    if !complained {
-                        log::warn!("output udp://{addr}: {e}");
-                        complained = true;
-                    }
-                }
-            }
-        }
+        Err(e) => log::warn!("output udp://{addr}: cannot open a socket: {e}"),
     }
 }
 
 /// Writes the hub's stream into a remuxing ffmpeg's stdin until it goes away.
-async fn pipe_push(mut stdin: tokio::process::ChildStdin, hub: Arc<Hub>, stats: Arc<PushStats>) {
-    let mut newest = hub.watch();
-    let mut reader = Reader::new(hub, MAX_LAG);
-    let mut buf = Vec::new();
-    loop {
-        newest.mark_unchanged();
-        let Some(filled) = reader.fill(&mut buf, 64 * 1024) else {
-            if newest.changed().await.is_err() {
-                return;
-            }
-            continue;
-        };
-        stats
-            .skips
-            .fetch_add(u64::from(filled.skipped), Ordering::Relaxed);
-        if stdin.write_all(&buf).await.is_err() {
-            return; // ffmpeg ended; the supervisor restarts it with a new pipe
-        }
-        stats
-            .bytes_sent
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
-    }
+async fn pipe_push(stdin: tokio::process::ChildStdin, hub: Arc<Hub>, stats: Arc<PushStats>) {
+    feed_from_hub(hub, stats, PipeSink(stdin)).await
 }
 
 #[cfg(test)]

@@ -899,5 +899,27 @@ pub fn packet_pts(dir: &Path, name: &str, bytes: &[u8]) -> Vec<f64> {
         .collect()
 }
 
+/// The date and time in UTC, for benchmark reports.
+pub fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Prints a benchmark report and appends it to benches/RESULTS.md.
+pub fn record_bench(report: &str) {
+    print!("{report}");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/RESULTS.md");
+    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmark results\n\nNewest last. Each section names the command that produced it.\n"
+            .into()
+    });
+    text.push_str(report);
+    std::fs::write(path, text).expect("write benches/RESULTS.md");
+    eprintln!("written to {path}");
+}
+
 pub mod netns;
 pub mod scenario;
