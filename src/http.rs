@@ -309,18 +309,12 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
             respond(&shared, &mut sock, 200, a.content_type, body, &headers).await
         }
-        "/stream.ts" | "/events" | "/status" | "/metrics" | "/healthz" => {
-            respond(
-                &shared,
-                &mut sock,
-                405,
-                "text/plain",
-                b"method not allowed\n",
-                &[("Allow", "GET, HEAD")],
-            )
-            .await
-        }
-        _ if asset.is_some() => {
+        p if asset.is_some()
+            || matches!(
+                p,
+                "/stream.ts" | "/events" | "/status" | "/metrics" | "/healthz"
+            ) =>
+        {
             respond(
                 &shared,
                 &mut sock,

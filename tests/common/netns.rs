@@ -64,67 +64,17 @@ impl PhoneLink {
             host_ip: host_ip.clone(),
             phone_ip: phone_ip.clone(),
         };
-        let steps: Vec<Vec<String>> = vec![
-            vec!["ip".into(), "netns".into(), "add".into(), ns.clone()],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "add".into(),
-                host_if.clone(),
-                "type".into(),
-                "veth".into(),
-                "peer".into(),
-                "name".into(),
-                phone_if.clone(),
-                "netns".into(),
-                ns.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "addr".into(),
-                "add".into(),
-                format!("{host_ip}/30"),
-                "dev".into(),
-                host_if.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                host_if.clone(),
-                "up".into(),
-            ],
-            vec![
-                "ip".into(),
-                "-n".into(),
-                ns.clone(),
-                "addr".into(),
-                "add".into(),
-                format!("{phone_ip}/30"),
-                "dev".into(),
-                phone_if.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "-n".into(),
-                ns.clone(),
-                "link".into(),
-                "set".into(),
-                phone_if,
-                "up".into(),
-            ],
-            vec![
-                "ip".into(),
-                "-n".into(),
-                ns.clone(),
-                "link".into(),
-                "set".into(),
-                "lo".into(),
-                "up".into(),
-            ],
+        let steps = [
+            format!("ip netns add {ns}"),
+            format!("ip link add {host_if} type veth peer name {phone_if} netns {ns}"),
+            format!("ip addr add {host_ip}/30 dev {host_if}"),
+            format!("ip link set {host_if} up"),
+            format!("ip -n {ns} addr add {phone_ip}/30 dev {phone_if}"),
+            format!("ip -n {ns} link set {phone_if} up"),
+            format!("ip -n {ns} link set lo up"),
         ];
         for step in steps {
-            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            let args: Vec<&str> = step.split_whitespace().collect();
             run(&args).unwrap_or_else(|e| panic!("building the phone link: {e}"));
         }
         link
