@@ -78,5 +78,7 @@ fn a_udp_push_reaches_the_phone_and_its_probed_loss_steps_the_rung_down() {
         "loss on the push link stepped down: {}",
         s["outputs"][0]
     );
-    assert!(s["outputs"][0]["link"]["loss_pct"].as_f64().unwrap() > 2.0);
+    // The push's probed loss was the reason (the window's figure itself is random).
+    let reason = s["adapt"]["last_reason"].as_str().unwrap_or("");
+    assert!(reason.starts_with("output 0: packet loss"), "{reason}");
 }
