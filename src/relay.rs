@@ -41,6 +41,9 @@ struct Track {
     demux: Demux,
     pat: Option<Vec<u8>>,
     pmt: Option<Vec<u8>>,
+    /// PAT then PMT, rebuilt only when either changes (they repeat unchanged
+    /// ten times a second).
+    psi: Bytes,
     /// For a pending track: its output since its oldest kept keyframe.
     buffer: VecDeque<Unit>,
     last_keyframe_pts: Option<u64>,
@@ -53,8 +56,14 @@ impl Track {
         for pkt in packets.chunks_exact(PACKET_LEN) {
             let kind = self.demux.classify(pkt);
             match kind {
-                Kind::Pat => self.pat = Some(pkt.to_vec()),
-                Kind::Pmt => self.pmt = Some(pkt.to_vec()),
+                Kind::Pat if self.pat.as_deref() != Some(pkt) => {
+                    self.pat = Some(pkt.to_vec());
+                    self.rebuild_psi();
+                }
+                Kind::Pmt if self.pmt.as_deref() != Some(pkt) => {
+                    self.pmt = Some(pkt.to_vec());
+                    self.rebuild_psi();
+                }
                 _ => {}
             }
             let (keyframe, pts) = match kind {
@@ -82,12 +91,10 @@ impl Track {
         units
     }
 
-    fn psi(&self) -> Vec<u8> {
-        [
-            self.pat.as_deref().unwrap_or(&[]),
-            self.pmt.as_deref().unwrap_or(&[]),
-        ]
-        .concat()
+    fn rebuild_psi(&mut self) {
+        let pat = self.pat.as_deref().unwrap_or(&[]);
+        let pmt = self.pmt.as_deref().unwrap_or(&[]);
+        self.psi = Bytes::from([pat, pmt].concat());
     }
 }
 
@@ -131,6 +138,9 @@ struct Inner {
     ring: VecDeque<Arc<Chunk>>,
     ring_bytes: usize,
     next_seq: u64,
+    /// Sequence number of the newest keyframe chunk appended (it may since
+    /// have been evicted under the byte cap: check against the ring's front).
+    newest_keyframe: Option<u64>,
     active: Option<(u64, Track)>,
     pending: Option<(u64, Track)>,
     /// Active-track units held back while the pending track catches up to `hold_pts`.
@@ -183,6 +193,7 @@ impl Hub {
                 ring: VecDeque::new(),
                 ring_bytes: 0,
                 next_seq: 0,
+                newest_keyframe: None,
                 active: None,
                 pending: None,
                 held: Vec::new(),
@@ -245,7 +256,7 @@ impl Hub {
         g.last_input = Some(now);
         if g.active.as_ref().is_some_and(|(gen, _)| *gen == generation) {
             let units = g.active.as_mut().unwrap().1.cut(packets, now);
-            g.psi = Bytes::from(g.active.as_ref().unwrap().1.psi());
+            g.psi = g.active.as_ref().unwrap().1.psi.clone();
             for unit in units {
                 if self.active_unit(g, unit, now) {
                     break; // spliced: the rest of the old encoder's output is not used
@@ -339,7 +350,7 @@ impl Hub {
         let from = g.active.as_ref().map(|(gen, _)| *gen).unwrap_or(to);
         let mut track = track;
         let units: Vec<Unit> = track.buffer.drain(..).collect();
-        g.psi = Bytes::from(track.psi());
+        g.psi = track.psi.clone();
         g.active = Some((to, track));
         g.splice_seq = Some(g.next_seq);
         for unit in units {
@@ -364,13 +375,16 @@ impl Hub {
             pts: unit.pts,
             at: unit.at,
         };
+        if chunk.keyframe {
+            g.newest_keyframe = Some(chunk.seq);
+        }
         g.next_seq += 1;
         g.ring_bytes += chunk.data.len();
         g.ring.push_back(Arc::new(chunk));
     }
 
     fn evict(g: &mut Inner, limits: &Limits, now: Instant) {
-        let newest_keyframe = g.ring.iter().rev().find(|c| c.keyframe).map(|c| c.seq);
+        let newest_keyframe = g.newest_keyframe;
         while let Some(front) = g.ring.front() {
             let too_big = g.ring_bytes > limits.max_bytes && g.ring.len() > 1;
             let too_old = now.duration_since(front.at) > limits.keep_for
@@ -396,7 +410,7 @@ impl Hub {
         let Some(front_seq) = g.ring.front().map(|c| c.seq) else {
             return batch;
         };
-        let newest_keyframe = g.ring.iter().rev().find(|c| c.keyframe).map(|c| c.seq);
+        let newest_keyframe = g.newest_keyframe.filter(|k| *k >= front_seq);
         let start = match *cursor {
             None => match newest_keyframe {
                 Some(k) => {
