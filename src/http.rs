@@ -285,17 +285,7 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             )
             .await
         }
-        "/rung" => {
-            respond(
-                &shared,
-                &mut sock,
-                405,
-                "text/plain",
-                b"method not allowed\n",
-                &[("Allow", "POST")],
-            )
-            .await
-        }
+        "/rung" => method_not_allowed(&shared, &mut sock, "POST").await,
         _ if get && asset.is_some() => {
             let a = asset.expect("checked");
             let body = if head { &[][..] } else { a.body };
@@ -315,15 +305,7 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 "/stream.ts" | "/events" | "/status" | "/metrics" | "/healthz"
             ) =>
         {
-            respond(
-                &shared,
-                &mut sock,
-                405,
-                "text/plain",
-                b"method not allowed\n",
-                &[("Allow", "GET, HEAD")],
-            )
-            .await
+            method_not_allowed(&shared, &mut sock, "GET, HEAD").await
         }
         _ => respond(&shared, &mut sock, 404, "text/plain", b"not found\n", &[]).await,
     };
@@ -350,6 +332,22 @@ fn reason(code: u16) -> &'static str {
 /// Writes a whole answer and closes the connection; counts it by status code.
 /// `extra` headers replace the default `Content-Length` (of `body`) and
 /// `Cache-Control: no-store` when they name them.
+async fn method_not_allowed(
+    shared: &Shared,
+    sock: &mut TcpStream,
+    allow: &str,
+) -> std::io::Result<()> {
+    respond(
+        shared,
+        sock,
+        405,
+        "text/plain",
+        b"method not allowed\n",
+        &[("Allow", allow)],
+    )
+    .await
+}
+
 pub(crate) async fn respond(
     shared: &Shared,
     sock: &mut TcpStream,
