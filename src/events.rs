@@ -61,9 +61,7 @@ impl Default for Web {
 
 /// The `client` token of a query string, if well-formed (1-64 of `[A-Za-z0-9_-]`).
 pub fn client_token(query: Option<&str>) -> Option<&str> {
-    let token = query?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("client="))?;
+    let token = crate::http::query_value(query, "client")?;
     let ok = (1..=64).contains(&token.len())
         && token
             .bytes()

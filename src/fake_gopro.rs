@@ -320,6 +320,7 @@ pub async fn run(opts: Options) -> i32 {
                         Duration::from_secs(30),
                     ),
                     stop_grace: Duration::from_secs(2),
+                    watchdog: None,
                 };
                 let info: SharedInfo = Default::default();
                 let task = tokio::spawn(supervise::supervise(spec, info, rx, |_| {}));

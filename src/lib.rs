@@ -10,7 +10,9 @@ pub mod demo;
 pub mod encoder;
 pub mod events;
 pub mod fake_gopro;
+pub mod gate;
 pub mod http;
+pub mod log_budget;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
@@ -22,4 +24,5 @@ pub mod ts;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod adapt;
+pub mod admission;
 pub mod link;
