@@ -135,6 +135,8 @@ pub struct Shared {
     pub counters: crate::metrics::Counters,
     /// Open connections, per address and in all.
     pub admission: Arc<crate::admission::Admission>,
+    /// The only sender the source admits, if any.
+    camera_address: Option<std::net::IpAddr>,
     /// The web page's clients and the `/events` fan-out.
     pub web: crate::events::Web,
     outputs: Mutex<Vec<OutputStatus>>,
@@ -233,11 +235,15 @@ impl Shared {
         }
     }
 
-    pub fn viewer_link(&self, id: u64, sample: LinkSample) {
+    /// A viewer's newest link figures, for `/status` and, when it `counts`
+    /// (warmed up, making progress), for the controller.
+    pub fn viewer_link(&self, id: u64, sample: LinkSample, counts: bool) {
         if let Some(s) = self.viewers.lock().unwrap().get_mut(&id) {
             s.link = Some(sample);
         }
-        self.controller.lock().unwrap().observe(id, sample);
+        if counts {
+            self.controller.lock().unwrap().observe(id, sample);
+        }
     }
 
     /// Pins a rung (the operator's override) or, with None, returns to
@@ -290,7 +296,7 @@ impl Shared {
         let cfg = self.config();
         let source = self.source.lock().unwrap().status(
             cfg.source.url.addr,
-            cfg.camera.address(),
+            self.camera_address,
             Duration::from_secs_f64(cfg.source.stall_timeout_s),
         );
         let (encoder, pending_encoder) = {
@@ -519,12 +525,17 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let source_stats: SharedStats = Default::default();
     let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
     let (timeline_tx, mut timeline) = watch::channel(0u64);
+    // The demo's camera is the demo's own sender.
+    let camera_address = config.camera.address().or(opts
+        .demo
+        .as_ref()
+        .map(|_| demo::target(config.source.url.addr).ip()));
     tokio::spawn(source::receive(
         socket.clone(),
         feed.clone(),
         source_stats.clone(),
         Expect {
-            camera: config.camera.address(),
+            camera: camera_address,
             stall_after,
         },
         timeline_tx,
@@ -573,6 +584,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         )),
         counters: Default::default(),
         admission: Default::default(),
+        camera_address,
         web: Default::default(),
         outputs: Mutex::new(Vec::new()),
         pushes: Mutex::new(Vec::new()),

@@ -83,6 +83,7 @@ pub fn spec(cfg: &Config, d: &DemoSource) -> Spec {
         ),
         stop_grace: Duration::from_secs(2),
         watchdog: None,
+        redact: Vec::new(),
     }
 }
 

@@ -123,6 +123,7 @@ impl Encoder {
                 timeout: secs(e.output_timeout_s),
                 expected: source_live,
             }),
+            redact: Vec::new(),
         };
         let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -321,6 +321,7 @@ pub async fn run(opts: Options) -> i32 {
                     ),
                     stop_grace: Duration::from_secs(2),
                     watchdog: None,
+                    redact: Vec::new(),
                 };
                 let info: SharedInfo = Default::default();
                 let task = tokio::spawn(supervise::supervise(spec, info, rx, |_| {}));

@@ -681,7 +681,12 @@ fn padding(fd: std::os::fd::RawFd, kbps: u64) -> Option<&'static [u8]> {
 /// A viewer whose socket has had data outstanding without a single byte
 /// acknowledged for this long is not slow but gone: it stops counting in the
 /// controller's decisions at once (it is dropped at `viewer_stall_timeout_s`).
-const NO_PROGRESS: Duration = Duration::from_secs(3);
+/// A link that carries anything at all acknowledges within a second.
+const NO_PROGRESS: Duration = Duration::from_secs(1);
+/// A new viewer counts in the controller's decisions only after this long:
+/// its first figures show the keyframe it joined at (up to a keyframe
+/// interval old) and its first burst, not its link.
+const WARM_UP: Duration = Duration::from_secs(2);
 
 /// Samples one viewer's link on a timer and reports it.
 struct ViewerLink {
@@ -693,6 +698,7 @@ struct ViewerLink {
     /// Bytes acknowledged so far, and when that figure last grew.
     acked: (u64, Instant),
     stalled: bool,
+    connected: Instant,
 }
 
 impl ViewerLink {
@@ -708,6 +714,7 @@ impl ViewerLink {
             ticker,
             acked: (0, Instant::now()),
             stalled: false,
+            connected: Instant::now(),
         }
     }
 
@@ -732,15 +739,13 @@ impl ViewerLink {
                 );
             }
         }
-        if stalled {
-            return;
-        }
+        let counts = !stalled && now.duration_since(self.connected) >= WARM_UP;
         let relay = RelayView {
             lag_ms: lag.as_millis() as u64,
             skips,
         };
         let s = self.window.add(self.shared.clock(), tcp, relay);
-        self.shared.viewer_link(self.viewer, s);
+        self.shared.viewer_link(self.viewer, s, counts);
     }
 }
 

@@ -153,6 +153,7 @@ impl Push {
                     ),
                     stop_grace: secs(e.stop_grace_s),
                     watchdog: None,
+                    redact: vec![(o.url.0.clone(), redacted(&o.url.0))],
                 };
                 let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
                 let (st, slot) = (stats.clone(), feeder.clone());

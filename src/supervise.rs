@@ -43,6 +43,9 @@ pub struct Spec {
     pub stop_grace: Duration,
     /// Restarts the child when it is alive but makes no progress.
     pub watchdog: Option<Watchdog>,
+    /// Replacements made in its stderr lines before they are logged or shown
+    /// (a secret in its arguments that it prints back, as ffmpeg does URLs).
+    pub redact: Vec<(String, String)>,
 }
 
 /// When the child last made progress (its owner marks it, e.g. on output).
@@ -312,6 +315,7 @@ pub async fn supervise(
                 if let Some(stderr) = child.stderr.take() {
                     tokio::spawn(log_stderr(
                         spec.name.clone(),
+                        spec.redact.clone(),
                         stderr,
                         info.clone(),
                         stderr_budget.clone(),
@@ -408,6 +412,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// Logs a child's stderr within `budget`, with a summary of what was not logged.
 async fn log_stderr(
     name: String,
+    redact: Vec<(String, String)>,
     stderr: tokio::process::ChildStderr,
     info: SharedInfo,
     budget: Arc<Mutex<LogBudget>>,
@@ -431,7 +436,10 @@ async fn log_stderr(
                 continue;
             }
         };
-        let Ok(Some(line)) = line else { break };
+        let Ok(Some(mut line)) = line else { break };
+        for (secret, shown) in &redact {
+            line = line.replace(secret, shown);
+        }
         let line = line.trim();
         if line.is_empty() {
             continue;

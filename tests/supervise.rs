@@ -24,6 +24,7 @@ fn spec(script: &str) -> Spec {
         ),
         stop_grace: Duration::from_millis(500),
         watchdog: None,
+        redact: Vec::new(),
     }
 }
 
