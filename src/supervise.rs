@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 /// Lines of a child's stderr logged per `STDERR_WINDOW`; the rest are counted.
 const STDERR_BURST: u32 = 20;
 const STDERR_WINDOW: Duration = Duration::from_secs(60);
+/// TERM-to-KILL grace for a child the watchdog found hung.
+const HUNG_GRACE: Duration = Duration::from_millis(500);
 /// How often the watchdog looks.
 const WATCHDOG_TICK: Duration = Duration::from_millis(250);
 
@@ -361,7 +363,8 @@ pub async fn supervise(
                             .map_or(0.0, |w| w.timeout.as_secs_f64());
                         let why = format!("gave no output for {timeout:.1} s; killed");
                         warn!("{}: pid {pid} {why}", spec.name);
-                        stop(&mut child, spec.stop_grace).await;
+                        // A hung child seldom honours TERM (a stopped one cannot): short grace.
+                        stop(&mut child, spec.stop_grace.min(HUNG_GRACE)).await;
                         (why, NO_OUTPUT)
                     }
                     Ended::Restart(reason) => {
