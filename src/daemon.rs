@@ -1,18 +1,19 @@
 //! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
 
-use crate::adapt::{AdaptStatus, Controller};
-use crate::camera::{self, CameraStatus, SharedCamera};
+use crate::camera::control::{self as camera, CameraStatus, SharedCamera};
+use crate::camera::demo::{self, DemoSource};
 use crate::config::{AdaptMode, Config};
 use crate::config_source::{self, Sources};
-use crate::demo::{self, DemoSource};
-use crate::encoder::{Encoder, NEW_TIMELINE};
-use crate::link::LinkSample;
+use crate::control::adapt::{AdaptStatus, Controller};
+use crate::control::link::LinkSample;
+use crate::http::server as http;
+use crate::media::encoder::{Encoder, NEW_TIMELINE};
+use crate::media::push::Push;
+use crate::media::relay::{Event, Hub, HubStats, Limits};
+use crate::media::source::{self, Expect, Feed, SharedStats, SourceStatus};
 use crate::notify::Notifier;
-use crate::push::Push;
-use crate::relay::{Event, Hub, HubStats, Limits};
-use crate::source::{self, Expect, Feed, SharedStats, SourceStatus};
 use crate::supervise::{self, ChildInfo, SharedInfo};
-use crate::{http, VERSION};
+use crate::VERSION;
 use log::{error, info, warn};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ pub struct Status {
     /// `[[output]]` pushes and their probed links.
     pub outputs: Vec<OutputStatus>,
     /// Server-wide totals (answers, viewers served and refused, bytes sent).
-    pub http: crate::metrics::Totals,
+    pub http: crate::http::metrics::Totals,
 }
 
 /// One `[[output]]` and what its probe measured.
@@ -85,7 +86,7 @@ pub struct OutputStatus {
     /// "icmp", "udp" or "none".
     pub probe: &'static str,
     pub link: Option<LinkSample>,
-    pub push: crate::push::PushStatus,
+    pub push: crate::media::push::PushStatus,
 }
 
 /// Controller ids for outputs count down from the top, viewers up from 1.
@@ -132,15 +133,15 @@ pub struct Shared {
     demo_source: Option<SharedInfo>,
     pub controller: Mutex<Controller>,
     /// Totals for `/metrics`, bumped by the HTTP side.
-    pub counters: crate::metrics::Counters,
+    pub counters: crate::http::metrics::Counters,
     /// Open connections, per address and in all.
-    pub admission: Arc<crate::admission::Admission>,
+    pub admission: Arc<crate::http::admission::Admission>,
     /// The only sender the source admits, if any.
     camera_address: Option<std::net::IpAddr>,
     /// The web page's clients and the `/events` fan-out.
-    pub web: crate::events::Web,
+    pub web: crate::http::events::Web,
     outputs: Mutex<Vec<OutputStatus>>,
-    pushes: Mutex<Vec<Arc<crate::push::PushStats>>>,
+    pushes: Mutex<Vec<Arc<crate::media::push::PushStats>>>,
     /// Padding each viewer adds while the controller probes for headroom, kbit/s.
     padding_kbps: AtomicU64,
 }
@@ -375,20 +376,20 @@ fn start_probes(cfg: &Config, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHand
     for (i, o) in cfg.outputs.iter().enumerate() {
         let target = o.probe_target();
         let kind = match target.map(|t| t.0) {
-            Some(crate::probe::ProbeMode::Udp) => "udp",
+            Some(crate::control::probe::ProbeMode::Udp) => "udp",
             Some(_) => "icmp",
             None => "none",
         };
         statuses.push(OutputStatus {
-            url: crate::push::redacted(&o.url.0),
+            url: crate::media::push::redacted(&o.url.0),
             probe: kind,
             link: None,
             push: Default::default(),
         });
         let Some((mode, host)) = target else { continue };
         let (clock, report) = (shared.clone(), shared.clone());
-        tasks.push(tokio::spawn(crate::probe::run(
-            format!("output {}", crate::push::redacted(&o.url.0)),
+        tasks.push(tokio::spawn(crate::control::probe::run(
+            format!("output {}", crate::media::push::redacted(&o.url.0)),
             mode,
             host,
             o.probe_port,

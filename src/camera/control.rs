@@ -15,7 +15,7 @@
 //! resumes by itself when packets return (see docs/CAMERA.md).
 
 use crate::config::{Camera as CameraConfig, CameraKind, Config, OpenGoProMode};
-use crate::source::SharedStats;
+use crate::media::source::SharedStats;
 use crate::supervise::Backoff;
 use crate::VERSION;
 use log::{debug, info, warn};

@@ -8,8 +8,8 @@
 //! most `QUEUE_PIECES` of them, and the copy of the current group of pictures
 //! kept for encoders that start (`Feed::subscribe`) is capped at `MAX_GOP_BYTES`.
 
-use crate::gate::{Gate, Refused, Verdict};
 use crate::log_budget::{Allow, LogBudget};
+use crate::media::gate::{Gate, Refused, Verdict};
 use bytes::Bytes;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, watch};
 /// Pieces queued per encoder before the slowest one starts losing them.
 pub const QUEUE_PIECES: usize = 2048;
 /// Seven TS packets: what cameras put in one datagram.
-pub const PIECE: usize = 7 * crate::ts::PACKET_LEN;
+pub const PIECE: usize = 7 * crate::media::ts::PACKET_LEN;
 /// Cap on the copy of the current group of pictures; a camera with rarer
 /// keyframes gets none (new encoders then wait for its next keyframe).
 pub const MAX_GOP_BYTES: usize = 4 << 20;

@@ -8,7 +8,7 @@
 //! camera's timestamps (it restarted its stream) or video returning after a
 //! stall starts a new timeline, on which the encoders must be restarted.
 
-use crate::ts::{pts_diff, Demux, Kind, PACKET_LEN, SYNC};
+use crate::media::ts::{pts_diff, Demux, Kind, PACKET_LEN, SYNC};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -219,7 +219,7 @@ enum Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::tests::{pat, pes_start, pmt};
+    use crate::media::ts::tests::{pat, pes_start, pmt};
 
     const VIDEO: u16 = 0x100;
     const CAMERA: &str = "10.5.5.9";

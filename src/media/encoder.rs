@@ -4,12 +4,12 @@
 //! watchdog; the owner restarts it on a new camera timeline.
 
 use crate::config::{Codec, Config, Rung};
-use crate::relay::Hub;
-use crate::source::Feed;
+use crate::media::relay::Hub;
+use crate::media::source::Feed;
+use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
 use crate::supervise::{
     self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
 };
-use crate::ts::{Aligner, Demux, Kind, PACKET_LEN};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_new_encoder_joins_the_source_at_a_keyframe() {
-        use crate::ts::tests::{pat, pes_start, pmt};
+        use crate::media::ts::tests::{pat, pes_start, pmt};
         let mut j = SourceJoin::default();
         assert!(
             j.admit(&[pat(0x1000), pmt(0x1000, 0x100)].concat()),

@@ -8,8 +8,8 @@
 //! `Counters` are the server-wide totals that outlive a single viewer (bytes sent
 //! to viewers who have left, answers by status code); the HTTP side bumps them.
 
-use crate::admission::AdmissionStats;
 use crate::daemon::Status;
+use crate::http::admission::AdmissionStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -342,7 +342,7 @@ pub fn render(status: &Status) -> String {
         for reason in [
             crate::supervise::EXITED,
             crate::supervise::NO_OUTPUT,
-            crate::encoder::NEW_TIMELINE,
+            crate::media::encoder::NEW_TIMELINE,
         ] {
             let n = e.restarts_by_reason.get(reason).copied().unwrap_or(0);
             let labels = [g[0], ("reason", reason)];
@@ -543,7 +543,7 @@ pub fn render(status: &Status) -> String {
     }
 
     // Link figures, for the viewers the link monitor has sampled.
-    type Link = fn(&crate::link::LinkSample) -> f64;
+    type Link = fn(&crate::control::link::LinkSample) -> f64;
     let link: [(&str, &str, Link); 6] = [
         (
             "livestreamd_viewer_link_rtt_seconds",
@@ -596,12 +596,12 @@ pub fn render(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapt::AdaptStatus;
-    use crate::camera::CameraStatus;
+    use crate::camera::control::CameraStatus;
+    use crate::control::adapt::AdaptStatus;
+    use crate::control::link::LinkSample;
     use crate::daemon::{EncoderStatus, ViewerStats};
-    use crate::link::LinkSample;
-    use crate::relay::HubStats;
-    use crate::source::SourceStatus;
+    use crate::media::relay::HubStats;
+    use crate::media::source::SourceStatus;
     use std::time::Instant;
 
     pub(crate) fn sample_status() -> Status {

@@ -5,7 +5,7 @@
 //! No sockets here: viewers pull with `read`, so a slow viewer only ever costs
 //! itself (it skips to the newest keyframe) and memory is bounded by the ring.
 
-use crate::ts::{pts_diff, Continuity, Demux, Kind, PACKET_LEN};
+use crate::media::ts::{pts_diff, Continuity, Demux, Kind, PACKET_LEN};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -557,8 +557,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::tests::{packet, pat, pes_start, pmt};
-    use crate::ts::Packet;
+    use crate::media::ts::tests::{packet, pat, pes_start, pmt};
+    use crate::media::ts::Packet;
 
     const VIDEO: u16 = 0x100;
 

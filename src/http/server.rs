@@ -4,12 +4,12 @@
 //! httparse; responses are written by hand so each viewer's socket stays ours to
 //! tune and measure.
 
-use crate::admission;
+use crate::control::link::{read_tcp_info, LinkWindow, RelayView};
 use crate::daemon::Shared;
-use crate::link::{read_tcp_info, LinkWindow, RelayView};
+use crate::http::admission;
+use crate::http::{events, metrics};
 use crate::log_budget::{Allow, LogBudget};
-use crate::relay::Reader;
-use crate::{events, metrics};
+use crate::media::relay::Reader;
 use log::{debug, info, warn};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -258,21 +258,21 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../web/index.html"),
+        body: include_bytes!("../../web/index.html"),
         cache: "no-cache",
         gzip: false,
     },
     Asset {
         path: "/app.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../web/app.js"),
+        body: include_bytes!("../../web/app.js"),
         cache: "no-cache",
         gzip: false,
     },
     Asset {
         path: "/app.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../web/app.css"),
+        body: include_bytes!("../../web/app.css"),
         cache: "no-cache",
         gzip: false,
     },
@@ -281,14 +281,14 @@ const ASSETS: &[Asset] = &[
         path: "/vendor/mpegts-1.8.2.js",
         content_type: "text/javascript; charset=utf-8",
         // web/vendor/mpegts.js/mpegts.js, compressed with `gzip -9n` (a test checks they match).
-        body: include_bytes!("../web/vendor/mpegts.js/mpegts.js.gz"),
+        body: include_bytes!("../../web/vendor/mpegts.js/mpegts.js.gz"),
         cache: "public, max-age=86400",
         gzip: true,
     },
     Asset {
         path: "/vendor/LICENSE.mpegts.js.txt",
         content_type: "text/plain; charset=utf-8",
-        body: include_bytes!("../web/vendor/mpegts.js/LICENSE"),
+        body: include_bytes!("../../web/vendor/mpegts.js/LICENSE"),
         cache: "public, max-age=86400",
         gzip: false,
     },

@@ -7,7 +7,7 @@
 //!   (remuxing only: FLV for RTMP, MPEG-TS for SRT) that reads from a pipe.
 
 use crate::config::{Config, Output};
-use crate::relay::{Hub, Reader};
+use crate::media::relay::{Hub, Reader};
 use crate::supervise::{self, Backoff, ChildInfo, Pipes, SharedInfo, Spec};
 use serde::Serialize;
 use std::net::SocketAddr;
