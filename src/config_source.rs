@@ -9,9 +9,26 @@
 //! configuration stays.
 
 use crate::config::{self, Config, ConfigError};
-use log::{error, info, warn};
+use log::{error, info};
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// The running configuration, replaced as a whole on reload; readers take a
+/// snapshot (`get`) and keep it for the work at hand.
+#[derive(Debug)]
+pub struct Current(std::sync::Mutex<std::sync::Arc<Config>>);
+
+impl Current {
+    pub fn new(config: std::sync::Arc<Config>) -> Current {
+        Current(std::sync::Mutex::new(config))
+    }
+    pub fn get(&self) -> std::sync::Arc<Config> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn set(&self, config: std::sync::Arc<Config>) {
+        *self.0.lock().unwrap() = config;
+    }
+}
 
 /// Where the configuration comes from, as given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -191,34 +208,11 @@ pub fn report_ignored(loaded: &Loaded) {
     }
 }
 
-/// Settings that the running daemon cannot change without a restart (yet),
-/// named for the log. The encoder's settings are here until a reload restarts
-/// the encoder; remove them from this list when it does.
-pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if old.source.url != new.source.url {
-        v.push("source.url");
-    }
-    if old.camera != new.camera {
-        v.push("[camera]");
-    }
-    if old.server.listen != new.server.listen {
-        v.push("server.listen");
-    }
-    if old.adapt.sample_interval_ms != new.adapt.sample_interval_ms {
-        v.push("adapt.sample_interval_ms");
-    }
-    if old.log.level != new.log.level {
-        v.push("log.level");
-    }
-    v
-}
-
 /// SIGHUP: reads main + override again and chooses with `choose_reload`. On
 /// failure every error is logged with its file:line:col and `None` is returned:
 /// the running configuration stays.
-/// On success the new configuration is returned, and the settings that only a
-/// restart applies are named in the log.
+/// On success the new configuration is returned; the daemon applies it part
+/// by part (see `daemon::reload`).
 pub fn reload_config(sources: &Sources, running: &Config) -> Option<Config> {
     let (main, over) = read_all(sources);
     match choose_reload(main, over) {
@@ -235,13 +229,6 @@ pub fn reload_config(sources: &Sources, running: &Config) -> Option<Config> {
                 info!("reload: {} read; nothing changed", loaded.origin);
             } else {
                 info!("reload: configuration from {} accepted", loaded.origin);
-                let later = restart_only_changes(running, &loaded.config);
-                if !later.is_empty() {
-                    warn!(
-                        "reload: {} changed; this takes effect after a restart (systemctl restart livestreamd)",
-                        later.join(", ")
-                    );
-                }
             }
             Some(loaded.config)
         }
@@ -365,30 +352,6 @@ mod tests {
     fn windows_line_endings_parse() {
         let c = parse_text(Path::new("x"), "[server]\r\nlisten = \"127.0.0.1:9\"\r\n").unwrap();
         assert_eq!(c.server.listen.port(), 9);
-    }
-
-    #[test]
-    fn restart_only_changes_are_named() {
-        let a = cfg(1);
-        let mut b = cfg(2);
-        b.source.url = "udp://127.0.0.1:1".to_string().try_into().unwrap();
-        assert_eq!(
-            restart_only_changes(&a, &b),
-            vec!["source.url", "server.listen"]
-        );
-        let mut c = cfg(1);
-        c.server.max_viewers = 3;
-        c.server.viewer_max_lag_ms = 900;
-        c.source.stall_timeout_s = 5.0;
-        assert!(restart_only_changes(&a, &c).is_empty());
-        c.encoder.preset = "fast".into(); // re-encoded on the fly, no restart
-        assert!(restart_only_changes(&a, &c).is_empty());
-        c.adapt.sample_interval_ms = 500;
-        c.log.level = crate::config::LogLevel::Debug;
-        assert_eq!(
-            restart_only_changes(&a, &c),
-            vec!["adapt.sample_interval_ms", "log.level"]
-        );
     }
 
     struct TempDir(PathBuf);

@@ -3,6 +3,7 @@
 //! README.md's architecture section draws the modules and the data path.
 
 pub mod camera;
+pub mod clock;
 pub mod config;
 pub mod config_source;
 pub mod control;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod log_budget;
 pub mod media;
 pub mod notify;
+pub mod status;
 pub mod supervise;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,6 +5,7 @@
 //! by its watchdog; its owner may also ask for a restart. Its stderr is logged
 //! within a budget of lines. Knows nothing of what the child is.
 
+use crate::clock::unix_now;
 use crate::log_budget::{Allow, LogBudget};
 use log::{info, warn};
 use nix::sys::signal::{killpg, Signal};
@@ -15,10 +16,11 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Lines of a child's stderr logged per `STDERR_WINDOW`; the rest are counted.
 const STDERR_BURST: u32 = 20;
@@ -103,15 +105,15 @@ impl Watchdog {
     }
 }
 
-/// How the owner steers a supervised child: stop it for good, or start it
-/// again at once (the reason is counted; no backoff).
+/// How the owner steers a supervised child: stop it for good (cancel), or
+/// start it again at once (the reason is counted; no backoff).
 pub struct Control {
-    pub stop: watch::Receiver<bool>,
+    pub stop: CancellationToken,
     pub restart: Option<mpsc::Receiver<&'static str>>,
 }
 
-impl From<watch::Receiver<bool>> for Control {
-    fn from(stop: watch::Receiver<bool>) -> Self {
+impl From<CancellationToken> for Control {
+    fn from(stop: CancellationToken) -> Self {
         Control {
             stop,
             restart: None,
@@ -250,13 +252,6 @@ pub fn describe_exit(status: &ExitStatus) -> String {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// How one run of a child ended.
 enum Ended {
     Exited(Option<ExitStatus>),
@@ -293,14 +288,14 @@ pub async fn supervise(
     mut on_start: impl FnMut(Pipes) + Send,
 ) {
     let Control {
-        stop: mut stop_rx,
+        stop: stop_token,
         restart: mut restart_rx,
     } = control.into();
     let mut backoff = spec.backoff.clone();
     let stderr_budget = Arc::new(Mutex::new(LogBudget::new(STDERR_BURST, STDERR_WINDOW)));
     info.lock().unwrap().name = spec.name.clone();
     loop {
-        if *stop_rx.borrow() {
+        if stop_token.is_cancelled() {
             return;
         }
         let started = Instant::now();
@@ -330,7 +325,7 @@ pub async fn supervise(
                 let ended = tokio::select! {
                     // A stop wins over an exit it caused itself.
                     biased;
-                    _ = stopped(&mut stop_rx) => {
+                    _ = stop_token.cancelled() => {
                         let status = stop(&mut child, spec.stop_grace).await;
                         info!("{}: stopped ({})", spec.name, status.as_ref().map(describe_exit).unwrap_or_default());
                         let mut i = info.lock().unwrap();
@@ -399,17 +394,12 @@ pub async fn supervise(
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopped(&mut stop_rx) => return,
+            _ = stop_token.cancelled() => return,
         }
         let mut i = info.lock().unwrap();
         i.restarts += 1;
         *i.restarts_by_reason.entry(reason).or_default() += 1;
     }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Logs a child's stderr within `budget`, with a summary of what was not logged.

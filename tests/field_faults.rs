@@ -278,8 +278,10 @@ fn stray_bytes_do_not_keep_a_silent_source_live_and_floods_stay_bounded() {
 fn one_address_cannot_lock_the_others_out() {
     let dir = temp_dir("fault-connections");
     let ports = Ports::new();
+    // The half-sent requests must stay pending for the whole test.
     let config = Config::new(&ports)
         .ladder(ONE_RUNG)
+        .server("request_timeout_s = 120.0")
         .write(&dir.join("livestreamd.toml"));
     let mut d = Daemon::demo(&dir, &config, ports.http);
     d.wait_healthy();

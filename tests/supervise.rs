@@ -8,7 +8,8 @@ use livestreamd::supervise::{self, Backoff, Control, Progress, Spec, Watchdog};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 fn spec(script: &str) -> Spec {
     Spec {
@@ -35,11 +36,12 @@ fn supervised(
     info: &supervise::SharedInfo,
     restart: Option<mpsc::Receiver<&'static str>>,
 ) -> (
-    watch::Sender<bool>,
+    CancellationToken,
     tokio::task::JoinHandle<()>,
     mpsc::UnboundedReceiver<i64>,
 ) {
-    let (stop_tx, stop) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stop_tx = stop.clone();
     let (pid_tx, pid_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(supervise::supervise(
         spec,
@@ -119,7 +121,7 @@ async fn a_child_alive_but_silent_is_killed_and_restarted_by_its_watchdog() {
     let settled = restarts(&info, supervise::NO_OUTPUT);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(restarts(&info, supervise::NO_OUTPUT), settled);
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -143,7 +145,7 @@ async fn a_child_that_makes_progress_is_left_alone() {
     }
     assert!(alive(first));
     assert_eq!(info.lock().unwrap().restarts, 0);
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -162,7 +164,7 @@ async fn an_owners_restart_is_immediate_and_counted_by_reason() {
     assert!(wait_gone(&[first], Duration::from_secs(2)));
     assert_eq!(restarts(&info, "new timeline"), 3);
     assert_eq!(restarts(&info, supervise::EXITED), 0);
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -181,7 +183,7 @@ async fn stderr_beyond_its_budget_is_counted_not_logged() {
         Some(80),
         "20 lines a minute are logged, the rest counted"
     );
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -204,7 +206,8 @@ async fn read_pids(stdout: tokio::process::ChildStdout) -> Vec<i64> {
 #[tokio::test(flavor = "current_thread")]
 async fn stop_kills_the_whole_group_even_a_child_that_ignores_term() {
     // The shell ignores TERM; its background grandchild sleeps.
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let (pipes_tx, mut pipes_rx) = tokio::sync::mpsc::unbounded_channel();
     let info = supervise::SharedInfo::default();
     let task = tokio::spawn(supervise::supervise(
@@ -220,7 +223,7 @@ async fn stop_kills_the_whole_group_even_a_child_that_ignores_term() {
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|p| alive(*p)));
     let t0 = Instant::now();
-    stop_tx.send(true).unwrap();
+    stop_tx.cancel();
     task.await.unwrap();
     assert!(
         t0.elapsed() >= Duration::from_millis(450),
@@ -235,7 +238,8 @@ async fn stop_kills_the_whole_group_even_a_child_that_ignores_term() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_exiting_child_is_restarted_with_growing_delays() {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let info = supervise::SharedInfo::default();
     let starts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = starts.clone();
@@ -248,7 +252,7 @@ async fn an_exiting_child_is_restarted_with_growing_delays() {
         },
     ));
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    stop_tx.send(true).unwrap();
+    stop_tx.cancel();
     task.await.unwrap();
     let starts = starts.lock().unwrap();
     let gaps: Vec<u128> = starts

@@ -9,8 +9,11 @@
 //! Test hooks on its HTTP port: `POST /_test/pause?s=N` drops its video for N seconds (the
 //! encoder keeps running, as when the Wi-Fi drops), `GET /_test/state` shows its state.
 
-use crate::camera::control::LEGACY_KEEPALIVE;
 use crate::camera::demo::{self, DemoSource};
+use crate::camera::protocol::LEGACY_KEEPALIVE;
+use crate::clock::unix_now;
+use crate::http::request::{query_value, read_request, Request};
+use crate::http::response::write;
 use crate::supervise::{self, Backoff, SharedInfo, Spec};
 use log::{info, warn};
 use serde_json::{json, Value};
@@ -18,12 +21,11 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -124,13 +126,6 @@ fn parse_port(arg: &str, v: &str) -> Result<u16, String> {
         .ok()
         .filter(|p| *p != 0)
         .ok_or(format!("{arg} `{v}`: expected a port from 1 to 65535"))
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The JSON-lines record: one object per line, each with `t` (unix seconds) and `type`.
@@ -277,7 +272,7 @@ pub async fn run(opts: Options) -> i32 {
 
     let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let mut encoder: Option<(watch::Sender<bool>, JoinHandle<()>)> = None;
+    let mut encoder: Option<(CancellationToken, JoinHandle<()>)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -307,7 +302,7 @@ pub async fn run(opts: Options) -> i32 {
         let streaming = cam.state.lock().unwrap().target.is_some();
         match (&encoder, streaming) {
             (None, true) => {
-                let (tx, rx) = watch::channel(false);
+                let stop = CancellationToken::new();
                 let spec = Spec {
                     name: "fake-gopro-encoder".into(),
                     program: opts.ffmpeg.clone(),
@@ -324,12 +319,12 @@ pub async fn run(opts: Options) -> i32 {
                     redact: Vec::new(),
                 };
                 let info: SharedInfo = Default::default();
-                let task = tokio::spawn(supervise::supervise(spec, info, rx, |_| {}));
-                encoder = Some((tx, task));
+                let task = tokio::spawn(supervise::supervise(spec, info, stop.clone(), |_| {}));
+                encoder = Some((stop, task));
             }
             (Some(_), false) => {
-                if let Some((tx, task)) = encoder.take() {
-                    let _ = tx.send(true);
+                if let Some((stop, task)) = encoder.take() {
+                    stop.cancel();
                     let _ = task.await;
                 }
             }
@@ -337,8 +332,8 @@ pub async fn run(opts: Options) -> i32 {
         }
     }
     info!("fake-gopro: stopping");
-    if let Some((tx, task)) = encoder.take() {
-        let _ = tx.send(true);
+    if let Some((stop, task)) = encoder.take() {
+        stop.cancel();
         let _ = task.await;
     }
     cam.event("exit", json!({}));
@@ -403,54 +398,9 @@ async fn serve(listener: TcpListener, cam: Arc<Cam>) {
     }
 }
 
-/// A parsed request: method, path, and the query's pairs in order.
-#[derive(Debug, PartialEq)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-}
-
-impl Request {
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-    }
-}
-
-async fn read_request(sock: &mut TcpStream) -> Option<Request> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut tmp = [0u8; 1024];
-    loop {
-        let n = sock.read(&mut tmp).await.ok()?;
-        if n == 0 || buf.len() > 16 * 1024 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let target = req.path.unwrap_or("/");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                return Some(Request {
-                    method: req.method.unwrap_or("").to_string(),
-                    path: path.to_string(),
-                    query: query.to_string(),
-                });
-            }
-            Ok(httparse::Status::Partial) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
 async fn handle(mut sock: TcpStream, peer: SocketAddr, cam: Arc<Cam>) {
     let req = match tokio::time::timeout(Duration::from_secs(5), read_request(&mut sock)).await {
-        Ok(Some(r)) => r,
+        Ok(Ok(r)) => r,
         _ => return,
     };
     let (status, body) = route(&cam, &req, peer);
@@ -458,38 +408,31 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, cam: Arc<Cam>) {
         "type": "http",
         "method": req.method,
         "path": req.path,
-        "query": req.query,
+        "query": req.query.as_deref().unwrap_or(""),
         "peer": peer.to_string(),
         "status": status,
     }));
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Error",
-    };
     let body = body.to_string();
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = sock.write_all(head.as_bytes()).await;
-    let _ = sock.write_all(body.as_bytes()).await;
-    let _ = sock.shutdown().await;
+    let _ = write(&mut sock, status, "application/json", body.as_bytes(), &[]).await;
+}
+
+/// A query parameter of a request.
+fn param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    query_value(req.query.as_deref(), name)
 }
 
 /// The camera's answer to one request; starts and stops streaming as a side effect.
 fn route(cam: &Cam, req: &Request, peer: SocketAddr) -> (u16, Value) {
     let to = |port: u16| SocketAddr::new(peer.ip(), port);
     let requested_port = |req: &Request| -> Result<u16, ()> {
-        match req.param("port") {
+        match param(req, "port") {
             None => Ok(cam.opts.udp_port),
             Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(()),
         }
     };
     match (cam.opts.kind, req.method.as_str(), req.path.as_str()) {
         (_, "POST", "/_test/pause") => {
-            let secs: f64 = req.param("s").and_then(|s| s.parse().ok()).unwrap_or(10.0);
+            let secs: f64 = param(req, "s").and_then(|s| s.parse().ok()).unwrap_or(10.0);
             cam.state.lock().unwrap().paused_until =
                 Some(Instant::now() + Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
             info!("fake-gopro: pausing video for {secs} s");
@@ -508,7 +451,7 @@ fn route(cam: &Cam, req: &Request, peer: SocketAddr) -> (u16, Value) {
             )
         }
         (Kind::Legacy, "GET", "/gp/gpControl/execute") => {
-            match (req.param("p1"), req.param("c1")) {
+            match (param(req, "p1"), param(req, "c1")) {
                 (Some("gpStream"), Some("restart")) => {
                     cam.start(to(cam.opts.udp_port), false);
                     (200, json!({}))
@@ -536,15 +479,9 @@ fn route(cam: &Cam, req: &Request, peer: SocketAddr) -> (u16, Value) {
             (200, json!({}))
         }
         (Kind::OpenGoPro, "GET", "/gopro/webcam/start") => {
-            let res_ok = req
-                .param("res")
-                .map_or(true, |r| matches!(r, "4" | "7" | "12"));
-            let fov_ok = req
-                .param("fov")
-                .map_or(true, |f| matches!(f, "0" | "2" | "3" | "4"));
-            let proto_ok = req
-                .param("protocol")
-                .map_or(true, |p| matches!(p, "TS" | "RTSP"));
+            let res_ok = param(req, "res").map_or(true, |r| matches!(r, "4" | "7" | "12"));
+            let fov_ok = param(req, "fov").map_or(true, |f| matches!(f, "0" | "2" | "3" | "4"));
+            let proto_ok = param(req, "protocol").map_or(true, |p| matches!(p, "TS" | "RTSP"));
             match requested_port(req) {
                 Ok(port) if res_ok && fov_ok && proto_ok => {
                     cam.start(to(port), true);
@@ -624,10 +561,11 @@ mod tests {
         let r = Request {
             method: "GET".into(),
             path: "/gopro/webcam/start".into(),
-            query: "res=7&fov=4&port=9000".into(),
+            query: Some("res=7&fov=4&port=9000".into()),
+            ..Request::default()
         };
-        assert_eq!(r.param("res"), Some("7"));
-        assert_eq!(r.param("port"), Some("9000"));
-        assert_eq!(r.param("protocol"), None);
+        assert_eq!(param(&r, "res"), Some("7"));
+        assert_eq!(param(&r, "port"), Some("9000"));
+        assert_eq!(param(&r, "protocol"), None);
     }
 }

@@ -61,12 +61,27 @@ impl Default for Params {
     }
 }
 
-/// Link ids from `u64::MAX` down are `[[output]]` pushes (see the daemon);
-/// from 1 up, HTTP viewers.
-pub fn who(id: u64) -> String {
-    match u64::MAX - id {
-        i if i < 1 << 16 => format!("output {i}"),
-        _ => format!("viewer {id}"),
+/// Whose link a sample measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkId {
+    /// An HTTP viewer, by its number.
+    Viewer(u64),
+    /// An `[[output]]` push, by its place in the config.
+    Output(usize),
+}
+
+impl From<u64> for LinkId {
+    fn from(viewer: u64) -> Self {
+        LinkId::Viewer(viewer)
+    }
+}
+
+impl std::fmt::Display for LinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkId::Viewer(id) => write!(f, "viewer {id}"),
+            LinkId::Output(i) => write!(f, "output {i}"),
+        }
     }
 }
 
@@ -91,6 +106,9 @@ struct ViewerState {
     /// Its samples carry a throughput (a TCP viewer). A probed push (ICMP or UDP
     /// echo) has RTT and loss only: padding cannot measure it.
     measurable: bool,
+    /// Its samples count in decisions (a viewer warming up or making no
+    /// progress at all is only recorded).
+    counts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -133,7 +151,7 @@ pub struct Controller {
     rung: usize,
     switching: Option<usize>,
     pinned: Option<usize>,
-    viewers: BTreeMap<u64, ViewerState>,
+    viewers: BTreeMap<LinkId, ViewerState>,
     last_switch: f64,
     last_climb: Option<f64>,
     up_backoff: f64,
@@ -167,8 +185,23 @@ impl Controller {
         self.rung
     }
 
-    /// A viewer's newest windowed sample.
-    pub fn observe(&mut self, viewer: u64, s: LinkSample) {
+    /// A link's newest windowed sample, counted in decisions.
+    pub fn observe(&mut self, id: impl Into<LinkId>, s: LinkSample) {
+        self.record(id.into(), s, true);
+    }
+
+    /// A link's newest sample, kept (for `sample`) but not counted: a viewer
+    /// warming up, or one that makes no progress at all.
+    pub fn note(&mut self, id: impl Into<LinkId>, s: LinkSample) {
+        self.record(id.into(), s, false);
+    }
+
+    /// The newest sample of a link.
+    pub fn sample(&self, id: impl Into<LinkId>) -> Option<LinkSample> {
+        self.viewers.get(&id.into()).map(|st| st.last)
+    }
+
+    fn record(&mut self, viewer: LinkId, s: LinkSample, counts: bool) {
         let p = &self.params;
         let why_bad = if s.lag_ms as f64 > p.max_lag_ms {
             Some("viewer queue behind live")
@@ -189,9 +222,21 @@ impl Controller {
             why_bad: "",
             probe_best: 0.0,
             measurable: false,
+            counts,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
+        if !counts {
+            // Judged afresh once it counts again.
+            st.counts = false;
+            st.bad_since = None;
+            st.clean_since = None;
+            return;
+        }
+        if !st.counts {
+            st.counts = true;
+            st.clean_since = Some(s.t);
+        }
         if let Some(probe) = self.probing {
             // Trouble while padding is the probe's answer, not a reason to step down.
             if why_bad.is_some() {
@@ -221,8 +266,8 @@ impl Controller {
         }
     }
 
-    pub fn remove(&mut self, viewer: u64) {
-        self.viewers.remove(&viewer);
+    pub fn remove(&mut self, id: impl Into<LinkId>) {
+        self.viewers.remove(&id.into());
     }
 
     /// Pins a rung (manual override) or, with None, returns to automatic.
@@ -321,12 +366,11 @@ impl Controller {
         if let Some(pin) = self.pinned {
             return (pin != self.rung).then(|| self.decide(pin, "pinned by the operator".into()));
         }
-        if now - self.last_switch < self.params.min_dwell_s || self.viewers.is_empty() {
+        let counted = || self.viewers.iter().filter(|(_, st)| st.counts);
+        if now - self.last_switch < self.params.min_dwell_s || counted().next().is_none() {
             return None;
         }
-        let verdicts: Vec<(u64, Verdict)> = self
-            .viewers
-            .iter()
+        let verdicts: Vec<(LinkId, Verdict)> = counted()
             .map(|(id, st)| (*id, self.verdict(st, now)))
             .collect();
         let downs = verdicts.iter().filter_map(|(id, v)| match v {
@@ -361,8 +405,7 @@ impl Controller {
             }
             let s = &st.last;
             let reason = format!(
-                "{}: {} for {:.1} s (lag {} ms, rtt {:.0} ms, loss {:.1} %, carried {:.0} kbit/s)",
-                who(id),
+                "{id}: {} for {:.1} s (lag {} ms, rtt {:.0} ms, loss {:.1} %, carried {:.0} kbit/s)",
                 st.why_bad,
                 now - st.bad_since.unwrap_or(now),
                 s.lag_ms,
@@ -376,6 +419,7 @@ impl Controller {
             let known = self
                 .viewers
                 .values()
+                .filter(|s| s.counts)
                 .filter_map(|s| s.capacity.map(|c| c.0))
                 .fold(f64::INFINITY, f64::min);
             let reason = format!(
@@ -408,7 +452,7 @@ impl Controller {
         };
         self.last_probe_end = now;
         let mut room = !troubled;
-        for st in self.viewers.values_mut() {
+        for st in self.viewers.values_mut().filter(|st| st.counts) {
             if st.probe_best > 0.0 {
                 st.capacity = Some((st.probe_best, now));
             }
@@ -724,6 +768,23 @@ mod tests {
     }
 
     #[test]
+    fn a_link_that_is_only_noted_never_decides() {
+        let mut c = controller();
+        let mut t = 0.0;
+        while t < 10.0 {
+            c.note(9, congested(t, 100.0));
+            assert_eq!(c.tick(t), None, "at {t}");
+            t += STEP;
+        }
+        assert_eq!(c.sample(9).unwrap().throughput_kbps, 100.0);
+        // Counted again, it is judged on fresh evidence.
+        c.observe(9, congested(t, 100.0));
+        assert_eq!(c.tick(t), None);
+        c.observe(9, congested(t + 1.2, 100.0));
+        assert!(c.tick(t + 1.2).is_some());
+    }
+
+    #[test]
     fn a_viewer_that_leaves_no_longer_counts() {
         let mut c = controller();
         c.observe(9, congested(0.0, 100.0));
@@ -740,8 +801,8 @@ mod tests {
             delivery_kbps: 0.0,
             ..good(t)
         };
-        c.observe(u64::MAX, lossy(0.0));
-        c.observe(u64::MAX, lossy(1.2));
+        c.observe(LinkId::Output(0), lossy(0.0));
+        c.observe(LinkId::Output(0), lossy(1.2));
         let d = c.tick(1.2).unwrap();
         assert_eq!(d.to, 1);
         assert!(
@@ -749,7 +810,8 @@ mod tests {
             "{}",
             d.reason
         );
-        assert_eq!(who(3), "viewer 3");
+        assert_eq!(LinkId::Viewer(3).to_string(), "viewer 3");
+        assert_eq!(LinkId::Output(0).to_string(), "output 0");
     }
 
     #[test]

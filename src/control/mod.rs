@@ -6,3 +6,5 @@
 pub mod adapt;
 pub mod link;
 pub mod probe;
+pub mod viewer_link;
+pub mod viewers;

@@ -7,6 +7,7 @@
 //! Pure counting (no sockets): a granted connection is a guard that gives its
 //! place back when dropped, however the connection ends.
 
+pub use crate::status::AdmissionStats;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -57,15 +58,6 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Admission {
     state: Mutex<State>,
-}
-
-/// Figures for `/status` and `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct AdmissionStats {
-    pub open_connections: usize,
-    pub pending_requests: usize,
-    pub refused_connections: u64,
-    pub addresses: usize,
 }
 
 impl Admission {

@@ -16,16 +16,20 @@
 //! a client that lags (it simply gets the newer ones), and a client whose socket
 //! accepts nothing for `WRITE_TIMEOUT` is disconnected.
 
-use crate::daemon::{Shared, Status};
+use crate::clock::unix_ms;
+use crate::http::response::respond;
+use crate::http::Context;
+use crate::status::Status;
 use log::debug;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 const TICK: Duration = Duration::from_millis(250);
 /// Status frames go out every this many ticks.
@@ -36,7 +40,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames buffered per client before it starts missing some.
 const CHANNEL_FRAMES: usize = 32;
 /// How many `/events` streams per allowed viewer (a page reconnecting briefly has two).
-const CLIENTS_PER_VIEWER: usize = 2;
+pub const CLIENTS_PER_VIEWER: usize = 2;
 
 /// The web page's side of the shared state.
 pub struct Web {
@@ -46,22 +50,49 @@ pub struct Web {
     /// The newest `status` frame, sent to a client as soon as it connects.
     last_status: Mutex<Option<Arc<str>>>,
     history: Mutex<VecDeque<Value>>,
+    /// One permit per open `/events` stream.
+    slots: Semaphore,
+    capacity: Mutex<usize>,
 }
 
-impl Default for Web {
-    fn default() -> Self {
+impl Web {
+    /// Room for `max_viewers` pages' event streams.
+    pub fn new(max_viewers: usize) -> Web {
+        let capacity = max_viewers * CLIENTS_PER_VIEWER;
         Web {
             clients: Mutex::default(),
             tx: broadcast::channel(CHANNEL_FRAMES).0,
             last_status: Mutex::default(),
             history: Mutex::default(),
+            slots: Semaphore::new(capacity),
+            capacity: Mutex::new(capacity),
         }
+    }
+
+    /// Follows a new `server.max_viewers` (reload); streams already open stay.
+    pub fn resize(&self, max_viewers: usize) {
+        let new = max_viewers * CLIENTS_PER_VIEWER;
+        let mut cap = self.capacity.lock().unwrap();
+        if new > *cap {
+            self.slots.add_permits(new - *cap);
+        } else {
+            self.slots.forget_permits(*cap - new);
+        }
+        *cap = new;
+    }
+
+    /// Open `/events` streams.
+    pub fn open_streams(&self) -> usize {
+        self.capacity
+            .lock()
+            .unwrap()
+            .saturating_sub(self.slots.available_permits())
     }
 }
 
 /// The `client` token of a query string, if well-formed (1-64 of `[A-Za-z0-9_-]`).
 pub fn client_token(query: Option<&str>) -> Option<&str> {
-    let token = crate::http::server::query_value(query, "client")?;
+    let token = crate::http::request::query_value(query, "client")?;
     let ok = (1..=64).contains(&token.len())
         && token
             .bytes()
@@ -91,13 +122,6 @@ impl Web {
     fn stream_of(&self, token: &str) -> Option<SocketAddr> {
         self.clients.lock().unwrap().get(token).copied()
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// One SSE frame; `data` is JSON (one line, so no escaping is needed).
@@ -130,21 +154,24 @@ fn camera_of(s: &Status, status_json: &Value) -> Value {
     })
 }
 
-/// Samples the status and broadcasts frames until aborted.
-pub async fn publish(shared: Arc<Shared>) {
-    let web = &shared.web;
+/// Samples the status and broadcasts frames until `stop`.
+pub async fn publish(ctx: Arc<Context>, stop: CancellationToken) {
+    let web = &ctx.web;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_rung = Value::Null;
     let mut last_camera = Value::Null;
     for n in 0u64.. {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let status_tick = n % STATUS_EVERY == 0;
         let listening = web.tx.receiver_count() > 0;
         if !listening && !status_tick {
             continue;
         }
-        let status = shared.status();
+        let status = ctx.status.status();
         let t = unix_ms();
         let mut value = serde_json::to_value(&status).unwrap_or(Value::Null);
         let rung = rung_of(&status);
@@ -183,34 +210,17 @@ pub async fn publish(shared: Arc<Shared>) {
     }
 }
 
-/// Decrements the open-streams gauge however the client leaves.
-struct ClientSlot<'a>(&'a Shared);
-impl Drop for ClientSlot<'_> {
-    fn drop(&mut self) {
-        self.0
-            .counters
-            .events_clients
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// Serves one `/events` client until it leaves or stops reading.
 pub async fn serve(
     mut sock: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     query: Option<String>,
+    stop: CancellationToken,
 ) {
-    use std::sync::atomic::Ordering;
-    let max = shared.config().server.max_viewers * CLIENTS_PER_VIEWER;
-    let open = shared
-        .counters
-        .events_clients
-        .fetch_add(1, Ordering::Relaxed);
-    let _slot = ClientSlot(&shared);
-    if open >= max {
-        let _ = crate::http::server::respond(
-            &shared,
+    let Ok(_slot) = ctx.web.slots.try_acquire() else {
+        let _ = respond(
+            &ctx.counters,
             &mut sock,
             503,
             "text/plain",
@@ -219,27 +229,27 @@ pub async fn serve(
         )
         .await;
         return;
-    }
+    };
     let token = client_token(query.as_deref()).map(str::to_string);
-    let mut rx = shared.web.tx.subscribe();
-    shared.counters.response(200);
+    let mut rx = ctx.web.tx.subscribe();
+    ctx.counters.response(200);
     let hello = {
-        let cfg = shared.config();
-        let history: Vec<Value> = shared.web.history.lock().unwrap().iter().cloned().collect();
+        let cfg = ctx.config.get();
+        let history: Vec<Value> = ctx.web.history.lock().unwrap().iter().cloned().collect();
         json!({ "ladder": cfg.ladder(), "history": history, "t": unix_ms() })
     };
     let mut start = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\nretry: 2000\n\n",
     );
     start.push_str(&frame("hello", &hello));
-    if let Some(f) = shared.web.last_status.lock().unwrap().clone() {
+    if let Some(f) = ctx.web.last_status.lock().unwrap().clone() {
         start.push_str(&f);
     }
     let mut me: Option<SocketAddr> = None;
     let mut pending = start;
     let why = loop {
         if let Some(t) = &token {
-            let now = shared.web.stream_of(t);
+            let now = ctx.web.stream_of(t);
             if now != me {
                 me = now;
                 pending.push_str(&frame(
@@ -257,6 +267,7 @@ pub async fn serve(
         }
         let mut probe = [0u8; 256];
         tokio::select! {
+            _ = stop.cancelled() => break "the daemon is stopping",
             r = rx.recv() => match r {
                 Ok(f) => pending.push_str(&f),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -298,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_page_finds_its_stream_by_token() {
-        let web = Web::default();
+        let web = Web::new(4);
         let a: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:5001".parse().unwrap();
         web.stream_started("t1", a);

@@ -4,90 +4,9 @@
 //! unit-tested here and parsed by a real Prometheus parser in `tests/metrics.rs`.
 //! Names follow the Prometheus conventions: a `livestreamd_` prefix, base units
 //! in the name (`_bytes`, `_seconds`, `_bits_per_second`), `_total` on counters.
-//!
-//! `Counters` are the server-wide totals that outlive a single viewer (bytes sent
-//! to viewers who have left, answers by status code); the HTTP side bumps them.
 
-use crate::daemon::Status;
-use crate::http::admission::AdmissionStats;
-use serde::Serialize;
-use std::collections::BTreeMap;
+use crate::status::Status;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// Status codes counted one by one; anything else is counted as `other`.
-const CODES: [u16; 8] = [200, 400, 404, 405, 408, 431, 500, 503];
-
-/// Server-wide counters, updated lock-free by the HTTP side.
-#[derive(Debug, Default)]
-pub struct Counters {
-    viewers_accepted: AtomicU64,
-    viewers_rejected: AtomicU64,
-    bytes_sent: AtomicU64,
-    skips: AtomicU64,
-    responses: [AtomicU64; CODES.len()],
-    other_responses: AtomicU64,
-    /// Open `/events` streams.
-    pub events_clients: AtomicUsize,
-}
-
-impl Counters {
-    pub fn viewer_accepted(&self) {
-        self.viewers_accepted.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn viewer_rejected(&self) {
-        self.viewers_rejected.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn sent(&self, bytes: usize, skipped: bool) {
-        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.skips.fetch_add(u64::from(skipped), Ordering::Relaxed);
-    }
-    /// Counts one answer (including the 200 that starts a stream).
-    pub fn response(&self, code: u16) {
-        match CODES.iter().position(|c| *c == code) {
-            Some(i) => self.responses[i].fetch_add(1, Ordering::Relaxed),
-            None => self.other_responses.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-
-    pub fn snapshot(&self, max_viewers: usize, connections: AdmissionStats) -> Totals {
-        let mut responses: BTreeMap<String, u64> = CODES
-            .iter()
-            .zip(&self.responses)
-            .map(|(c, n)| (c.to_string(), n.load(Ordering::Relaxed)))
-            .collect();
-        responses.insert("other".into(), self.other_responses.load(Ordering::Relaxed));
-        Totals {
-            max_viewers,
-            viewers_accepted: self.viewers_accepted.load(Ordering::Relaxed),
-            viewers_rejected: self.viewers_rejected.load(Ordering::Relaxed),
-            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
-            skips: self.skips.load(Ordering::Relaxed),
-            responses,
-            connections,
-            events_clients: self.events_clients.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// A snapshot of `Counters`, part of `/status` (as `http`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Totals {
-    pub max_viewers: usize,
-    /// `/stream.ts` connections served since start.
-    pub viewers_accepted: u64,
-    /// `/stream.ts` connections refused with 503 because `max_viewers` were watching.
-    pub viewers_rejected: u64,
-    /// Bytes written to all viewers since start, including those who left.
-    pub bytes_sent: u64,
-    /// Skips to the newest keyframe, all viewers, since start.
-    pub skips: u64,
-    /// Answers by status code.
-    pub responses: BTreeMap<String, u64>,
-    /// Open connections, those still sending a request, refusals.
-    pub connections: AdmissionStats,
-    pub events_clients: usize,
-}
 
 /// The content type of `render`'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -494,7 +413,7 @@ pub fn render(status: &Status) -> String {
     }
 
     let ids: Vec<String> = status.viewers.iter().map(|v| v.id.to_string()).collect();
-    type Field = fn(&crate::daemon::ViewerStats) -> f64;
+    type Field = fn(&crate::status::ViewerStatus) -> f64;
     let per_viewer: [(&str, &str, &str, Field); 4] = [
         (
             "livestreamd_viewer_sent_bytes_total",
@@ -599,10 +518,9 @@ mod tests {
     use crate::camera::control::CameraStatus;
     use crate::control::adapt::AdaptStatus;
     use crate::control::link::LinkSample;
-    use crate::daemon::{EncoderStatus, ViewerStats};
     use crate::media::relay::HubStats;
     use crate::media::source::SourceStatus;
-    use std::time::Instant;
+    use crate::status::{Counters, EncoderStatus, ViewerStatus};
 
     pub(crate) fn sample_status() -> Status {
         let counters = Counters::default();
@@ -680,10 +598,9 @@ mod tests {
                 last_input_age_ms: Some(5),
             },
             demo_source: None,
-            viewers: vec![ViewerStats {
+            viewers: vec![ViewerStatus {
                 id: 7,
                 address: "192.168.4.2:51000".into(),
-                connected_at: Instant::now(),
                 connected_s: 3.25,
                 bytes_sent: 1000,
                 skips: 1,
@@ -702,7 +619,7 @@ mod tests {
                 }),
             }],
             outputs: Vec::new(),
-            http: counters.snapshot(16, Default::default()),
+            http: counters.snapshot(16, Default::default(), 0),
         }
     }
 

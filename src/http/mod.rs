@@ -1,8 +1,44 @@
-//! The HTTP side: the server and its routes (`server`), who may connect
-//! (`admission`), the page's live figures (`events`) and Prometheus
-//! (`metrics`). Knows nothing of encoding.
+//! The HTTP side: the server and its routes (`server`), the viewers' streams
+//! (`stream`), who may connect (`admission`) and control (`control`), the
+//! page's files (`assets`) and live figures (`events`), Prometheus
+//! (`metrics`), and the small HTTP/1.1 pieces the camera client and emulator
+//! share (`request`, `response`, `client`). Knows nothing of encoding: it is
+//! handed a `Context` of narrow handles.
 
 pub mod admission;
+pub mod assets;
+pub mod client;
+pub mod control;
 pub mod events;
 pub mod metrics;
+pub mod request;
+pub mod response;
 pub mod server;
+pub mod stream;
+
+use crate::config_source::Current;
+use crate::control::viewers::Viewers;
+use crate::media::relay::Hub;
+use crate::status::{Counters, Status};
+use std::sync::Arc;
+
+/// The daemon's whole state at one moment, and its health.
+pub trait StatusSource: Send + Sync {
+    fn status(&self) -> Status;
+    /// Healthy while encoded output flows; the reason either way.
+    fn health(&self) -> (bool, String);
+}
+
+/// What the HTTP side is given, and all it may touch.
+pub struct Context {
+    /// The running configuration (replaced on reload).
+    pub config: Arc<Current>,
+    /// Encoded video for `/stream.ts`.
+    pub hub: Arc<Hub>,
+    /// Viewers join and leave here and report their links; `POST /rung` pins here.
+    pub viewers: Arc<Viewers>,
+    pub status: Arc<dyn StatusSource>,
+    pub counters: Arc<Counters>,
+    pub admission: Arc<admission::Admission>,
+    pub web: Arc<events::Web>,
+}

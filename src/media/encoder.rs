@@ -7,6 +7,7 @@ use crate::config::{Codec, Config, Rung};
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
 use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
+use crate::status::EncoderStatus;
 use crate::supervise::{
     self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
 };
@@ -14,8 +15,10 @@ use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Why the owner restarts an encoder: the camera started a new timeline.
 pub const NEW_TIMELINE: &str = "new timeline";
@@ -77,6 +80,17 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     a
 }
 
+/// What every encoder is given: the camera's stream, whether it is live
+/// (the watchdog expects output only then), the hub for its output and the
+/// task tracker its tasks run on (so that shutdown can wait for them).
+#[derive(Clone)]
+pub struct Inputs {
+    pub feed: Arc<Feed>,
+    pub live: Arc<dyn Fn() -> bool + Send + Sync>,
+    pub hub: Arc<Hub>,
+    pub tasks: TaskTracker,
+}
+
 /// One encoder process for one rung, identified by its generation number.
 pub struct Encoder {
     pub generation: u64,
@@ -84,24 +98,22 @@ pub struct Encoder {
     pub rung: usize,
     pub settings: Rung,
     pub info: SharedInfo,
-    stop_tx: watch::Sender<bool>,
+    stop: CancellationToken,
     restart_tx: mpsc::Sender<&'static str>,
     task: JoinHandle<()>,
-    /// The task writing the camera's datagrams into the current ffmpeg's stdin.
-    feeder: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Encoder {
-    /// Starts a supervised ffmpeg for `rung`; it reads the camera's stream
-    /// from `input` and feeds `hub` under `generation`. `source_live` tells the
-    /// watchdog when output is to be expected.
+    /// Starts a supervised ffmpeg for `rung`; it reads the camera's stream and
+    /// feeds the hub under `generation`. Cancelling `stop` (or calling `stop`)
+    /// ends it: input first, so ffmpeg finishes at once even when the camera
+    /// is silent, then its process group.
     pub fn start(
         cfg: &Config,
         rung: usize,
         generation: u64,
-        input: Arc<Feed>,
-        hub: Arc<Hub>,
-        source_live: Arc<dyn Fn() -> bool + Send + Sync>,
+        inputs: &Inputs,
+        stop: CancellationToken,
     ) -> Encoder {
         let e = &cfg.encoder;
         let secs = Duration::from_secs_f64;
@@ -121,38 +133,60 @@ impl Encoder {
             watchdog: Some(Watchdog {
                 progress: progress.clone(),
                 timeout: secs(e.output_timeout_s),
-                expected: source_live,
+                expected: inputs.live.clone(),
             }),
             redact: Vec::new(),
         };
         let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
-        let (stop_tx, stop_rx) = watch::channel(false);
         let (restart_tx, restart_rx) = mpsc::channel(1);
-        let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
-        let feeder_slot = feeder.clone();
+        let i = inputs.clone();
+        let feed_stop = stop.clone();
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
-                let task = tokio::spawn(feed(input.subscribe(), stdin));
-                *feeder_slot.lock().unwrap() = Some(task);
+                i.tasks
+                    .spawn(feed(i.feed.subscribe(), stdin, feed_stop.clone()));
             }
             if let Some(stdout) = pipes.stdout {
-                tokio::spawn(drain(stdout, hub.clone(), generation, progress.clone()));
+                i.tasks
+                    .spawn(drain(stdout, i.hub.clone(), generation, progress.clone()));
             }
         };
         let control = Control {
-            stop: stop_rx,
+            stop: stop.clone(),
             restart: Some(restart_rx),
         };
-        let task = tokio::spawn(supervise::supervise(spec, info.clone(), control, on_start));
+        let task = inputs
+            .tasks
+            .spawn(supervise::supervise(spec, info.clone(), control, on_start));
         Encoder {
             generation,
             rung,
             settings: cfg.ladder()[rung].clone(),
             info,
-            stop_tx,
+            stop,
             restart_tx,
             task,
-            feeder,
+        }
+    }
+
+    /// What `/status` shows of it.
+    pub fn status(&self) -> EncoderStatus {
+        let r = &self.settings;
+        let i = self.info.lock().unwrap();
+        EncoderStatus {
+            generation: self.generation,
+            rung: self.rung,
+            width: r.width,
+            height: r.height,
+            fps: r.fps,
+            bitrate_kbps: r.bitrate_kbps,
+            pid: i.pid,
+            restarts: i.restarts,
+            uptime_s: i.uptime().map(|d| d.as_secs_f64()),
+            last_exit: i.last_exit.clone(),
+            last_stderr: i.last_stderr.clone(),
+            restarts_by_reason: i.restarts_by_reason.clone(),
+            stderr_suppressed: i.stderr_suppressed,
         }
     }
 
@@ -161,14 +195,9 @@ impl Encoder {
         let _ = self.restart_tx.try_send(reason);
     }
 
-    /// Stops ffmpeg (TERM, grace, KILL) and waits for it.
+    /// Stops ffmpeg (end of input, TERM, grace, KILL) and waits for it.
     pub async fn stop(self) {
-        // End of input first: ffmpeg then finishes at once, even when the camera is
-        // silent (a TERM alone waits for its next read to return).
-        if let Some(feeder) = self.feeder.lock().unwrap().take() {
-            feeder.abort();
-        }
-        let _ = self.stop_tx.send(true);
+        self.stop.cancel();
         let _ = self.task.await;
     }
 }
@@ -179,6 +208,7 @@ impl Encoder {
 async fn feed(
     (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
     mut stdin: tokio::process::ChildStdin,
+    stop: CancellationToken,
 ) {
     let mut join = SourceJoin::default();
     for piece in gop {
@@ -187,7 +217,12 @@ async fn feed(
         }
     }
     loop {
-        match rx.recv().await {
+        // Dropping stdin on stop ends ffmpeg's input: it finishes at once.
+        let received = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = rx.recv() => r,
+        };
+        match received {
             Ok(datagram) => {
                 if !join.admit(&datagram) {
                     continue;

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Datagram payload for UDP pushes: 7 whole TS packets, as cameras and ffmpeg send.
 pub const DATAGRAM: usize = 7 * 188;
@@ -126,15 +126,23 @@ pub fn remux_args(o: &Output) -> Vec<String> {
 pub struct Push {
     pub stats: Arc<PushStats>,
     task: JoinHandle<()>,
-    stop_tx: watch::Sender<bool>,
+    stop: CancellationToken,
 }
 
 impl Push {
-    pub fn start(cfg: &Config, o: &Output, hub: Arc<Hub>) -> Push {
+    /// Starts pushing to `o`; cancelling `stop` (or calling `stop`) ends it.
+    pub fn start(cfg: &Config, o: &Output, hub: Arc<Hub>, stop: CancellationToken) -> Push {
         let stats = Arc::new(PushStats::default());
-        let (stop_tx, stop_rx) = watch::channel(false);
         let task = match o.url.udp_target() {
-            Some(addr) => tokio::spawn(udp_push(addr, hub, stats.clone())),
+            Some(addr) => {
+                let (stop, push) = (stop.clone(), udp_push(addr, hub, stats.clone()));
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = push => {}
+                    }
+                })
+            }
             None => {
                 let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
                 *stats.remuxer.lock().unwrap() = Some(info.clone());
@@ -169,7 +177,7 @@ impl Push {
                         }
                     }
                 };
-                let supervised = supervise::supervise(spec, info, stop_rx, on_start);
+                let supervised = supervise::supervise(spec, info, stop.clone(), on_start);
                 tokio::spawn(async move {
                     supervised.await;
                     if let Some(f) = feeder.lock().unwrap().take() {
@@ -178,18 +186,11 @@ impl Push {
                 })
             }
         };
-        Push {
-            stats,
-            task,
-            stop_tx,
-        }
+        Push { stats, task, stop }
     }
 
     pub async fn stop(self) {
-        let _ = self.stop_tx.send(true);
-        if self.stats.remuxer.lock().unwrap().is_none() {
-            self.task.abort(); // the UDP sender has nothing to wind down
-        }
+        self.stop.cancel();
         let _ = self.task.await;
     }
 }

@@ -511,9 +511,8 @@ pub struct Reader {
 /// What one `Reader::fill` produced.
 pub struct Filled {
     pub skipped: bool,
-    /// How far behind live this consumer was before the fill.
-    pub lag: Duration,
-    /// When the oldest chunk in it reached the hub.
+    /// When the oldest chunk in it reached the hub: its age is the
+    /// consumer's lag behind live.
     pub oldest: Instant,
 }
 
@@ -543,13 +542,12 @@ impl Reader {
         self.continuity.rewrite(buf);
         Some(Filled {
             skipped: batch.skipped,
-            lag: batch.lag,
             oldest,
         })
     }
 
-    /// How long the next unsent chunk has waited.
-    pub fn age(&self) -> Duration {
+    /// The consumer's lag behind live: how long its next unsent chunk has waited.
+    pub fn lag(&self) -> Duration {
         self.hub.age_at(self.cursor)
     }
 }

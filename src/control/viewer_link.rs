@@ -1,0 +1,140 @@
+//! One viewer's link, measured on its own socket: the socket tuned so that
+//! the backlog stays in the hub (where it can be skipped), TCP_INFO sampled
+//! on a timer into windowed figures for the controller, the viewer judged
+//! warming up, counted or stalled, and the padding written during a
+//! headroom probe. The HTTP side owns the socket and calls in here.
+
+use crate::control::link::{read_tcp_info, LinkWindow, RelayView};
+use crate::control::viewers::{Standing, Viewers};
+use log::{debug, info};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
+/// can be skipped, and makes the kernel's unsent-bytes figure an honest signal.
+const SEND_BUFFER: libc::c_int = 128 * 1024;
+const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
+/// How often padding is written during a headroom probe.
+pub const PAD_EVERY: Duration = Duration::from_millis(20);
+/// A viewer whose socket has had data outstanding without a single byte
+/// acknowledged for this long is not slow but gone: it stops counting in the
+/// controller's decisions at once (it is dropped at `viewer_stall_timeout_s`).
+/// A link that carries anything at all acknowledges within a second.
+const NO_PROGRESS: Duration = Duration::from_secs(1);
+/// A new viewer counts in the controller's decisions only after this long:
+/// its first figures show the keyframe it joined at (up to a keyframe
+/// interval old) and its first burst, not its link.
+const WARM_UP: Duration = Duration::from_secs(2);
+
+/// Sets the viewer socket's send buffer, unsent-bytes low-water mark and no-delay.
+pub fn tune_viewer_socket(fd: RawFd) {
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: a valid fd and a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &value as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            debug!(
+                "setsockopt({name}) failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_SNDBUF, SEND_BUFFER);
+    set(libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, NOTSENT_LOWAT);
+    set(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+}
+
+/// Null TS packets (PID 0x1FFF), which every player discards.
+static NULL_PACKETS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// The padding to write now for `kbps`, or None while the socket still holds
+/// unsent data: a link that cannot drain what it has is not asked for more.
+pub fn padding(fd: RawFd, kbps: u64) -> Option<&'static [u8]> {
+    const MAX_PACKETS: usize = 64;
+    let nulls = NULL_PACKETS.get_or_init(|| {
+        let mut p = [0xffu8; 188];
+        p[..4].copy_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
+        p.repeat(MAX_PACKETS)
+    });
+    let unsent = read_tcp_info(fd)
+        .map(|t| t.notsent_bytes)
+        .unwrap_or(u32::MAX);
+    if unsent > 4096 {
+        return None;
+    }
+    let bytes = kbps as f64 * 1000.0 / 8.0 * PAD_EVERY.as_secs_f64();
+    let packets = ((bytes / 188.0).ceil() as usize).clamp(1, MAX_PACKETS);
+    Some(&nulls[..packets * 188])
+}
+
+/// Samples one viewer's link on a timer and reports it.
+pub struct ViewerLink {
+    fd: RawFd,
+    viewer: u64,
+    viewers: Arc<Viewers>,
+    window: LinkWindow,
+    pub ticker: tokio::time::Interval,
+    /// Bytes acknowledged so far, and when that figure last grew.
+    acked: (u64, Instant),
+    stalled: bool,
+    connected: Instant,
+}
+
+impl ViewerLink {
+    pub fn new(fd: RawFd, viewer: u64, viewers: Arc<Viewers>, every: Duration) -> Self {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ViewerLink {
+            fd,
+            viewer,
+            viewers,
+            window: LinkWindow::new(1.0),
+            ticker,
+            acked: (0, Instant::now()),
+            stalled: false,
+            connected: Instant::now(),
+        }
+    }
+
+    /// Reads TCP_INFO now; `lag` and `skips` are the hub's view of the viewer.
+    pub fn sample(&mut self, lag: Duration, skips: u64) {
+        let Ok(tcp) = read_tcp_info(self.fd) else {
+            return;
+        };
+        let now = Instant::now();
+        if tcp.bytes_acked > self.acked.0 {
+            self.acked = (tcp.bytes_acked, now);
+        }
+        let outstanding = tcp.notsent_bytes > 0 || tcp.bytes_sent > tcp.bytes_acked;
+        let stalled = outstanding && now.duration_since(self.acked.1) >= NO_PROGRESS;
+        if stalled && !self.stalled {
+            info!(
+                "viewer {}: nothing acknowledged for {} s; left out of quality decisions",
+                self.viewer,
+                NO_PROGRESS.as_secs()
+            );
+        }
+        self.stalled = stalled;
+        let standing = if stalled {
+            Standing::Stalled
+        } else if now.duration_since(self.connected) < WARM_UP {
+            Standing::WarmingUp
+        } else {
+            Standing::Counted
+        };
+        let relay = RelayView {
+            lag_ms: lag.as_millis() as u64,
+            skips,
+        };
+        let s = self.window.add(self.viewers.now(), tcp, relay);
+        self.viewers.link(self.viewer, s, standing);
+    }
+}

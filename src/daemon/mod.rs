@@ -1,0 +1,463 @@
+//! The wiring on top: starts every part from a configuration, runs the loop
+//! that reacts to signals, the hub, the camera's timelines and the
+//! controller's ticks, applies a reload by the table in `reload`, and shuts
+//! everything down with one cancellation token and a join of every task.
+
+mod encoders;
+mod outputs;
+mod reload;
+mod report;
+
+use crate::camera::control::{self as camera, CameraTask};
+use crate::camera::demo::{self, DemoSource};
+use crate::clock::Clock;
+use crate::config::{AdaptMode, Config};
+use crate::config_source::{self, Current, Sources};
+use crate::control::adapt::Controller;
+use crate::control::viewers::Viewers;
+use crate::http::admission::Admission;
+use crate::http::events::Web;
+use crate::http::{server, Context};
+use crate::media::encoder::{Inputs, NEW_TIMELINE};
+use crate::media::relay::{Event, Hub, Limits};
+use crate::media::source::{self, Expect, Feed, SharedStats};
+use crate::notify::Notifier;
+use crate::supervise::{self, SharedInfo};
+use crate::VERSION;
+use encoders::Encoders;
+use log::{error, info, warn};
+use outputs::{OutputViews, Outputs};
+use reload::Apply;
+use report::Report;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Options that only the `demo` command sets.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub demo: Option<DemoSource>,
+    /// Files to re-read on SIGHUP.
+    pub sources: Sources,
+}
+
+/// How often the main loop proves it is alive (systemd's watchdog).
+const HEARTBEAT: Duration = Duration::from_millis(250);
+/// STATUS= is refreshed at least this often when there is no watchdog.
+const STATUS_PERIOD: Duration = Duration::from_secs(5);
+/// Descriptors the daemon needs besides its HTTP connections: sockets,
+/// ffmpeg pipes, probes, the log.
+const SPARE_DESCRIPTORS: u64 = 128;
+
+/// Runs until SIGTERM or SIGINT; returns the process exit code.
+pub async fn run(config: Config, opts: RunOptions) -> i32 {
+    raise_open_files_limit(config.server.max_connections);
+    let mut daemon = match Daemon::start(config, &opts).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    daemon.serve(&opts.sources).await;
+    daemon.shutdown().await;
+    info!("stopped");
+    0
+}
+
+/// Every running part.
+struct Daemon {
+    config: Arc<Current>,
+    /// Cancelled once, on shutdown: every task and child ends.
+    stop: CancellationToken,
+    /// Every task, so that shutdown can wait for all of them.
+    tasks: TaskTracker,
+    hub: Arc<Hub>,
+    hub_events: mpsc::UnboundedReceiver<Event>,
+    encoders: Arc<Mutex<Encoders>>,
+    viewers: Arc<Viewers>,
+    outputs: Option<Outputs>,
+    output_views: OutputViews,
+    web: Arc<Web>,
+    report: Arc<Report>,
+    /// Counts the camera's timelines: each new one restarts the encoders.
+    timeline: watch::Receiver<u64>,
+    camera_task: JoinHandle<()>,
+    notifier: Arc<Notifier>,
+    heartbeat: Arc<Mutex<Instant>>,
+}
+
+impl Daemon {
+    /// Binds the sockets (failing with exit code 1 and the OS's reason) and
+    /// starts the source, camera, encoders, outputs, HTTP server and systemd
+    /// notifications.
+    async fn start(config: Config, opts: &RunOptions) -> Result<Daemon, i32> {
+        let config = Arc::new(config);
+        let socket = source::bind(config.source.url.addr).await.map_err(|e| {
+            error!(
+                "cannot listen for the camera on udp://{}: {e}",
+                config.source.url.addr
+            );
+            1
+        })?;
+        let socket = Arc::new(socket);
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| {
+                error!("cannot serve HTTP on {}: {e}", config.server.listen);
+                1
+            })?;
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let current = Arc::new(Current::new(config.clone()));
+
+        // A viewer allowed to lag further than the default window needs the data kept for it.
+        let keep_for = Duration::from_millis(config.server.viewer_max_lag_ms + 2000)
+            .max(Limits::default().keep_for);
+        let (hub, hub_events) = Hub::new(Limits {
+            keep_for,
+            ..Limits::default()
+        });
+
+        // The source: only the camera's datagrams, fanned out to the encoders.
+        let feed = Arc::new(Feed::default());
+        let source_stats: SharedStats = Default::default();
+        let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
+        let (timeline_tx, timeline) = watch::channel(0u64);
+        // The demo's camera is the demo's own sender.
+        let camera_address = config.camera.address().or(opts
+            .demo
+            .as_ref()
+            .map(|_| demo::target(config.source.url.addr).ip()));
+        let receive = source::receive(
+            socket.clone(),
+            feed.clone(),
+            source_stats.clone(),
+            Expect {
+                camera: camera_address,
+                stall_after,
+            },
+            timeline_tx,
+        );
+        tasks.spawn(until(stop.clone(), receive));
+
+        // The camera shares the source socket: a legacy GoPro streams back to its keep-alive's sender.
+        let CameraTask {
+            status: camera_status,
+            task: camera_task,
+        } = camera::spawn(&config, socket, source_stats.clone(), stop.clone());
+        let demo_source = opts.demo.as_ref().map(|d| {
+            let info: SharedInfo = Default::default();
+            let spec = demo::spec(&config, d);
+            tasks.spawn(supervise::supervise(
+                spec,
+                info.clone(),
+                stop.clone(),
+                |_| {},
+            ));
+            info
+        });
+
+        let clock = Clock::default();
+        let viewers = Arc::new(Viewers::new(
+            clock,
+            Controller::new(
+                config.adapt.params(),
+                config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
+                config.start_rung(),
+            ),
+        ));
+        let inputs = Inputs {
+            feed,
+            live: {
+                let stats = source_stats.clone();
+                Arc::new(move || stats.lock().unwrap().live(stall_after))
+            },
+            hub: hub.clone(),
+            tasks: tasks.clone(),
+        };
+        let encoders = Arc::new(Mutex::new(Encoders::start(
+            &config,
+            config.start_rung(),
+            inputs,
+            stop.child_token(),
+        )));
+        let output_views = OutputViews::default();
+        let outputs = Outputs::start(&config, &hub, &viewers, &output_views, &tasks, &stop);
+
+        let web = Arc::new(Web::new(config.server.max_viewers));
+        let counters = Arc::new(Default::default());
+        let admission = Arc::new(Admission::default());
+        let report = Arc::new(Report {
+            started: Instant::now(),
+            config: current.clone(),
+            camera_address,
+            source: source_stats,
+            camera: camera_status,
+            encoders: encoders.clone(),
+            hub: hub.clone(),
+            viewers: viewers.clone(),
+            demo_source,
+            outputs: output_views.clone(),
+            counters: Arc::clone(&counters),
+            admission: admission.clone(),
+            web: web.clone(),
+        });
+        let ctx = Arc::new(Context {
+            config: current.clone(),
+            hub: hub.clone(),
+            viewers: viewers.clone(),
+            status: report.clone(),
+            counters,
+            admission,
+            web: web.clone(),
+        });
+        tasks.spawn(server::serve(listener, ctx, stop.clone(), tasks.clone()));
+        info!(
+            "livestreamd {VERSION}: camera on udp://{}, viewers on http://{}/stream.ts, rung {}",
+            config.source.url.addr,
+            config.server.listen,
+            config.start_rung()
+        );
+
+        // systemd: ready once HTTP listens and the first encoder is started; then
+        // STATUS= and WATCHDOG=1 from a task that pings only while the loop ticks.
+        let notifier = Arc::new(Notifier::from_env());
+        notifier.ready(&report.summary());
+        let heartbeat = Arc::new(Mutex::new(Instant::now()));
+        if notifier.enabled() {
+            let (n, r, h) = (notifier.clone(), report.clone(), heartbeat.clone());
+            tasks.spawn(until(stop.clone(), notify_loop(n, r, h)));
+        }
+        Ok(Daemon {
+            config: current,
+            stop,
+            tasks,
+            hub,
+            hub_events,
+            encoders,
+            viewers,
+            outputs: Some(outputs),
+            output_views,
+            web,
+            report,
+            timeline,
+            camera_task,
+            notifier,
+            heartbeat,
+        })
+    }
+
+    /// The main loop, until SIGTERM or SIGINT.
+    async fn serve(&mut self, sources: &Sources) {
+        let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let every = Duration::from_millis(self.config.get().adapt.sample_interval_ms);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat_tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = heartbeat_tick.tick() => { *self.heartbeat.lock().unwrap() = Instant::now(); }
+                _ = sigterm.recv() => { info!("SIGTERM: stopping"); return; }
+                _ = sigint.recv() => { info!("SIGINT: stopping"); return; }
+                _ = sighup.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    let old = self.config.get();
+                    if let Some(new) = config_source::reload_config(sources, &old) {
+                        self.reload(&old, Arc::new(new)).await;
+                    }
+                }
+                Ok(()) = self.timeline.changed() => {
+                    // The camera's timestamps jumped, or its video returned after a
+                    // stall: an encoder running -copyts cannot bridge that.
+                    self.encoders.lock().unwrap().restart_all(NEW_TIMELINE);
+                }
+                Some(event) = self.hub_events.recv() => self.on_hub_event(event),
+                _ = tick.tick() => self.tick(),
+            }
+        }
+    }
+
+    /// The hub spliced viewers onto a new encoder.
+    fn on_hub_event(&mut self, event: Event) {
+        let Event::Switched { from, to } = event;
+        let switched = self.encoders.lock().unwrap().switched(to);
+        match switched {
+            Some((from_rung, to_rung, old)) => {
+                info!("switched viewers from encoder #{from} (rung {from_rung}) to #{to} (rung {to_rung})");
+                self.viewers.switched();
+                self.tasks.spawn(old.stop());
+            }
+            None => warn!("hub switched to unknown encoder #{to}"),
+        }
+    }
+
+    /// The controller's tick: abandon an overdue switch, or start a new one.
+    fn tick(&mut self) {
+        let cfg = self.config.get();
+        let mut encoders = self.encoders.lock().unwrap();
+        if encoders.switching() {
+            let timeout = Duration::from_secs_f64(cfg.adapt.switch_timeout_s);
+            if let Some(p) = encoders.overdue(timeout) {
+                let why = {
+                    let i = p.info.lock().unwrap();
+                    i.last_exit
+                        .clone()
+                        .or(i.last_stderr.clone())
+                        .unwrap_or_else(|| "no keyframe in time".into())
+                };
+                warn!(
+                    "rung {} encoder #{} gave no splice point within {} s ({why}); staying on rung {}",
+                    p.rung,
+                    p.generation,
+                    timeout.as_secs_f64(),
+                    encoders.active_rung()
+                );
+                if let Some(p) = encoders.abandon() {
+                    self.tasks.spawn(p.stop());
+                }
+                self.viewers.switch_failed();
+            }
+            return;
+        }
+        if let Some(d) = self.viewers.tick(cfg.adapt.mode == AdaptMode::Auto) {
+            info!("rung {} -> {}: {}", encoders.active_rung(), d.to, d.reason);
+            if let Some(old) = encoders.switch_to(&cfg, d.to) {
+                self.tasks.spawn(old.stop());
+            }
+        }
+    }
+
+    /// Applies a new configuration, component by component (see `reload`).
+    async fn reload(&mut self, old: &Config, new: Arc<Config>) {
+        self.config.set(new.clone());
+        let changes = reload::changes(old, &new);
+        let later: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Apply::NeedsRestart(key) => Some(*key),
+                _ => None,
+            })
+            .collect();
+        if !later.is_empty() {
+            warn!(
+                "reload: {} changed; this takes effect after a restart (systemctl restart livestreamd)",
+                later.join(", ")
+            );
+        }
+        let rung = self.encoders.lock().unwrap().active_rung();
+        let rung = rung.min(new.ladder().len() - 1);
+        if changes.contains(&Apply::NewController) {
+            // New thresholds or a new ladder: a fresh controller, keeping an operator's pin if it still fits.
+            let bitrates = new.ladder().iter().map(|r| r.bitrate_kbps).collect();
+            self.viewers
+                .new_controller(new.adapt.params(), bitrates, rung);
+        }
+        if changes.contains(&Apply::RestartOutputs) {
+            if let Some(o) = self.outputs.take() {
+                o.stop(&self.viewers).await;
+            }
+            self.outputs = Some(Outputs::start(
+                &new,
+                &self.hub,
+                &self.viewers,
+                &self.output_views,
+                &self.tasks,
+                &self.stop,
+            ));
+        }
+        if changes.contains(&Apply::ResizeEvents) {
+            self.web.resize(new.server.max_viewers);
+        }
+        if changes.contains(&Apply::Reencode) {
+            // Re-encode with the new settings, make-before-break like any rung switch.
+            info!("new encoder settings: re-encoding rung {rung}");
+            self.viewers.begin_switch(rung);
+            if let Some(old) = self.encoders.lock().unwrap().switch_to(&new, rung) {
+                self.tasks.spawn(old.stop());
+            }
+        }
+    }
+
+    /// Stops everything and waits for every task; the camera is told to stop.
+    async fn shutdown(mut self) {
+        self.notifier.stopping("stopping: ending ffmpeg");
+        self.stop.cancel();
+        self.encoders.lock().unwrap().stop_all();
+        if let Some(o) = self.outputs.take() {
+            o.stop(&self.viewers).await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        // Bounded by the camera's request timeout: it tells the camera to stop streaming.
+        let _ = self.camera_task.await;
+        drop(self.report);
+    }
+}
+
+/// Runs `work` until `stop` is cancelled.
+async fn until(stop: CancellationToken, work: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = work => {}
+    }
+}
+
+/// Sends STATUS= when it changes (or with every ping), and WATCHDOG=1 at half of
+/// `WatchdogSec=` while the main loop's heartbeat is fresh. A loop stuck in an
+/// await stops the pings and systemd restarts the service; a blocked thread
+/// stops this task too, with the same result.
+async fn notify_loop(notifier: Arc<Notifier>, report: Arc<Report>, heartbeat: Arc<Mutex<Instant>>) {
+    let watchdog = notifier.watchdog_period();
+    let period = watchdog.map_or(STATUS_PERIOD, |w| w.min(STATUS_PERIOD));
+    let mut every = tokio::time::interval(period);
+    let mut last_status = String::new();
+    let mut stale_reported = false;
+    loop {
+        every.tick().await;
+        let status = report.summary();
+        let healthy = crate::notify::loop_healthy(heartbeat.lock().unwrap().elapsed(), HEARTBEAT);
+        let ping = watchdog.is_some() && healthy;
+        if watchdog.is_some() && !healthy && !stale_reported {
+            warn!("main loop stalled: withholding the systemd watchdog ping");
+        }
+        stale_reported = watchdog.is_some() && !healthy;
+        let changed = status != last_status;
+        notifier.heartbeat(ping, (changed || ping).then_some(status.as_str()));
+        last_status = status;
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (systemd's
+/// `LimitNOFILE=`), and says when it cannot cover `server.max_connections`.
+fn raise_open_files_limit(connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    let needed = connections as u64 + SPARE_DESCRIPTORS;
+    if lim.rlim_cur < needed {
+        warn!(
+            "open files are limited to {}: fewer than server.max_connections = {connections} needs ({needed}); raise LimitNOFILE= or lower max_connections",
+            lim.rlim_cur
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! The daemon's `Status`, gathered from the parts that own each figure (the
+//! source, the camera, the encoder registry, the hub, the viewer registry, the
+//! outputs, the HTTP counters), and its health. This is the `StatusSource`
+//! the HTTP side is handed, and the line systemd shows.
+
+use crate::camera::control::SharedCamera;
+use crate::config_source::Current;
+use crate::control::viewers::Viewers;
+use crate::daemon::encoders::Encoders;
+use crate::daemon::outputs::OutputViews;
+use crate::http::admission::Admission;
+use crate::http::events::Web;
+use crate::http::StatusSource;
+use crate::media::relay::Hub;
+use crate::media::source::SharedStats;
+use crate::status::{Counters, Status};
+use crate::supervise::SharedInfo;
+use crate::VERSION;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Encoded output older than this is no output: `/healthz` says 503.
+const HEALTHY_OUTPUT_AGE_MS: u64 = 5000;
+
+/// Read-only handles on every part that has figures to show.
+pub struct Report {
+    pub started: Instant,
+    pub config: Arc<Current>,
+    /// The only sender the source admits, if any.
+    pub camera_address: Option<IpAddr>,
+    pub source: SharedStats,
+    pub camera: SharedCamera,
+    pub encoders: Arc<Mutex<Encoders>>,
+    pub hub: Arc<Hub>,
+    pub viewers: Arc<Viewers>,
+    pub demo_source: Option<SharedInfo>,
+    pub outputs: OutputViews,
+    pub counters: Arc<Counters>,
+    pub admission: Arc<Admission>,
+    pub web: Arc<Web>,
+}
+
+impl StatusSource for Report {
+    fn status(&self) -> Status {
+        let cfg = self.config.get();
+        let source = self.source.lock().unwrap().status(
+            cfg.source.url.addr,
+            self.camera_address,
+            Duration::from_secs_f64(cfg.source.stall_timeout_s),
+        );
+        let (encoder, pending_encoder) = self.encoders.lock().unwrap().status();
+        Status {
+            version: VERSION,
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            source,
+            camera: self.camera.lock().unwrap().clone(),
+            encoder: Some(encoder),
+            pending_encoder,
+            hub: self.hub.stats(),
+            adapt: self.viewers.adapt_status(),
+            demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
+            viewers: self.viewers.status(),
+            outputs: self.outputs.status(&self.viewers),
+            http: self.counters.snapshot(
+                cfg.server.max_viewers,
+                self.admission.stats(),
+                self.web.open_streams(),
+            ),
+        }
+    }
+
+    fn health(&self) -> (bool, String) {
+        let s = self.status();
+        match (&s.encoder, s.hub.last_input_age_ms) {
+            (Some(e), Some(age)) if e.pid.is_some() && age < HEALTHY_OUTPUT_AGE_MS => {
+                (true, format!("ok: streaming rung {}", e.rung))
+            }
+            (Some(e), _) if e.pid.is_none() => (
+                false,
+                format!(
+                    "encoder not running: {}",
+                    e.last_exit.clone().unwrap_or_default()
+                ),
+            ),
+            _ => (
+                false,
+                format!("no encoded output yet (source {})", s.source.state),
+            ),
+        }
+    }
+}
+
+impl Report {
+    /// One line for systemd's `STATUS=`: source state, rung, viewers.
+    pub fn summary(&self) -> String {
+        let s = self.status();
+        let encoder = match &s.encoder {
+            Some(e) if e.pid.is_some() => format!(
+                "rung {} {}x{}@{} {} kb/s",
+                e.rung, e.width, e.height, e.fps, e.bitrate_kbps
+            ),
+            Some(e) if e.restarts == 0 => format!("rung {} encoder starting", e.rung),
+            Some(e) => format!("rung {} encoder restarting", e.rung),
+            None => "no encoder".into(),
+        };
+        format!(
+            "source {}, {encoder}, {} viewer(s), camera ({}) {}",
+            s.source.state,
+            s.viewers.len(),
+            s.camera.kind,
+            s.camera.state
+        )
+    }
+}

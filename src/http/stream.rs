@@ -1,0 +1,139 @@
+//! `/stream.ts`: one viewer's live MPEG-TS. The viewer reads the hub at its
+//! own pace (a slow one skips to the newest keyframe, never holding anyone
+//! up), its link is sampled while it is written to, and the padding of a
+//! headroom probe goes out on its own socket.
+
+use crate::control::viewer_link::{padding, tune_viewer_socket, ViewerLink, PAD_EVERY};
+use crate::http::response::respond;
+use crate::http::{events, Context};
+use crate::media::relay::Reader;
+use log::{debug, info};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
+const WRITE_BATCH: usize = 16 * 1024;
+
+/// Leaves the registry however the viewer's task ends.
+struct Joined<'a> {
+    ctx: &'a Context,
+    id: u64,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        self.ctx.viewers.leave(self.id);
+    }
+}
+
+/// Serves one viewer until it leaves, stalls, or the daemon stops.
+pub async fn serve(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Context>,
+    head_only: bool,
+    query: Option<String>,
+    stop: CancellationToken,
+) {
+    let cfg = ctx.config.get();
+    let Some(viewer) = ctx.viewers.join(peer, cfg.server.max_viewers) else {
+        ctx.counters.viewer_rejected();
+        let _ = respond(
+            &ctx.counters,
+            &mut sock,
+            503,
+            "text/plain",
+            b"too many viewers\n",
+            &[("Retry-After", "5")],
+        )
+        .await;
+        return;
+    };
+    let _joined = Joined {
+        ctx: &ctx,
+        id: viewer,
+    };
+    ctx.counters.response(200);
+    ctx.counters.viewer_accepted();
+    tune_viewer_socket(sock.as_raw_fd());
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+    if sock.write_all(head.as_bytes()).await.is_err() || head_only {
+        return;
+    }
+    info!("viewer {viewer} ({peer}) connected");
+    // The web page tags its stream so that its `/events` can name it.
+    let token = events::client_token(query.as_deref()).map(str::to_string);
+    if let Some(t) = &token {
+        ctx.web.stream_started(t, peer);
+    }
+    let max_lag = Duration::from_millis(cfg.server.viewer_max_lag_ms);
+    let stall = Duration::from_secs_f64(cfg.server.viewer_stall_timeout_s);
+    let every = Duration::from_millis(cfg.adapt.sample_interval_ms);
+    let mut newest = ctx.hub.watch();
+    let mut reader = Reader::new(ctx.hub.clone(), max_lag);
+    let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
+    let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, ctx.viewers.clone(), every);
+    let mut pad_ticker = tokio::time::interval(PAD_EVERY);
+    pad_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let why = loop {
+        newest.mark_unchanged();
+        let Some(filled) = reader.fill(&mut buf, WRITE_BATCH) else {
+            // Nothing new: wait for the hub, but notice a closed connection meanwhile.
+            let mut probe = [0u8; 256];
+            tokio::select! {
+                _ = stop.cancelled() => break "the daemon is stopping",
+                _ = newest.changed() => continue,
+                r = sock.read(&mut probe) => match r {
+                    Ok(0) | Err(_) => break "closed by the viewer",
+                    Ok(_) => continue, // players may send nothing; ignore anything they do
+                },
+                _ = link.ticker.tick() => {
+                    link.sample(reader.lag(), reader.skips);
+                    continue;
+                }
+                _ = pad_ticker.tick(), if ctx.viewers.padding_kbps() > 0 => {
+                    if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps()) {
+                        if tokio::time::timeout(PAD_EVERY * 10, sock.write_all(pad)).await.is_err() {
+                            break "stalled while padding";
+                        }
+                    }
+                    continue;
+                }
+            }
+        };
+        let write = sock.write_all(&buf);
+        tokio::pin!(write);
+        let deadline = tokio::time::sleep(stall);
+        tokio::pin!(deadline);
+        // Keep measuring while a slow link drains the batch.
+        let written = loop {
+            tokio::select! {
+                r = &mut write => break r.map_err(|_| "closed by the viewer"),
+                _ = link.ticker.tick() => link.sample(filled.oldest.elapsed(), reader.skips),
+                _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
+                _ = stop.cancelled() => break Err("the daemon is stopping"),
+            }
+        };
+        if let Err(why) = written {
+            break why;
+        }
+        let lag = filled.oldest.elapsed();
+        ctx.counters.sent(buf.len(), filled.skipped);
+        ctx.viewers.progress(viewer, buf.len(), filled.skipped, lag);
+        if filled.skipped {
+            debug!(
+                "viewer {viewer} was behind; skipped to the newest keyframe ({} ms old)",
+                lag.as_millis()
+            );
+        }
+    };
+    info!("viewer {viewer} ({peer}) left: {why}");
+    if let Some(t) = &token {
+        ctx.web.stream_ended(t, peer);
+    }
+}

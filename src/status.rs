@@ -1,0 +1,167 @@
+//! What `/status`, `/events`, `/metrics` and systemd's `STATUS=` show: plain
+//! snapshot types, and the server-wide counters the HTTP side bumps. A leaf:
+//! the daemon fills a `Status`, the HTTP side reads it, neither imports the other.
+
+use crate::camera::control::CameraStatus;
+use crate::control::adapt::AdaptStatus;
+use crate::control::link::LinkSample;
+use crate::media::push::PushStatus;
+use crate::media::relay::HubStats;
+use crate::media::source::SourceStatus;
+use crate::supervise::ChildInfo;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The whole daemon at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub uptime_s: f64,
+    pub source: SourceStatus,
+    pub camera: CameraStatus,
+    pub encoder: Option<EncoderStatus>,
+    pub pending_encoder: Option<EncoderStatus>,
+    pub hub: HubStats,
+    pub adapt: AdaptStatus,
+    pub demo_source: Option<ChildInfo>,
+    pub viewers: Vec<ViewerStatus>,
+    /// `[[output]]` pushes and their probed links.
+    pub outputs: Vec<OutputStatus>,
+    /// Server-wide totals (answers, viewers served and refused, bytes sent).
+    pub http: Totals,
+}
+
+/// One running encoder.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncoderStatus {
+    pub generation: u64,
+    pub rung: usize,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub uptime_s: Option<f64>,
+    pub last_exit: Option<String>,
+    pub last_stderr: Option<String>,
+    /// Restarts by reason: "exited", "no output", "new timeline".
+    pub restarts_by_reason: BTreeMap<&'static str, u64>,
+    /// ffmpeg's stderr lines not logged (over the log budget).
+    pub stderr_suppressed: u64,
+}
+
+/// One viewer of `/stream.ts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewerStatus {
+    pub id: u64,
+    pub address: String,
+    pub connected_s: f64,
+    pub bytes_sent: u64,
+    pub skips: u64,
+    /// How far behind live the viewer's next chunk was at its last write.
+    pub lag_ms: u64,
+    /// The newest link figures (TCP_INFO over the last second).
+    pub link: Option<LinkSample>,
+    /// Nothing acknowledged for a second: not counted in quality decisions.
+    pub stalled: bool,
+}
+
+/// One `[[output]]` and what its probe measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputStatus {
+    /// The URL with its secrets masked.
+    pub url: String,
+    /// "icmp", "udp" or "none".
+    pub probe: &'static str,
+    pub link: Option<LinkSample>,
+    pub push: PushStatus,
+}
+
+/// Status codes counted one by one; anything else is counted as `other`.
+const CODES: [u16; 10] = [200, 400, 401, 403, 404, 405, 408, 431, 500, 503];
+
+/// Server-wide counters, updated lock-free by the HTTP side.
+#[derive(Debug, Default)]
+pub struct Counters {
+    viewers_accepted: AtomicU64,
+    viewers_rejected: AtomicU64,
+    bytes_sent: AtomicU64,
+    skips: AtomicU64,
+    responses: [AtomicU64; CODES.len()],
+    other_responses: AtomicU64,
+}
+
+impl Counters {
+    pub fn viewer_accepted(&self) {
+        self.viewers_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn viewer_rejected(&self) {
+        self.viewers_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn sent(&self, bytes: usize, skipped: bool) {
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.skips.fetch_add(u64::from(skipped), Ordering::Relaxed);
+    }
+    /// Counts one answer (including the 200 that starts a stream).
+    pub fn response(&self, code: u16) {
+        match CODES.iter().position(|c| *c == code) {
+            Some(i) => self.responses[i].fetch_add(1, Ordering::Relaxed),
+            None => self.other_responses.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    pub fn snapshot(
+        &self,
+        max_viewers: usize,
+        connections: AdmissionStats,
+        events_clients: usize,
+    ) -> Totals {
+        let mut responses: BTreeMap<String, u64> = CODES
+            .iter()
+            .zip(&self.responses)
+            .map(|(c, n)| (c.to_string(), n.load(Ordering::Relaxed)))
+            .collect();
+        responses.insert("other".into(), self.other_responses.load(Ordering::Relaxed));
+        Totals {
+            max_viewers,
+            viewers_accepted: self.viewers_accepted.load(Ordering::Relaxed),
+            viewers_rejected: self.viewers_rejected.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            skips: self.skips.load(Ordering::Relaxed),
+            responses,
+            connections,
+            events_clients,
+        }
+    }
+}
+
+/// Open connections, counted by the HTTP side's admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AdmissionStats {
+    pub open_connections: usize,
+    pub pending_requests: usize,
+    pub refused_connections: u64,
+    pub addresses: usize,
+}
+
+/// A snapshot of `Counters`, part of `/status` (as `http`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub max_viewers: usize,
+    /// `/stream.ts` connections served since start.
+    pub viewers_accepted: u64,
+    /// `/stream.ts` connections refused with 503 because `max_viewers` were watching.
+    pub viewers_rejected: u64,
+    /// Bytes written to all viewers since start, including those who left.
+    pub bytes_sent: u64,
+    /// Skips to the newest keyframe, all viewers, since start.
+    pub skips: u64,
+    /// Answers by status code.
+    pub responses: BTreeMap<String, u64>,
+    /// Open connections, those still sending a request, refusals.
+    pub connections: AdmissionStats,
+    /// Open `/events` streams.
+    pub events_clients: usize,
+}
