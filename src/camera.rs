@@ -100,7 +100,7 @@ pub struct CameraTask {
 }
 
 fn http_addr(cfg: &CameraConfig) -> SocketAddr {
-    SocketAddr::new(cfg.address, cfg.effective_http_port())
+    SocketAddr::new(cfg.control_address(), cfg.effective_http_port())
 }
 
 fn unix_now() -> f64 {
@@ -476,7 +476,7 @@ async fn keep_alive(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_secs_f64(ctx.cfg.keepalive_interval_s);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let udp_to = SocketAddr::new(ctx.cfg.address, ctx.cfg.keepalive_port);
+    let udp_to = SocketAddr::new(ctx.cfg.control_address(), ctx.cfg.keepalive_port);
     let mut udp_error_logged = false;
     loop {
         tokio::select! {

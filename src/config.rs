@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -140,6 +140,10 @@ pub struct Encoder {
     /// Time between TERM and KILL when stopping ffmpeg.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_s: f64,
+    /// An encoder that is alive but gives no output (or no advancing timestamps)
+    /// for this long while the source is live is killed and restarted.
+    #[serde(default = "default_output_timeout")]
+    pub output_timeout_s: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -184,6 +188,21 @@ pub struct Server {
     /// A connection must send its whole request head within this many seconds (else 408).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_s: f64,
+    /// When set, `POST /rung` needs `Authorization: Bearer <token>`; when unset,
+    /// control is accepted only from loopback. 16 to 128 visible ASCII characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_token: Option<String>,
+    /// Open HTTP connections in total (at most 4096: the systemd unit allows
+    /// 8192 open files, and each connection is one).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one IP address (a phone's browser opens several
+    /// for the page's assets, plus /events and /stream.ts, plus reconnects).
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// Connections from one IP address still sending their request head.
+    #[serde(default = "default_max_pending_per_address")]
+    pub max_pending_per_address: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -256,9 +275,13 @@ impl LogLevel {
 pub struct Camera {
     #[serde(default)]
     pub kind: CameraKind,
-    /// The camera's IP address (a GoPro's own access point puts it at 10.5.5.9).
-    #[serde(default = "default_camera_address")]
-    pub address: std::net::IpAddr,
+    /// The camera's IP address as written; read it through `address()` and
+    /// `control_address()`. When set, datagrams from any other address are
+    /// never accepted. Unset: for kind "udp" any sender (the daemon locks onto
+    /// one while it is live); for the GoPro kinds 10.5.5.9 (a GoPro's own
+    /// access point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
     /// The camera's HTTP port; unset means the model's own (80 legacy, 8080 Open GoPro).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_port: Option<u16>,
@@ -339,6 +362,24 @@ impl WebcamFov {
 }
 
 impl Camera {
+    /// The only address the source accepts datagrams from, or `None`: any
+    /// sender (kind "udp" with no address set). The GoPro kinds default to
+    /// 10.5.5.9.
+    pub fn address(&self) -> Option<IpAddr> {
+        match (self.address, self.kind) {
+            (Some(a), _) => Some(a),
+            (None, CameraKind::Udp) => None,
+            (None, CameraKind::GoproLegacy | CameraKind::OpenGopro) => Some(GOPRO_ADDRESS),
+        }
+    }
+
+    /// Where the controlled kinds send HTTP requests and UDP keep-alives: the
+    /// configured address, else 10.5.5.9. Meaningless for kind "udp", which
+    /// sends nothing.
+    pub fn control_address(&self) -> IpAddr {
+        self.address().unwrap_or(GOPRO_ADDRESS)
+    }
+
     /// The HTTP port in effect for this kind of camera.
     pub fn effective_http_port(&self) -> u16 {
         self.http_port.unwrap_or(match self.kind {
@@ -358,9 +399,8 @@ impl Camera {
     }
 }
 
-fn default_camera_address() -> std::net::IpAddr {
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 5, 5, 9))
-}
+/// Where a GoPro puts itself on its own Wi-Fi access point.
+pub const GOPRO_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 5, 5, 9));
 fn default_camera_keepalive_port() -> u16 {
     8554
 }
@@ -384,7 +424,7 @@ impl Default for Camera {
     fn default() -> Self {
         Camera {
             kind: CameraKind::default(),
-            address: default_camera_address(),
+            address: None,
             http_port: None,
             keepalive_port: default_camera_keepalive_port(),
             keepalive_interval_s: default_camera_keepalive_interval(),
@@ -441,11 +481,74 @@ fn validate_camera(c: &Camera) -> Result<(), (Place, String)> {
             ),
         ));
     }
-    if c.address.is_unspecified() || c.address.is_multicast() {
+    if let Some(a) = c.address {
+        if a.is_unspecified() || a.is_multicast() {
+            return Err((
+                Place::Key("camera", "address"),
+                format!("camera.address {a} is not a camera's address (give the camera's unicast IP, or leave it unset)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks of `[server]` that serde cannot express.
+fn validate_server(s: &Server) -> Result<(), (Place, String)> {
+    let counts = [
+        ("max_viewers", s.max_viewers),
+        ("max_connections", s.max_connections),
+        ("max_connections_per_address", s.max_connections_per_address),
+        ("max_pending_per_address", s.max_pending_per_address),
+    ];
+    for (key, v) in counts {
+        if v == 0 {
+            return Err((
+                Place::Key("server", key),
+                format!("server.{key} must be at least 1"),
+            ));
+        }
+    }
+    if s.max_connections > MAX_CONNECTIONS_LIMIT {
         return Err((
-            Place::Key("camera", "address"),
-            format!("camera.address {} is not a camera's address", c.address),
+            Place::Key("server", "max_connections"),
+            format!(
+                "server.max_connections = {} is above {MAX_CONNECTIONS_LIMIT} (the systemd unit allows 8192 open files)",
+                s.max_connections
+            ),
         ));
+    }
+    let within_total = [
+        ("max_viewers", s.max_viewers),
+        ("max_connections_per_address", s.max_connections_per_address),
+    ];
+    for (key, v) in within_total {
+        if v > s.max_connections {
+            return Err((
+                Place::Key("server", key),
+                format!(
+                    "server.{key} = {v} must not exceed server.max_connections = {}",
+                    s.max_connections
+                ),
+            ));
+        }
+    }
+    if s.max_pending_per_address > s.max_connections_per_address {
+        return Err((
+            Place::Key("server", "max_pending_per_address"),
+            format!(
+                "server.max_pending_per_address = {} must not exceed server.max_connections_per_address = {}",
+                s.max_pending_per_address, s.max_connections_per_address
+            ),
+        ));
+    }
+    if let Some(t) = &s.control_token {
+        let len = t.chars().count();
+        if !(16..=128).contains(&len) || !t.chars().all(|c| c.is_ascii_graphic()) {
+            return Err((
+                Place::Key("server", "control_token"),
+                format!("server.control_token must be 16 to 128 visible ASCII characters without spaces (this one has {len} characters{})", if t.chars().all(|c| c.is_ascii_graphic()) { "" } else { ", some not visible ASCII" }),
+            ));
+        }
     }
     Ok(())
 }
@@ -585,6 +688,22 @@ fn default_viewer_stall_timeout() -> f64 {
 fn default_request_timeout() -> f64 {
     10.0
 }
+fn default_output_timeout() -> f64 {
+    3.0
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_connections_per_address() -> usize {
+    24
+}
+fn default_max_pending_per_address() -> usize {
+    8
+}
+/// The most `server.max_connections` may be: the systemd unit sets
+/// `LimitNOFILE=8192`, and the daemon needs file descriptors besides the
+/// connections (sockets, ffmpeg pipes, probes).
+pub const MAX_CONNECTIONS_LIMIT: usize = 4096;
 fn default_log_level() -> LogLevel {
     LogLevel::Info
 }
@@ -631,6 +750,7 @@ impl Default for Encoder {
             restart_max_s: default_restart_max(),
             restart_reset_s: default_restart_reset(),
             stop_grace_s: default_stop_grace(),
+            output_timeout_s: default_output_timeout(),
         }
     }
 }
@@ -642,6 +762,10 @@ impl Default for Server {
             viewer_max_lag_ms: default_viewer_max_lag(),
             viewer_stall_timeout_s: default_viewer_stall_timeout(),
             request_timeout_s: default_request_timeout(),
+            control_token: None,
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
+            max_pending_per_address: default_max_pending_per_address(),
         }
     }
 }
@@ -668,9 +792,20 @@ impl Config {
         *self.encoder.start_rung.get_ref()
     }
 
-    /// The effective configuration as TOML, for `check-config`.
+    /// The effective configuration as TOML, for `check-config`: the GoPro
+    /// kinds show the camera address in effect, and a control token is not
+    /// printed (only that one is set).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        let mut shown = self.clone();
+        shown.camera.address = self.camera.address();
+        let hidden = shown.server.control_token.take().is_some();
+        let text =
+            toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print config: {e}\n"));
+        if hidden {
+            format!("# server.control_token is set (not shown)\n{text}")
+        } else {
+            text
+        }
     }
 }
 
@@ -839,6 +974,7 @@ fn validate(c: &Config) -> Result<(), (Place, String)> {
             c.server.viewer_stall_timeout_s,
         ),
         ("server", "request_timeout_s", c.server.request_timeout_s),
+        ("encoder", "output_timeout_s", e.output_timeout_s),
     ];
     for (table, key, v) in seconds {
         if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
@@ -909,12 +1045,7 @@ fn validate(c: &Config) -> Result<(), (Place, String)> {
             ));
         }
     }
-    if c.server.max_viewers == 0 {
-        return Err((
-            Place::Key("server", "max_viewers"),
-            "server.max_viewers must be at least 1".into(),
-        ));
-    }
+    validate_server(&c.server)?;
     validate_camera(&c.camera)?;
     if c.server.viewer_max_lag_ms < 100 {
         return Err((
@@ -1108,7 +1239,13 @@ level = "debug"
     fn camera_defaults_are_the_documented_ones() {
         let c = Config::default().camera;
         assert_eq!(c.kind, CameraKind::Udp);
-        assert_eq!(c.address.to_string(), "10.5.5.9");
+        assert_eq!((c.address, c.address()), (None, None));
+        let gopro = Camera {
+            kind: CameraKind::GoproLegacy,
+            ..Camera::default()
+        };
+        assert_eq!(gopro.address(), Some(GOPRO_ADDRESS));
+        assert_eq!(gopro.control_address().to_string(), "10.5.5.9");
         assert_eq!(c.http_port, None);
         assert_eq!(c.keepalive_port, 8554);
         assert_eq!(c.keepalive_interval_s, 2.5);
@@ -1191,8 +1328,75 @@ fov = "linear"
         let mut c = Config::default();
         c.camera.kind = CameraKind::OpenGopro;
         c.camera.http_port = Some(9000);
-        let again = parse(Path::new("x"), &c.to_toml()).unwrap();
+        let printed = c.to_toml();
+        assert!(printed.contains("address = \"10.5.5.9\""), "{printed}");
+        let again = parse(Path::new("x"), &printed).unwrap();
+        assert_eq!(again.camera.address(), c.camera.address());
+        c.camera.address = Some(GOPRO_ADDRESS);
         assert_eq!(again.camera, c.camera);
+    }
+
+    #[test]
+    fn camera_address_is_optional_for_udp_and_exclusive_when_set() {
+        let c = parse(Path::new("t"), "[camera]\naddress = \"192.168.4.7\"\n").unwrap();
+        assert_eq!(c.camera.address().unwrap().to_string(), "192.168.4.7");
+        let c = parse(
+            Path::new("t"),
+            "[camera]\nkind = \"open-gopro\"\naddress = \"172.20.145.51\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.camera.control_address().to_string(), "172.20.145.51");
+        assert!(!Config::default().to_toml().contains("\naddress ="));
+    }
+
+    #[test]
+    fn connection_limits_and_token_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.encoder.output_timeout_s, 3.0);
+        assert_eq!(c.server.control_token, None);
+        assert_eq!(
+            (
+                c.server.max_connections,
+                c.server.max_connections_per_address,
+                c.server.max_pending_per_address
+            ),
+            (512, 24, 8)
+        );
+        let e = err("[server]\nmax_connections = 5000\n");
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+        assert!(e.reason.contains("8192"), "{e}");
+        let e = err("[server]\nmax_connections = 10\nmax_viewers = 16\n");
+        assert_eq!(e.line, 3, "{e}");
+        let e = err("[server]\nmax_connections = 10\nmax_viewers = 4\n");
+        assert!(e.reason.contains("max_connections_per_address"), "{e}");
+        let e = err("[server]\nmax_pending_per_address = 0\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err("[server]\nmax_pending_per_address = 30\n");
+        assert!(e.reason.contains("max_connections_per_address"), "{e}");
+        for bad in ["short", "has a space in it ok", "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"] {
+            let e = err(&format!("[server]\n\ncontrol_token = \"{bad}\"\n"));
+            assert_eq!((e.line, e.column), (3, 1), "{e}");
+            assert!(!e.reason.contains(bad), "the token is not repeated: {e}");
+        }
+        let long = "x".repeat(129);
+        assert!(err(&format!("[server]\ncontrol_token = \"{long}\"\n"))
+            .reason
+            .contains("16 to 128"));
+        let token = "0123456789abcdef-_~!";
+        let c = parse(
+            Path::new("t"),
+            &format!("[server]\ncontrol_token = \"{token}\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.server.control_token.as_deref(), Some(token));
+        let printed = c.to_toml();
+        assert!(!printed.contains(token), "{printed}");
+        assert!(
+            printed.starts_with("# server.control_token is set"),
+            "{printed}"
+        );
+        let e = err("[encoder]\noutput_timeout_s = -1\n");
+        assert!(e.reason.contains("output_timeout_s"), "{e}");
     }
 
     #[test]
