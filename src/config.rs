@@ -759,8 +759,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
     // toml's message is the reason; its own rendering repeats the location.
-    let config: Config =
-        toml::from_str(text).map_err(|e| at(e.span().map_or(0, |s| s.start), e.message()))?;
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        at(offset, &locate::parser_reason(text, offset, e.message()))
+    })?;
     validate::validate(&config).map_err(|e| at(locate::offset_of(text, &e.places), &e.reason))?;
     Ok(config)
 }

@@ -43,7 +43,9 @@ impl fmt::Display for KeyPath {
     }
 }
 
-/// A node on the way down a path: a table, whichever way it is written, an
+type Span = Option<std::ops::Range<usize>>;
+
+/// A node of the parsed document: a table, whichever way it is written, an
 /// array, or a plain value.
 enum Node<'a> {
     Table(&'a toml_edit::Table),
@@ -51,6 +53,43 @@ enum Node<'a> {
     Tables(&'a toml_edit::ArrayOfTables),
     Array(&'a toml_edit::Array),
     Leaf,
+}
+
+/// One step down from a node.
+#[derive(PartialEq)]
+enum Step<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+struct Child<'a> {
+    step: Step<'a>,
+    /// The key as written (none for an array element).
+    key: Span,
+    /// The value, or for a `[table]` its header, for `[[table]]` that element's header.
+    own: Span,
+    node: Node<'a>,
+}
+
+impl Child<'_> {
+    /// The offset that stands for this child: a `[table]`'s header, otherwise
+    /// the key (`server.x = 1`, `camera = { … }`), or an array element itself.
+    fn position(&self) -> Option<usize> {
+        let span = match self.node {
+            Node::Table(_) => self.own.clone().or(self.key.clone()),
+            _ => self.key.clone().or(self.own.clone()),
+        };
+        span.map(|s| s.start)
+    }
+
+    /// Whether `offset` falls on its key, value or header (an empty span at
+    /// `offset` counts).
+    fn covers(&self, offset: usize) -> bool {
+        [&self.key, &self.own].into_iter().any(|span| {
+            span.as_ref()
+                .is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+        })
+    }
 }
 
 impl<'a> Node<'a> {
@@ -71,36 +110,74 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// The child at `seg` and the byte offset that stands for it: the key as
-    /// written for a keyed child (a table's header for `[table]`), the element
-    /// itself for an indexed one.
-    fn child(&self, seg: Seg) -> Option<(Node<'a>, Option<usize>)> {
-        let keyed = |key: Option<&Key>, node: Node<'a>, own: Option<usize>| {
-            let at = own.or_else(|| key.and_then(Key::span).map(|s| s.start));
-            Some((node, at))
-        };
-        match (self, seg) {
-            (Node::Table(t), Seg::Key(k)) => {
-                let item = t.get(k)?;
-                // `[server]` points at its header; `server.x = 1` and
-                // `server = { … }` at the key.
-                let header = match item {
-                    Item::Table(t) => t.span().map(|s| s.start),
-                    _ => None,
-                };
-                keyed(t.key(k), Node::of_item(item), header)
-            }
-            (Node::Inline(t), Seg::Key(k)) => keyed(t.key(k), Node::of_value(t.get(k)?), None),
-            (Node::Tables(a), Seg::Index(i)) => {
-                let t = a.get(i)?;
-                Some((Node::Table(t), t.span().map(|s| s.start)))
-            }
-            (Node::Array(a), Seg::Index(i)) => {
-                let v = a.get(i)?;
-                Some((Node::of_value(v), v.span().map(|s| s.start)))
-            }
-            _ => None,
+    fn children(&self) -> Vec<Child<'a>> {
+        match self {
+            Node::Table(t) => t
+                .iter()
+                .map(|(k, item)| Child {
+                    step: Step::Name(k),
+                    key: t.key(k).and_then(Key::span),
+                    own: match item {
+                        Item::Table(t) => t.span(),
+                        _ => item.span(),
+                    },
+                    node: Node::of_item(item),
+                })
+                .collect(),
+            Node::Inline(t) => t
+                .iter()
+                .map(|(k, v)| Child {
+                    step: Step::Name(k),
+                    key: t.key(k).and_then(Key::span),
+                    own: v.span(),
+                    node: Node::of_value(v),
+                })
+                .collect(),
+            Node::Tables(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Child {
+                    step: Step::Index(i),
+                    key: None,
+                    own: t.span(),
+                    node: Node::Table(t),
+                })
+                .collect(),
+            Node::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Child {
+                    step: Step::Index(i),
+                    key: None,
+                    own: v.span(),
+                    node: Node::of_value(v),
+                })
+                .collect(),
+            Node::Leaf => Vec::new(),
         }
+    }
+
+    fn child(&self, seg: Seg) -> Option<Child<'a>> {
+        let step = match seg {
+            Seg::Key(k) => Step::Name(k),
+            Seg::Index(i) => Step::Index(i),
+        };
+        self.children().into_iter().find(|c| c.step == step)
+    }
+
+    /// The path of the innermost key, value or header at `offset`, e.g. `ladder[2].fps`.
+    fn path_to(&self, offset: usize) -> Option<String> {
+        for child in self.children() {
+            let inner = child.node.path_to(offset);
+            if inner.is_some() || child.covers(offset) {
+                let step = match child.step {
+                    Step::Name(k) => format!(".{k}"),
+                    Step::Index(i) => format!("[{i}]"),
+                };
+                return Some(step + &inner.unwrap_or_default());
+            }
+        }
+        None
     }
 }
 
@@ -111,9 +188,9 @@ fn resolve(doc: &toml_edit::Table, path: &KeyPath) -> (bool, usize) {
     let mut at = 0;
     for seg in &path.0 {
         match node.child(*seg) {
-            Some((child, offset)) => {
-                at = offset.unwrap_or(at);
-                node = child;
+            Some(child) => {
+                at = child.position().unwrap_or(at);
+                node = child.node;
             }
             None => return (false, at),
         }
@@ -137,6 +214,37 @@ pub fn offset_of(text: &str, places: &[KeyPath]) -> usize {
         fallback.get_or_insert(at);
     }
     fallback.unwrap_or(0)
+}
+
+/// The reason for an error of the TOML parser or of serde: a syntax error says
+/// so (a control character by name: toml gives no message for it); any other
+/// names the key it is about, found by its span, e.g. `ladder[2]: missing field `fps``.
+pub fn parser_reason(text: &str, offset: usize, message: &str) -> String {
+    let doc = match ImDocument::parse(text) {
+        Ok(doc) => doc,
+        Err(_) => {
+            let (line, column) = line_col(text, offset);
+            let at = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.chars().nth(column - 1));
+            return match at {
+                Some(c) if c.is_control() && c != '\t' => format!(
+                    "control character U+{:04X} is not allowed in a TOML file, not even in a comment",
+                    u32::from(c)
+                ),
+                _ if message.trim().is_empty() => {
+                    "TOML syntax: not valid here (check quotes, brackets and `key = value`)".into()
+                }
+                _ => format!("TOML syntax: {message}"),
+            };
+        }
+    };
+    match Node::Table(doc.as_table()).path_to(offset) {
+        // Paths start with a dot: every top-level step is a name.
+        Some(path) => format!("{}: {message}", path.strip_prefix('.').unwrap_or(&path)),
+        None => message.to_string(),
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset; an offset past
@@ -220,6 +328,24 @@ mod tests {
         assert_eq!(at(text, KeyPath::key("server", "listen")), (3, 3));
         assert_eq!(at(text, KeyPath::key("server", "max_viewers")), (2, 1));
         assert_eq!(at(text, KeyPath::key("adapt", "probe_s")), (1, 1));
+    }
+
+    #[test]
+    fn parser_errors_name_their_key_or_say_syntax() {
+        let reason =
+            |text: &str, needle: &str| parser_reason(text, text.find(needle).unwrap(), "boom");
+        let text = "[[ladder]]\nwidth = 2\n[[ladder]]\nwidth = \"x\"\n";
+        assert_eq!(reason(text, "\"x\""), "ladder[1].width: boom");
+        assert_eq!(reason(text, "[[ladder]]\nwidth = \""), "ladder[1]: boom");
+        let text = "camera = { kind = 3 }\n";
+        assert_eq!(reason(text, "3"), "camera.kind: boom");
+        assert_eq!(reason("x = 1\n", "x"), "x: boom");
+        assert_eq!(
+            reason("# \u{14}\n", "\u{14}"),
+            "control character U+0014 is not allowed in a TOML file, not even in a comment"
+        );
+        assert_eq!(reason("a = \n", "\n"), "TOML syntax: boom");
+        assert!(parser_reason("[", 1, "").starts_with("TOML syntax: not valid here"));
     }
 
     #[test]
