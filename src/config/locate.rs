@@ -133,26 +133,8 @@ impl<'a> Node<'a> {
                     node: Node::of_value(v),
                 })
                 .collect(),
-            Node::Tables(a) => a
-                .iter()
-                .enumerate()
-                .map(|(i, t)| Child {
-                    step: Step::Index(i),
-                    key: None,
-                    own: t.span(),
-                    node: Node::Table(t),
-                })
-                .collect(),
-            Node::Array(a) => a
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Child {
-                    step: Step::Index(i),
-                    key: None,
-                    own: v.span(),
-                    node: Node::of_value(v),
-                })
-                .collect(),
+            Node::Tables(a) => elements(a.iter().map(|t| (t.span(), Node::Table(t)))),
+            Node::Array(a) => elements(a.iter().map(|v| (v.span(), Node::of_value(v)))),
             Node::Leaf => Vec::new(),
         }
     }
@@ -179,6 +161,19 @@ impl<'a> Node<'a> {
         }
         None
     }
+}
+
+/// The elements of an array (of tables or values), each by its own span.
+fn elements<'a>(items: impl Iterator<Item = (Span, Node<'a>)>) -> Vec<Child<'a>> {
+    items
+        .enumerate()
+        .map(|(i, (own, node))| Child {
+            step: Step::Index(i),
+            key: None,
+            own,
+            node,
+        })
+        .collect()
 }
 
 /// How far `path` is written in `doc`: whether all of it is, and the offset of

@@ -40,8 +40,18 @@ fn within<T: PartialOrd + Debug>(
     )
 }
 
-fn seconds(path: KeyPath, value: f64, range: RangeInclusive<f64>) -> Result<(), Invalid> {
-    within(path, value, range, "a number of seconds")
+const SECONDS: &str = "a number of seconds";
+const MILLISECONDS: &str = "milliseconds";
+
+/// Each row `(key, value, allowed, what)` of `table` must be in its range.
+fn ranges<T: PartialOrd + Debug + Copy>(
+    table: &'static str,
+    rows: &[(&'static str, T, RangeInclusive<T>, &str)],
+) -> Result<(), Invalid> {
+    for (key, value, range, what) in rows {
+        within(KeyPath::key(table, key), *value, range.clone(), what)?;
+    }
+    Ok(())
 }
 
 /// `small` must not exceed `large`; the error points at whichever of the two is
@@ -82,12 +92,13 @@ pub fn max_picture(codec: Codec) -> (u32, u32) {
     }
 }
 
-/// Every check, in file order of the tables.
+/// Every check; the first refusal is reported. The ladder comes before the
+/// encoder, whose `start_rung` indexes it.
 pub fn validate(c: &Config) -> Result<(), Invalid> {
-    seconds(
-        KeyPath::key("source", "stall_timeout_s"),
-        c.source.stall_timeout_s,
-        0.1..=3600.0,
+    let stall = c.source.stall_timeout_s;
+    ranges(
+        "source",
+        &[("stall_timeout_s", stall, 0.1..=3600.0, SECONDS)],
     )?;
     validate_ladder(c)?;
     validate_encoder(c)?;
@@ -115,23 +126,33 @@ fn validate_encoder(c: &Config) -> Result<(), Invalid> {
             ),
         );
     }
-    seconds(
-        key("keyframe_interval_s"),
-        e.keyframe_interval_s,
-        0.1..=10.0,
+    ranges(
+        "encoder",
+        &[
+            (
+                "keyframe_interval_s",
+                e.keyframe_interval_s,
+                0.1..=10.0,
+                SECONDS,
+            ),
+            (
+                "restart_initial_s",
+                e.restart_initial_s,
+                0.01..=3600.0,
+                SECONDS,
+            ),
+            ("restart_max_s", e.restart_max_s, 0.01..=3600.0, SECONDS),
+            ("restart_reset_s", e.restart_reset_s, 0.01..=3600.0, SECONDS),
+            // The systemd unit gives the whole stop 15 s (TimeoutStopSec).
+            ("stop_grace_s", e.stop_grace_s, 0.01..=10.0, SECONDS),
+            (
+                "output_timeout_s",
+                e.output_timeout_s,
+                0.5..=3600.0,
+                SECONDS,
+            ),
+        ],
     )?;
-    let durations = [
-        ("restart_initial_s", e.restart_initial_s, 3600.0),
-        ("restart_max_s", e.restart_max_s, 3600.0),
-        ("restart_reset_s", e.restart_reset_s, 3600.0),
-        // The systemd unit gives the whole stop 15 s (TimeoutStopSec).
-        ("stop_grace_s", e.stop_grace_s, 10.0),
-        ("output_timeout_s", e.output_timeout_s, 3600.0),
-    ];
-    for (k, v, max) in durations {
-        let min = if k == "output_timeout_s" { 0.5 } else { 0.01 };
-        seconds(key(k), v, min..=max)?;
-    }
     at_most(
         (key("restart_initial_s"), e.restart_initial_s),
         (key("restart_max_s"), e.restart_max_s),
@@ -247,18 +268,28 @@ fn validate_server(s: &Server) -> Result<(), Invalid> {
             );
         }
     }
-    within(
-        key("viewer_max_lag_ms"),
-        s.viewer_max_lag_ms,
-        100..=600_000,
-        "milliseconds",
+    let lag = s.viewer_max_lag_ms;
+    ranges(
+        "server",
+        &[("viewer_max_lag_ms", lag, 100..=600_000, MILLISECONDS)],
     )?;
-    seconds(
-        key("viewer_stall_timeout_s"),
-        s.viewer_stall_timeout_s,
-        0.1..=3600.0,
-    )?;
-    seconds(key("request_timeout_s"), s.request_timeout_s, 0.1..=3600.0)
+    ranges(
+        "server",
+        &[
+            (
+                "viewer_stall_timeout_s",
+                s.viewer_stall_timeout_s,
+                0.1..=3600.0,
+                SECONDS,
+            ),
+            (
+                "request_timeout_s",
+                s.request_timeout_s,
+                0.1..=3600.0,
+                SECONDS,
+            ),
+        ],
+    )
 }
 
 fn validate_outputs(c: &Config) -> Result<(), Invalid> {
@@ -268,7 +299,7 @@ fn validate_outputs(c: &Config) -> Result<(), Invalid> {
             key("probe_interval_ms"),
             o.probe_interval_ms,
             50..=10_000,
-            "milliseconds",
+            MILLISECONDS,
         )?;
         port(key("probe_port"), o.probe_port)?;
         if !matches!(o.probe, ProbeMode::None | ProbeMode::Auto) && o.probe_target().is_none() {
@@ -286,62 +317,60 @@ fn validate_outputs(c: &Config) -> Result<(), Invalid> {
 
 fn validate_adapt(c: &Config) -> Result<(), Invalid> {
     let a = &c.adapt;
-    let key = |k| KeyPath::key("adapt", k);
-    let durations = [
-        ("down_after_s", a.down_after_s, 3600.0),
-        ("up_after_s", a.up_after_s, 3600.0),
-        ("min_dwell_s", a.min_dwell_s, 3600.0),
-        ("capacity_memory_s", a.capacity_memory_s, 3600.0),
-        ("probe_s", a.probe_s, 60.0),
-        ("switch_timeout_s", a.switch_timeout_s, 3600.0),
-    ];
-    for (k, v, max) in durations {
-        seconds(key(k), v, 0.1..=max)?;
-    }
-    within(
-        key("sample_interval_ms"),
-        a.sample_interval_ms,
-        50..=5000,
-        "milliseconds",
+    let interval = a.sample_interval_ms;
+    ranges(
+        "adapt",
+        &[("sample_interval_ms", interval, 50..=5000, MILLISECONDS)],
     )?;
-    within(
-        key("max_lag_ms"),
-        a.max_lag_ms,
-        1.0..=60_000.0,
-        "milliseconds",
-    )?;
-    within(
-        key("max_rtt_ms"),
-        a.max_rtt_ms,
-        1.0..=60_000.0,
-        "milliseconds",
-    )?;
-    within(
-        key("max_loss_pct"),
-        a.max_loss_pct,
-        0.01..=100.0,
-        "a percentage",
-    )?;
-    within(key("headroom"), a.headroom, 1.0..=10.0, "a factor")?;
-    within(
-        key("max_up_backoff"),
-        a.max_up_backoff,
-        1.0..=1000.0,
-        "a factor",
+    ranges(
+        "adapt",
+        &[
+            ("down_after_s", a.down_after_s, 0.1..=3600.0, SECONDS),
+            ("up_after_s", a.up_after_s, 0.1..=3600.0, SECONDS),
+            ("min_dwell_s", a.min_dwell_s, 0.1..=3600.0, SECONDS),
+            (
+                "capacity_memory_s",
+                a.capacity_memory_s,
+                0.1..=3600.0,
+                SECONDS,
+            ),
+            ("probe_s", a.probe_s, 0.1..=60.0, SECONDS),
+            (
+                "switch_timeout_s",
+                a.switch_timeout_s,
+                0.1..=3600.0,
+                SECONDS,
+            ),
+            ("max_lag_ms", a.max_lag_ms, 1.0..=60_000.0, MILLISECONDS),
+            ("max_rtt_ms", a.max_rtt_ms, 1.0..=60_000.0, MILLISECONDS),
+            ("max_loss_pct", a.max_loss_pct, 0.01..=100.0, "a percentage"),
+            ("headroom", a.headroom, 1.0..=10.0, "a factor"),
+            ("max_up_backoff", a.max_up_backoff, 1.0..=1000.0, "a factor"),
+        ],
     )
 }
 
 fn validate_camera(c: &Camera) -> Result<(), Invalid> {
     let key = |k| KeyPath::key("camera", k);
-    let durations = [
-        ("keepalive_interval_s", c.keepalive_interval_s, 60.0),
-        ("request_timeout_s", c.request_timeout_s, 60.0),
-        ("retry_initial_s", c.retry_initial_s, 3600.0),
-        ("retry_max_s", c.retry_max_s, 3600.0),
-    ];
-    for (k, v, max) in durations {
-        seconds(key(k), v, 0.1..=max)?;
-    }
+    ranges(
+        "camera",
+        &[
+            (
+                "keepalive_interval_s",
+                c.keepalive_interval_s,
+                0.1..=60.0,
+                SECONDS,
+            ),
+            (
+                "request_timeout_s",
+                c.request_timeout_s,
+                0.1..=60.0,
+                SECONDS,
+            ),
+            ("retry_initial_s", c.retry_initial_s, 0.1..=3600.0, SECONDS),
+            ("retry_max_s", c.retry_max_s, 0.1..=3600.0, SECONDS),
+        ],
+    )?;
     at_most(
         (key("retry_initial_s"), c.retry_initial_s),
         (key("retry_max_s"), c.retry_max_s),
