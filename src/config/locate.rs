@@ -213,7 +213,8 @@ pub fn offset_of(text: &str, places: &[KeyPath]) -> usize {
 
 /// The reason for an error of the TOML parser or of serde: a syntax error says
 /// so (a control character by name: toml gives no message for it); any other
-/// names the key it is about, found by its span, e.g. `ladder[2]: missing field `fps``.
+/// but an unknown key names the key it is about, found by its span, e.g.
+/// `ladder[2]: missing field `fps``.
 pub fn parser_reason(text: &str, offset: usize, message: &str) -> String {
     let doc = match ImDocument::parse(text) {
         Ok(doc) => doc,
@@ -235,6 +236,10 @@ pub fn parser_reason(text: &str, offset: usize, message: &str) -> String {
             };
         }
     };
+    // "unknown field `x`" names the key itself, and points at it.
+    if message.starts_with("unknown field") {
+        return message.to_string();
+    }
     match Node::Table(doc.as_table()).path_to(offset) {
         // Paths start with a dot: every top-level step is a name.
         Some(path) => format!("{}: {message}", path.strip_prefix('.').unwrap_or(&path)),
@@ -335,6 +340,9 @@ mod tests {
         let text = "camera = { kind = 3 }\n";
         assert_eq!(reason(text, "3"), "camera.kind: boom");
         assert_eq!(reason("x = 1\n", "x"), "x: boom");
+        let text = "[server]\nmax_veiwers = 2\n";
+        let unknown = "unknown field `max_veiwers`, expected one of `listen`";
+        assert_eq!(parser_reason(text, 9, unknown), unknown);
         assert_eq!(
             reason("# \u{14}\n", "\u{14}"),
             "control character U+0014 is not allowed in a TOML file, not even in a comment"
