@@ -51,7 +51,7 @@ pub enum AdaptMode {
 #[serde(deny_unknown_fields, default)]
 pub struct Adapt {
     pub mode: AdaptMode,
-    pub policy: crate::adapt::Policy,
+    pub policy: crate::control::adapt::Policy,
     pub sample_interval_ms: u64,
     pub down_after_s: f64,
     pub up_after_s: f64,
@@ -68,7 +68,7 @@ pub struct Adapt {
 
 impl Default for Adapt {
     fn default() -> Self {
-        let p = crate::adapt::Params::default();
+        let p = crate::control::adapt::Params::default();
         Adapt {
             mode: AdaptMode::Auto,
             policy: p.policy,
@@ -89,8 +89,8 @@ impl Default for Adapt {
 }
 
 impl Adapt {
-    pub fn params(&self) -> crate::adapt::Params {
-        crate::adapt::Params {
+    pub fn params(&self) -> crate::control::adapt::Params {
+        crate::control::adapt::Params {
             down_after_s: self.down_after_s,
             up_after_s: self.up_after_s,
             min_dwell_s: self.min_dwell_s,
@@ -218,7 +218,7 @@ pub struct Output {
     /// How the link to a pushed-to phone is measured: "auto" (ICMP echo for
     /// udp://, none for uplinks), "icmp", "udp" (an echo service on probe_port) or "none".
     #[serde(default)]
-    pub probe: crate::probe::ProbeMode,
+    pub probe: crate::control::probe::ProbeMode,
     #[serde(default = "default_probe_port")]
     pub probe_port: u16,
     #[serde(default = "default_probe_interval")]
@@ -227,14 +227,14 @@ pub struct Output {
 
 impl Output {
     /// The probe this output really gets, and its host.
-    pub fn probe_target(&self) -> Option<(crate::probe::ProbeMode, std::net::IpAddr)> {
-        use crate::probe::ProbeMode;
+    pub fn probe_target(&self) -> Option<(crate::control::probe::ProbeMode, std::net::IpAddr)> {
+        use crate::control::probe::ProbeMode;
         let mode = match self.probe {
             ProbeMode::Auto if self.url.0.starts_with("udp://") => ProbeMode::Icmp,
             ProbeMode::Auto | ProbeMode::None => return None,
             m => m,
         };
-        Some((mode, crate::probe::output_host(&self.url.0)?))
+        Some((mode, crate::control::probe::output_host(&self.url.0)?))
     }
 }
 
@@ -963,7 +963,10 @@ level = "debug"
         )
         .unwrap();
         assert_eq!(c.adapt.mode, AdaptMode::Fixed);
-        assert_eq!(c.adapt.params().policy, crate::adapt::Policy::Strongest);
+        assert_eq!(
+            c.adapt.params().policy,
+            crate::control::adapt::Policy::Strongest
+        );
         assert_eq!(c.adapt.params().up_after_s, 20.0);
         assert_eq!(c.adapt.down_after_s, 1.0);
         let e = err("[adapt]\nheadroom = 0.5\n");

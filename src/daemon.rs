@@ -1,19 +1,19 @@
 //! Wiring: the source socket, the encoders, the hub, the HTTP server, signals.
 
-use crate::adapt::{AdaptStatus, Controller};
-use crate::camera::{self, CameraStatus, SharedCamera};
+use crate::camera::control::{self as camera, CameraStatus, SharedCamera};
+use crate::camera::demo::{self, DemoSource};
 use crate::config::{AdaptMode, Config};
 use crate::config_source::{self, Sources};
-use crate::demo::{self, DemoSource};
-use crate::encoder::Encoder;
-use crate::link::LinkSample;
+use crate::control::adapt::{AdaptStatus, Controller};
+use crate::control::link::LinkSample;
+use crate::http::server as http;
+use crate::media::encoder::{Encoder, NEW_TIMELINE};
+use crate::media::push::Push;
+use crate::media::relay::{Event, Hub, HubStats, Limits};
+use crate::media::source::{self, Expect, Feed, SharedStats, SourceStatus};
 use crate::notify::Notifier;
-use crate::push::Push;
-use crate::relay::{Event, Hub, HubStats, Limits};
-use crate::source::{self, SharedStats, SourceStatus};
 use crate::supervise::{self, ChildInfo, SharedInfo};
-use crate::{http, VERSION};
-use bytes::Bytes;
+use crate::VERSION;
 use log::{error, info, warn};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// One viewer's figures, for `/status`.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +38,8 @@ pub struct ViewerStats {
     pub lag_ms: u64,
     /// The newest link figures (TCP_INFO over the last second).
     pub link: Option<LinkSample>,
+    /// Nothing acknowledged for seconds: not counted in quality decisions.
+    pub stalled: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +55,10 @@ pub struct EncoderStatus {
     pub uptime_s: Option<f64>,
     pub last_exit: Option<String>,
     pub last_stderr: Option<String>,
+    /// Restarts by reason: "exited", "no output", "new timeline".
+    pub restarts_by_reason: BTreeMap<&'static str, u64>,
+    /// ffmpeg's stderr lines not logged (over the log budget).
+    pub stderr_suppressed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +76,7 @@ pub struct Status {
     /// `[[output]]` pushes and their probed links.
     pub outputs: Vec<OutputStatus>,
     /// Server-wide totals (answers, viewers served and refused, bytes sent).
-    pub http: crate::metrics::Totals,
+    pub http: crate::http::metrics::Totals,
 }
 
 /// One `[[output]]` and what its probe measured.
@@ -80,7 +86,7 @@ pub struct OutputStatus {
     /// "icmp", "udp" or "none".
     pub probe: &'static str,
     pub link: Option<LinkSample>,
-    pub push: crate::push::PushStatus,
+    pub push: crate::media::push::PushStatus,
 }
 
 /// Controller ids for outputs count down from the top, viewers up from 1.
@@ -127,11 +133,15 @@ pub struct Shared {
     demo_source: Option<SharedInfo>,
     pub controller: Mutex<Controller>,
     /// Totals for `/metrics`, bumped by the HTTP side.
-    pub counters: crate::metrics::Counters,
+    pub counters: crate::http::metrics::Counters,
+    /// Open connections, per address and in all.
+    pub admission: Arc<crate::http::admission::Admission>,
+    /// The only sender the source admits, if any.
+    camera_address: Option<std::net::IpAddr>,
     /// The web page's clients and the `/events` fan-out.
-    pub web: crate::events::Web,
+    pub web: crate::http::events::Web,
     outputs: Mutex<Vec<OutputStatus>>,
-    pushes: Mutex<Vec<Arc<crate::push::PushStats>>>,
+    pushes: Mutex<Vec<Arc<crate::media::push::PushStats>>>,
     /// Padding each viewer adds while the controller probes for headroom, kbit/s.
     padding_kbps: AtomicU64,
 }
@@ -187,6 +197,7 @@ impl Shared {
                 skips: 0,
                 lag_ms: 0,
                 link: None,
+                stalled: false,
             },
         );
         Some(id)
@@ -214,43 +225,38 @@ impl Shared {
         }
     }
 
-    pub fn viewer_link(&self, id: u64, sample: LinkSample) {
+    /// A viewer that makes no progress at all leaves the controller's view
+    /// until it does again.
+    pub fn viewer_stalled(&self, id: u64, stalled: bool) {
+        if let Some(s) = self.viewers.lock().unwrap().get_mut(&id) {
+            s.stalled = stalled;
+        }
+        if stalled {
+            self.controller.lock().unwrap().remove(id);
+        }
+    }
+
+    /// A viewer's newest link figures, for `/status` and, when it `counts`
+    /// (warmed up, making progress), for the controller.
+    pub fn viewer_link(&self, id: u64, sample: LinkSample, counts: bool) {
         if let Some(s) = self.viewers.lock().unwrap().get_mut(&id) {
             s.link = Some(sample);
         }
-        self.controller.lock().unwrap().observe(id, sample);
+        if counts {
+            self.controller.lock().unwrap().observe(id, sample);
+        }
     }
 
-    /// `POST /rung?set=N` pins rung N; `?set=auto` returns to automatic.
-    pub fn set_rung(&self, query: &str) -> (u16, String) {
-        let value = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("set="))
-            .unwrap_or("");
-        let pin = match value {
-            "auto" => None,
-            v => match v.parse::<usize>() {
-                Ok(r) => Some(r),
-                Err(_) => {
-                    return (
-                        400,
-                        "{\"error\": \"use ?set=N (a rung number) or ?set=auto\"}\n".into(),
-                    )
-                }
-            },
-        };
+    /// Pins a rung (the operator's override) or, with None, returns to
+    /// automatic; the controller's state afterwards as JSON.
+    pub fn pin_rung(&self, pin: Option<usize>) -> Result<String, String> {
         let mut c = self.controller.lock().unwrap();
-        if let Err(e) = c.pin(pin) {
-            return (400, serde_json::json!({ "error": e }).to_string());
-        }
+        c.pin(pin)?;
         info!(
             "operator: rung {}",
             pin.map_or("auto".to_string(), |r| r.to_string())
         );
-        (
-            200,
-            serde_json::to_string_pretty(&c.status()).unwrap_or_default(),
-        )
+        Ok(serde_json::to_string_pretty(&c.status()).unwrap_or_default())
     }
 
     pub fn viewer_progress(&self, id: u64, bytes: usize, skipped: bool, lag: Duration) {
@@ -282,6 +288,8 @@ impl Shared {
             uptime_s: i.uptime().map(|d| d.as_secs_f64()),
             last_exit: i.last_exit.clone(),
             last_stderr: i.last_stderr.clone(),
+            restarts_by_reason: i.restarts_by_reason.clone(),
+            stderr_suppressed: i.stderr_suppressed,
         })
     }
 
@@ -289,6 +297,7 @@ impl Shared {
         let cfg = self.config();
         let source = self.source.lock().unwrap().status(
             cfg.source.url.addr,
+            self.camera_address,
             Duration::from_secs_f64(cfg.source.stall_timeout_s),
         );
         let (encoder, pending_encoder) = {
@@ -322,12 +331,18 @@ impl Shared {
             outputs: {
                 let pushes = self.pushes.lock().unwrap();
                 let mut outputs = self.outputs.lock().unwrap().clone();
-                for (o, p) in outputs.iter_mut().zip(pushes.iter()) {
+                for ((o, p), c) in outputs.iter_mut().zip(pushes.iter()).zip(&cfg.outputs) {
                     o.push = p.status();
+                    // ffmpeg names the URL in its errors: never show its secrets.
+                    if let Some(e) = &mut o.push.last_error {
+                        *e = e.replace(&c.url.0, &o.url);
+                    }
                 }
                 outputs
             },
-            http: self.counters.snapshot(cfg.server.max_viewers),
+            http: self
+                .counters
+                .snapshot(cfg.server.max_viewers, self.admission.stats()),
         }
     }
 
@@ -353,17 +368,6 @@ impl Shared {
     }
 }
 
-/// Ends a supervised child so that its supervisor starts it afresh (same hub track).
-fn restart_child(name: &str, info: &SharedInfo) {
-    if let Some(pid) = info.lock().unwrap().pid {
-        info!("{name}: restarting pid {pid} on the camera's new timeline");
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-}
-
 /// Starts a probe for every `[[output]]` whose host can be probed; their
 /// figures go to `/status` and, like a viewer's, to the controller.
 fn start_probes(cfg: &Config, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -372,20 +376,20 @@ fn start_probes(cfg: &Config, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHand
     for (i, o) in cfg.outputs.iter().enumerate() {
         let target = o.probe_target();
         let kind = match target.map(|t| t.0) {
-            Some(crate::probe::ProbeMode::Udp) => "udp",
+            Some(crate::control::probe::ProbeMode::Udp) => "udp",
             Some(_) => "icmp",
             None => "none",
         };
         statuses.push(OutputStatus {
-            url: o.url.0.clone(),
+            url: crate::media::push::redacted(&o.url.0),
             probe: kind,
             link: None,
             push: Default::default(),
         });
         let Some((mode, host)) = target else { continue };
         let (clock, report) = (shared.clone(), shared.clone());
-        tasks.push(tokio::spawn(crate::probe::run(
-            format!("output {}", o.url.0),
+        tasks.push(tokio::spawn(crate::control::probe::run(
+            format!("output {}", crate::media::push::redacted(&o.url.0)),
             mode,
             host,
             o.probe_port,
@@ -409,19 +413,40 @@ fn start_pushes(cfg: &Config, shared: &Arc<Shared>) -> Vec<Push> {
     pushes
 }
 
+/// What every encoder is given: the camera's stream, and whether it is live
+/// (the encoders' watchdogs expect output only then).
+#[derive(Clone)]
+struct EncoderInput {
+    feed: Arc<Feed>,
+    live: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl EncoderInput {
+    fn start(&self, cfg: &Config, rung: usize, generation: u64, hub: &Arc<Hub>) -> Encoder {
+        Encoder::start(
+            cfg,
+            rung,
+            generation,
+            self.feed.clone(),
+            hub.clone(),
+            self.live.clone(),
+        )
+    }
+}
+
 /// Starts the encoder for `rung` as the hub's pending track: make-before-break.
 fn start_switch(
     cfg: &Config,
     rung: usize,
     next_generation: &mut u64,
     hub: &Arc<Hub>,
-    input: &broadcast::Sender<Bytes>,
+    input: &EncoderInput,
     shared: &Shared,
 ) -> (Encoder, Instant) {
     let generation = *next_generation;
     *next_generation += 1;
     hub.add_track(generation);
-    let enc = Encoder::start(cfg, rung, generation, input.clone(), hub.clone());
+    let enc = input.start(cfg, rung, generation, hub);
     shared.encoders.lock().unwrap().pending = Some(EncoderSlot::of(&enc));
     (enc, Instant::now())
 }
@@ -434,9 +459,45 @@ pub struct RunOptions {
     pub sources: Sources,
 }
 
+/// Descriptors the daemon needs besides its HTTP connections: sockets,
+/// ffmpeg pipes, probes, the log.
+const SPARE_DESCRIPTORS: u64 = 128;
+
+/// Raises the soft limit on open files to the hard one (systemd's
+/// `LimitNOFILE=`), and says when it cannot cover `server.max_connections`.
+fn raise_open_files_limit(connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    let needed = connections as u64 + SPARE_DESCRIPTORS;
+    if lim.rlim_cur < needed {
+        warn!(
+            "open files are limited to {}: fewer than server.max_connections = {connections} needs ({needed}); raise LimitNOFILE= or lower max_connections",
+            lim.rlim_cur
+        );
+    }
+}
+
 /// Runs until SIGTERM or SIGINT; returns the process exit code.
 pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let config = Arc::new(config);
+    raise_open_files_limit(config.server.max_connections);
     let socket = match source::bind(config.source.url.addr).await {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -461,19 +522,37 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
         keep_for,
         ..Limits::default()
     });
-    let (input_tx, _) = broadcast::channel::<Bytes>(source::QUEUE_DATAGRAMS);
+    let feed = Arc::new(Feed::default());
     let source_stats: SharedStats = Default::default();
+    let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
+    let (timeline_tx, mut timeline) = watch::channel(0u64);
+    // The demo's camera is the demo's own sender.
+    let camera_address = config.camera.address().or(opts
+        .demo
+        .as_ref()
+        .map(|_| demo::target(config.source.url.addr).ip()));
     tokio::spawn(source::receive(
         socket.clone(),
-        input_tx.clone(),
+        feed.clone(),
         source_stats.clone(),
+        Expect {
+            camera: camera_address,
+            stall_after,
+        },
+        timeline_tx,
     ));
+    let input_tx = EncoderInput {
+        feed,
+        live: {
+            let stats = source_stats.clone();
+            Arc::new(move || stats.lock().unwrap().live(stall_after))
+        },
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // The camera shares the source socket: a legacy GoPro streams back to its keep-alive's sender.
     let camera::CameraTask {
         status: camera_status,
-        resumed: mut camera_resumed,
         task: camera_task,
     } = camera::spawn(&config, socket, source_stats.clone(), stop_rx.clone());
     let mut demo_task = None;
@@ -505,6 +584,8 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
             config.start_rung(),
         )),
         counters: Default::default(),
+        admission: Default::default(),
+        camera_address,
         web: Default::default(),
         outputs: Mutex::new(Vec::new()),
         pushes: Mutex::new(Vec::new()),
@@ -517,13 +598,7 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
     let first_generation = 1u64;
     let start_rung = config.start_rung();
     hub.add_track(first_generation);
-    let mut active = Encoder::start(
-        &config,
-        start_rung,
-        first_generation,
-        input_tx.clone(),
-        hub.clone(),
-    );
+    let mut active = input_tx.start(&config, start_rung, first_generation, &hub);
     shared.encoders.lock().unwrap().active = Some(EncoderSlot::of(&active));
     let mut pending: Option<(Encoder, Instant)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(config.adapt.sample_interval_ms));
@@ -600,11 +675,12 @@ pub async fn run(config: Config, opts: RunOptions) -> i32 {
                     }
                 }
             }
-            Ok(()) = camera_resumed.changed() => {
-                // New video after a stall starts a new timeline; restart the encoders on it.
-                restart_child(&format!("encoder #{}", active.generation), &active.info);
+            Ok(()) = timeline.changed() => {
+                // The camera's timestamps jumped, or its video returned after a
+                // stall: an encoder running -copyts cannot bridge that.
+                active.restart(NEW_TIMELINE);
                 if let Some((p, _)) = &pending {
-                    restart_child(&format!("encoder #{}", p.generation), &p.info);
+                    p.restart(NEW_TIMELINE);
                 }
             }
             Some(event) = events.recv() => match event {

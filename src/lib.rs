@@ -1,25 +1,16 @@
 //! livestreamd: keeps a GoPro streaming, re-encodes its live view with ffmpeg,
 //! serves it to phones and adapts the quality to each viewer's link.
-//! See DESIGN.md (shared) and README.md for the picture.
+//! README.md's architecture section draws the modules and the data path.
 
 pub mod camera;
 pub mod config;
 pub mod config_source;
+pub mod control;
 pub mod daemon;
-pub mod demo;
-pub mod encoder;
-pub mod events;
-pub mod fake_gopro;
 pub mod http;
-pub mod metrics;
+pub mod log_budget;
+pub mod media;
 pub mod notify;
-pub mod probe;
-pub mod push;
-pub mod relay;
-pub mod source;
 pub mod supervise;
-pub mod ts;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub mod adapt;
-pub mod link;

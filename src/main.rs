@@ -1,10 +1,10 @@
 //! Command line: `run`, `demo`, `check-config`, `fake-gopro`.
 
+use livestreamd::camera::demo::DemoSource;
+use livestreamd::camera::emulator as fake_gopro;
 use livestreamd::config;
 use livestreamd::config_source::{self, Sources};
 use livestreamd::daemon::{self, RunOptions};
-use livestreamd::demo::DemoSource;
-use livestreamd::fake_gopro;
 use livestreamd::VERSION;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -188,7 +188,7 @@ fn main() -> ExitCode {
                     d.width,
                     d.height,
                     d.fps,
-                    livestreamd::demo::target(cfg.source.url.addr)
+                    livestreamd::camera::demo::target(cfg.source.url.addr)
                 );
             }
             let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -1,12 +1,16 @@
 //! Child processes that can never be orphaned: each runs in its own process
 //! group with a parent-death signal, is restarted with capped exponential
 //! backoff when it exits unexpectedly, and is stopped with TERM, a grace period
-//! and KILL to its whole group. Knows nothing of what the child is.
+//! and KILL to its whole group. A child that is alive but silent is restarted
+//! by its watchdog; its owner may also ask for a restart. Its stderr is logged
+//! within a budget of lines. Knows nothing of what the child is.
 
+use crate::log_budget::{Allow, LogBudget};
 use log::{info, warn};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -14,7 +18,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+/// Lines of a child's stderr logged per `STDERR_WINDOW`; the rest are counted.
+const STDERR_BURST: u32 = 20;
+const STDERR_WINDOW: Duration = Duration::from_secs(60);
+/// TERM-to-KILL grace for a child the watchdog found hung.
+const HUNG_GRACE: Duration = Duration::from_millis(500);
+/// How often the watchdog looks.
+const WATCHDOG_TICK: Duration = Duration::from_millis(250);
+
+/// Why a child was started again, as counted in `/status` and `/metrics`.
+pub const EXITED: &str = "exited";
+pub const NO_OUTPUT: &str = "no output";
 
 /// What to run and how to treat it.
 #[derive(Debug, Clone)]
@@ -27,6 +43,80 @@ pub struct Spec {
     pub pipe_stdout: bool,
     pub backoff: Backoff,
     pub stop_grace: Duration,
+    /// Restarts the child when it is alive but makes no progress.
+    pub watchdog: Option<Watchdog>,
+    /// Replacements made in its stderr lines before they are logged or shown
+    /// (a secret in its arguments that it prints back, as ffmpeg does URLs).
+    pub redact: Vec<(String, String)>,
+}
+
+/// When the child last made progress (its owner marks it, e.g. on output).
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Mutex<Option<Instant>>>);
+
+impl Progress {
+    pub fn mark(&self) {
+        *self.0.lock().unwrap() = Some(Instant::now());
+    }
+    fn last(&self) -> Option<Instant> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A child that makes no progress for `timeout` while `expected()` holds is
+/// killed and started again. A fresh child has twice the timeout for its
+/// first progress.
+#[derive(Clone)]
+pub struct Watchdog {
+    pub progress: Progress,
+    pub timeout: Duration,
+    pub expected: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watchdog")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watchdog {
+    /// Resolves when the child started at `started` has been silent too long.
+    async fn silent(&self, started: Instant) {
+        let mut quiet_since = started + self.timeout;
+        let mut tick = tokio::time::interval(WATCHDOG_TICK);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            if !(self.expected)() {
+                quiet_since = quiet_since.max(now);
+                continue;
+            }
+            if let Some(p) = self.progress.last() {
+                quiet_since = quiet_since.max(p);
+            }
+            if now.saturating_duration_since(quiet_since) >= self.timeout {
+                return;
+            }
+        }
+    }
+}
+
+/// How the owner steers a supervised child: stop it for good, or start it
+/// again at once (the reason is counted; no backoff).
+pub struct Control {
+    pub stop: watch::Receiver<bool>,
+    pub restart: Option<mpsc::Receiver<&'static str>>,
+}
+
+impl From<watch::Receiver<bool>> for Control {
+    fn from(stop: watch::Receiver<bool>) -> Self {
+        Control {
+            stop,
+            restart: None,
+        }
+    }
 }
 
 /// Capped exponential restart delay; pure.
@@ -73,6 +163,10 @@ pub struct ChildInfo {
     pub last_exit: Option<String>,
     /// The child's last line on stderr: usually the reason it failed.
     pub last_stderr: Option<String>,
+    /// Restarts by reason: "exited", "no output", or the owner's reasons.
+    pub restarts_by_reason: BTreeMap<&'static str, u64>,
+    /// Stderr lines not logged (over the budget).
+    pub stderr_suppressed: u64,
 }
 
 impl ChildInfo {
@@ -163,22 +257,54 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Runs `spec` until `stop` turns true, restarting it whenever it exits.
-/// `on_start` receives the new child's pipes each time it starts.
+/// How one run of a child ended.
+enum Ended {
+    Exited(Option<ExitStatus>),
+    Silent,
+    Restart(&'static str),
+}
+
+/// Resolves with the owner's next restart request (never, without a channel).
+async fn restart_requested(rx: &mut Option<mpsc::Receiver<&'static str>>) -> &'static str {
+    match rx {
+        Some(rx) => match rx.recv().await {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the watchdog fires (never, without one).
+async fn silent(watchdog: &Option<Watchdog>, started: Instant) {
+    match watchdog {
+        Some(w) => w.silent(started).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs `spec` until told to stop, restarting it whenever it exits, hangs
+/// (see `Watchdog`) or the owner asks. `on_start` receives the new child's
+/// pipes each time it starts.
 pub async fn supervise(
     spec: Spec,
     info: SharedInfo,
-    mut stop_rx: watch::Receiver<bool>,
+    control: impl Into<Control>,
     mut on_start: impl FnMut(Pipes) + Send,
 ) {
+    let Control {
+        stop: mut stop_rx,
+        restart: mut restart_rx,
+    } = control.into();
     let mut backoff = spec.backoff.clone();
+    let stderr_budget = Arc::new(Mutex::new(LogBudget::new(STDERR_BURST, STDERR_WINDOW)));
     info.lock().unwrap().name = spec.name.clone();
     loop {
         if *stop_rx.borrow() {
             return;
         }
         let started = Instant::now();
-        let ran_for = match spawn(&spec) {
+        let (ran_for, reason) = match spawn(&spec) {
             Ok(mut child) => {
                 let pid = child.id();
                 info!("{}: started pid {}", spec.name, pid.unwrap_or(0));
@@ -189,13 +315,19 @@ pub async fn supervise(
                     i.started_unix = Some(unix_now());
                 }
                 if let Some(stderr) = child.stderr.take() {
-                    tokio::spawn(log_stderr(spec.name.clone(), stderr, info.clone()));
+                    tokio::spawn(log_stderr(
+                        spec.name.clone(),
+                        spec.redact.clone(),
+                        stderr,
+                        info.clone(),
+                        stderr_budget.clone(),
+                    ));
                 }
                 on_start(Pipes {
                     stdin: child.stdin.take(),
                     stdout: child.stdout.take(),
                 });
-                let status = tokio::select! {
+                let ended = tokio::select! {
                     // A stop wins over an exit it caused itself.
                     biased;
                     _ = stopped(&mut stop_rx) => {
@@ -206,23 +338,46 @@ pub async fn supervise(
                         i.started_at = None;
                         return;
                     }
-                    status = child.wait() => status.ok(),
+                    reason = restart_requested(&mut restart_rx) => Ended::Restart(reason),
+                    _ = silent(&spec.watchdog, started) => Ended::Silent,
+                    status = child.wait() => Ended::Exited(status.ok()),
                 };
-                let why = status
-                    .as_ref()
-                    .map(describe_exit)
-                    .unwrap_or_else(|| "ended".into());
-                warn!(
-                    "{}: pid {} {why} after {:.1} s",
-                    spec.name,
-                    pid.unwrap_or(0),
-                    started.elapsed().as_secs_f64()
-                );
+                let pid = pid.unwrap_or(0);
+                let (why, reason) = match ended {
+                    Ended::Exited(status) => {
+                        let why = status
+                            .as_ref()
+                            .map(describe_exit)
+                            .unwrap_or_else(|| "ended".into());
+                        warn!(
+                            "{}: pid {pid} {why} after {:.1} s",
+                            spec.name,
+                            started.elapsed().as_secs_f64()
+                        );
+                        (why, EXITED)
+                    }
+                    Ended::Silent => {
+                        let timeout = spec
+                            .watchdog
+                            .as_ref()
+                            .map_or(0.0, |w| w.timeout.as_secs_f64());
+                        let why = format!("gave no output for {timeout:.1} s; killed");
+                        warn!("{}: pid {pid} {why}", spec.name);
+                        // A hung child seldom honours TERM (a stopped one cannot): short grace.
+                        stop(&mut child, spec.stop_grace.min(HUNG_GRACE)).await;
+                        (why, NO_OUTPUT)
+                    }
+                    Ended::Restart(reason) => {
+                        info!("{}: restarting pid {pid}: {reason}", spec.name);
+                        stop(&mut child, spec.stop_grace).await;
+                        (format!("restarted: {reason}"), reason)
+                    }
+                };
                 let mut i = info.lock().unwrap();
                 i.pid = None;
                 i.started_at = None;
                 i.last_exit = Some(why);
-                started.elapsed()
+                (started.elapsed(), reason)
             }
             Err(e) => {
                 warn!(
@@ -231,16 +386,24 @@ pub async fn supervise(
                     spec.program.display()
                 );
                 info.lock().unwrap().last_exit = Some(format!("cannot start: {e}"));
-                Duration::ZERO
+                (Duration::ZERO, EXITED)
             }
         };
-        let delay = backoff.delay_after(ran_for);
-        info!("{}: restarting in {:.1} s", spec.name, delay.as_secs_f64());
+        // The owner's restarts are deliberate: at once, and not a failure.
+        let delay = match reason {
+            EXITED | NO_OUTPUT => backoff.delay_after(ran_for),
+            _ => Duration::ZERO,
+        };
+        if !delay.is_zero() {
+            info!("{}: restarting in {:.1} s", spec.name, delay.as_secs_f64());
+        }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stopped(&mut stop_rx) => return,
         }
-        info.lock().unwrap().restarts += 1;
+        let mut i = info.lock().unwrap();
+        i.restarts += 1;
+        *i.restarts_by_reason.entry(reason).or_default() += 1;
     }
 }
 
@@ -249,16 +412,55 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn log_stderr(name: String, stderr: tokio::process::ChildStderr, info: SharedInfo) {
+/// Logs a child's stderr within `budget`, with a summary of what was not logged.
+async fn log_stderr(
+    name: String,
+    redact: Vec<(String, String)>,
+    stderr: tokio::process::ChildStderr,
+    info: SharedInfo,
+    budget: Arc<Mutex<LogBudget>>,
+) {
     let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let summary = |budget: &Mutex<LogBudget>, now: Instant| {
+        if let Some(n) = budget.lock().unwrap().take_summary(now) {
+            warn!(
+                "{name}: {n} more stderr line(s) not logged in the last {} s",
+                STDERR_WINDOW.as_secs()
+            );
+        }
+    };
+    loop {
+        let window_end = budget.lock().unwrap().window_end();
+        let due = window_end.filter(|_| budget.lock().unwrap().suppressed() > 0);
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                summary(&budget, Instant::now());
+                continue;
+            }
+        };
+        let Ok(Some(mut line)) = line else { break };
+        for (secret, shown) in &redact {
+            line = line.replace(secret, shown);
+        }
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        warn!("{name}: {line}");
-        info.lock().unwrap().last_stderr = Some(line.chars().take(300).collect());
+        let allow = budget.lock().unwrap().allow(Instant::now());
+        let mut i = info.lock().unwrap();
+        i.last_stderr = Some(line.chars().take(300).collect());
+        match allow {
+            Allow::Log { suppressed } => {
+                if suppressed > 0 {
+                    warn!("{name}: {suppressed} stderr line(s) not logged before this one");
+                }
+                warn!("{name}: {line}");
+            }
+            Allow::Drop => i.stderr_suppressed += 1,
+        }
     }
+    summary(&budget, Instant::now() + STDERR_WINDOW);
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ mod common;
 
 use common::{temp_dir, BIN};
 use livestreamd::config;
-use livestreamd::encoder::SourceJoin;
-use livestreamd::relay::{Hub, Limits, Reader};
-use livestreamd::ts::{Aligner, Continuity, Demux, Kind, PACKET_LEN, SYNC};
+use livestreamd::media::encoder::SourceJoin;
+use livestreamd::media::relay::{Hub, Limits, Reader};
+use livestreamd::media::ts::{Aligner, Continuity, Demux, Kind, PACKET_LEN, SYNC};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;

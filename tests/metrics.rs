@@ -34,6 +34,21 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
     ("livestreamd_encoder_generation", SampleType::Gauge),
     ("livestreamd_encoder_up", SampleType::Gauge),
     ("livestreamd_encoder_restarts_total", SampleType::Counter),
+    (
+        "livestreamd_encoder_restarts_by_reason_total",
+        SampleType::Counter,
+    ),
+    (
+        "livestreamd_source_refused_datagrams_total",
+        SampleType::Counter,
+    ),
+    ("livestreamd_source_timelines_total", SampleType::Counter),
+    ("livestreamd_http_open_connections", SampleType::Gauge),
+    ("livestreamd_http_pending_requests", SampleType::Gauge),
+    (
+        "livestreamd_http_refused_connections_total",
+        SampleType::Counter,
+    ),
     ("livestreamd_encoder_uptime_seconds", SampleType::Gauge),
     ("livestreamd_encoder_switch_pending", SampleType::Gauge),
     ("livestreamd_rung_switches_total", SampleType::Counter),

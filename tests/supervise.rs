@@ -4,9 +4,11 @@
 mod common;
 
 use common::{alive, wait_gone};
-use livestreamd::supervise::{self, Backoff, Spec};
+use livestreamd::supervise::{self, Backoff, Control, Progress, Spec, Watchdog};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 fn spec(script: &str) -> Spec {
     Spec {
@@ -21,7 +23,166 @@ fn spec(script: &str) -> Spec {
             Duration::from_secs(30),
         ),
         stop_grace: Duration::from_millis(500),
+        watchdog: None,
+        redact: Vec::new(),
     }
+}
+
+/// Starts `spec` under a supervisor; returns its stop switch, task and the
+/// pids it prints (one line per start).
+fn supervised(
+    spec: Spec,
+    info: &supervise::SharedInfo,
+    restart: Option<mpsc::Receiver<&'static str>>,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    mpsc::UnboundedReceiver<i64>,
+) {
+    let (stop_tx, stop) = watch::channel(false);
+    let (pid_tx, pid_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(supervise::supervise(
+        spec,
+        info.clone(),
+        Control { stop, restart },
+        move |p| {
+            let tx = pid_tx.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(p.stdout.unwrap()).lines();
+                if let Ok(Some(l)) = lines.next_line().await {
+                    let _ = tx.send(l.trim().parse::<i64>().unwrap());
+                }
+            });
+        },
+    ));
+    (stop_tx, task, pid_rx)
+}
+
+async fn next_pid(rx: &mut mpsc::UnboundedReceiver<i64>, within: Duration) -> i64 {
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .expect("a start in time")
+        .unwrap()
+}
+
+fn restarts(info: &supervise::SharedInfo, reason: &str) -> u64 {
+    info.lock()
+        .unwrap()
+        .restarts_by_reason
+        .get(reason)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_child_alive_but_silent_is_killed_and_restarted_by_its_watchdog() {
+    let info = supervise::SharedInfo::default();
+    let expected = Arc::new(AtomicBool::new(true));
+    let e = expected.clone();
+    let spec = Spec {
+        watchdog: Some(Watchdog {
+            progress: Progress::default(),
+            timeout: Duration::from_millis(300),
+            expected: Arc::new(move || e.load(Ordering::Relaxed)),
+        }),
+        // Alive, and silent for ever.
+        ..spec("echo $$; exec sleep 1000")
+    };
+    let (stop, task, mut pids) = supervised(spec, &info, None);
+    let first = next_pid(&mut pids, Duration::from_secs(5)).await;
+    let t0 = Instant::now();
+    let second = next_pid(&mut pids, Duration::from_secs(5)).await;
+    // A fresh child has twice the timeout for its first output.
+    println!("replaced after {:?}", t0.elapsed());
+    assert_ne!(first, second);
+    assert!(
+        wait_gone(&[first], Duration::from_secs(2)),
+        "{first} was not killed"
+    );
+    assert!(restarts(&info, supervise::NO_OUTPUT) >= 1);
+    assert!(info
+        .lock()
+        .unwrap()
+        .last_exit
+        .as_deref()
+        .unwrap()
+        .contains("no output"));
+    // While no output is expected (the camera is silent), the child is left alone.
+    expected.store(false, Ordering::Relaxed);
+    let before = restarts(&info, supervise::NO_OUTPUT);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        restarts(&info, supervise::NO_OUTPUT) <= before + 1,
+        "at most the run already judged"
+    );
+    let settled = restarts(&info, supervise::NO_OUTPUT);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(restarts(&info, supervise::NO_OUTPUT), settled);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_child_that_makes_progress_is_left_alone() {
+    let info = supervise::SharedInfo::default();
+    let progress = Progress::default();
+    let spec = Spec {
+        watchdog: Some(Watchdog {
+            progress: progress.clone(),
+            timeout: Duration::from_millis(300),
+            expected: Arc::new(|| true),
+        }),
+        ..spec("echo $$; exec sleep 1000")
+    };
+    let (stop, task, mut pids) = supervised(spec, &info, None);
+    let first = next_pid(&mut pids, Duration::from_secs(5)).await;
+    for _ in 0..20 {
+        progress.mark();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alive(first));
+    assert_eq!(info.lock().unwrap().restarts, 0);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_owners_restart_is_immediate_and_counted_by_reason() {
+    let info = supervise::SharedInfo::default();
+    let (restart_tx, restart_rx) = mpsc::channel(1);
+    let (stop, task, mut pids) =
+        supervised(spec("echo $$; exec sleep 1000"), &info, Some(restart_rx));
+    let first = next_pid(&mut pids, Duration::from_secs(5)).await;
+    for _ in 0..3 {
+        restart_tx.send("new timeline").await.unwrap();
+        // No backoff: well under the 100 ms initial delay plus the stop.
+        next_pid(&mut pids, Duration::from_secs(2)).await;
+    }
+    assert!(wait_gone(&[first], Duration::from_secs(2)));
+    assert_eq!(restarts(&info, "new timeline"), 3);
+    assert_eq!(restarts(&info, supervise::EXITED), 0);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stderr_beyond_its_budget_is_counted_not_logged() {
+    let info = supervise::SharedInfo::default();
+    let script = "echo $$; i=0; while [ $i -lt 100 ]; do echo \"complaint $i\" >&2; i=$((i+1)); done; exec sleep 1000";
+    let (stop, task, mut pids) = supervised(spec(script), &info, None);
+    next_pid(&mut pids, Duration::from_secs(5)).await;
+    let done = common::poll(Duration::from_secs(5), Duration::from_millis(50), || {
+        let i = info.lock().unwrap();
+        (i.last_stderr.as_deref() == Some("complaint 99")).then_some(i.stderr_suppressed)
+    });
+    assert_eq!(
+        done,
+        Some(80),
+        "20 lines a minute are logged, the rest counted"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }
 
 /// Reads the child's stdout, where the scripts print their own and their grandchild's pid.

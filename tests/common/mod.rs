@@ -921,5 +921,122 @@ pub fn record_bench(report: &str) {
     eprintln!("written to {path}");
 }
 
+/// A camera stand-in: ffmpeg sending H.264 in MPEG-TS over UDP, 7 packets a
+/// datagram, from `from` (any 127.x address is local) to `port` on
+/// 127.0.0.1. `picture` is a lavfi source (`testsrc`, `color=c=blue`, ...).
+/// Killed when dropped.
+pub struct CameraSender {
+    child: Child,
+}
+
+impl CameraSender {
+    pub fn start(from: &str, port: u16, picture: &str) -> CameraSender {
+        let sep = if picture.contains('=') { ':' } else { '=' };
+        let source = format!("{picture}{sep}size=320x180:rate=15");
+        let url = format!("udp://127.0.0.1:{port}?pkt_size=1316&localaddr={from}");
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", &source])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+            ])
+            .args([
+                "-pix_fmt", "yuv420p", "-g", "15", "-b:v", "500k", "-f", "mpegts", &url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ffmpeg as a camera");
+        CameraSender { child }
+    }
+}
+
+impl Drop for CameraSender {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP connection to `127.0.0.1:port` from the local address `from`
+/// (127.0.0.2 looks like another phone to the daemon).
+pub fn connect_from(
+    from: std::net::Ipv4Addr,
+    to: std::net::Ipv4Addr,
+    port: u16,
+) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let addr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, plain bind and connect with valid sockaddr_in
+    // structs; the fd is owned by the TcpStream (or closed) afterwards.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = addr(from, 0);
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = addr(to, port);
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// An IPv4 address of this machine that is not loopback (a peer connecting
+/// from it is not "the Pi itself"), from `ip -4 addr`.
+pub fn non_loopback_ipv4() -> Option<std::net::Ipv4Addr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let cidr = l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+        cidr.split('/').next()?.parse().ok()
+    })
+}
+
+/// Mean chroma (U, V) of every decoded frame in `bytes`, by ffmpeg's
+/// signalstats: blue is high U, red high V.
+pub fn frame_chroma(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, f64)> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "quiet", "-f", "lavfi", "-i"])
+        .arg(format!("movie={},signalstats", path.display()))
+        .args([
+            "-show_entries",
+            "frame_tags=lavfi.signalstats.UAVG,lavfi.signalstats.VAVG",
+            "-of",
+            "csv=p=0",
+        ])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
 pub mod netns;
 pub mod scenario;

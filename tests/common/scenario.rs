@@ -2,7 +2,7 @@
 
 use super::netns::PhoneLink;
 use super::*;
-use livestreamd::ts::{Aligner, Demux, Kind};
+use livestreamd::media::ts::{Aligner, Demux, Kind};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Stdio};

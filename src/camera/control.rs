@@ -15,7 +15,7 @@
 //! resumes by itself when packets return (see docs/CAMERA.md).
 
 use crate::config::{Camera as CameraConfig, CameraKind, Config, OpenGoProMode};
-use crate::source::SharedStats;
+use crate::media::source::SharedStats;
 use crate::supervise::Backoff;
 use crate::VERSION;
 use log::{debug, info, warn};
@@ -91,10 +91,6 @@ pub type SharedCamera = Arc<Mutex<CameraStatus>>;
 /// The running camera task.
 pub struct CameraTask {
     pub status: SharedCamera,
-    /// Counts the times video came back after a stall. The new video's timeline does not
-    /// continue the old one (a gap, or a reset when the camera restarted its stream), which an
-    /// encoder running `-copyts` cannot bridge: the owner restarts its encoders on each change.
-    pub resumed: watch::Receiver<u64>,
     /// Ends after the stop command was sent; await it before exiting.
     pub task: JoinHandle<()>,
 }
@@ -267,7 +263,6 @@ struct Ctx {
     socket: Arc<UdpSocket>,
     stats: SharedStats,
     status: SharedCamera,
-    resumed: Arc<watch::Sender<u64>>,
 }
 
 impl Ctx {
@@ -304,7 +299,7 @@ impl Ctx {
     }
 
     fn source_age(&self) -> Option<Duration> {
-        self.stats.lock().unwrap().last_packet.map(|t| t.elapsed())
+        self.stats.lock().unwrap().video_age()
     }
 }
 
@@ -323,7 +318,6 @@ pub fn spawn(
     stop: watch::Receiver<bool>,
 ) -> CameraTask {
     let status: SharedCamera = Arc::new(Mutex::new(CameraStatus::new(&config.camera)));
-    let (resumed_tx, resumed) = watch::channel(0u64);
     let ctx = Ctx {
         cfg: config.camera.clone(),
         source_port: config.source.url.addr.port(),
@@ -331,11 +325,9 @@ pub fn spawn(
         socket,
         stats,
         status: status.clone(),
-        resumed: Arc::new(resumed_tx),
     };
     CameraTask {
         status,
-        resumed,
         task: tokio::spawn(run(ctx, stop)),
     }
 }
@@ -392,11 +384,11 @@ async fn watch_and_start(ctx: &Ctx, stop: &mut watch::Receiver<bool>) {
                 let since = ctx.status.lock().unwrap().stalled_since.take();
                 match since {
                     Some(t) => {
+                        // The source restarts the encoders on the returning timeline.
                         info!(
                             "camera: video is back after {:.1} s without",
                             unix_now() - t
                         );
-                        ctx.resumed.send_modify(|n| *n += 1);
                     }
                     None => info!("camera: video arriving"),
                 }

@@ -4,7 +4,7 @@
 //! No I/O and no clock of its own: every call carries the time in seconds, so
 //! it is tested with synthetic traces.
 
-use crate::link::LinkSample;
+use crate::control::link::LinkSample;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -61,9 +61,7 @@ impl Default for Web {
 
 /// The `client` token of a query string, if well-formed (1-64 of `[A-Za-z0-9_-]`).
 pub fn client_token(query: Option<&str>) -> Option<&str> {
-    let token = query?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("client="))?;
+    let token = crate::http::server::query_value(query, "client")?;
     let ok = (1..=64).contains(&token.len())
         && token
             .bytes()
@@ -211,7 +209,7 @@ pub async fn serve(
         .fetch_add(1, Ordering::Relaxed);
     let _slot = ClientSlot(&shared);
     if open >= max {
-        let _ = crate::http::respond(
+        let _ = crate::http::server::respond(
             &shared,
             &mut sock,
             503,

@@ -82,6 +82,8 @@ pub fn spec(cfg: &Config, d: &DemoSource) -> Spec {
             Duration::from_secs(30),
         ),
         stop_grace: Duration::from_secs(2),
+        watchdog: None,
+        redact: Vec::new(),
     }
 }
 

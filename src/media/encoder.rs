@@ -1,16 +1,24 @@
 //! The ffmpeg command for one rung (pure), and a running, supervised encoder
-//! that reads the camera's datagrams on stdin and hands MPEG-TS to the hub.
+//! that reads the camera's stream on stdin and hands MPEG-TS to the hub. An
+//! encoder that gives no output while the camera is live is restarted by its
+//! watchdog; the owner restarts it on a new camera timeline.
 
 use crate::config::{Codec, Config, Rung};
-use crate::relay::Hub;
-use crate::supervise::{self, Backoff, ChildInfo, Pipes, SharedInfo, Spec};
-use crate::ts::{Aligner, Demux, Kind, PACKET_LEN};
+use crate::media::relay::Hub;
+use crate::media::source::Feed;
+use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
+use crate::supervise::{
+    self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
+};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+
+/// Why the owner restarts an encoder: the camera started a new timeline.
+pub const NEW_TIMELINE: &str = "new timeline";
 
 /// ffmpeg's arguments (without the program) to encode `rung` from MPEG-TS on
 /// stdin to MPEG-TS on stdout, plus the configured extra outputs.
@@ -77,23 +85,27 @@ pub struct Encoder {
     pub settings: Rung,
     pub info: SharedInfo,
     stop_tx: watch::Sender<bool>,
+    restart_tx: mpsc::Sender<&'static str>,
     task: JoinHandle<()>,
     /// The task writing the camera's datagrams into the current ffmpeg's stdin.
     feeder: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Encoder {
-    /// Starts a supervised ffmpeg for `rung`; it reads datagrams from `input`
-    /// and feeds `hub` under `generation`.
+    /// Starts a supervised ffmpeg for `rung`; it reads the camera's stream
+    /// from `input` and feeds `hub` under `generation`. `source_live` tells the
+    /// watchdog when output is to be expected.
     pub fn start(
         cfg: &Config,
         rung: usize,
         generation: u64,
-        input: broadcast::Sender<Bytes>,
+        input: Arc<Feed>,
         hub: Arc<Hub>,
+        source_live: Arc<dyn Fn() -> bool + Send + Sync>,
     ) -> Encoder {
         let e = &cfg.encoder;
         let secs = Duration::from_secs_f64;
+        let progress = Progress::default();
         let spec = Spec {
             name: format!("encoder[{rung}]#{generation}"),
             program: e.ffmpeg.clone(),
@@ -106,9 +118,16 @@ impl Encoder {
                 secs(e.restart_reset_s),
             ),
             stop_grace: secs(e.stop_grace_s),
+            watchdog: Some(Watchdog {
+                progress: progress.clone(),
+                timeout: secs(e.output_timeout_s),
+                expected: source_live,
+            }),
+            redact: Vec::new(),
         };
         let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (restart_tx, restart_rx) = mpsc::channel(1);
         let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
         let feeder_slot = feeder.clone();
         let on_start = move |pipes: Pipes| {
@@ -117,19 +136,29 @@ impl Encoder {
                 *feeder_slot.lock().unwrap() = Some(task);
             }
             if let Some(stdout) = pipes.stdout {
-                tokio::spawn(drain(stdout, hub.clone(), generation));
+                tokio::spawn(drain(stdout, hub.clone(), generation, progress.clone()));
             }
         };
-        let task = tokio::spawn(supervise::supervise(spec, info.clone(), stop_rx, on_start));
+        let control = Control {
+            stop: stop_rx,
+            restart: Some(restart_rx),
+        };
+        let task = tokio::spawn(supervise::supervise(spec, info.clone(), control, on_start));
         Encoder {
             generation,
             rung,
             settings: cfg.ladder()[rung].clone(),
             info,
             stop_tx,
+            restart_tx,
             task,
             feeder,
         }
+    }
+
+    /// Starts ffmpeg afresh at once (requests while one is pending are merged).
+    pub fn restart(&self, reason: &'static str) {
+        let _ = self.restart_tx.try_send(reason);
     }
 
     /// Stops ffmpeg (TERM, grace, KILL) and waits for it.
@@ -144,10 +173,19 @@ impl Encoder {
     }
 }
 
-/// Copies the camera's datagrams into ffmpeg's stdin. A lagging ffmpeg loses
-/// whole datagrams instead of holding up the receiver (overruns are not fatal).
-async fn feed(mut rx: broadcast::Receiver<Bytes>, mut stdin: tokio::process::ChildStdin) {
+/// Copies the camera's stream into ffmpeg's stdin, from the current group of
+/// pictures on. A lagging ffmpeg loses whole pieces instead of holding up the
+/// receiver (overruns are not fatal).
+async fn feed(
+    (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
+    mut stdin: tokio::process::ChildStdin,
+) {
     let mut join = SourceJoin::default();
+    for piece in gop {
+        if join.admit(&piece) && stdin.write_all(&piece).await.is_err() {
+            return;
+        }
+    }
     loop {
         match rx.recv().await {
             Ok(datagram) => {
@@ -203,8 +241,14 @@ impl SourceJoin {
     }
 }
 
-/// Reads ffmpeg's MPEG-TS and hands whole packets to the hub.
-async fn drain(mut stdout: tokio::process::ChildStdout, hub: Arc<Hub>, generation: u64) {
+/// Reads ffmpeg's MPEG-TS and hands whole packets to the hub; marks progress
+/// when a new video frame came out.
+async fn drain(
+    mut stdout: tokio::process::ChildStdout,
+    hub: Arc<Hub>,
+    generation: u64,
+    progress: Progress,
+) {
     let mut aligner = Aligner::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -212,8 +256,8 @@ async fn drain(mut stdout: tokio::process::ChildStdout, hub: Arc<Hub>, generatio
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 let packets = aligner.push(&buf[..n]);
-                if !packets.is_empty() {
-                    hub.push(generation, &packets);
+                if !packets.is_empty() && hub.push(generation, &packets) {
+                    progress.mark();
                 }
             }
         }
@@ -299,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_new_encoder_joins_the_source_at_a_keyframe() {
-        use crate::ts::tests::{pat, pes_start, pmt};
+        use crate::media::ts::tests::{pat, pes_start, pmt};
         let mut j = SourceJoin::default();
         assert!(
             j.admit(&[pat(0x1000), pmt(0x1000, 0x100)].concat()),

@@ -9,6 +9,7 @@
 //! to viewers who have left, answers by status code); the HTTP side bumps them.
 
 use crate::daemon::Status;
+use crate::http::admission::AdmissionStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -26,8 +27,6 @@ pub struct Counters {
     skips: AtomicU64,
     responses: [AtomicU64; CODES.len()],
     other_responses: AtomicU64,
-    /// Connections still sending their request head.
-    pub pending_requests: AtomicUsize,
     /// Open `/events` streams.
     pub events_clients: AtomicUsize,
 }
@@ -51,7 +50,7 @@ impl Counters {
         };
     }
 
-    pub fn snapshot(&self, max_viewers: usize) -> Totals {
+    pub fn snapshot(&self, max_viewers: usize, connections: AdmissionStats) -> Totals {
         let mut responses: BTreeMap<String, u64> = CODES
             .iter()
             .zip(&self.responses)
@@ -65,7 +64,7 @@ impl Counters {
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
             skips: self.skips.load(Ordering::Relaxed),
             responses,
-            pending_requests: self.pending_requests.load(Ordering::Relaxed),
+            connections,
             events_clients: self.events_clients.load(Ordering::Relaxed),
         }
     }
@@ -85,7 +84,8 @@ pub struct Totals {
     pub skips: u64,
     /// Answers by status code.
     pub responses: BTreeMap<String, u64>,
-    pub pending_requests: usize,
+    /// Open connections, those still sending a request, refusals.
+    pub connections: AdmissionStats,
     pub events_clients: usize,
 }
 
@@ -213,10 +213,31 @@ pub fn render(status: &Status) -> String {
         o.single(
             "livestreamd_source_last_packet_age_seconds",
             "gauge",
-            "Seconds since the last datagram from the camera.",
+            "Seconds since the last video frame from the camera.",
             age as f64 / 1000.0,
         );
     }
+    o.family(
+        "livestreamd_source_refused_datagrams_total",
+        "counter",
+        "Datagrams dropped at the camera port: foreign (not from the camera) or malformed (not whole MPEG-TS packets).",
+    );
+    for (reason, n) in [
+        ("foreign", src.foreign_datagrams),
+        ("malformed", src.malformed_datagrams),
+    ] {
+        o.sample(
+            "livestreamd_source_refused_datagrams_total",
+            &[("reason", reason)],
+            n as f64,
+        );
+    }
+    o.single(
+        "livestreamd_source_timelines_total",
+        "counter",
+        "Timelines the camera started: its first video, a restart of its stream (timestamps jumped), video after a stall.",
+        src.timelines as f64,
+    );
 
     // The camera, as the camera module drives it.
     let cam = &status.camera;
@@ -313,6 +334,24 @@ pub fn render(status: &Status) -> String {
             "Restarts of the active encoder's ffmpeg after it exited; a new series per encoder generation.",
         );
         o.sample("livestreamd_encoder_restarts_total", &g, e.restarts as f64);
+        o.family(
+            "livestreamd_encoder_restarts_by_reason_total",
+            "counter",
+            "Restarts of the active encoder's ffmpeg by reason: exited, no output (alive but silent), new timeline (the camera restarted its stream).",
+        );
+        for reason in [
+            crate::supervise::EXITED,
+            crate::supervise::NO_OUTPUT,
+            crate::media::encoder::NEW_TIMELINE,
+        ] {
+            let n = e.restarts_by_reason.get(reason).copied().unwrap_or(0);
+            let labels = [g[0], ("reason", reason)];
+            o.sample(
+                "livestreamd_encoder_restarts_by_reason_total",
+                &labels,
+                n as f64,
+            );
+        }
         if let Some(up) = e.uptime_s {
             o.single(
                 "livestreamd_encoder_uptime_seconds",
@@ -423,6 +462,24 @@ pub fn render(status: &Status) -> String {
         "Open /events (Server-Sent Events) streams.",
         t.events_clients as f64,
     );
+    o.single(
+        "livestreamd_http_open_connections",
+        "gauge",
+        "Open HTTP connections (viewers, event streams, requests being answered).",
+        t.connections.open_connections as f64,
+    );
+    o.single(
+        "livestreamd_http_pending_requests",
+        "gauge",
+        "Connections still sending their request head.",
+        t.connections.pending_requests as f64,
+    );
+    o.single(
+        "livestreamd_http_refused_connections_total",
+        "counter",
+        "Connections refused at once because the server or their address had its maximum open.",
+        t.connections.refused_connections as f64,
+    );
     o.family(
         "livestreamd_http_responses_total",
         "counter",
@@ -486,7 +543,7 @@ pub fn render(status: &Status) -> String {
     }
 
     // Link figures, for the viewers the link monitor has sampled.
-    type Link = fn(&crate::link::LinkSample) -> f64;
+    type Link = fn(&crate::control::link::LinkSample) -> f64;
     let link: [(&str, &str, Link); 6] = [
         (
             "livestreamd_viewer_link_rtt_seconds",
@@ -539,12 +596,12 @@ pub fn render(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapt::AdaptStatus;
-    use crate::camera::CameraStatus;
+    use crate::camera::control::CameraStatus;
+    use crate::control::adapt::AdaptStatus;
+    use crate::control::link::LinkSample;
     use crate::daemon::{EncoderStatus, ViewerStats};
-    use crate::link::LinkSample;
-    use crate::relay::HubStats;
-    use crate::source::SourceStatus;
+    use crate::media::relay::HubStats;
+    use crate::media::source::SourceStatus;
     use std::time::Instant;
 
     pub(crate) fn sample_status() -> Status {
@@ -566,6 +623,11 @@ mod tests {
                 bytes: 13160,
                 last_packet_age_ms: Some(20),
                 sender: Some("10.5.5.9:5000".into()),
+                camera_address: Some("10.5.5.9".into()),
+                foreign_datagrams: 7,
+                last_foreign_sender: Some("192.168.4.9:4000".into()),
+                malformed_datagrams: 2,
+                timelines: 3,
             },
             camera: CameraStatus {
                 kind: "gopro-legacy",
@@ -604,6 +666,8 @@ mod tests {
                 uptime_s: Some(4.0),
                 last_exit: None,
                 last_stderr: None,
+                restarts_by_reason: [("exited", 1), ("no output", 2)].into_iter().collect(),
+                stderr_suppressed: 0,
             }),
             pending_encoder: None,
             hub: HubStats {
@@ -624,6 +688,7 @@ mod tests {
                 bytes_sent: 1000,
                 skips: 1,
                 lag_ms: 40,
+                stalled: false,
                 link: Some(LinkSample {
                     t: 100.0,
                     rtt_ms: 25.0,
@@ -637,7 +702,7 @@ mod tests {
                 }),
             }],
             outputs: Vec::new(),
-            http: counters.snapshot(16),
+            http: counters.snapshot(16, Default::default()),
         }
     }
 
@@ -661,6 +726,10 @@ mod tests {
             "livestreamd_encoder_bitrate_bits_per_second 1500000",
             "livestreamd_encoder_up 1",
             "livestreamd_encoder_restarts_total{generation=\"2\"} 3",
+            "livestreamd_encoder_restarts_by_reason_total{generation=\"2\",reason=\"no output\"} 2",
+            "livestreamd_encoder_restarts_by_reason_total{generation=\"2\",reason=\"new timeline\"} 0",
+            "livestreamd_source_refused_datagrams_total{reason=\"foreign\"} 7",
+            "livestreamd_source_timelines_total 3",
             "livestreamd_encoder_switch_pending 0",
             "livestreamd_rung_switches_total 1",
             "livestreamd_viewers 1",

@@ -5,7 +5,7 @@
 //! No sockets here: viewers pull with `read`, so a slow viewer only ever costs
 //! itself (it skips to the newest keyframe) and memory is bounded by the ring.
 
-use crate::ts::{pts_diff, Continuity, Demux, Kind, PACKET_LEN};
+use crate::media::ts::{pts_diff, Continuity, Demux, Kind, PACKET_LEN};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -47,12 +47,16 @@ struct Track {
     /// For a pending track: its output since its oldest kept keyframe.
     buffer: VecDeque<Unit>,
     last_keyframe_pts: Option<u64>,
+    /// Highest video PTS seen: output with a higher one is progress.
+    newest_pts: Option<u64>,
 }
 
 impl Track {
     /// Splits whole packets into units, each keyframe starting a new one.
-    fn cut(&mut self, packets: &[u8], at: Instant) -> Vec<Unit> {
+    /// Also says whether a video frame with a new timestamp came.
+    fn cut(&mut self, packets: &[u8], at: Instant) -> (Vec<Unit>, bool) {
         let mut units: Vec<Unit> = Vec::new();
+        let mut progressed = false;
         for pkt in packets.chunks_exact(PACKET_LEN) {
             let kind = self.demux.classify(pkt);
             match kind {
@@ -81,14 +85,18 @@ impl Track {
             }
             let unit = units.last_mut().expect("a unit was just ensured");
             unit.data.extend_from_slice(pkt);
-            if pts.is_some() {
+            if let Some(p) = pts {
                 unit.pts = pts;
+                if self.newest_pts.map_or(true, |n| pts_diff(p, n) > 0) {
+                    self.newest_pts = pts;
+                    progressed = true;
+                }
             }
             if keyframe {
                 self.last_keyframe_pts = pts;
             }
         }
-        units
+        (units, progressed)
     }
 
     fn rebuild_psi(&mut self) {
@@ -247,15 +255,18 @@ impl Hub {
         self.newest.subscribe()
     }
 
-    /// Output of encoder `generation`: whole TS packets.
-    pub fn push(&self, generation: u64, packets: &[u8]) {
+    /// Output of encoder `generation`: whole TS packets. True when it carried
+    /// a video frame newer than any before (the encoder is making progress).
+    pub fn push(&self, generation: u64, packets: &[u8]) -> bool {
         let now = Instant::now();
         let mut g = self.inner.lock().unwrap();
         let g = &mut *g;
         g.bytes_in += packets.len() as u64;
         g.last_input = Some(now);
+        let mut progressed = false;
         if g.active.as_ref().is_some_and(|(gen, _)| *gen == generation) {
-            let units = g.active.as_mut().unwrap().1.cut(packets, now);
+            let (units, p) = g.active.as_mut().unwrap().1.cut(packets, now);
+            progressed = p;
             g.psi = g.active.as_ref().unwrap().1.psi.clone();
             for unit in units {
                 if self.active_unit(g, unit, now) {
@@ -267,13 +278,15 @@ impl Hub {
             .as_ref()
             .is_some_and(|(gen, _)| *gen == generation)
         {
-            let units = g.pending.as_mut().unwrap().1.cut(packets, now);
+            let (units, p) = g.pending.as_mut().unwrap().1.cut(packets, now);
+            progressed = p;
             for unit in units {
                 self.pending_unit(g, unit, now);
             }
         }
         Self::evict(g, &self.limits, now);
         self.publish(g);
+        progressed
     }
 
     /// Handles one unit of the pending track (which may become active on the way).
@@ -544,8 +557,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::tests::{packet, pat, pes_start, pmt};
-    use crate::ts::Packet;
+    use crate::media::ts::tests::{packet, pat, pes_start, pmt};
+    use crate::media::ts::Packet;
 
     const VIDEO: u16 = 0x100;
 

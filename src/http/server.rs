@@ -4,22 +4,23 @@
 //! httparse; responses are written by hand so each viewer's socket stays ours to
 //! tune and measure.
 
+use crate::control::link::{read_tcp_info, LinkWindow, RelayView};
 use crate::daemon::Shared;
-use crate::link::{read_tcp_info, LinkWindow, RelayView};
-use crate::relay::Reader;
-use crate::{events, metrics};
+use crate::http::admission;
+use crate::http::{events, metrics};
+use crate::log_budget::{Allow, LogBudget};
+use crate::media::relay::Reader;
 use log::{debug, info, warn};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const MAX_REQUEST: usize = 8192;
-/// Connections allowed to be still sending their request at once; more are
-/// refused at once, so a flood of idle connections cannot use up descriptors.
-const MAX_PENDING_REQUESTS: usize = 256;
+/// After `accept` fails (out of descriptors, say), wait this long before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 /// A whole non-stream answer (the largest is the player script) must be written within this.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long, and how much, to read after answering an unfinished request.
@@ -32,12 +33,32 @@ const WRITE_BATCH: usize = 16 * 1024;
 const SEND_BUFFER: libc::c_int = 128 * 1024;
 const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 
-/// A parsed request line; headers are not needed by any route.
-#[derive(Debug, PartialEq, Eq)]
+/// A parsed request head: its line and the few headers a route needs.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
     pub path: String,
     pub query: Option<String>,
+    pub host: Option<String>,
+    pub origin: Option<String>,
+    pub authorization: Option<String>,
+}
+
+/// The origin form (`/path?query`) of a request target; the absolute form
+/// (`http://host/path?query`, RFC 9112 section 3.2.2) is accepted too.
+fn origin_form(target: &str) -> String {
+    let scheme = ["http://", "https://"]
+        .into_iter()
+        .find(|s| target.len() >= s.len() && target[..s.len()].eq_ignore_ascii_case(s));
+    let Some(scheme) = scheme else {
+        return target.to_string();
+    };
+    let rest = &target[scheme.len()..];
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_string(),
+        Some(i) => format!("/{}", &rest[i..]),
+        None => "/".to_string(),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -53,15 +74,25 @@ pub fn parse_request(buf: &[u8]) -> Result<Request, ParseError> {
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {
-            let target = req.path.unwrap_or("/");
+            let target = origin_form(req.path.unwrap_or("/"));
             let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q.to_string())),
+                Some((p, q)) => (p.to_string(), Some(q.to_string())),
                 None => (target, None),
+            };
+            let header = |name: &str| {
+                req.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .map(|v| v.trim().to_string())
             };
             Ok(Request {
                 method: req.method.unwrap_or("").to_string(),
-                path: path.to_string(),
+                path,
                 query,
+                host: header("host"),
+                origin: header("origin"),
+                authorization: header("authorization"),
             })
         }
         Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST => Err(ParseError::TooLarge),
@@ -69,6 +100,74 @@ pub fn parse_request(buf: &[u8]) -> Result<Request, ParseError> {
         Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooLarge),
         Err(e) => Err(ParseError::Bad(e.to_string())),
     }
+}
+
+/// Whether a `POST /rung` may change the rung (pure): never for a page of
+/// another origin (any web page a phone opens could otherwise send it); with
+/// `token` set, only with `Authorization: Bearer <token>`; without one, only
+/// from the Pi itself. Refusals carry their status code and reason.
+pub fn control_allowed(
+    req: &Request,
+    peer: IpAddr,
+    token: Option<&str>,
+) -> Result<(), (u16, &'static str)> {
+    if let Some(origin) = &req.origin {
+        let own = req
+            .host
+            .as_deref()
+            .is_some_and(|h| origin.eq_ignore_ascii_case(&format!("http://{h}")));
+        if !own {
+            return Err((403, "control from a page of another origin is refused"));
+        }
+    }
+    match token {
+        Some(token) => {
+            let given = req
+                .authorization
+                .as_deref()
+                .and_then(|a| a.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            match given {
+                Some(t) if same_secret(t, token) => Ok(()),
+                _ => Err((
+                    401,
+                    "control needs Authorization: Bearer <server.control_token>",
+                )),
+            }
+        }
+        None if peer.to_canonical().is_loopback() => Ok(()),
+        None => Err((
+            403,
+            "control is accepted only from the Pi itself unless server.control_token is set",
+        )),
+    }
+}
+
+/// Compares a given secret with the configured one in time that does not
+/// depend on where they differ.
+fn same_secret(given: &str, secret: &str) -> bool {
+    let (a, b) = (given.as_bytes(), secret.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `?set=N` or `?set=auto` of a `POST /rung`: Some(pin) or None for automatic.
+fn rung_request(query: Option<&str>) -> Result<Option<usize>, &'static str> {
+    match query_value(query, "set") {
+        Some("auto") => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| "use ?set=N (a rung number) or ?set=auto"),
+        None => Err("use ?set=N (a rung number) or ?set=auto"),
+    }
+}
+
+/// The value of `key` in a query string (`a=1&b=2`), undecoded.
+pub fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Aborts the task when dropped (the publisher lives as long as the server).
@@ -81,15 +180,43 @@ impl Drop for AbortOnDrop {
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let _publisher = AbortOnDrop(tokio::spawn(events::publish(shared.clone())));
+    let mut refused_log = LogBudget::new(5, Duration::from_secs(60));
+    let mut accept_log = LogBudget::new(1, Duration::from_secs(60));
     loop {
-        match listener.accept().await {
-            Ok((sock, peer)) => {
-                tokio::spawn(handle(sock, peer, shared.clone()));
-            }
+        let (sock, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off, never spin.
-                warn!("http: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Allow::Log { suppressed } = accept_log.allow(Instant::now()) {
+                    warn!("http: accept failed: {e} ({suppressed} more since the last line)");
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let limits = {
+            let cfg = shared.config();
+            admission::Limits {
+                connections: cfg.server.max_connections,
+                per_address: cfg.server.max_connections_per_address,
+                pending_per_address: cfg.server.max_pending_per_address,
+            }
+        };
+        match shared.admission.connect(peer.ip(), limits) {
+            Ok(conn) => {
+                tokio::spawn(handle(sock, peer, conn, shared.clone()));
+            }
+            Err(refusal) => {
+                shared.counters.response(503);
+                if let Allow::Log { suppressed } = refused_log.allow(Instant::now()) {
+                    info!(
+                        "http: refused {peer}: {} ({suppressed} refusals not logged before)",
+                        refusal.reason()
+                    );
+                }
+                // One try, never a wait: the refused must not hold anything.
+                let answer = format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 2\r\nConnection: close\r\n\r\n{}\n", refusal.reason().len() + 1, refusal.reason());
+                let _ = sock.try_write(answer.as_bytes());
             }
         }
     }
@@ -116,17 +243,6 @@ async fn read_request(sock: &mut TcpStream) -> Result<Request, ParseError> {
     }
 }
 
-/// Counts a connection that is still sending its request.
-struct Pending<'a>(&'a Shared);
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        self.0
-            .counters
-            .pending_requests
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// An embedded file of the web page.
 struct Asset {
     path: &'static str,
@@ -142,21 +258,21 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../web/index.html"),
+        body: include_bytes!("../../web/index.html"),
         cache: "no-cache",
         gzip: false,
     },
     Asset {
         path: "/app.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../web/app.js"),
+        body: include_bytes!("../../web/app.js"),
         cache: "no-cache",
         gzip: false,
     },
     Asset {
         path: "/app.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../web/app.css"),
+        body: include_bytes!("../../web/app.css"),
         cache: "no-cache",
         gzip: false,
     },
@@ -165,42 +281,29 @@ const ASSETS: &[Asset] = &[
         path: "/vendor/mpegts-1.8.2.js",
         content_type: "text/javascript; charset=utf-8",
         // web/vendor/mpegts.js/mpegts.js, compressed with `gzip -9n` (a test checks they match).
-        body: include_bytes!("../web/vendor/mpegts.js/mpegts.js.gz"),
+        body: include_bytes!("../../web/vendor/mpegts.js/mpegts.js.gz"),
         cache: "public, max-age=86400",
         gzip: true,
     },
     Asset {
         path: "/vendor/LICENSE.mpegts.js.txt",
         content_type: "text/plain; charset=utf-8",
-        body: include_bytes!("../web/vendor/mpegts.js/LICENSE"),
+        body: include_bytes!("../../web/vendor/mpegts.js/LICENSE"),
         cache: "public, max-age=86400",
         gzip: false,
     },
 ];
 
-async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    use std::sync::atomic::Ordering;
-    let pending = shared
-        .counters
-        .pending_requests
-        .fetch_add(1, Ordering::Relaxed);
-    let slot = Pending(&shared);
-    if pending >= MAX_PENDING_REQUESTS {
-        debug!("http: {peer} refused: {pending} connections are still sending requests");
-        let _ = respond(
-            &shared,
-            &mut sock,
-            503,
-            "text/plain",
-            b"server busy\n",
-            &[("Retry-After", "1")],
-        )
-        .await;
-        return;
-    }
+/// Serves one connection; `conn` holds its place until it ends.
+async fn handle(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    mut conn: admission::Connection,
+    shared: Arc<Shared>,
+) {
     let timeout = Duration::from_secs_f64(shared.config().server.request_timeout_s);
     let read = tokio::time::timeout(timeout, read_request(&mut sock)).await;
-    drop(slot);
+    conn.request_read();
     let req = match read {
         Ok(Ok(req)) => req,
         Ok(Err(ParseError::TooLarge)) => {
@@ -274,14 +377,16 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             .await
         }
         "/rung" if req.method == "POST" => {
-            let (code, body) = shared.set_rung(req.query.as_deref().unwrap_or(""));
+            let (code, body) = set_rung(&shared, &req, peer.ip());
+            let challenge = [("WWW-Authenticate", "Bearer")];
+            let extra: &[(&str, &str)] = if code == 401 { &challenge } else { &[] };
             respond(
                 &shared,
                 &mut sock,
                 code,
                 "application/json",
                 body.as_bytes(),
-                &[],
+                extra,
             )
             .await
         }
@@ -316,10 +421,29 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
 }
 
+/// Answers `POST /rung`: who may, and what they asked for.
+fn set_rung(shared: &Shared, req: &Request, peer: IpAddr) -> (u16, String) {
+    let error = |code, why: &str| (code, format!("{}\n", serde_json::json!({ "error": why })));
+    let token = shared.config().server.control_token.clone();
+    if let Err((code, why)) = control_allowed(req, peer, token.as_deref()) {
+        info!("http: control request from {peer} refused: {why}");
+        return error(code, why);
+    }
+    match rung_request(req.query.as_deref()) {
+        Ok(pin) => match shared.pin_rung(pin) {
+            Ok(status) => (200, status),
+            Err(why) => error(400, &why),
+        },
+        Err(why) => error(400, why),
+    }
+}
+
 fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -554,6 +678,16 @@ fn padding(fd: std::os::fd::RawFd, kbps: u64) -> Option<&'static [u8]> {
     Some(&nulls[..packets * 188])
 }
 
+/// A viewer whose socket has had data outstanding without a single byte
+/// acknowledged for this long is not slow but gone: it stops counting in the
+/// controller's decisions at once (it is dropped at `viewer_stall_timeout_s`).
+/// A link that carries anything at all acknowledges within a second.
+const NO_PROGRESS: Duration = Duration::from_secs(1);
+/// A new viewer counts in the controller's decisions only after this long:
+/// its first figures show the keyframe it joined at (up to a keyframe
+/// interval old) and its first burst, not its link.
+const WARM_UP: Duration = Duration::from_secs(2);
+
 /// Samples one viewer's link on a timer and reports it.
 struct ViewerLink {
     fd: std::os::fd::RawFd,
@@ -561,6 +695,10 @@ struct ViewerLink {
     shared: Arc<Shared>,
     window: LinkWindow,
     ticker: tokio::time::Interval,
+    /// Bytes acknowledged so far, and when that figure last grew.
+    acked: (u64, Instant),
+    stalled: bool,
+    connected: Instant,
 }
 
 impl ViewerLink {
@@ -574,6 +712,9 @@ impl ViewerLink {
             shared,
             window: LinkWindow::new(1.0),
             ticker,
+            acked: (0, Instant::now()),
+            stalled: false,
+            connected: Instant::now(),
         }
     }
 
@@ -581,12 +722,30 @@ impl ViewerLink {
         let Ok(tcp) = read_tcp_info(self.fd) else {
             return;
         };
+        let now = Instant::now();
+        if tcp.bytes_acked > self.acked.0 {
+            self.acked = (tcp.bytes_acked, now);
+        }
+        let outstanding = tcp.notsent_bytes > 0 || tcp.bytes_sent > tcp.bytes_acked;
+        let stalled = outstanding && now.duration_since(self.acked.1) >= NO_PROGRESS;
+        if stalled != self.stalled {
+            self.stalled = stalled;
+            self.shared.viewer_stalled(self.viewer, stalled);
+            if stalled {
+                info!(
+                    "viewer {}: nothing acknowledged for {} s; left out of quality decisions",
+                    self.viewer,
+                    NO_PROGRESS.as_secs()
+                );
+            }
+        }
+        let counts = !stalled && now.duration_since(self.connected) >= WARM_UP;
         let relay = RelayView {
             lag_ms: lag.as_millis() as u64,
             skips,
         };
         let s = self.window.add(self.shared.clock(), tcp, relay);
-        self.shared.viewer_link(self.viewer, s);
+        self.shared.viewer_link(self.viewer, s, counts);
     }
 }
 
@@ -604,9 +763,121 @@ mod tests {
             Request {
                 method: "GET".into(),
                 path: "/stream.ts".into(),
-                query: Some("x=1".into())
+                query: Some("x=1".into()),
+                host: Some("pi".into()),
+                ..Request::default()
             }
         );
+    }
+
+    #[test]
+    fn absolute_form_targets_are_accepted() {
+        for (target, path, query) in [
+            ("http://192.168.4.1:8080/stream.ts", "/stream.ts", None),
+            ("HTTP://pi/rung?set=1", "/rung", Some("set=1")),
+            ("http://pi", "/", None),
+            ("http://pi?x=1", "/", Some("x=1")),
+            ("https://pi/status", "/status", None),
+            ("/plain", "/plain", None),
+        ] {
+            let r = parse_request(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+            assert_eq!(
+                (r.path.as_str(), r.query.as_deref()),
+                (path, query),
+                "{target}"
+            );
+        }
+    }
+
+    fn control(origin: Option<&str>, auth: Option<&str>) -> Request {
+        Request {
+            method: "POST".into(),
+            path: "/rung".into(),
+            query: Some("set=1".into()),
+            host: Some("192.168.4.1:8080".into()),
+            origin: origin.map(str::to_string),
+            authorization: auth.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn control_without_a_token_is_for_the_pi_itself() {
+        let phone: IpAddr = "192.168.4.7".parse().unwrap();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(control_allowed(&control(None, None), local, None), Ok(()));
+        assert_eq!(
+            control_allowed(
+                &control(None, None),
+                "::ffff:127.0.0.1".parse().unwrap(),
+                None
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            control_allowed(&control(None, None), phone, None)
+                .unwrap_err()
+                .0,
+            403
+        );
+    }
+
+    #[test]
+    fn control_with_a_token_needs_the_bearer_token() {
+        let phone: IpAddr = "192.168.4.7".parse().unwrap();
+        let token = Some("0123456789abcdef");
+        let ok = control(None, Some("Bearer 0123456789abcdef"));
+        assert_eq!(control_allowed(&ok, phone, token), Ok(()));
+        let lower = control(None, Some("bearer 0123456789abcdef"));
+        assert_eq!(control_allowed(&lower, phone, token), Ok(()));
+        for bad in [
+            None,
+            Some("Bearer 0123456789abcdeX"),
+            Some("Basic 0123456789abcdef"),
+            Some("Bearer"),
+        ] {
+            assert_eq!(
+                control_allowed(&control(None, bad), phone, token)
+                    .unwrap_err()
+                    .0,
+                401,
+                "{bad:?}"
+            );
+        }
+        // The token is needed from loopback too.
+        assert_eq!(
+            control_allowed(&control(None, None), "127.0.0.1".parse().unwrap(), token)
+                .unwrap_err()
+                .0,
+            401
+        );
+    }
+
+    #[test]
+    fn control_from_another_origin_is_refused_even_with_the_token() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let auth = Some("Bearer 0123456789abcdef");
+        let token = Some("0123456789abcdef");
+        for origin in ["http://evil.example", "null", "http://192.168.4.1:9090"] {
+            assert_eq!(
+                control_allowed(&control(Some(origin), auth), local, token)
+                    .unwrap_err()
+                    .0,
+                403,
+                "{origin}"
+            );
+        }
+        let own = control(Some("http://192.168.4.1:8080"), auth);
+        assert_eq!(control_allowed(&own, local, token), Ok(()));
+    }
+
+    #[test]
+    fn rung_requests_are_parsed() {
+        assert_eq!(rung_request(Some("set=2")), Ok(Some(2)));
+        assert_eq!(rung_request(Some("x=1&set=auto")), Ok(None));
+        assert!(rung_request(Some("set=two")).is_err());
+        assert!(rung_request(Some("setx=1")).is_err());
+        assert!(rung_request(None).is_err());
+        assert_eq!(query_value(Some("a=1&client=xy"), "client"), Some("xy"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! UDP echo) to the phone and turns the answers into the same link figures the
 //! controller gets for HTTP viewers: round-trip time and loss.
 
-use crate::link::LinkSample;
+use crate::control::link::LinkSample;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

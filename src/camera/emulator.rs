@@ -9,8 +9,8 @@
 //! Test hooks on its HTTP port: `POST /_test/pause?s=N` drops its video for N seconds (the
 //! encoder keeps running, as when the Wi-Fi drops), `GET /_test/state` shows its state.
 
-use crate::camera::LEGACY_KEEPALIVE;
-use crate::demo::{self, DemoSource};
+use crate::camera::control::LEGACY_KEEPALIVE;
+use crate::camera::demo::{self, DemoSource};
 use crate::supervise::{self, Backoff, SharedInfo, Spec};
 use log::{info, warn};
 use serde_json::{json, Value};
@@ -320,6 +320,8 @@ pub async fn run(opts: Options) -> i32 {
                         Duration::from_secs(30),
                     ),
                     stop_grace: Duration::from_secs(2),
+                    watchdog: None,
+                    redact: Vec::new(),
                 };
                 let info: SharedInfo = Default::default();
                 let task = tokio::spawn(supervise::supervise(spec, info, rx, |_| {}));

@@ -101,7 +101,7 @@ pub enum Kind {
 }
 
 /// Follows PAT → PMT → video PID and classifies packets.
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct Demux {
     pmt_pid: Option<u16>,
     video_pid: Option<u16>,

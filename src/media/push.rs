@@ -7,7 +7,7 @@
 //!   (remuxing only: FLV for RTMP, MPEG-TS for SRT) that reads from a pipe.
 
 use crate::config::{Config, Output};
-use crate::relay::{Hub, Reader};
+use crate::media::relay::{Hub, Reader};
 use crate::supervise::{self, Backoff, ChildInfo, Pipes, SharedInfo, Spec};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -64,6 +64,44 @@ impl PushStats {
     }
 }
 
+/// An output URL fit to show on status pages and in logs: user info, the
+/// query (SRT's `passphrase` and `streamid`) and an RTMP stream key (the path
+/// after the application name) become `***`. Pure.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) if !q.is_empty() => (r, Some("***")),
+        Some((r, _)) => (r, None),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    let path = if scheme.to_ascii_lowercase().starts_with("rtmp") {
+        // /app/key... keeps the application, hides the key.
+        let mut segments = path.trim_start_matches('/').splitn(2, '/');
+        match (segments.next(), segments.next()) {
+            (Some(app), Some(key)) if !key.is_empty() => format!("/{app}/***"),
+            _ => path.to_string(),
+        }
+    } else {
+        path.to_string()
+    };
+    let mut out = format!("{scheme}://{host}{path}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
 /// ffmpeg's arguments to remux the hub's MPEG-TS (stdin) to an uplink.
 pub fn remux_args(o: &Output) -> Vec<String> {
     let mut a: Vec<String> = [
@@ -103,7 +141,7 @@ impl Push {
                 let e = &cfg.encoder;
                 let secs = Duration::from_secs_f64;
                 let spec = Spec {
-                    name: format!("output {}", o.url.0),
+                    name: format!("output {}", redacted(&o.url.0)),
                     program: e.ffmpeg.clone(),
                     args: remux_args(o),
                     pipe_stdin: true,
@@ -114,6 +152,8 @@ impl Push {
                         secs(e.restart_reset_s),
                     ),
                     stop_grace: secs(e.stop_grace_s),
+                    watchdog: None,
+                    redact: vec![(o.url.0.clone(), redacted(&o.url.0))],
                 };
                 let feeder: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
                 let (st, slot) = (stats.clone(), feeder.clone());
@@ -283,6 +323,30 @@ mod tests {
             &a[a.len() - 2..],
             ["mpegts", "srt://10.0.0.5:9000?mode=caller"]
         );
+    }
+
+    #[test]
+    fn secrets_in_output_urls_are_masked() {
+        for (url, shown) in [
+            ("udp://192.168.4.2:5000", "udp://192.168.4.2:5000"),
+            (
+                "rtmp://ingest.example/live/s3cr3t-key",
+                "rtmp://ingest.example/live/***",
+            ),
+            (
+                "rtmps://u:pw@a.example:443/app/key/more?auth=1",
+                "rtmps://***@a.example:443/app/***?***",
+            ),
+            ("rtmp://ingest.example/live", "rtmp://ingest.example/live"),
+            (
+                "srt://10.0.0.5:9000?mode=caller&passphrase=abc&streamid=x",
+                "srt://10.0.0.5:9000?***",
+            ),
+            ("srt://[fd00::5]:9000", "srt://[fd00::5]:9000"),
+            ("nonsense", "***"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
     }
 
     #[test]
