@@ -1,7 +1,8 @@
 //! Bounded randomized tests of what comes from outside: config files (the SD
 //! card) and MPEG-TS (the network). Never a panic; every refusal of a config is
-//! one line `FILE:LINE:COLUMN: reason`; the TS path keeps whole packets,
-//! unbroken continuity counters and the hub within its byte cap.
+//! one line `FILE:LINE:COLUMN: reason`; the gate lets in only the camera's whole
+//! packets, and the TS path keeps whole packets, unbroken continuity counters
+//! and the hub within its byte cap.
 //!
 //! Each test prints its seed; `FUZZ_SEED=<n> cargo test --test fuzz_inputs`
 //! replays a run, `FUZZ_CASES=<n>` runs more (or fewer) cases.
@@ -11,9 +12,11 @@ mod common;
 use common::{temp_dir, BIN};
 use livestreamd::config;
 use livestreamd::media::encoder::SourceJoin;
+use livestreamd::media::gate::{Gate, Refused, Verdict};
 use livestreamd::media::relay::{Hub, Limits, Reader};
 use livestreamd::media::ts::{Aligner, Continuity, Demux, Kind, PACKET_LEN, SYNC};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::process::Command;
@@ -512,7 +515,7 @@ fn damage(rng: &mut Rng, data: &mut Vec<u8>) {
     }
 }
 
-/// Whole, synchronised packets.
+/// Whole, synchronised packets (none at all counts).
 fn assert_packets(what: &str, buf: &[u8]) {
     assert_eq!(
         buf.len() % PACKET_LEN,
@@ -553,6 +556,8 @@ fn damaged_mpeg_ts_never_panics_and_the_hub_stays_bounded() {
     };
     let cap = limits.max_bytes;
     let rounds = cases(3000) / 10;
+    // Admitted, foreign, malformed.
+    let mut verdicts = [0u64; 3];
     for round in 0..rounds {
         let (hub, mut events) = Hub::new(limits.clone());
         hub.add_track(1);
@@ -568,6 +573,12 @@ fn damaged_mpeg_ts_never_panics_and_the_hub_stays_bounded() {
                 (Reader::new(hub.clone(), lag), CcCheck::default())
             })
             .collect();
+        let camera: IpAddr = "10.5.5.9".parse().unwrap();
+        let stranger: IpAddr = "192.168.4.7".parse().unwrap();
+        let configured = rng.chance(50).then_some(camera);
+        let mut gate = Gate::new(configured, Duration::from_secs(3));
+        let t0 = Instant::now();
+        let mut clock = Duration::ZERO;
         let mut frame = rng.below(1 << 20) as u64;
         for _ in 0..4 + rng.below(8) {
             let frames = 1 + rng.below(40) as u64;
@@ -583,9 +594,39 @@ fn damaged_mpeg_ts_never_panics_and_the_hub_stays_bounded() {
             // The source: datagrams of any size, joined at a keyframe, aligned.
             let mut rest = input.as_slice();
             while !rest.is_empty() {
-                let n = (1 + rng.below(7 * PACKET_LEN + 40)).min(rest.len());
+                // Mostly whole packets, as a camera sends them (7 a datagram).
+                let n = match rng.below(10) {
+                    0..=6 => PACKET_LEN * (1 + rng.below(7)),
+                    _ => 1 + rng.below(7 * PACKET_LEN + 40),
+                }
+                .min(rest.len());
                 let (datagram, tail) = rest.split_at(n);
                 rest = tail;
+                // The gate: only the camera's whole packets, at a clock that
+                // sometimes stalls.
+                clock += Duration::from_millis(match rng.below(100) {
+                    0 => 4000,
+                    _ => rng.below(40) as u64,
+                });
+                let from = if rng.chance(80) { camera } else { stranger };
+                let verdict = gate.admit(from, datagram, t0 + clock);
+                verdicts[match verdict {
+                    Verdict::Admitted { .. } => 0,
+                    Verdict::Refused(Refused::Foreign) => 1,
+                    Verdict::Refused(Refused::Malformed) => 2,
+                }] += 1;
+                match verdict {
+                    Verdict::Admitted { .. } => {
+                        assert!(configured.map_or(true, |c| c == from), "only the camera");
+                        assert_packets("admitted", datagram);
+                    }
+                    Verdict::Refused(Refused::Foreign) => assert_ne!(Some(from), gate.sender()),
+                    Verdict::Refused(Refused::Malformed) => {}
+                }
+                assert_packets("gate's PAT/PMT", &gate.psi());
+                if configured.is_some() {
+                    assert_eq!(gate.sender(), configured);
+                }
                 join.admit(datagram);
                 let packets = aligner.push(datagram);
                 assert_packets("aligner", &packets);
@@ -639,5 +680,12 @@ fn damaged_mpeg_ts_never_panics_and_the_hub_stays_bounded() {
             while events.try_recv().is_ok() {}
         }
     }
-    println!("{rounds} rounds in {:?}", started.elapsed());
+    println!(
+        "{rounds} rounds in {:?}; gate: {} admitted, {} foreign, {} malformed",
+        started.elapsed(),
+        verdicts[0],
+        verdicts[1],
+        verdicts[2]
+    );
+    assert!(verdicts.iter().all(|&n| n > 0), "every verdict is reached");
 }
