@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 mod locate;
 mod validate;
 
-pub use validate::max_picture;
-
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -85,7 +85,7 @@ fn port(path: KeyPath, port: u16) -> Result<(), Invalid> {
 /// 36 864 macroblocks), so phones refuse anything bigger, and a Pi could not
 /// encode it live anyway. h264_v4l2m2m: the Pi's hardware encoder takes at most
 /// 1920x1088 (H.264 level 4.2 in 16-line macroblocks).
-pub fn max_picture(codec: Codec) -> (u32, u32) {
+fn max_picture(codec: Codec) -> (u32, u32) {
     match codec {
         Codec::Libx264 => (4096, 2304),
         Codec::H264V4l2m2m => (1920, 1088),
