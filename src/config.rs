@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use toml::Spanned;
+
+mod locate;
+mod validate;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -17,8 +19,9 @@ pub struct Config {
     pub source: Source,
     #[serde(default)]
     pub encoder: Encoder,
-    #[serde(default = "default_ladder_spanned")]
-    pub ladder: Spanned<Vec<Rung>>,
+    /// The rungs, best first; read through `ladder()`.
+    #[serde(default = "default_ladder")]
+    pub ladder: Vec<Rung>,
     #[serde(default)]
     pub server: Server,
     #[serde(default, rename = "output", skip_serializing_if = "Vec::is_empty")]
@@ -126,7 +129,7 @@ pub struct Encoder {
     pub keyframe_interval_s: f64,
     /// Index into `[[ladder]]` (0 = first, the best rung).
     #[serde(default = "default_start_rung")]
-    pub start_rung: Spanned<usize>,
+    pub start_rung: usize,
     /// Extra ffmpeg arguments placed just before the output.
     #[serde(default)]
     pub extra_args: Vec<String>,
@@ -438,121 +441,6 @@ impl Default for Camera {
     }
 }
 
-/// Checks of `[camera]` that serde cannot express.
-fn validate_camera(c: &Camera) -> Result<(), (Place, String)> {
-    let seconds = [
-        ("keepalive_interval_s", c.keepalive_interval_s, 60.0),
-        ("request_timeout_s", c.request_timeout_s, 60.0),
-        ("retry_initial_s", c.retry_initial_s, 3600.0),
-        ("retry_max_s", c.retry_max_s, 3600.0),
-    ];
-    for (key, v, max) in seconds {
-        if !(v.is_finite() && v >= 0.1 && v <= max) {
-            return Err((
-                Place::Key("camera", key),
-                format!("camera.{key} = {v} must be a number of seconds from 0.1 to {max}"),
-            ));
-        }
-    }
-    if c.retry_max_s < c.retry_initial_s {
-        return Err((
-            Place::Key("camera", "retry_max_s"),
-            "camera.retry_max_s must not be below camera.retry_initial_s".into(),
-        ));
-    }
-    if c.http_port == Some(0) {
-        return Err((
-            Place::Key("camera", "http_port"),
-            "camera.http_port must be a port from 1 to 65535".into(),
-        ));
-    }
-    if c.keepalive_port == 0 {
-        return Err((
-            Place::Key("camera", "keepalive_port"),
-            "camera.keepalive_port must be a port from 1 to 65535".into(),
-        ));
-    }
-    if c.webcam_resolution_id().is_none() {
-        return Err((
-            Place::Key("camera", "resolution"),
-            format!(
-                "camera.resolution = {} is not a webcam resolution (480, 720 or 1080)",
-                c.resolution
-            ),
-        ));
-    }
-    if let Some(a) = c.address {
-        if a.is_unspecified() || a.is_multicast() {
-            return Err((
-                Place::Key("camera", "address"),
-                format!("camera.address {a} is not a camera's address (give the camera's unicast IP, or leave it unset)"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks of `[server]` that serde cannot express.
-fn validate_server(s: &Server) -> Result<(), (Place, String)> {
-    let counts = [
-        ("max_viewers", s.max_viewers),
-        ("max_connections", s.max_connections),
-        ("max_connections_per_address", s.max_connections_per_address),
-        ("max_pending_per_address", s.max_pending_per_address),
-    ];
-    for (key, v) in counts {
-        if v == 0 {
-            return Err((
-                Place::Key("server", key),
-                format!("server.{key} must be at least 1"),
-            ));
-        }
-    }
-    if s.max_connections > MAX_CONNECTIONS_LIMIT {
-        return Err((
-            Place::Key("server", "max_connections"),
-            format!(
-                "server.max_connections = {} is above {MAX_CONNECTIONS_LIMIT} (the systemd unit allows 8192 open files)",
-                s.max_connections
-            ),
-        ));
-    }
-    let within_total = [
-        ("max_viewers", s.max_viewers),
-        ("max_connections_per_address", s.max_connections_per_address),
-    ];
-    for (key, v) in within_total {
-        if v > s.max_connections {
-            return Err((
-                Place::Key("server", key),
-                format!(
-                    "server.{key} = {v} must not exceed server.max_connections = {}",
-                    s.max_connections
-                ),
-            ));
-        }
-    }
-    if s.max_pending_per_address > s.max_connections_per_address {
-        return Err((
-            Place::Key("server", "max_pending_per_address"),
-            format!(
-                "server.max_pending_per_address = {} must not exceed server.max_connections_per_address = {}",
-                s.max_pending_per_address, s.max_connections_per_address
-            ),
-        ));
-    }
-    if let Some(t) = &s.control_token {
-        let len = t.chars().count();
-        if !(16..=128).contains(&len) || !t.chars().all(|c| c.is_ascii_graphic()) {
-            return Err((
-                Place::Key("server", "control_token"),
-                format!("server.control_token must be 16 to 128 visible ASCII characters without spaces (this one has {len} characters{})", if t.chars().all(|c| c.is_ascii_graphic()) { "" } else { ", some not visible ASCII" }),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// `udp://HOST:PORT`, checked when the file is read.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
@@ -563,13 +451,20 @@ pub struct UdpUrl {
 impl TryFrom<String> for UdpUrl {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
+        let shown = locate::quoted(&s);
         let rest = s
             .strip_prefix("udp://")
-            .ok_or_else(|| format!("`{s}` is not a udp:// address (expected udp://HOST:PORT)"))?;
+            .ok_or_else(|| format!("{shown} is not a udp:// address (expected udp://HOST:PORT)"))?;
         let hostport = rest.split('?').next().unwrap_or(rest);
-        let addr = hostport
-            .parse::<SocketAddr>()
-            .map_err(|_| format!("`{s}`: `{hostport}` is not an IP:PORT"))?;
+        let addr = hostport.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "{shown}: {} is not an IP:PORT (e.g. udp://0.0.0.0:8554)",
+                locate::quoted(hostport)
+            )
+        })?;
+        if addr.port() == 0 {
+            return Err(format!("{shown}: port 0 is not a port (1 to 65535)"));
+        }
         Ok(UdpUrl { addr })
     }
 }
@@ -614,25 +509,45 @@ impl OutputUrl {
 impl TryFrom<String> for OutputUrl {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
+        let shown = locate::quoted(&s);
         let (scheme, rest) = s.split_once("://").ok_or_else(|| {
-            format!("`{s}` has no scheme (expected udp://, rtmp://, rtmps:// or srt://)")
+            format!("{shown} has no scheme (expected udp://, rtmp://, rtmps:// or srt://)")
         })?;
         if !matches!(scheme, "udp" | "rtmp" | "rtmps" | "srt") {
             return Err(format!(
-                "`{s}`: scheme `{scheme}` is not supported (udp, rtmp, rtmps, srt)"
+                "{shown}: scheme {} is not supported (udp, rtmp, rtmps, srt)",
+                locate::quoted(scheme)
             ));
         }
         if rest.is_empty() || rest.starts_with(['/', ':', '?']) {
-            return Err(format!("`{s}` has no host"));
+            return Err(format!("{shown} has no host"));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("`{s}` contains white space"));
+            return Err(format!("{shown} contains white space"));
         }
         if scheme == "udp" {
             UdpUrl::try_from(s.clone())?;
+        } else if let Some(port) = authority_port(rest) {
+            if !matches!(port.parse::<u16>(), Ok(1..)) {
+                return Err(format!(
+                    "{shown}: port {} is not a port (1 to 65535)",
+                    locate::quoted(port)
+                ));
+            }
         }
         Ok(OutputUrl(s))
     }
+}
+
+/// The port written in a URL's authority (`user@host:port`, `[v6]:port`), if any.
+fn authority_port(after_scheme: &str) -> Option<&str> {
+    let authority = after_scheme.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, after)| after),
+        None => host_port,
+    };
+    after_host.rsplit_once(':').map(|(_, port)| port)
 }
 
 impl From<OutputUrl> for String {
@@ -658,8 +573,8 @@ fn default_preset() -> String {
 fn default_keyframe_interval() -> f64 {
     1.0
 }
-fn default_start_rung() -> Spanned<usize> {
-    Spanned::new(0..0, 0)
+fn default_start_rung() -> usize {
+    0
 }
 fn default_restart_initial() -> f64 {
     0.5
@@ -725,9 +640,6 @@ pub fn default_ladder() -> Vec<Rung> {
     })
     .collect()
 }
-fn default_ladder_spanned() -> Spanned<Vec<Rung>> {
-    Spanned::new(0..0, default_ladder())
-}
 
 impl Default for Source {
     fn default() -> Self {
@@ -786,10 +698,10 @@ impl Default for Config {
 
 impl Config {
     pub fn ladder(&self) -> &[Rung] {
-        self.ladder.get_ref()
+        &self.ladder
     }
     pub fn start_rung(&self) -> usize {
-        *self.encoder.start_rung.get_ref()
+        self.encoder.start_rung
     }
 
     /// The effective configuration as TOML, for `check-config`: the GoPro
@@ -833,67 +745,24 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
-}
-
 /// Parses and validates a config document. `file` only labels errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let at = |offset: usize, reason: String| {
-        let (line, column) = line_col(text, offset);
+    let at = |offset: usize, reason: &str| {
+        let (line, column) = locate::line_col(text, offset);
         ConfigError {
             file: file.to_path_buf(),
             line,
             column,
-            reason,
+            reason: locate::one_line(reason),
         }
     };
+    // toml's message is the reason; its own rendering repeats the location.
     let config: Config = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
-        // toml's message is the reason; its own rendering repeats the location.
-        at(offset, e.message().trim().to_string())
+        at(offset, &locate::parser_reason(text, offset, e.message()))
     })?;
-    validate(&config).map_err(|(place, reason)| {
-        let offset = match place {
-            Place::Offset(o) => o,
-            Place::Key(table, key) => key_offset(text, table, key),
-        };
-        at(offset, reason)
-    })?;
+    validate::validate(&config).map_err(|e| at(locate::offset_of(text, &e.places), &e.reason))?;
     Ok(config)
-}
-
-/// Where a validation error points.
-enum Place {
-    Offset(usize),
-    /// `key` inside `[table]`; found in the text, or the file start when absent.
-    Key(&'static str, &'static str),
-}
-
-/// Byte offset of `key = …` inside `[table]`, or 0 when the key is not written.
-fn key_offset(text: &str, table: &str, key: &str) -> usize {
-    let mut offset = 0;
-    let mut in_table = false;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t.starts_with('[') {
-            in_table = t.trim_start_matches('[').trim_end_matches(']').trim() == table;
-        } else if in_table {
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return offset + (line.len() - line.trim_start().len());
-                }
-            }
-        }
-        offset += line.len();
-    }
-    0
 }
 
 /// Reads and parses a file; I/O failures are reported at line 1, column 1.
@@ -905,155 +774,6 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
         reason: format!("cannot read: {e}"),
     })?;
     parse(file, &text)
-}
-
-/// Cross-field checks serde cannot express; returns (byte offset, reason).
-fn validate(c: &Config) -> Result<(), (Place, String)> {
-    let ladder = c.ladder.get_ref();
-    let ladder_span = c.ladder.span().start;
-    let ladder_at = || Place::Offset(ladder_span);
-    if ladder.is_empty() {
-        return Err((
-            ladder_at(),
-            "the ladder is empty: give at least one [[ladder]] rung".into(),
-        ));
-    }
-    for (i, r) in ladder.iter().enumerate() {
-        if r.width == 0 || r.height == 0 || r.width % 2 != 0 || r.height % 2 != 0 {
-            return Err((
-                ladder_at(),
-                format!(
-                    "ladder rung {i}: {}x{} must be non-zero and even",
-                    r.width, r.height
-                ),
-            ));
-        }
-        if !(1..=120).contains(&r.fps) {
-            return Err((
-                ladder_at(),
-                format!("ladder rung {i}: fps {} is outside 1..=120", r.fps),
-            ));
-        }
-        if !(50..=100_000).contains(&r.bitrate_kbps) {
-            return Err((
-                ladder_at(),
-                format!(
-                    "ladder rung {i}: bitrate_kbps {} is outside 50..=100000",
-                    r.bitrate_kbps
-                ),
-            ));
-        }
-        if i > 0 && r.bitrate_kbps >= ladder[i - 1].bitrate_kbps {
-            return Err((
-                ladder_at(),
-                format!("ladder rung {i}: rungs go from best to lowest, so bitrate_kbps must fall ({} after {})", r.bitrate_kbps, ladder[i - 1].bitrate_kbps),
-            ));
-        }
-    }
-    let start = *c.encoder.start_rung.get_ref();
-    if start >= ladder.len() {
-        return Err((
-            Place::Offset(c.encoder.start_rung.span().start),
-            format!(
-                "start_rung {start} is out of range: the ladder has {} rung(s), numbered from 0",
-                ladder.len()
-            ),
-        ));
-    }
-    let e = &c.encoder;
-    let seconds = [
-        ("encoder", "keyframe_interval_s", e.keyframe_interval_s),
-        ("encoder", "restart_initial_s", e.restart_initial_s),
-        ("encoder", "restart_max_s", e.restart_max_s),
-        ("encoder", "restart_reset_s", e.restart_reset_s),
-        ("encoder", "stop_grace_s", e.stop_grace_s),
-        ("source", "stall_timeout_s", c.source.stall_timeout_s),
-        (
-            "server",
-            "viewer_stall_timeout_s",
-            c.server.viewer_stall_timeout_s,
-        ),
-        ("server", "request_timeout_s", c.server.request_timeout_s),
-        ("encoder", "output_timeout_s", e.output_timeout_s),
-    ];
-    for (table, key, v) in seconds {
-        if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
-            return Err((
-                Place::Key(table, key),
-                format!("{table}.{key} = {v} must be a number of seconds above 0 and at most 3600"),
-            ));
-        }
-    }
-    if e.restart_max_s < e.restart_initial_s {
-        return Err((
-            Place::Key("encoder", "restart_max_s"),
-            "encoder.restart_max_s must not be below encoder.restart_initial_s".into(),
-        ));
-    }
-    if e.preset.is_empty() || e.preset.contains(char::is_whitespace) {
-        return Err((
-            Place::Key("encoder", "preset"),
-            format!("encoder.preset `{}` is not a preset name", e.preset),
-        ));
-    }
-    let a = &c.adapt;
-    let positive = [
-        ("max_lag_ms", a.max_lag_ms),
-        ("max_rtt_ms", a.max_rtt_ms),
-        ("max_loss_pct", a.max_loss_pct),
-    ];
-    for (key, v) in positive {
-        if !(v.is_finite() && v > 0.0) {
-            return Err((
-                Place::Key("adapt", key),
-                format!("adapt.{key} = {v} must be above 0"),
-            ));
-        }
-    }
-    if !(a.headroom.is_finite() && a.headroom >= 1.0) {
-        return Err((
-            Place::Key("adapt", "headroom"),
-            "adapt.headroom must be at least 1.0".into(),
-        ));
-    }
-    if !(a.max_up_backoff.is_finite() && a.max_up_backoff >= 1.0) {
-        return Err((
-            Place::Key("adapt", "max_up_backoff"),
-            "adapt.max_up_backoff must be at least 1.0".into(),
-        ));
-    }
-    if !(50..=5000).contains(&a.sample_interval_ms) {
-        return Err((
-            Place::Key("adapt", "sample_interval_ms"),
-            "adapt.sample_interval_ms must be within 50..=5000".into(),
-        ));
-    }
-    for o in &c.outputs {
-        if !(50..=10_000).contains(&o.probe_interval_ms) {
-            return Err((
-                Place::Key("output", "probe_interval_ms"),
-                "output.probe_interval_ms must be within 50..=10000".into(),
-            ));
-        }
-        if o.probe != crate::control::probe::ProbeMode::None
-            && o.probe != crate::control::probe::ProbeMode::Auto
-            && o.probe_target().is_none()
-        {
-            return Err((
-                Place::Key("output", "probe"),
-                format!("output {}: a probe needs an IP address in the URL", o.url.0),
-            ));
-        }
-    }
-    validate_server(&c.server)?;
-    validate_camera(&c.camera)?;
-    if c.server.viewer_max_lag_ms < 100 {
-        return Err((
-            Place::Key("server", "viewer_max_lag_ms"),
-            "server.viewer_max_lag_ms must be at least 100".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1153,7 +873,7 @@ level = "debug"
     #[test]
     fn start_rung_out_of_range_points_at_it() {
         let e = err("[encoder]\npreset = \"fast\"\nstart_rung = 7\n");
-        assert_eq!((e.line, e.column), (3, 14), "{e}");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
         assert!(e.reason.contains("out of range"), "{e}");
     }
 
@@ -1169,6 +889,25 @@ level = "debug"
         assert!(e.reason.contains("not supported"), "{e}");
         let e = err("[[output]]\nurl = \"udp://1.2.3.4:5 x\"\n");
         assert!(e.reason.contains("white space"), "{e}");
+        for url in [
+            "udp://1.2.3.4:0",
+            "rtmp://example.org:0/live",
+            "srt://[::1]:0?mode=caller",
+            "rtmps://u:p@host:x/app",
+        ] {
+            let e = err(&format!("[[output]]\nurl = \"{url}\"\n"));
+            assert!(e.reason.contains("not a port"), "{url}: {e}");
+        }
+        for url in [
+            "rtmp://u:p@host/app",
+            "srt://[::1]:9000",
+            "rtmp://h:1935/a:b",
+        ] {
+            parse(Path::new("t"), &format!("[[output]]\nurl = \"{url}\"\n")).unwrap();
+        }
+        assert!(err("[source]\nurl = \"udp://0.0.0.0:0\"\n")
+            .reason
+            .contains("port 0"));
     }
 
     #[test]
@@ -1180,7 +919,7 @@ level = "debug"
         assert!(e.reason.contains("must fall"), "{e}");
         let e = err(&rung(641, 360, 800));
         assert!(e.reason.contains("even"), "{e}");
-        assert_eq!(e.line, 1);
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
     }
 
     #[test]
@@ -1368,7 +1107,13 @@ fov = "linear"
         let e = err("[server]\nmax_connections = 5000\n");
         assert_eq!((e.line, e.column), (2, 1), "{e}");
         assert!(e.reason.contains("8192"), "{e}");
+        // Both written: the limit is blamed; one written: that one.
         let e = err("[server]\nmax_connections = 10\nmax_viewers = 16\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err("[server]\nmax_viewers = 600\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err("[server]\nmax_viewers = 6\nmax_connections = 10\n");
+        assert!(e.reason.contains("max_connections_per_address = 24"), "{e}");
         assert_eq!(e.line, 3, "{e}");
         let e = err("[server]\nmax_connections = 10\nmax_viewers = 4\n");
         assert!(e.reason.contains("max_connections_per_address"), "{e}");
@@ -1400,12 +1145,5 @@ fov = "linear"
         );
         let e = err("[encoder]\noutput_timeout_s = -1\n");
         assert!(e.reason.contains("output_timeout_s"), "{e}");
-    }
-
-    #[test]
-    fn line_col_counts_from_one() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("ab", 99), (1, 3));
     }
 }
