@@ -99,6 +99,18 @@ pub fn read_tcp_info(fd: RawFd) -> std::io::Result<TcpReading> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // Kernels before 4.19 fill less (no bytes_sent, bytes_retrans), and
+    // qemu-user returns 4 bytes: figures that were not filled would read as
+    // zero, so a reading that short is refused rather than reported.
+    if (len as usize) < std::mem::size_of::<RawTcpInfo>() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "TCP_INFO is {len} bytes here, fewer than the {} needed",
+                std::mem::size_of::<RawTcpInfo>()
+            ),
+        ));
+    }
     Ok(TcpReading {
         rtt_us: raw.rtt,
         rttvar_us: raw.rttvar,

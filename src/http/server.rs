@@ -77,7 +77,12 @@ pub async fn serve(
                     body.len(),
                     &[("Retry-After", "2")],
                 );
-                let _ = sock.try_write(format!("{head}{body}").as_bytes());
+                // A fresh socket's send buffer is empty: a plain non-blocking
+                // write goes out at once (tokio's readiness is not known yet).
+                if let Ok(sock) = sock.into_std() {
+                    use std::io::Write;
+                    let _ = (&sock).write(format!("{head}{body}").as_bytes());
+                }
             }
         }
     }

@@ -284,6 +284,8 @@ async fn drain(
     generation: u64,
     progress: Progress,
 ) {
+    let started = std::time::Instant::now();
+    let mut first = true;
     let mut aligner = Aligner::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -293,6 +295,12 @@ async fn drain(
                 let packets = aligner.push(&buf[..n]);
                 if !packets.is_empty() && hub.push(generation, &packets) {
                     progress.mark();
+                    if std::mem::take(&mut first) {
+                        log::info!(
+                            "encoder #{generation}: first frame {:.2} s after its ffmpeg started",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                 }
             }
         }

@@ -47,8 +47,9 @@ struct Track {
     /// For a pending track: its output since its oldest kept keyframe.
     buffer: VecDeque<Unit>,
     last_keyframe_pts: Option<u64>,
-    /// Highest video PTS seen: output with a higher one is progress.
-    newest_pts: Option<u64>,
+    /// The last video PTS seen: output with another one is progress (a new
+    /// timeline restarts lower, so "higher" would not do).
+    last_pts: Option<u64>,
 }
 
 impl Track {
@@ -87,8 +88,8 @@ impl Track {
             unit.data.extend_from_slice(pkt);
             if let Some(p) = pts {
                 unit.pts = pts;
-                if self.newest_pts.map_or(true, |n| pts_diff(p, n) > 0) {
-                    self.newest_pts = pts;
+                if self.last_pts != Some(p) {
+                    self.last_pts = Some(p);
                     progressed = true;
                 }
             }
@@ -256,7 +257,7 @@ impl Hub {
     }
 
     /// Output of encoder `generation`: whole TS packets. True when it carried
-    /// a video frame newer than any before (the encoder is making progress).
+    /// a video frame with a new timestamp (the encoder is making progress).
     pub fn push(&self, generation: u64, packets: &[u8]) -> bool {
         let now = Instant::now();
         let mut g = self.inner.lock().unwrap();
@@ -614,6 +615,18 @@ mod tests {
             pts_of(&hub.read(&mut cursor, Duration::from_secs(10), 1 << 20)),
             vec![18000]
         );
+    }
+
+    #[test]
+    fn output_with_a_new_timestamp_is_progress_even_on_a_new_timeline() {
+        let (hub, _) = hub();
+        start(&hub, 1);
+        assert!(hub.push(1, &frame(90_000, true)));
+        assert!(!hub.push(1, &psi()), "tables alone are no progress");
+        assert!(!hub.push(1, &frame(90_000, false)), "nor a repeated frame");
+        assert!(hub.push(1, &frame(93_000, false)));
+        // The encoder restarted on the camera's new timeline, near zero.
+        assert!(hub.push(1, &frame(3000, true)));
     }
 
     #[test]
