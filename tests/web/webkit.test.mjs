@@ -7,13 +7,13 @@
 // it must play through ManagedMediaSource, and with neither it must say so.
 // This is WebKitGTK on Linux, not iOS: see docs/WEB.md for what that leaves out.
 import assert from 'node:assert/strict';
-import { engineSuite, assertLive, assertPaints, check, MEASURE_S } from './lib/suite.mjs';
-import { behindLive, noPlayer, paints, probe, started, waitFor } from './lib/checks.mjs';
+import { engineSuite, assertLive, assertPaints, check, recovers, MEASURE_S } from './lib/suite.mjs';
+import { behindLive, noPlayer, paints, probe, started, videoState, waitFor } from './lib/checks.mjs';
 import { HIDE, startShimProxy } from './lib/shim-proxy.mjs';
 
 const ctx = engineSuite('webkit');
 
-check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page plays, paints frames and stays live', { timeout: 180000 }, async (t) => {
+check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page plays, paints frames, stays live and recovers', { timeout: 240000 }, async (t) => {
   const { page, report } = ctx;
   if (!ctx.caps?.managedMediaSource || !ctx.caps?.h264Managed) {
     const why = ctx.caps ? 'this WebKitGTK has no ManagedMediaSource with H.264' : 'the first test did not get as far as probing the engine';
@@ -34,6 +34,8 @@ check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page play
     report.pass('paints frames through ManagedMediaSource', assertPaints(ctx, p, 'ManagedMediaSource frames'));
     const lag = await behindLive(page, MEASURE_S);
     report.pass(`within 1.5 s of live through ManagedMediaSource`, assertLive(ctx, lag));
+    await recovers(ctx, ' through ManagedMediaSource');
+    assert.equal((await videoState(page)).source, 'ManagedMediaSource', 'the restarted player uses ManagedMediaSource again');
   } finally {
     await proxy.close();
   }

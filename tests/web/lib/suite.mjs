@@ -43,6 +43,38 @@ export function assertLive(ctx, lag) {
   return `max ${fmt(lag.max, 2)} s, p95 ${fmt(lag.p95, 2)} s, median ${fmt(lag.median, 2)} s over ${fmt(lag.seconds, 0)} s`;
 }
 
+// The page plays again by itself after a 7 s frozen stream (the daemon is
+// SIGSTOPped) and after the daemon restarts (down for 2 s). `how` names the
+// playback path in the report ('' for the page as it is).
+export async function recovers(ctx, how) {
+  const { page, daemon, report, engine } = ctx;
+  await playing(page, 'playback before the faults', 20000);
+
+  const before = (await videoState(page)).stats.restarts;
+  await daemon.freeze(7000);
+  const back = await playing(page, 'playback after the frozen stream', 30000);
+  console.log(`${engine}: after a 7 s freeze${how}: playing again, player restarts ${back.stats.restarts - before}, behind live ${fmt(back.behind)} s`);
+  assert.ok(back.stats.restarts > before, 'the stall watchdog restarted the player');
+  report.pass(`recovers from a 7 s frozen stream${how}`, `player restarted ${back.stats.restarts - before}×`);
+
+  await daemon.stop();
+  await waitFor('the page to notice', async () => {
+    const s = await videoState(page);
+    return { ...s, ok: s.badge !== 'LIVE' };
+  }, 10000);
+  const down = Date.now();
+  await sleep(2000);
+  daemon.start();
+  await daemon.waitHealthy();
+  const again = await playing(page, 'playback after the daemon restarted', 30000);
+  const after = ((Date.now() - down) / 1000).toFixed(1);
+  console.log(`${engine}: after a daemon restart${how}: playing again ${after} s after it went down, behind live ${fmt(again.behind)} s`);
+  await sleep(3000);
+  const settled = await videoState(page);
+  assert.ok(settled.behind !== null && settled.behind <= MAX_BEHIND_S, `behind live by ${settled.behind} s after the restart`);
+  report.pass(`recovers from a daemon restart${how}`, `playing ${after} s after it went down (2 s down), then ${fmt(settled.behind, 2)} s behind live`);
+}
+
 // A node:test test whose failure is also written into the engine's report.
 export function check(ctx, name, opts, fn) {
   test(name, opts, async (t) => {
@@ -116,34 +148,8 @@ export function engineSuite(engine) {
     fs.writeFileSync(path.join(ARTIFACTS, `web-${engine}.png`), ctx.phoneShot);
   });
 
-  check(ctx, `${engine}: the page comes back by itself after a frozen stream and a daemon restart`, { timeout: 180000 }, async () => {
-    const { page, daemon, report } = ctx;
-    await playing(page, 'playback before the faults', 20000);
-
-    const before = (await videoState(page)).stats.restarts;
-    await daemon.freeze(7000);
-    const back = await playing(page, 'playback after the frozen stream', 30000);
-    console.log(`${engine}: after a 7 s freeze: playing again, player restarts ${back.stats.restarts - before}, behind live ${fmt(back.behind)} s`);
-    assert.ok(back.stats.restarts > before, 'the stall watchdog restarted the player');
-    report.pass('recovers from a 7 s frozen stream', `player restarted ${back.stats.restarts - before}×`);
-
-    await daemon.stop();
-    await waitFor('the page to notice', async () => {
-      const s = await videoState(page);
-      return { ...s, ok: s.badge !== 'LIVE' };
-    }, 10000);
-    const down = Date.now();
-    await sleep(2000);
-    daemon.start();
-    await daemon.waitHealthy();
-    const again = await playing(page, 'playback after the daemon restarted', 30000);
-    const after = ((Date.now() - down) / 1000).toFixed(1);
-    console.log(`${engine}: after a daemon restart: playing again ${after} s after it went down, behind live ${fmt(again.behind)} s`);
-    await sleep(3000);
-    const settled = await videoState(page);
-    assert.ok(settled.behind !== null && settled.behind <= MAX_BEHIND_S, `behind live by ${settled.behind} s after the restart`);
-    report.pass('recovers from a daemon restart', `playing ${after} s after it went down (2 s down), then ${fmt(settled.behind, 2)} s behind live`);
-  });
+  check(ctx, `${engine}: the page comes back by itself after a frozen stream and a daemon restart`, { timeout: 180000 },
+    () => recovers(ctx, ''));
 
   return ctx;
 }
