@@ -86,17 +86,18 @@ function section(o, rows, when, load, bin) {
     'limit is 1.5 s. This is the player\'s share of glass-to-glass delay: the camera, encoder and network share is the same for every ' +
     'row here (loopback) and is not in these figures. "Frames/s" are frames painted (requestVideoFrameCallback); "stalls" are ' +
     '`waiting` events; "jumps" are the page\'s own skips to the live edge (when more than 1.0 s behind); "load" is the machine\'s ' +
-    '1-minute load average during the row (other work on the same cores shows up as stalls and jumps).');
+    '1-minute load average during the row (other work on the same cores shows up as stalls and jumps); the daemon adapts as usual, ' +
+    'so a busy machine can also step the picture down to 426x240.');
   out.push(`Versions: ${engines}; mpegts.js 1.8.2; ${ffmpeg}; node ${process.version}; ${os.cpus().length} cores, load average ${load} at the start.`, '');
-  out.push('| path | client | samples | median | p95 | max | frames/s | stalls | jumps | player restarts | load |');
-  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| path | client | samples | median | p95 | max | frames/s | stalls | jumps | player restarts | picture at the end | load |');
+  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
   for (const r of rows) {
     const l = r.lag;
     out.push(`| ${r.path} | ${r.version} | ${l.n} | ${fmt(l.median, 2)} s | ${fmt(l.p95, 2)} s | ${fmt(l.max, 2)} s | ` +
-      `${fmt(l.paintedPerSecond, 1)} | ${l.waiting} | ${l.jumps} | ${l.restarts} | ${fmt(r.load, 1)} |`);
+      `${fmt(l.paintedPerSecond, 1)} | ${l.waiting} | ${l.jumps} | ${l.restarts} | ${l.state.width}x${l.state.height} | ${fmt(r.load, 1)} |`);
   }
-  out.push('| HLS `/live.m3u8` | ffmpeg/ffprobe | *placeholder: the daemon has no HLS endpoint yet (issue 14, item 2)* | | | | | | | | |');
-  out.push('| HLS `/live.m3u8` | hls.js in Chromium (stand-in for Safari\'s native HLS) | *placeholder: as above* | | | | | | | | |');
+  out.push('| HLS `/live.m3u8` | ffmpeg/ffprobe | *placeholder: the daemon has no HLS endpoint yet (issue 14, item 2)* | | | | | | | | | |');
+  out.push('| HLS `/live.m3u8` | hls.js in Chromium (stand-in for Safari\'s native HLS) | *placeholder: as above* | | | | | | | | | |');
   out.push('');
   return out.join('\n');
 }

@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-mode=test
+mode="test"
 if [ "${1:-}" = bench ]; then
     mode=bench
     shift
@@ -59,23 +59,32 @@ cd "$here"
 npm ci --no-audit --no-fund
 
 # Node and everything it starts (daemons, browsers, drivers, Xvfb) run in a
-# session of their own, ended as a whole however this script ends.
+# session of their own, ended as a whole when it is done or this script ends.
 pid=
+# shellcheck disable=SC2317 # called by in_session and the trap
 cleanup() {
     [ -n "$pid" ] || return 0
     kill -TERM -- "-$pid" 2>/dev/null || true
     sleep 1
     kill -KILL -- "-$pid" 2>/dev/null || true
+    pid=
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+in_session() {
+    local rc=0
+    setsid "$@" &
+    pid=$!
+    wait "$pid" || rc=$?
+    cleanup
+    return "$rc"
+}
 
 rc=0
 if [ "$mode" = bench ]; then
     (cd "$repo" && cargo build --release --locked)
-    LIVESTREAMD_BIN="$repo/target/release/livestreamd" setsid node bench.mjs --seconds "$seconds" --engines "$(IFS=,; echo "${engines[*]}")" &
-    pid=$!
-    wait "$pid" || rc=$?
+    LIVESTREAMD_BIN="$repo/target/release/livestreamd" \
+        in_session node bench.mjs --seconds "$seconds" --engines "$(IFS=,; echo "${engines[*]}")" || rc=$?
     exit "$rc"
 fi
 
@@ -86,12 +95,7 @@ for e in "${engines[@]}"; do
     rm -f "$repo/artifacts/web-$e.json"
 done
 start=$SECONDS
-setsid node --test --test-concurrency=1 "${files[@]}" &
-pid=$!
-wait "$pid" || rc=$?
-pid_done=$pid
-pid=
-kill -KILL -- "-$pid_done" 2>/dev/null || true # anything a test left behind
+in_session node --test --test-concurrency=1 "${files[@]}" || rc=$?
 node summary.mjs "${engines[@]}"
 echo "tests/web: $((SECONDS - start)) s for ${engines[*]}"
 exit "$rc"

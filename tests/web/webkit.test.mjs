@@ -13,6 +13,17 @@ import { HIDE, startShimProxy } from './lib/shim-proxy.mjs';
 
 const ctx = engineSuite('webkit');
 
+// Opens the page with the APIs `hide` removes; fn(probe) runs while it is open.
+async function withoutApis(hide, fn) {
+  const proxy = await startShimProxy(ctx.daemon.url, hide);
+  try {
+    await ctx.page.goto(`${proxy.url}/`);
+    return await fn(await probe(ctx.page));
+  } finally {
+    await proxy.close();
+  }
+}
+
 check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page plays, paints frames, stays live and recovers', { timeout: 240000 }, async (t) => {
   const { page, report } = ctx;
   if (!ctx.caps?.managedMediaSource || !ctx.caps?.h264Managed) {
@@ -21,10 +32,7 @@ check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page play
     t.skip(why);
     return;
   }
-  const proxy = await startShimProxy(ctx.daemon.url, HIDE.mediaSource);
-  try {
-    await page.goto(`${proxy.url}/`);
-    const caps = await probe(page);
+  await withoutApis(HIDE.mediaSource, async (caps) => {
     assert.equal(caps.mediaSource, false, 'the shim removed MediaSource');
     assert.ok(caps.player, 'mpegts.js offers live playback through ManagedMediaSource');
     const first = await started(page);
@@ -36,17 +44,12 @@ check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page play
     report.pass(`within 1.5 s of live through ManagedMediaSource`, assertLive(ctx, lag));
     await recovers(ctx, ' through ManagedMediaSource');
     assert.equal((await videoState(page)).source, 'ManagedMediaSource', 'the restarted player uses ManagedMediaSource again');
-  } finally {
-    await proxy.close();
-  }
+  });
 });
 
 check(ctx, 'webkit: with no Media Source at all (older iPhones) the page says so and links the stream', { timeout: 60000 }, async () => {
   const { page, report } = ctx;
-  const proxy = await startShimProxy(ctx.daemon.url, HIDE.allMediaSource);
-  try {
-    await page.goto(`${proxy.url}/`);
-    const caps = await probe(page);
+  await withoutApis(HIDE.allMediaSource, async (caps) => {
     assert.equal(caps.mediaSource || caps.managedMediaSource, false, 'the shim removed both');
     const msg = await waitFor('the no-player message', async () => {
       const m = await noPlayer(page);
@@ -56,7 +59,5 @@ check(ctx, 'webkit: with no Media Source at all (older iPhones) the page says so
     assert.equal(msg.badge, 'no player');
     assert.equal(msg.link, '/stream.ts');
     report.pass('no Media Source: the page says so and links /stream.ts', `badge "${msg.badge}"`);
-  } finally {
-    await proxy.close();
-  }
+  });
 });

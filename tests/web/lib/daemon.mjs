@@ -2,14 +2,13 @@
 // own, with a two-rung ladder, started, frozen, stopped and restarted by the
 // tests. Shared by every engine's test and by the benchmark.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { track } from './procs.mjs';
+import { spawnOwned } from './procs.mjs';
 
 export const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const repo = path.resolve(here, '..', '..');
@@ -33,6 +32,12 @@ function freeUdpPort() {
   });
 }
 
+// The rungs, best first (the demo camera sends 640x360 at 30 fps).
+export const LADDER = [
+  { width: 640, height: 360, fps: 30, bitrate_kbps: 800 },
+  { width: 426, height: 240, fps: 15, bitrate_kbps: 300 },
+];
+
 export class Daemon {
   // name: used for the log file (artifacts/web-NAME-daemon.log).
   constructor(name, bin = process.env.LIVESTREAMD_BIN || path.join(repo, 'target', 'debug', 'livestreamd')) {
@@ -55,17 +60,7 @@ export class Daemon {
 url = "udp://127.0.0.1:${udp}"
 [encoder]
 preset = "ultrafast"
-[[ladder]]
-width = 640
-height = 360
-fps = 30
-bitrate_kbps = 800
-[[ladder]]
-width = 426
-height = 240
-fps = 15
-bitrate_kbps = 300
-[server]
+${LADDER.map((r) => `[[ladder]]\nwidth = ${r.width}\nheight = ${r.height}\nfps = ${r.fps}\nbitrate_kbps = ${r.bitrate_kbps}\n`).join('')}[server]
 listen = "127.0.0.1:${this.port}"
 max_viewers = 4
 `);
@@ -74,11 +69,10 @@ max_viewers = 4
 
   start() {
     const log = fs.openSync(this.log, 'a');
-    const child = track(spawn(this.bin, ['demo', '--config', this.config, '--size', '640x360', '--fps', '30'], {
+    const child = spawnOwned(this.bin, ['demo', '--config', this.config, '--size', '640x360', '--fps', '30'], {
       stdio: ['ignore', log, log],
-    }));
+    }, 10000);
     fs.closeSync(log);
-    child.exited = new Promise((r) => child.once('exit', r));
     this.child = child;
     return this;
   }
@@ -88,12 +82,7 @@ max_viewers = 4
   }
 
   async stop() {
-    if (!this.running) return;
-    const child = this.child;
-    child.kill('SIGCONT'); // in case a test left it frozen
-    child.kill('SIGTERM');
-    const stopped = await Promise.race([child.exited.then(() => true), sleep(10000).then(() => false)]);
-    if (!stopped) { child.kill('SIGKILL'); await child.exited; }
+    if (this.child) await this.child.stop();
   }
 
   // The connection stays open but nothing arrives, as over a dead Wi-Fi link.

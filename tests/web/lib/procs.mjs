@@ -1,43 +1,30 @@
-// Helper processes (Xvfb, WebKitWebDriver) in process groups of their own,
-// killed with their whole group when the test ends, however it ends.
+// Processes the tests start themselves (the daemon, Xvfb, WebKitWebDriver):
+// each gets SIGKILL from the kernel if this node process dies however it dies
+// (`setpriv --pdeathsig`, util-linux), stays in this process group (so that
+// run.sh ends it with the group), and is killed on exit.
 
 import { spawn } from 'node:child_process';
 
-const groups = new Set();
-const children = new Set();
+const owned = new Set();
 
-function killGroup(pid, signal) {
-  try { process.kill(-pid, signal); } catch { /* already gone */ }
-}
-
-process.on('exit', () => {
-  for (const pid of groups) killGroup(pid, 'SIGKILL');
-  for (const child of children) child.kill('SIGKILL');
-});
-
-// A plain child (the daemon) that must not outlive this process either.
-export function track(child) {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
+process.on('exit', () => { for (const child of owned) child.kill('SIGKILL'); });
 for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
-  process.once(sig, () => process.exit(128 + n)); // 'exit' above kills the groups
+  process.once(sig, () => process.exit(128 + n)); // 'exit' above kills them
 }
 
-// Like spawn(), but detached into a new process group that stop() ends.
-export function spawnGroup(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { ...opts, detached: true });
-  groups.add(child.pid);
-  child.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+// Like spawn(); the child has `exited` (a promise) and `stop()`: SIGTERM,
+// then SIGKILL after graceMs.
+export function spawnOwned(cmd, args, opts = {}, graceMs = 5000) {
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], opts);
+  owned.add(child);
+  child.exited = new Promise((r) => child.once('exit', (code, signal) => { owned.delete(child); r({ code, signal }); }));
   child.stop = async () => {
-    if (!groups.has(child.pid)) return;
-    killGroup(child.pid, 'SIGTERM');
-    const t = setTimeout(() => killGroup(child.pid, 'SIGKILL'), 5000);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGCONT'); // in case it was left frozen
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await child.exited;
     clearTimeout(t);
-    killGroup(child.pid, 'SIGKILL'); // what the leader left behind
-    groups.delete(child.pid);
   };
   return child;
 }
@@ -45,7 +32,7 @@ export function spawnGroup(cmd, args, opts = {}) {
 // A virtual X display for engines that need one: Xvfb picks a free display
 // number and writes it to a pipe (-displayfd).
 export async function startXvfb(log) {
-  const x = spawnGroup('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp', '-noreset'], {
+  const x = spawnOwned('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp', '-noreset'], {
     stdio: ['ignore', log, log, 'pipe'],
   });
   const display = await new Promise((resolve, reject) => {

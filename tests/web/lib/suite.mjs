@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, Daemon, sleep } from './daemon.mjs';
+import { ARTIFACTS, Daemon, LADDER, sleep } from './daemon.mjs';
 import { launch } from './engines.mjs';
 import {
   MAX_BEHIND_S, Report, behindLive, describeLag, figures, fmt, paints, started, playing, probe, videoState, waitFor,
@@ -123,7 +123,7 @@ export function engineSuite(engine) {
 
     const first = await started(page);
     report.pass('plays', `picture ${first.width}x${first.height} through ${first.source}`);
-    assert.equal(first.width, 640);
+    assert.ok(LADDER.some((r) => r.width === first.width && r.height === first.height), `a picture of ${first.width}x${first.height}`);
 
     report.pass('paints frames', assertPaints(ctx, await paints(page, `web-${engine}-video.png`), 'frames'));
 
@@ -131,13 +131,19 @@ export function engineSuite(engine) {
     ctx.lag = lag;
     report.pass(`within ${MAX_BEHIND_S} s of live`, assertLive(ctx, lag));
 
-    const f = await waitFor('the figures', async () => {
+    // The rung is the daemon's choice (on a busy machine its controller may
+    // step down): the page must show the one /status reports.
+    const f = await waitFor('the figures to match /status', async () => {
       const x = await figures(page);
-      return { ...x, ok: / ms$/.test(x.rtt) && /Mbit\/s/.test(x.rx) };
+      const e = (await (await fetch(`${ctx.daemon.url}/status`)).json()).encoder || {};
+      const want = { res: `${e.width}×${e.height}`, rung: `${e.rung} of ${LADDER.length}` };
+      return { ...x, want, ok: x.res === want.res && x.rung === want.rung && / ms$/.test(x.rtt) && /Mbit\/s/.test(x.rx) };
     }, 10000);
     console.log(`${engine}: page figures: ${JSON.stringify(f)}`);
-    assert.equal(f.res, '640×360');
-    assert.equal(f.rung, '0 of 2');
+    if (f.rung !== `0 of ${LADDER.length}`) {
+      const a = (await (await fetch(`${ctx.daemon.url}/status`)).json()).adapt || {};
+      report.note(`the daemon's controller had stepped down to rung ${f.rung} during the test (${a.last_reason || 'no reason given'}); the page showed it`);
+    }
     assert.equal(f.camera, 'live');
     assert.match(f.rx, /Mbit\/s/, 'the page found its own viewer entry');
     assert.match(f.rtt, / ms$/, 'the link monitor\'s RTT is shown');

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { freeTcpPort, sleep } from './daemon.mjs';
-import { spawnGroup, startXvfb } from './procs.mjs';
+import { spawnOwned, startXvfb } from './procs.mjs';
 
 export const WEBKIT_DRIVER = process.env.WEBKIT_WEBDRIVER || '/usr/bin/WebKitWebDriver';
 
@@ -58,7 +58,7 @@ export async function launchWebKit({ logName, args = [] }) {
   const log = fs.openSync(logName, 'a');
   const xvfb = await startXvfb(log);
   const port = await freeTcpPort();
-  const driver = spawnGroup(WEBKIT_DRIVER, [`--port=${port}`], {
+  const driver = spawnOwned(WEBKIT_DRIVER, [`--port=${port}`], {
     stdio: ['ignore', log, log],
     env: { ...process.env, DISPLAY: xvfb.display },
   });
