@@ -20,5 +20,5 @@ echo "== systemd unit"
 scripts/verify-unit.sh
 echo "== image recipes, overlay scripts"
 scripts/lint-images.sh
-echo "== the phone's web page in headless Chromium"
+echo "== the phone's web page in Chromium, Firefox ESR and WebKitGTK"
 bash tests/web/run.sh
