@@ -98,6 +98,10 @@ pass "install: cross $CROSS_VERSION and the images ready in $((SECONDS - started
 echo "== scripts/build-release.sh (the binaries to compare with)"
 check "build-release.sh" step build-release scripts/build-release.sh "${targets[@]}"
 
+# The containers have no network (cross/containers.conf): cargo there takes
+# every crate, dev-dependencies too, from the host's cargo home.
+check "cargo fetch --locked" step cargo-fetch cargo fetch --locked
+
 # The README's commands, in the environment cross/env.sh describes.
 host_path=$PATH
 # shellcheck source=cross/env.sh
