@@ -36,7 +36,9 @@ cross_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}/cross-rs")
 # shellcheck source=scripts/lib/checks.sh
 . scripts/lib/checks.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/livestreamd-cross-rs.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+cross_pid=
+# An interrupted run leaves no `cargo install` behind.
+trap 'if [ -n "$cross_pid" ]; then pkill -P "$cross_pid"; kill "$cross_pid"; fi 2>/dev/null; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 started=$SECONDS
 
@@ -79,7 +81,6 @@ toolchain_state >"$tmp/toolchain.before"
 # cross 0.2.5 would try to update the host's toolchain even for that.)
 if cargo install --list --root "$CROSS_ROOT" 2>/dev/null | grep -q "^cross v$CROSS_VERSION:"; then
     echo "     cross $CROSS_VERSION: already in $CROSS_ROOT"
-    cross_pid=
 else
     # --debug: the same cross, compiled with half the CPU (35 s instead of 85 s);
     # it only starts containers, its own speed does not matter.
@@ -89,9 +90,14 @@ else
 fi
 images_ok=1
 step cross-images scripts/cross-images.sh "${targets[@]}" || images_ok=0
-if [ -n "$cross_pid" ] && ! wait "$cross_pid"; then
-    echo "error: cargo install cross failed" >&2
-    exit 1
+if [ -n "$cross_pid" ]; then
+    rc=0
+    wait "$cross_pid" || rc=$?
+    cross_pid=
+    if [ "$rc" -ne 0 ]; then
+        echo "error: cargo install cross failed" >&2
+        exit 1
+    fi
 fi
 if [ "$images_ok" = 0 ]; then
     echo "error: scripts/cross-images.sh failed" >&2
