@@ -16,9 +16,19 @@ cd "$(dirname "$0")/.."
 targets=${*:-aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf}
 out=${CARGO_TARGET_DIR:-target}
 
+# Panic messages name the source files of the dependencies, which live in
+# cargo's home. They are remapped to the paths a `cross build` sees (cross
+# mounts cargo's home at /cargo, the project at /project, the target dir at
+# /target), so the binaries' bytes do not depend on where cargo's home is and
+# match a `cross build` with the same linker (scripts/test-cross-rs.sh checks).
+cargo_home=$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd)
+mkdir -p "$out"
+remap="\"--remap-path-prefix=$cargo_home=/cargo\", \"--remap-path-prefix=$PWD=/project\", \"--remap-path-prefix=$(cd "$out" && pwd)=/target\""
+
 for t in $targets; do
-    echo "== cargo build --release --locked --target $t"
-    cargo build --release --locked --target "$t"
+    echo "== cargo build --release --locked --target $t (paths remapped: $cargo_home -> /cargo)"
+    # --config adds to the rustflags in .cargo/config.toml (+crt-static).
+    cargo build --release --locked --target "$t" --config "target.$t.rustflags = [$remap]"
 done
 
 echo

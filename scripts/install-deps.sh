@@ -11,6 +11,9 @@ if [ "$what" = all ]; then
     apt_packages+=(iproute2 nftables procps file shellcheck systemd python3
         gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static
         dnsmasq-base busybox)
+    # cross through podman, with images built from Debian's packages
+    # (scripts/test-cross-rs.sh); runc, as crun fails on this kind of host.
+    apt_packages+=(podman runc mmdebstrap)
 fi
 
 missing=()

@@ -21,10 +21,8 @@ out=${CARGO_TARGET_DIR:-target}
 # Emulation is slow: generous limits.
 START_TIMEOUT=${START_TIMEOUT:-90}
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+# shellcheck source=scripts/lib/checks.sh
+. scripts/lib/checks.sh
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/livestreamd-cross.XXXXXX")
 daemon_pid=
@@ -227,5 +225,4 @@ for t in $targets; do
     e2e "$t" "$qemu" "$bin"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+summary

@@ -16,6 +16,8 @@ cargo test --locked -- --test-threads="${TEST_THREADS:-2}"
 echo "== static aarch64 and armv7 builds, run under qemu-user"
 scripts/build-release.sh
 scripts/test-cross.sh
+echo "== the README's cross build and cross test, through podman with images from Debian's packages"
+scripts/test-cross-rs.sh
 echo "== systemd unit"
 scripts/verify-unit.sh
 echo "== image recipes, overlay scripts"

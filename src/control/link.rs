@@ -244,6 +244,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        feature = "qemu-user",
+        ignore = "qemu-user treats every SOL_TCP option as an int: TCP_INFO comes back 4 bytes long, all counters zero"
+    )]
     fn reads_a_real_socket() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
