@@ -38,8 +38,8 @@ fn summary(name: &str, runs: &[DropRun]) -> String {
 
 fn main() {
     if let Some(why) = netns::unavailable() {
-        eprintln!("adapt_capacity: skipped: {why}");
-        return;
+        eprintln!("adapt_capacity: cannot run here: {why}");
+        std::process::exit(1);
     }
     let runs: usize = std::env::args()
         .skip(1)

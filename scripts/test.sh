@@ -9,9 +9,9 @@ scripts/install-deps.sh all
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo test"
-cargo test --locked -- --test-threads="${TEST_THREADS:-2}"
+cargo clippy --locked --all-targets --all-features -- -D warnings
+echo "== cargo test (as root: the network-namespace tests are on)"
+cargo test --locked --features netns-tests -- --test-threads="${TEST_THREADS:-2}"
 
 echo "== static aarch64 and armv7 builds, run under qemu-user"
 scripts/build-release.sh

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 mod locate;
+pub mod source;
 mod validate;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -44,62 +45,66 @@ pub enum AdaptMode {
     Fixed,
 }
 
-/// The adaptive-quality controller; see `adapt::Params` for the meaning.
+/// Whose link decides the rung when several viewers watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Serve the weakest viewer: everyone stays live (default).
+    #[default]
+    Weakest,
+    /// Serve the strongest viewer: the best picture for whoever can take it;
+    /// weaker viewers stay live by skipping frames.
+    Strongest,
+}
+
+/// `[adapt]`: the adaptive-quality controller's parameters, used as they
+/// are by the controller (`control::adapt::Params`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Adapt {
     pub mode: AdaptMode,
-    pub policy: crate::control::adapt::Policy,
+    pub policy: Policy,
+    /// TCP_INFO sampling and controller tick, milliseconds.
     pub sample_interval_ms: u64,
+    /// Trouble must last this long before stepping down.
     pub down_after_s: f64,
+    /// A clean period this long (times the climb backoff) before stepping up.
     pub up_after_s: f64,
+    /// No two switches closer than this.
     pub min_dwell_s: f64,
     pub max_lag_ms: f64,
     pub max_rtt_ms: f64,
     pub max_loss_pct: f64,
+    /// Measured capacity must exceed the next rung's bitrate by this factor to climb.
     pub headroom: f64,
+    /// A climb that fails soon after doubles the clean period required, up to this factor.
     pub max_up_backoff: f64,
+    /// How long a capacity measurement is trusted; older, a probe measures again.
     pub capacity_memory_s: f64,
+    /// Length of a headroom probe: viewers get padding on top of the video so
+    /// that the link shows whether it carries the next rung.
     pub probe_s: f64,
+    /// A new encoder that gives no splice point in this time is abandoned.
     pub switch_timeout_s: f64,
 }
 
 impl Default for Adapt {
     fn default() -> Self {
-        let p = crate::control::adapt::Params::default();
         Adapt {
             mode: AdaptMode::Auto,
-            policy: p.policy,
+            policy: Policy::Weakest,
             sample_interval_ms: 200,
-            down_after_s: p.down_after_s,
-            up_after_s: p.up_after_s,
-            min_dwell_s: p.min_dwell_s,
-            max_lag_ms: p.max_lag_ms,
-            max_rtt_ms: p.max_rtt_ms,
-            max_loss_pct: p.max_loss_pct,
-            headroom: p.headroom,
-            max_up_backoff: p.max_up_backoff,
-            capacity_memory_s: p.capacity_memory_s,
-            probe_s: p.probe_s,
+            down_after_s: 1.0,
+            up_after_s: 10.0,
+            min_dwell_s: 2.0,
+            max_lag_ms: 700.0,
+            max_rtt_ms: 300.0,
+            max_loss_pct: 2.0,
+            headroom: 1.4,
+            max_up_backoff: 8.0,
+            capacity_memory_s: 60.0,
+            probe_s: 2.0,
             switch_timeout_s: 10.0,
-        }
-    }
-}
-
-impl Adapt {
-    pub fn params(&self) -> crate::control::adapt::Params {
-        crate::control::adapt::Params {
-            down_after_s: self.down_after_s,
-            up_after_s: self.up_after_s,
-            min_dwell_s: self.min_dwell_s,
-            max_lag_ms: self.max_lag_ms,
-            max_rtt_ms: self.max_rtt_ms,
-            max_loss_pct: self.max_loss_pct,
-            headroom: self.headroom,
-            max_up_backoff: self.max_up_backoff,
-            capacity_memory_s: self.capacity_memory_s,
-            probe_s: self.probe_s,
-            policy: self.policy,
         }
     }
 }
@@ -208,6 +213,21 @@ pub struct Server {
     pub max_pending_per_address: usize,
 }
 
+/// How an output's host is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeMode {
+    /// ICMP echo for `udp://` outputs, nothing for uplinks (their TCP is ffmpeg's).
+    #[default]
+    Auto,
+    /// ICMP echo through an unprivileged ICMP socket (no capability needed where
+    /// `net.ipv4.ping_group_range` admits the daemon's group).
+    Icmp,
+    /// A datagram to `probe_port` on the host, which must send it back (an echo service).
+    Udp,
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
@@ -216,7 +236,7 @@ pub struct Output {
     /// How the link to a pushed-to phone is measured: "auto" (ICMP echo for
     /// udp://, none for uplinks), "icmp", "udp" (an echo service on probe_port) or "none".
     #[serde(default)]
-    pub probe: crate::control::probe::ProbeMode,
+    pub probe: ProbeMode,
     #[serde(default = "default_probe_port")]
     pub probe_port: u16,
     #[serde(default = "default_probe_interval")]
@@ -225,14 +245,13 @@ pub struct Output {
 
 impl Output {
     /// The probe this output really gets, and its host.
-    pub fn probe_target(&self) -> Option<(crate::control::probe::ProbeMode, std::net::IpAddr)> {
-        use crate::control::probe::ProbeMode;
+    pub fn probe_target(&self) -> Option<(ProbeMode, std::net::IpAddr)> {
         let mode = match self.probe {
             ProbeMode::Auto if self.url.0.starts_with("udp://") => ProbeMode::Icmp,
             ProbeMode::Auto | ProbeMode::None => return None,
             m => m,
         };
-        Some((mode, crate::control::probe::output_host(&self.url.0)?))
+        Some((mode, self.url.host()?))
     }
 }
 
@@ -481,6 +500,17 @@ impl From<UdpUrl> for String {
 pub struct OutputUrl(pub String);
 
 impl OutputUrl {
+    /// The host an output sends to, when it has a literal IP (udp:// always has one).
+    pub fn host(&self) -> Option<std::net::IpAddr> {
+        let rest = self.0.split_once("://")?.1;
+        let hostport = rest.split(['/', '?']).next()?;
+        hostport
+            .parse::<SocketAddr>()
+            .ok()
+            .map(|a| a.ip())
+            .or_else(|| hostport.parse().ok())
+    }
+
     /// The URL as ffmpeg gets it: UDP pushes carry 7 whole TS packets per
     /// datagram (ffmpeg's default size would split packets across datagrams).
     pub fn ffmpeg_url(&self) -> String {
@@ -785,6 +815,24 @@ mod tests {
     }
 
     #[test]
+    fn hosts_of_outputs() {
+        let host = |u: &str| OutputUrl(u.into()).host();
+        assert_eq!(
+            host("udp://192.168.4.2:5000"),
+            Some("192.168.4.2".parse().unwrap())
+        );
+        assert_eq!(
+            host("udp://[fe80::1]:5000?pkt_size=1316"),
+            Some("fe80::1".parse().unwrap())
+        );
+        assert_eq!(host("rtmp://ingest.example/live/key"), None);
+        assert_eq!(
+            host("srt://10.0.0.5:9000?mode=caller"),
+            Some("10.0.0.5".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn empty_file_gives_documented_defaults() {
         let c = parse(Path::new("t.toml"), "").unwrap();
         assert_eq!(c.source.url.addr, "0.0.0.0:8554".parse().unwrap());
@@ -961,11 +1009,8 @@ level = "debug"
         )
         .unwrap();
         assert_eq!(c.adapt.mode, AdaptMode::Fixed);
-        assert_eq!(
-            c.adapt.params().policy,
-            crate::control::adapt::Policy::Strongest
-        );
-        assert_eq!(c.adapt.params().up_after_s, 20.0);
+        assert_eq!(c.adapt.policy, Policy::Strongest);
+        assert_eq!(c.adapt.up_after_s, 20.0);
         assert_eq!(c.adapt.down_after_s, 1.0);
         let e = err("[adapt]\nheadroom = 0.5\n");
         assert_eq!(e.line, 2, "{e}");

@@ -5,7 +5,6 @@
 pub mod camera;
 pub mod clock;
 pub mod config;
-pub mod config_source;
 pub mod control;
 pub mod daemon;
 pub mod http;

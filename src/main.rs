@@ -3,7 +3,7 @@
 use livestreamd::camera::demo::DemoSource;
 use livestreamd::camera::emulator as fake_gopro;
 use livestreamd::config;
-use livestreamd::config_source::{self, Sources};
+use livestreamd::config::source::{self as config_source, Sources};
 use livestreamd::daemon::{self, RunOptions};
 use livestreamd::VERSION;
 use std::path::PathBuf;

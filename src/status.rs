@@ -2,9 +2,9 @@
 //! snapshot types, and the server-wide counters the HTTP side bumps. A leaf:
 //! the daemon fills a `Status`, the HTTP side reads it, neither imports the other.
 
-use crate::camera::control::CameraStatus;
 use crate::control::adapt::AdaptStatus;
 use crate::control::link::LinkSample;
+pub use crate::control::viewers::ViewerStatus;
 use crate::media::push::PushStatus;
 use crate::media::relay::HubStats;
 use crate::media::source::SourceStatus;
@@ -52,20 +52,33 @@ pub struct EncoderStatus {
     pub stderr_suppressed: u64,
 }
 
-/// One viewer of `/stream.ts`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ViewerStatus {
-    pub id: u64,
-    pub address: String,
-    pub connected_s: f64,
-    pub bytes_sent: u64,
-    pub skips: u64,
-    /// How far behind live the viewer's next chunk was at its last write.
-    pub lag_ms: u64,
-    /// The newest link figures (TCP_INFO over the last second).
-    pub link: Option<LinkSample>,
-    /// Nothing acknowledged for a second: not counted in quality decisions.
-    pub stalled: bool,
+/// The camera's side, for `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CameraStatus {
+    pub kind: &'static str,
+    /// `waiting` (nothing yet), `starting` (asked, no video yet), `live`, `stalled`
+    /// (video stopped; asking again), `unreachable` (the last request failed), `stopped`.
+    pub state: &'static str,
+    /// The camera's HTTP base, for the controlled kinds.
+    pub address: Option<String>,
+    pub last_error: Option<String>,
+    /// Unix time (s) of the last request the camera accepted.
+    pub last_ok_unix: Option<f64>,
+    /// HTTP requests sent to the camera (start, keep-alive, stop).
+    pub requests: u64,
+    /// Of those, start commands (the retried ones).
+    pub start_requests: u64,
+    /// Requests that failed (no connection, timeout, error status).
+    pub failures: u64,
+    /// Keep-alives sent (UDP datagrams for legacy, HTTP requests for Open GoPro).
+    pub keepalives: u64,
+    /// Unix time (s) the video stopped arriving, while it stays stopped.
+    pub stalled_since: Option<f64>,
+    /// Seconds until the start command is sent again, while it is being retried.
+    pub next_retry_s: Option<f64>,
+    /// Whether the camera answered the last request (a keep-alive needs an awake camera).
+    #[serde(skip)]
+    pub reachable: bool,
 }
 
 /// One `[[output]]` and what its probe measured.

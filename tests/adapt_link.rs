@@ -1,6 +1,6 @@
 //! Adaptive quality on an emulated bad Wi-Fi link: a phone in its own network
 //! namespace, a capacity limit (tc tbf) and random loss (nft numgen), the real
-//! daemon, real ffmpeg. Needs root; skipped with a message otherwise.
+//! daemon, real ffmpeg. Needs root: ignored unless the `netns-tests` feature is on (scripts/test.sh).
 
 mod common;
 
@@ -9,18 +9,13 @@ use common::scenario::*;
 use common::*;
 use std::time::{Duration, Instant};
 
-macro_rules! need_root {
-    () => {
-        if let Some(why) = netns::unavailable() {
-            eprintln!("SKIPPED: {why}");
-            return;
-        }
-    };
-}
-
 #[test]
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests (scripts/test.sh)"
+)]
 fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() {
-    need_root!();
+    netns::require();
     let adaptive = std::thread::spawn(|| capacity_drop(&temp_dir("capacity-adaptive"), "", ""));
     // The old way: one quality, and a viewer that is never skipped ahead.
     let fixed = std::thread::spawn(|| {
@@ -60,8 +55,12 @@ fn a_capacity_drop_steps_down_and_stays_live_where_fixed_quality_falls_behind() 
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests (scripts/test.sh)"
+)]
 fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
-    need_root!();
+    netns::require();
     let dir = temp_dir("recovery");
     let (daemon, port) = start_daemon(&dir, "[adapt]\nup_after_s = 6.0\n");
     let link = PhoneLink::create();
@@ -136,8 +135,12 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests (scripts/test.sh)"
+)]
 fn random_loss_steps_down_and_a_clean_link_never_does() {
-    need_root!();
+    netns::require();
     let lossy = std::thread::spawn(|| {
         let dir = temp_dir("loss");
         let (daemon, port) = start_daemon(&dir, "");

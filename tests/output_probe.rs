@@ -24,11 +24,12 @@ end=time.time()+{secs}\nn=0\nfirst=-1\nsizes=set()\nwhile time.time()<end:\n    
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests (scripts/test.sh)"
+)]
 fn a_udp_push_reaches_the_phone_and_its_probed_loss_steps_the_rung_down() {
-    if let Some(why) = netns::unavailable() {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
+    netns::require();
     let dir = temp_dir("output-probe");
     let link = PhoneLink::create();
     let output = format!("[[output]]\nurl = \"udp://{}:5000\"\n", link.phone_ip);

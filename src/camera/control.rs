@@ -15,7 +15,6 @@ use crate::http::client::http_get;
 use crate::media::source::SharedStats;
 use crate::supervise::Backoff;
 use log::{debug, info, warn};
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,52 +25,24 @@ use tokio_util::sync::CancellationToken;
 /// How often the source's packet age is looked at.
 const TICK: Duration = Duration::from_millis(200);
 
-/// The camera's side, for `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CameraStatus {
-    pub kind: &'static str,
-    /// `waiting` (nothing yet), `starting` (asked, no video yet), `live`, `stalled`
-    /// (video stopped; asking again), `unreachable` (the last request failed), `stopped`.
-    pub state: &'static str,
-    /// The camera's HTTP base, for the controlled kinds.
-    pub address: Option<String>,
-    pub last_error: Option<String>,
-    /// Unix time (s) of the last request the camera accepted.
-    pub last_ok_unix: Option<f64>,
-    /// HTTP requests sent to the camera (start, keep-alive, stop).
-    pub requests: u64,
-    /// Of those, start commands (the retried ones).
-    pub start_requests: u64,
-    /// Requests that failed (no connection, timeout, error status).
-    pub failures: u64,
-    /// Keep-alives sent (UDP datagrams for legacy, HTTP requests for Open GoPro).
-    pub keepalives: u64,
-    /// Unix time (s) the video stopped arriving, while it stays stopped.
-    pub stalled_since: Option<f64>,
-    /// Seconds until the start command is sent again, while it is being retried.
-    pub next_retry_s: Option<f64>,
-    /// Whether the camera answered the last request (a keep-alive needs an awake camera).
-    #[serde(skip)]
-    pub reachable: bool,
-}
+pub use crate::status::CameraStatus;
 
-impl CameraStatus {
-    pub fn new(cfg: &CameraConfig) -> Self {
-        let controlled = cfg.kind != CameraKind::Udp;
-        CameraStatus {
-            kind: cfg.kind.name(),
-            state: "waiting",
-            address: controlled.then(|| format!("http://{}", http_addr(cfg))),
-            last_error: None,
-            last_ok_unix: None,
-            requests: 0,
-            start_requests: 0,
-            failures: 0,
-            keepalives: 0,
-            stalled_since: None,
-            next_retry_s: None,
-            reachable: false,
-        }
+/// A camera status for `cfg` before anything happened.
+pub fn new_status(cfg: &CameraConfig) -> CameraStatus {
+    let controlled = cfg.kind != CameraKind::Udp;
+    CameraStatus {
+        kind: cfg.kind.name(),
+        state: "waiting",
+        address: controlled.then(|| format!("http://{}", http_addr(cfg))),
+        last_error: None,
+        last_ok_unix: None,
+        requests: 0,
+        start_requests: 0,
+        failures: 0,
+        keepalives: 0,
+        stalled_since: None,
+        next_retry_s: None,
+        reachable: false,
     }
 }
 
@@ -151,7 +122,7 @@ pub fn spawn(
     stats: SharedStats,
     stop: CancellationToken,
 ) -> CameraTask {
-    let status: SharedCamera = Arc::new(Mutex::new(CameraStatus::new(&config.camera)));
+    let status: SharedCamera = Arc::new(Mutex::new(new_status(&config.camera)));
     let ctx = Ctx {
         cfg: config.camera.clone(),
         source_port: config.source.url.addr.port(),
@@ -349,6 +320,6 @@ mod tests {
             mode: OpenGoProMode::Preview,
             ..CameraConfig::default()
         };
-        assert_eq!(CameraStatus::new(&c).address, None);
+        assert_eq!(new_status(&c).address, None);
     }
 }

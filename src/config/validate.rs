@@ -3,7 +3,7 @@
 
 use super::locate::{quoted, KeyPath, Seg};
 use super::{Camera, Codec, Config, Server, MAX_CONNECTIONS_LIMIT};
-use crate::control::probe::ProbeMode;
+use crate::config::ProbeMode;
 use std::fmt::Debug;
 use std::ops::RangeInclusive;
 

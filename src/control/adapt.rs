@@ -5,61 +5,11 @@
 //! it is tested with synthetic traces.
 
 use crate::control::link::LinkSample;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Whose link decides the rung when several viewers watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// Serve the weakest viewer: everyone stays live (default).
-    #[default]
-    Weakest,
-    /// Serve the strongest viewer: the best picture for whoever can take it;
-    /// weaker viewers stay live by skipping frames.
-    Strongest,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Params {
-    /// Trouble must last this long before stepping down.
-    pub down_after_s: f64,
-    /// A clean period this long (times the climb backoff) before stepping up.
-    pub up_after_s: f64,
-    /// No two switches closer than this.
-    pub min_dwell_s: f64,
-    pub max_lag_ms: f64,
-    pub max_rtt_ms: f64,
-    pub max_loss_pct: f64,
-    /// Measured capacity must exceed the next rung's bitrate by this factor to climb.
-    pub headroom: f64,
-    /// A climb that fails soon after doubles the clean period required, up to this factor.
-    pub max_up_backoff: f64,
-    /// How long a capacity measurement is trusted; older, a probe measures again.
-    pub capacity_memory_s: f64,
-    /// Length of a headroom probe: viewers get padding on top of the video so
-    /// that the link shows whether it carries the next rung.
-    pub probe_s: f64,
-    pub policy: Policy,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            down_after_s: 1.0,
-            up_after_s: 10.0,
-            min_dwell_s: 2.0,
-            max_lag_ms: 700.0,
-            max_rtt_ms: 300.0,
-            max_loss_pct: 2.0,
-            headroom: 1.4,
-            max_up_backoff: 8.0,
-            capacity_memory_s: 60.0,
-            probe_s: 2.0,
-            policy: Policy::Weakest,
-        }
-    }
-}
+/// The controller's parameters are the `[adapt]` section, as written.
+pub use crate::config::{Adapt as Params, Policy};
 
 /// Whose link a sample measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,25 +4,11 @@
 //! controller gets for HTTP viewers: round-trip time and loss.
 
 use crate::control::link::LinkSample;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// How an output's host is probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeMode {
-    /// ICMP echo for `udp://` outputs, nothing for uplinks (their TCP is ffmpeg's).
-    #[default]
-    Auto,
-    /// ICMP echo through an unprivileged ICMP socket (no capability needed where
-    /// `net.ipv4.ping_group_range` admits the daemon's group).
-    Icmp,
-    /// A datagram to `probe_port` on the host, which must send it back (an echo service).
-    Udp,
-    None,
-}
+pub use crate::config::ProbeMode;
 
 /// Probes sent and answered over a sliding window; pure.
 #[derive(Debug)]
@@ -96,17 +82,6 @@ impl ProbeWindow {
             ..LinkSample::default()
         })
     }
-}
-
-/// The host an output sends to, when it has a literal IP (udp:// always has one).
-pub fn output_host(url: &str) -> Option<IpAddr> {
-    let rest = url.split_once("://")?.1;
-    let hostport = rest.split(['/', '?']).next()?;
-    hostport
-        .parse::<SocketAddr>()
-        .ok()
-        .map(|a| a.ip())
-        .or_else(|| hostport.parse().ok())
 }
 
 /// The Internet checksum (RFC 1071).
@@ -347,23 +322,6 @@ mod tests {
         assert_eq!(icmp_reply_seq(&ip, Some(0xcafe)), None);
         assert_eq!(udp_reply_seq(&udp_probe(7)), Some(7));
         assert_eq!(udp_reply_seq(b"nonsense"), None);
-    }
-
-    #[test]
-    fn hosts_of_outputs() {
-        assert_eq!(
-            output_host("udp://192.168.4.2:5000"),
-            Some("192.168.4.2".parse().unwrap())
-        );
-        assert_eq!(
-            output_host("udp://[fe80::1]:5000?pkt_size=1316"),
-            Some("fe80::1".parse().unwrap())
-        );
-        assert_eq!(output_host("rtmp://ingest.example/live/key"), None);
-        assert_eq!(
-            output_host("srt://10.0.0.5:9000?mode=caller"),
-            Some("10.0.0.5".parse().unwrap())
-        );
     }
 
     #[test]

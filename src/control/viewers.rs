@@ -8,12 +8,28 @@
 use crate::clock::Clock;
 use crate::control::adapt::{AdaptStatus, Controller, Decision, LinkId, Params};
 use crate::control::link::LinkSample;
-use crate::status::ViewerStatus;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// One viewer of `/stream.ts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewerStatus {
+    pub id: u64,
+    pub address: String,
+    pub connected_s: f64,
+    pub bytes_sent: u64,
+    pub skips: u64,
+    /// How far behind live the viewer's next chunk was at its last write.
+    pub lag_ms: u64,
+    /// The newest link figures (TCP_INFO over the last second).
+    pub link: Option<LinkSample>,
+    /// Nothing acknowledged for a second: not counted in quality decisions.
+    pub stalled: bool,
+}
 
 /// Where a viewer stands in the controller's eyes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -91,8 +91,8 @@ impl Encoders {
 
     pub fn status(&self) -> (EncoderStatus, Option<EncoderStatus>) {
         (
-            self.active.status(),
-            self.pending.as_ref().map(|(p, _)| p.status()),
+            status_of(&self.active),
+            self.pending.as_ref().map(|(p, _)| status_of(p)),
         )
     }
 
@@ -100,5 +100,26 @@ impl Encoders {
     /// shutdown waits for).
     pub fn stop_all(&self) {
         self.stop.cancel();
+    }
+}
+
+/// What `/status` shows of one encoder.
+fn status_of(e: &Encoder) -> EncoderStatus {
+    let r = &e.settings;
+    let i = e.info.lock().unwrap();
+    EncoderStatus {
+        generation: e.generation,
+        rung: e.rung,
+        width: r.width,
+        height: r.height,
+        fps: r.fps,
+        bitrate_kbps: r.bitrate_kbps,
+        pid: i.pid,
+        restarts: i.restarts,
+        uptime_s: i.uptime().map(|d| d.as_secs_f64()),
+        last_exit: i.last_exit.clone(),
+        last_stderr: i.last_stderr.clone(),
+        restarts_by_reason: i.restarts_by_reason.clone(),
+        stderr_suppressed: i.stderr_suppressed,
     }
 }

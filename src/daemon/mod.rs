@@ -11,8 +11,8 @@ mod report;
 use crate::camera::control::{self as camera, CameraTask};
 use crate::camera::demo::{self, DemoSource};
 use crate::clock::Clock;
+use crate::config::source::{self as config_source, Current, Sources};
 use crate::config::{AdaptMode, Config};
-use crate::config_source::{self, Current, Sources};
 use crate::control::adapt::Controller;
 use crate::control::viewers::Viewers;
 use crate::http::admission::Admission;
@@ -163,7 +163,7 @@ impl Daemon {
         let viewers = Arc::new(Viewers::new(
             clock,
             Controller::new(
-                config.adapt.params(),
+                config.adapt.clone(),
                 config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
                 config.start_rung(),
             ),
@@ -354,7 +354,7 @@ impl Daemon {
             // New thresholds or a new ladder: a fresh controller, keeping an operator's pin if it still fits.
             let bitrates = new.ladder().iter().map(|r| r.bitrate_kbps).collect();
             self.viewers
-                .new_controller(new.adapt.params(), bitrates, rung);
+                .new_controller(new.adapt.clone(), bitrates, rung);
         }
         if changes.contains(&Apply::RestartOutputs) {
             if let Some(o) = self.outputs.take() {

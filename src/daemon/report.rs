@@ -4,7 +4,7 @@
 //! the HTTP side is handed, and the line systemd shows.
 
 use crate::camera::control::SharedCamera;
-use crate::config_source::Current;
+use crate::config::source::Current;
 use crate::control::viewers::Viewers;
 use crate::daemon::encoders::Encoders;
 use crate::daemon::outputs::OutputViews;

@@ -16,7 +16,7 @@ pub mod response;
 pub mod server;
 pub mod stream;
 
-use crate::config_source::Current;
+use crate::config::source::Current;
 use crate::control::viewers::Viewers;
 use crate::media::relay::Hub;
 use crate::status::{Counters, Status};

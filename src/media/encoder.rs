@@ -7,7 +7,6 @@ use crate::config::{Codec, Config, Rung};
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
 use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
-use crate::status::EncoderStatus;
 use crate::supervise::{
     self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
 };
@@ -166,27 +165,6 @@ impl Encoder {
             stop,
             restart_tx,
             task,
-        }
-    }
-
-    /// What `/status` shows of it.
-    pub fn status(&self) -> EncoderStatus {
-        let r = &self.settings;
-        let i = self.info.lock().unwrap();
-        EncoderStatus {
-            generation: self.generation,
-            rung: self.rung,
-            width: r.width,
-            height: r.height,
-            fps: r.fps,
-            bitrate_kbps: r.bitrate_kbps,
-            pid: i.pid,
-            restarts: i.restarts,
-            uptime_s: i.uptime().map(|d| d.as_secs_f64()),
-            last_exit: i.last_exit.clone(),
-            last_stderr: i.last_stderr.clone(),
-            restarts_by_reason: i.restarts_by_reason.clone(),
-            stderr_suppressed: i.stderr_suppressed,
         }
     }
 

@@ -33,6 +33,15 @@ fn run(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Fails the test, saying why, when network namespaces cannot be made here.
+/// The tests that call it are ignored unless the `netns-tests` feature asks
+/// for them (`scripts/test.sh` does, as root).
+pub fn require() {
+    if let Some(why) = unavailable() {
+        panic!("this test needs network namespaces but cannot have them here: {why}");
+    }
+}
+
 /// Why these tests cannot run here, if they cannot.
 pub fn unavailable() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
