@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 pub const NEW_TIMELINE: &str = "new timeline";
 
 /// ffmpeg's arguments (without the program) to encode `rung` from MPEG-TS on
-/// stdin to MPEG-TS on stdout, plus the configured extra outputs.
+/// stdin to MPEG-TS on stdout (pushes are fed from the hub, not from here).
 pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     let e = &cfg.encoder;
     let k = e.keyframe_interval_s;
