@@ -288,11 +288,17 @@ fn a_reload_with_a_new_ladder_reencodes_without_dropping_the_viewer() {
         s["encoder"]["width"] == 256
     });
     assert_eq!(status["encoder"]["rung"], 0);
-    viewer.read_for(Duration::from_secs(2));
-    let widths: Vec<u32> = frames(&dir, "reload.ts", &viewer.received)
-        .iter()
-        .map(|f| f.1)
-        .collect();
+    // The viewer moves to the new encoder at its first keyframe after what it
+    // was sent: its start, catching up with the camera, and one keyframe interval.
+    let widths = poll(Duration::from_secs(10), Duration::ZERO, || {
+        viewer.read_for(Duration::from_secs(1));
+        let widths: Vec<u32> = frames(&dir, "reload.ts", &viewer.received)
+            .iter()
+            .map(|f| f.1)
+            .collect();
+        (widths.last() == Some(&256)).then_some(widths)
+    })
+    .unwrap_or_default();
     assert_eq!(widths.first(), Some(&320));
     assert_eq!(
         widths.last(),

@@ -129,8 +129,10 @@ pub fn frame(event: &str, data: &Value) -> String {
     format!("event: {event}\ndata: {data}\n\n")
 }
 
-/// What decides a `rung` event.
+/// What decides a `rung` event: the start rung's encoder (what a new viewer
+/// gets) and the rungs running. Each viewer's own rung is in `status`.
 fn rung_of(s: &Status) -> Value {
+    let running: Vec<usize> = s.encoders.iter().map(|e| e.rung).collect();
     match &s.encoder {
         Some(e) => json!({
             "rung": e.rung,
@@ -139,9 +141,9 @@ fn rung_of(s: &Status) -> Value {
             "height": e.height,
             "fps": e.fps,
             "bitrate_kbps": e.bitrate_kbps,
-            "pending_rung": s.pending_encoder.as_ref().map(|p| p.rung),
+            "running": running,
         }),
-        None => json!({ "rung": null }),
+        None => json!({ "rung": null, "running": running }),
     }
 }
 

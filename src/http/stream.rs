@@ -75,14 +75,30 @@ pub async fn serve(
     let stall = Duration::from_secs_f64(cfg.server.viewer_stall_timeout_s);
     let every = Duration::from_millis(cfg.adapt.sample_interval_ms);
     let mut newest = ctx.hub.watch();
-    let mut reader = Reader::new(ctx.hub.clone(), max_lag);
+    let start = ctx.viewers.want(viewer).unwrap_or(cfg.start_rung());
+    let mut reader = Reader::new(ctx.hub.clone(), start, max_lag);
+    let mut on: Option<usize> = None;
     let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
     let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, ctx.viewers.clone(), every);
     let mut pad_ticker = tokio::time::interval(PAD_EVERY);
     pad_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = loop {
         newest.mark_unchanged();
-        let Some(filled) = reader.fill(&mut buf, WRITE_BATCH) else {
+        if let Some(rung) = ctx.viewers.want(viewer) {
+            reader.set_rung(rung);
+        }
+        let filled = reader.fill(&mut buf, WRITE_BATCH);
+        if let Some(rung) = filled
+            .as_ref()
+            .and_then(|f| f.switched_to)
+            .or(reader.rung())
+        {
+            if on != Some(rung) {
+                on = Some(rung);
+                ctx.viewers.reached(viewer, rung);
+            }
+        }
+        let Some(filled) = filled else {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.
             let mut probe = [0u8; 256];
             tokio::select! {
@@ -96,8 +112,8 @@ pub async fn serve(
                     link.sample(reader.lag(), reader.skips);
                     continue;
                 }
-                _ = pad_ticker.tick(), if ctx.viewers.padding_kbps() > 0 => {
-                    if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps()) {
+                _ = pad_ticker.tick(), if ctx.viewers.padding_kbps(viewer) > 0 => {
+                    if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps(viewer)) {
                         if tokio::time::timeout(PAD_EVERY * 10, sock.write_all(pad)).await.is_err() {
                             break "stalled while padding";
                         }
