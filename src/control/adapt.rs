@@ -163,6 +163,9 @@ impl Controller {
         let measurable =
             s.throughput_kbps > 0.0 || self.viewers.get(&viewer).is_some_and(|st| st.measurable);
         let rung_kbps = f64::from(self.bitrates[self.rung]);
+        // The viewer's queue behind live: what waits in the hub, and what
+        // waits in its socket (at the rung's rate: bytes × 8 / kbit/s = ms).
+        let lag_ms = s.lag_ms as f64 + s.queued_bytes as f64 * 8.0 / rung_kbps;
         let lossy = s.loss_pct > p.max_loss_pct;
         let slow = s.rtt_ms > p.max_rtt_ms;
         // Trouble is the link not carrying the rung. Loss and RTT alone are no
@@ -174,11 +177,17 @@ impl Controller {
                 (_, true) => Some("round-trip time"),
                 _ => None,
             }
-        } else if s.lag_ms as f64 > p.max_lag_ms {
+        } else if lag_ms > p.max_lag_ms {
             Some("viewer queue behind live")
         } else if s.skips > 0 {
             Some("viewer skipped frames")
-        } else if s.notsent_bytes >= BACKLOG_BYTES && s.throughput_kbps < 0.9 * rung_kbps {
+        } else if s.notsent_bytes >= BACKLOG_BYTES
+            && s.throughput_kbps < 0.9 * rung_kbps
+            && lag_ms > p.max_lag_ms / 2.0
+        {
+            // The queue grows because the link carries less than the rung: no
+            // need to wait until it is max_lag_ms deep. (A stall of a lossy
+            // link that recovers at once does not get this far behind.)
             Some("unsent data piling up, the link carries less than the rung")
         } else {
             None
@@ -333,6 +342,35 @@ impl Controller {
             }
         }
         Verdict::Hold
+    }
+
+    /// The rungs a step down may go to if the trouble some link shows now
+    /// lasts (the next one down, and the one that fits what the link carries
+    /// now): their encoders can be started before they are needed, so that
+    /// the switch, when confirmed, does not wait for one.
+    pub fn prospects(&self) -> Vec<usize> {
+        if self.switching.is_some() || self.rung + 1 >= self.bitrates.len() {
+            return Vec::new();
+        }
+        let mut out: Vec<usize> = self
+            .viewers
+            .values()
+            .filter(|st| st.counts && st.bad_since.is_some())
+            .flat_map(|st| {
+                let carried = st.last.throughput_kbps.max(0.0);
+                let fits = self
+                    .bitrates
+                    .iter()
+                    .position(|b| carried > 0.0 && f64::from(*b) <= carried * 0.9)
+                    .unwrap_or(self.rung + 1)
+                    .max(self.rung + 1)
+                    .min(self.bitrates.len() - 1);
+                [self.rung + 1, fits]
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Called about every 200 ms: the rung to switch to, if any.
@@ -516,6 +554,7 @@ mod tests {
             throughput_kbps: 2500.0,
             delivery_kbps: 20_000.0,
             notsent_bytes: 0,
+            queued_bytes: 0,
             lag_ms: 50,
             skips: 0,
         }
@@ -574,6 +613,20 @@ mod tests {
 
     fn controller() -> Controller {
         Controller::new(Params::default(), LADDER.to_vec(), 0)
+    }
+
+    #[test]
+    fn trouble_names_the_rung_it_would_lead_to_before_it_is_confirmed() {
+        let mut c = controller();
+        c.observe(1, good(0.0));
+        assert!(c.prospects().is_empty());
+        c.observe(1, congested(0.2, 1000.0));
+        assert_eq!(c.tick(0.2), None, "not confirmed yet");
+        assert_eq!(
+            c.prospects(),
+            vec![1, 2],
+            "the next one, and 800 kbit/s that fits 1000 carried"
+        );
     }
 
     #[test]

@@ -150,6 +150,11 @@ pub struct LinkSample {
     /// capacity. 0 when every sample was app-limited (the link had room).
     pub delivery_kbps: f64,
     pub notsent_bytes: u32,
+    /// Bytes in the viewer's socket not yet acknowledged: unsent ones and
+    /// those on the way (retransmissions not counted twice). Video waiting
+    /// there is as late as video waiting in the hub.
+    pub queued_bytes: u64,
+    /// How far behind live the viewer's next unsent chunk in the hub is, ms.
     pub lag_ms: u64,
     /// Skips within the window.
     pub skips: u64,
@@ -205,6 +210,11 @@ impl LinkWindow {
             },
             delivery_kbps: delivery as f64 * 8.0 / 1000.0,
             notsent_bytes: tcp.notsent_bytes,
+            queued_bytes: tcp
+                .bytes_sent
+                .saturating_sub(tcp.bytes_retrans)
+                .saturating_sub(tcp.bytes_acked)
+                + u64::from(tcp.notsent_bytes),
             lag_ms: relay.lag_ms,
             skips: relay.skips.saturating_sub(relay0.skips),
         }

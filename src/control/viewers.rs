@@ -267,6 +267,9 @@ impl Viewers {
             return;
         };
         let first = l.rung.is_none();
+        if !first && l.rung != Some(rung) {
+            log::info!("{id}: now on rung {rung}");
+        }
         l.rung = Some(rung);
         if rung != l.want {
             return;
@@ -282,6 +285,11 @@ impl Viewers {
         }
     }
 
+    /// A rung's bitrate, kbit/s.
+    pub fn bitrate_kbps(&self, rung: usize) -> Option<u32> {
+        self.inner.lock().unwrap().bitrates.get(rung).copied()
+    }
+
     /// Padding a link's own socket adds during its headroom probe, kbit/s.
     pub fn padding_kbps(&self, id: impl Into<LinkId>) -> u64 {
         let id = id.into();
@@ -295,8 +303,8 @@ impl Viewers {
 
     /// One round of decisions (only while `automatic`, or with a pin): every
     /// link whose controller wants another rung gets it as its `want`.
-    /// Returns the rungs wanted now, for the encoders. A link that could not
-    /// get there within `switch_timeout` stays where it is.
+    /// Returns the rungs wanted now or soon, for the encoders. A link that
+    /// could not get there within `switch_timeout` stays where it is.
     pub fn tick(&self, automatic: bool, switch_timeout: Duration) -> BTreeSet<usize> {
         let now = self.now();
         let mut g = self.inner.lock().unwrap();
@@ -352,7 +360,19 @@ impl Viewers {
                 _ => {}
             }
         }
-        g.links.values().map(|l| l.want).collect()
+        // The rungs wanted now, and those a step down may soon need (started
+        // ahead, so that the switch does not wait for an encoder).
+        let mut wanted: BTreeSet<usize> = g.links.values().map(|l| l.want).collect();
+        match &g.shared {
+            Some(c) => wanted.extend(c.prospects()),
+            None => wanted.extend(
+                g.links
+                    .values()
+                    .filter_map(|l| l.controller.as_ref())
+                    .flat_map(Controller::prospects),
+            ),
+        }
+        wanted
     }
 
     /// Links wanting `from` get `to` instead (no encoder for `from`).

@@ -289,7 +289,7 @@ impl Daemon {
             (a.max_encoders, Duration::from_secs_f64(a.idle_rung_s))
         };
         let mut encoders = self.encoders.lock().unwrap();
-        for rung in wanted {
+        for &rung in &wanted {
             let got = encoders.admit(&cfg, rung, max);
             if got != rung {
                 self.viewers.redirect(rung, got);
@@ -297,6 +297,7 @@ impl Daemon {
         }
         let keep = self.viewers.shared_rung().unwrap_or(cfg.start_rung());
         let mut in_use = self.viewers.rungs_in_use();
+        in_use.extend(wanted);
         in_use.extend(
             self.hub
                 .readers()

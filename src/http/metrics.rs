@@ -651,6 +651,7 @@ mod tests {
                     throughput_kbps: 1400.0,
                     delivery_kbps: 3000.0,
                     notsent_bytes: 1200,
+                    queued_bytes: 3000,
                     lag_ms: 40,
                     skips: 0,
                 }),

@@ -418,7 +418,8 @@ impl Hub {
             Some(c) => c.at.elapsed(),
             None if r.next < t.front_seq().unwrap_or(r.next) => Duration::MAX, // evicted
             None => Duration::ZERO,
-        };
+        }
+        .saturating_add(r.outside);
         let want = g.by_rung.get(&r.want).copied();
         let target = want.filter(|w| *w != gen);
         if let Some(w) = target {
@@ -456,6 +457,21 @@ impl Hub {
                     return self.take(&g, r, batch, None, max_bytes);
                 }
                 return self.take(&g, r, batch, Some(k_when), max_bytes);
+            }
+            // The target is behind the reader (an encoder has more latency than
+            // the camera's remux): keep to its pace, so that its next keyframe
+            // finds the reader before it, not past it. Not for longer than
+            // max_hold, in case the target is stuck.
+            // (A reader behind live does not wait: it reads on and jumps at
+            // the target's first keyframe past what it was sent.)
+            let target_last = tt.ring.iter().rev().find_map(|c| c.when());
+            let waited = r.hold_since.get_or_insert_with(Instant::now).elapsed();
+            if let (Some(last), true) = (target_last, !behind && waited <= self.limits.max_hold) {
+                let until = Stamp {
+                    pts: (last.pts + 1) & ((1 << 33) - 1),
+                    ..last
+                };
+                return self.take(&g, r, batch, Some(until), max_bytes);
             }
         }
         if lag > max_lag {
@@ -548,6 +564,12 @@ impl Hub {
 
 /// Moves a reader to `seq` of track `to`, keeping the tracks' reader counts.
 fn move_reader(g: &mut Inner, r: &mut Position, to: u64, seq: u64) {
+    log::debug!(
+        "hub: reader moves from track {:?} to {to} at chunk {seq} (last sent {:?}, want rung {})",
+        r.track,
+        r.last,
+        r.want
+    );
     if let Some(t) = r.track.and_then(|gen| g.tracks.get_mut(&gen)) {
         t.readers = t.readers.saturating_sub(1);
     }
@@ -573,6 +595,8 @@ struct Position {
     last: Option<Stamp>,
     /// Since when it waits for its track to reach the target's keyframe.
     hold_since: Option<Instant>,
+    /// What waits for it outside the hub (in its socket), as time.
+    outside: Duration,
 }
 
 /// What a reader gets from one read.
@@ -633,6 +657,22 @@ impl Reader {
         }
     }
 
+    /// How much of its video waits outside the hub (in its socket, say): it
+    /// counts in its lag, for skips and for how it switches.
+    pub fn set_outside_lag(&mut self, lag: Duration) {
+        self.pos.outside = lag;
+    }
+
+    /// Its wanted rung's track has a keyframe after what it was sent: the
+    /// next read can move there.
+    pub fn can_move(&self) -> bool {
+        let g = self.hub.inner.lock().unwrap();
+        let Some(want) = g.by_rung.get(&self.pos.want) else {
+            return false;
+        };
+        Some(*want) != self.pos.track && g.tracks[want].keyframe_after(self.pos.last).is_some()
+    }
+
     /// The rung it reads now (None before its first keyframe).
     pub fn rung(&self) -> Option<usize> {
         let g = self.hub.inner.lock().unwrap();
@@ -663,8 +703,14 @@ impl Reader {
         })
     }
 
-    /// The consumer's lag behind live: how long its next unsent chunk has waited.
+    /// The consumer's lag behind live: how long its next unsent chunk has
+    /// waited, and what waits outside the hub.
     pub fn lag(&self) -> Duration {
+        self.hub_lag().saturating_add(self.pos.outside)
+    }
+
+    /// How long its next unsent chunk has waited in the hub.
+    pub fn hub_lag(&self) -> Duration {
         self.hub.lag_of(&self.pos)
     }
 }
@@ -886,6 +932,29 @@ mod tests {
         let (pts, switches, _) = drain(&mut r);
         assert_eq!(n(&pts), vec![6, 7, 8], "the target from its keyframe 6");
         assert_eq!(switches, vec![1]);
+    }
+
+    #[test]
+    fn a_reader_ahead_of_its_target_keeps_to_its_pace_and_switches_without_a_gap() {
+        let hub = hub();
+        start(&hub, 0, 1);
+        start(&hub, 1, 2);
+        // The current track (the camera's remux) is ahead of the target (an encoder).
+        frames(&hub, 1, 0, 10, 30);
+        frames(&hub, 2, 0, 4, 6);
+        let mut r = Reader::new(hub.clone(), 0, Duration::from_secs(10));
+        assert_eq!(n(&drain(&mut r).0), (0..10).collect::<Vec<_>>());
+        r.set_rung(1);
+        frames(&hub, 1, 10, 14, 30);
+        // The target reaches frame 5: the reader holds at its pace (nothing past 5).
+        frames(&hub, 2, 4, 6, 6);
+        assert_eq!(n(&drain(&mut r).0), Vec::<u64>::new());
+        // Now its keyframe 12 comes: the current track up to 11, then the target.
+        frames(&hub, 2, 6, 13, 6);
+        let (pts, switches, skipped) = drain(&mut r);
+        assert_eq!(n(&pts), vec![10, 11, 12]);
+        assert_eq!(switches, vec![1]);
+        assert!(!skipped);
     }
 
     #[test]

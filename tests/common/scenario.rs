@@ -117,9 +117,10 @@ pub fn start_daemon_with(dir: &Path, extra: &str, server_extra: &str) -> (Daemon
     (daemon, ports.http)
 }
 
+/// The rung the (first) viewer receives; -1 when there is none yet.
 pub fn rung(d: &Daemon) -> i64 {
     d.status()
-        .map_or(-1, |s| s["encoder"]["rung"].as_i64().unwrap_or(-1))
+        .map_or(-1, |s| s["viewers"][0]["rung"].as_i64().unwrap_or(-1))
 }
 
 /// What one capacity-drop run showed.
@@ -157,7 +158,7 @@ pub fn capacity_drop(dir: &Path, extra: &str, server_extra: &str) -> DropRun {
         max_lag_s: client.max_lag_after(dropped_at + 5.0),
         end_lag_s: client.last_lag(),
         switches: status["adapt"]["switches"].as_u64().unwrap_or(0),
-        final_rung: status["encoder"]["rung"].as_i64().unwrap_or(-1),
+        final_rung: status["viewers"][0]["rung"].as_i64().unwrap_or(-1),
         skips: status["viewers"][0]["skips"].as_u64().unwrap_or(0),
         daemon,
     }
