@@ -82,18 +82,6 @@ fn set(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_send_buffer_holds_a_quarter_second_of_the_rung() {
-        assert_eq!(send_buffer_for(4000), 125_000);
-        assert_eq!(send_buffer_for(300), SEND_BUFFER_MIN, "never tiny");
-        assert_eq!(send_buffer_for(100_000), SEND_BUFFER_MAX, "never huge");
-    }
-}
-
 /// Null TS packets (PID 0x1FFF), which every player discards.
 static NULL_PACKETS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
@@ -180,5 +168,17 @@ impl ViewerLink {
         let s = self.window.add(self.viewers.now(), tcp, relay);
         self.viewers.link(self.viewer, s, standing);
         Some(s.queued_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_buffer_holds_a_quarter_second_of_the_rung() {
+        assert_eq!(send_buffer_for(4000), 125_000);
+        assert_eq!(send_buffer_for(300), SEND_BUFFER_MIN, "never tiny");
+        assert_eq!(send_buffer_for(100_000), SEND_BUFFER_MAX, "never huge");
     }
 }

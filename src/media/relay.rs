@@ -284,6 +284,7 @@ pub struct TrackStats {
     pub readers: usize,
     pub bytes_in: u64,
     pub buffered_bytes: usize,
+    pub buffered_chunks: usize,
     pub last_input_age_ms: Option<u64>,
 }
 
@@ -344,7 +345,11 @@ impl Hub {
             return false;
         };
         let progressed = t.push(packets, epoch, now);
-        t.evict(self.limits.keep_for, self.limits.max_bytes / tracks, now);
+        // Every track to its share, not just this one: a track added since
+        // the others last grew shrinks their share.
+        for t in g.tracks.values_mut() {
+            t.evict(self.limits.keep_for, self.limits.max_bytes / tracks, now);
+        }
         drop(g);
         self.newest.send_modify(|n| *n += 1);
         progressed
@@ -377,6 +382,7 @@ impl Hub {
                 readers: t.readers,
                 bytes_in: t.bytes_in,
                 buffered_bytes: t.ring_bytes,
+                buffered_chunks: t.ring.len(),
                 last_input_age_ms: t.last_input.map(|i| i.elapsed().as_millis() as u64),
             })
             .collect();
