@@ -66,36 +66,27 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
     let link = PhoneLink::create();
     link.set_rate(300);
     let client = PhoneClient::start(&link, port);
-    let t0 = Instant::now();
-    while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let low = rung(&daemon);
+    let low = wait_rung(&daemon, Duration::from_secs(20), |r| r >= 1);
     assert!(
         low >= 1,
         "stepped down on a 300 kbit/s link: {:?}",
         daemon.status()
     );
+    // The link stays capped a while longer, then comes back.
     std::thread::sleep(Duration::from_secs(5));
     link.clear_rate();
     let restored = client.elapsed();
     let t1 = Instant::now();
     // Conservative upward: the congested capacity is trusted for capacity_memory_s
     // (60 s), then each rung needs up_after_s (6 s here) of clean samples.
-    while rung(&daemon) != 0 && t1.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let top = wait_rung(&daemon, Duration::from_secs(120), |r| r == 0);
     let climbed = t1.elapsed().as_secs_f64();
-    assert_eq!(
-        rung(&daemon),
-        0,
-        "back to the top rung: {:?}",
-        daemon.status()
-    );
+    assert_eq!(top, 0, "back to the top rung: {:?}", daemon.status());
     // Then it stays there.
     let switches_at_top = daemon.status().unwrap()["adapt"]["switches"]
         .as_u64()
         .unwrap();
+    // Watched for 15 s on the restored link.
     std::thread::sleep(Duration::from_secs(15));
     let s = daemon.status().unwrap();
     println!(
@@ -148,9 +139,7 @@ fn random_loss_steps_down_and_a_clean_link_never_does() {
         link.set_loss(6);
         let _client = PhoneClient::start(&link, port);
         let t0 = Instant::now();
-        while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        wait_rung(&daemon, Duration::from_secs(30), |r| r >= 1);
         let s = daemon.status().unwrap();
         (
             t0.elapsed().as_secs_f64(),
@@ -164,6 +153,7 @@ fn random_loss_steps_down_and_a_clean_link_never_does() {
         let (daemon, port) = start_daemon(&dir, "");
         let link = PhoneLink::create();
         let _client = PhoneClient::start(&link, port);
+        // Watched for as long as the lossy link may take to step down.
         std::thread::sleep(Duration::from_secs(30));
         let s = daemon.status().unwrap();
         (

@@ -5,7 +5,7 @@
 mod common;
 
 use common::netns::{self, PhoneLink};
-use common::scenario::{rung, start_daemon};
+use common::scenario::{rung, start_daemon, wait_rung};
 use common::temp_dir;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -64,9 +64,7 @@ fn a_udp_push_reaches_the_phone_and_its_probed_loss_steps_the_rung_down() {
 
     link.set_loss(25);
     let t0 = Instant::now();
-    while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let stepped = wait_rung(&daemon, Duration::from_secs(20), |r| r >= 1);
     let s = daemon.status().unwrap();
     println!(
         "after 25% loss: rung {} after {:.1} s; {}",
@@ -75,7 +73,7 @@ fn a_udp_push_reaches_the_phone_and_its_probed_loss_steps_the_rung_down() {
         s["adapt"]["last_reason"]
     );
     assert!(
-        rung(&daemon) >= 1,
+        stepped >= 1,
         "loss on the push link stepped down: {}",
         s["outputs"][0]
     );

@@ -127,14 +127,11 @@ pub fn rung(d: &Daemon) -> i64 {
     d.status().map_or(-1, |s| rung_of(&s))
 }
 
-/// Waits up to `timeout` until the rung is `pred`; the `/status` that showed
-/// it, or None (the caller says what that means).
-pub fn wait_rung(
-    d: &Daemon,
-    timeout: Duration,
-    pred: impl Fn(i64) -> bool,
-) -> Option<serde_json::Value> {
+/// Waits up to `timeout` until the rung is `pred`; the rung it ended on, for
+/// the caller to assert on (-1 if `/status` does not answer).
+pub fn wait_rung(d: &Daemon, timeout: Duration, pred: impl Fn(i64) -> bool) -> i64 {
     d.try_wait_status(timeout, |s| pred(rung_of(s)))
+        .map_or_else(|| rung(d), |s| rung_of(&s))
 }
 
 /// What one capacity-drop run showed.
