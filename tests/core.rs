@@ -68,13 +68,12 @@ fn a_stalled_viewer_neither_slows_the_others_nor_grows_memory() {
     let rss_start = rss_kib(daemon.pid());
     let mut rss_max = rss_start;
     let (mut got_a, mut got_b) = (0, 0);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(12) {
+    let secs = for_period(Duration::from_secs(12), |_| {
         got_a += a.read_for(Duration::from_millis(500));
         got_b += b.read_for(Duration::from_millis(500));
         rss_max = rss_max.max(rss_kib(daemon.pid()));
-    }
-    let secs = t0.elapsed().as_secs_f64();
+    })
+    .as_secs_f64();
     let (rate_a, rate_b) = (
         got_a as f64 * 8.0 / secs / 1000.0,
         got_b as f64 * 8.0 / secs / 1000.0,
@@ -134,9 +133,11 @@ fn a_killed_encoder_is_restarted_and_the_same_viewer_gets_video_again() {
     let before = viewer.received.len();
     let t0 = Instant::now();
     let mut after = 0;
-    while after < 50_000 && t0.elapsed() < Duration::from_secs(10) {
+    // No pause between looks: the viewer reads half a second each time.
+    poll(Duration::from_secs(10), Duration::ZERO, || {
         after += viewer.read_for(Duration::from_millis(500));
-    }
+        (after >= 50_000).then_some(())
+    });
     assert!(
         after >= 50_000,
         "the same connection got only {after} bytes after the restart"
@@ -299,15 +300,14 @@ fn a_reload_with_a_new_ladder_reencodes_without_dropping_the_viewer() {
         Some(&256),
         "the same connection carries the new size"
     );
-    // A bad file on the next reload changes nothing.
+    // A bad file on the next reload changes nothing, once the daemon has read it.
     std::fs::write(&config, "[encoder]\npreset = 3\n").unwrap();
     daemon.signal(libc::SIGHUP);
-    viewer.read_for(Duration::from_secs(2));
-    let status = daemon.status().unwrap();
-    assert_eq!(status["encoder"]["width"], 256);
     assert!(
-        daemon.log_text().contains("livestreamd.toml:2:10"),
+        daemon.wait_for_log("livestreamd.toml:2:10", Duration::from_secs(10)),
         "the bad file is named: {}",
         daemon.log_text()
     );
+    let status = daemon.status().unwrap();
+    assert_eq!(status["encoder"]["width"], 256);
 }
