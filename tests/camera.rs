@@ -78,6 +78,24 @@ fn gaps(entries: &[&Value]) -> Vec<f64> {
         .collect()
 }
 
+/// The keep-alives in the emulator's record: UDP datagrams (legacy) or
+/// requests to `/gopro/camera/keep_alive` (Open GoPro).
+fn keepalives(rec: &[Value]) -> Vec<&Value> {
+    rec.iter()
+        .filter(|e| e["type"] == "udp" || e["path"] == "/gopro/camera/keep_alive")
+        .collect()
+}
+
+/// Waits until the camera has recorded `more` keep-alives than it had.
+fn wait_keepalives(record_path: &Path, more: usize) {
+    let had = keepalives(&record(record_path)).len();
+    wait_until(
+        &format!("{more} more keep-alives at the camera"),
+        Duration::from_secs(10),
+        || (keepalives(&record(record_path)).len() >= had + more).then_some(()),
+    );
+}
+
 fn assert_interval_about(gaps: &[f64], expected: f64, what: &str) {
     assert!(gaps.len() >= 3, "too few {what}: {gaps:?}");
     for g in gaps {
@@ -103,15 +121,15 @@ fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
     assert_eq!(s["camera"]["kind"], "gopro-legacy");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
-    // Let several keep-alives go by.
-    thread::sleep(Duration::from_secs(4));
+    // Several keep-alives go by while the camera is live.
+    wait_keepalives(&camera.record, 4);
     assert_decodes(&viewer, &dir, "viewer.ts");
 
     let rec = record(&camera.record);
     let starts = http_requests(&rec, "/gp/gpControl/execute");
     assert_eq!(starts.len(), 1, "one start command while live: {starts:?}");
     assert_eq!(starts[0]["query"], "p1=gpStream&a1=proto_v2&c1=restart");
-    let keepalives: Vec<&Value> = rec.iter().filter(|e| e["type"] == "udp").collect();
+    let keepalives = keepalives(&rec);
     for k in &keepalives {
         assert_eq!(k["data"], "_GPHD_:0:0:2:0.000000\n");
         // From the daemon's source socket: the camera streams back to the keep-alive's sender.
@@ -144,7 +162,7 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
     });
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
-    thread::sleep(Duration::from_secs(4));
+    wait_keepalives(&camera.record, 4);
     assert_decodes(&viewer, &dir, "viewer.ts");
 
     let s = daemon.status().unwrap();
@@ -208,6 +226,8 @@ fn a_ten_second_stall_is_reported_and_the_same_viewer_gets_video_again() {
     let after_resume = viewer.len();
     let resumed_at = Instant::now();
     viewer.wait_bytes(after_resume + 40_000, Duration::from_secs(20));
+    // Watched 3 s more: the connection stays, and the frames since the resume
+    // are counted against the wall time below.
     thread::sleep(Duration::from_secs(3));
     assert!(!viewer.ended());
     assert!(after_resume >= bytes_in_stall);
