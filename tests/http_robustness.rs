@@ -92,6 +92,7 @@ fn half_requests_and_idle_connections_get_408_and_are_closed() {
     let t0 = Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     let mut answered = None;
+    // A header line every 100 ms, for up to 4 s, until the answer comes.
     for i in 0..40 {
         std::thread::sleep(Duration::from_millis(100));
         if s.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {

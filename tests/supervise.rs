@@ -329,6 +329,7 @@ fn helper_spawn_and_wait() {
         let child = supervise::spawn(&spec("sleep 1000")).unwrap();
         println!("CHILD {}", child.id().unwrap());
         std::mem::forget(child); // no kill-on-drop: only the parent-death signal may end it
+                                 // Until the test kills this helper (a minute at the most).
         tokio::time::sleep(Duration::from_secs(60)).await;
     });
 }
