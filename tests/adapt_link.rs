@@ -182,18 +182,15 @@ fn random_loss_steps_down_and_a_clean_link_never_does() {
 /// seamless: same connection, new resolution, no gap in the timestamps.
 #[test]
 fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
-    let dir = temp_dir("seamless");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("seamless", "[adapt]\nmode = \"fixed\"\n");
     daemon.wait_streaming();
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(daemon.http);
     viewer.read_for(Duration::from_secs(3));
-    let r = http_request(ports.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 200, "{}", r.text());
     viewer.read_for(Duration::from_secs(4));
     assert_eq!(rung(&daemon), 1);
-    http_request(ports.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    http_request(daemon.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     viewer.read_for(Duration::from_secs(4));
     assert_eq!(rung(&daemon), 0);
     let frames = frames(&dir, "seamless.ts", &viewer.received);
@@ -223,8 +220,8 @@ fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
         max_gap * 1000.0
     );
     assert!(!backwards, "timestamps only go forward");
-    let r = http_request(ports.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 400);
-    let r = http_request(ports.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 405);
 }

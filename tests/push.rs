@@ -11,8 +11,6 @@ use std::time::Duration;
 
 #[test]
 fn a_udp_push_is_one_continuous_stream_across_a_rung_switch() {
-    let dir = temp_dir("push-udp");
-    let ports = Ports::new();
     let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
     phone
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -21,8 +19,7 @@ fn a_udp_push_is_one_continuous_stream_across_a_rung_switch() {
         "[adapt]\nmode = \"fixed\"\n[[output]]\nurl = \"udp://{}\"\n",
         phone.local_addr().unwrap()
     );
-    let config = write_config(&dir, &ports, &extra);
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("push-udp", &extra);
     daemon.wait_streaming();
     let mut received = Vec::new();
     let mut sizes = std::collections::BTreeSet::new();
@@ -32,7 +29,7 @@ fn a_udp_push_is_one_continuous_stream_across_a_rung_switch() {
     for_period(Duration::from_secs(9), |elapsed| {
         if !switched && elapsed > Duration::from_secs(3) {
             let r =
-                http_request(ports.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                http_request(daemon.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
             assert_eq!(r.code, 200);
             switched = true;
         }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,13 +62,20 @@ pub const WAIT_EVERY: Duration = Duration::from_millis(100);
 pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
+        if let ControlFlow::Break(result) = look(deadline, &mut f) {
+            return result;
         }
         std::thread::sleep(every);
+    }
+}
+
+/// One look of `poll`: `Break` with what `f` found, or with `None` once
+/// `deadline` has passed; `Continue` to look again after a pause.
+fn look<T>(deadline: Instant, f: &mut impl FnMut() -> Option<T>) -> ControlFlow<Option<T>> {
+    match f() {
+        Some(v) => ControlFlow::Break(Some(v)),
+        None if Instant::now() >= deadline => ControlFlow::Break(None),
+        None => ControlFlow::Continue(()),
     }
 }
 
@@ -88,11 +96,8 @@ pub async fn poll_async<T>(
 ) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
+        if let ControlFlow::Break(result) = look(deadline, &mut f) {
+            return result;
         }
         tokio::time::sleep(every).await;
     }
@@ -416,6 +421,17 @@ impl Daemon {
             proc: Proc::spawn(dir, "daemon", args, envs),
             http,
         }
+    }
+
+    /// The demo on `write_config` (the small ladder, `extra` appended) in a
+    /// fresh `temp_dir(name)`, its config at `livestreamd.toml` there: the
+    /// directory and the daemon, not yet waited for.
+    pub fn small_demo(name: &str, extra: &str) -> (PathBuf, Daemon) {
+        let dir = temp_dir(name);
+        let ports = Ports::new();
+        let config = write_config(&dir, &ports, extra);
+        let daemon = Daemon::demo(&dir, &config, ports.http);
+        (dir, daemon)
     }
 
     /// The demo on the web tests' config (`WEB_LADDER`, `server_extra` in
