@@ -40,6 +40,39 @@ fn start_daemon(dir: &Path, config: &Path, p: &Ports) -> Daemon {
     )
 }
 
+/// A `fake-gopro` and the daemon that controls it, once the daemon reports the camera live.
+struct LiveCamera {
+    dir: PathBuf,
+    p: Ports,
+    gopro: CameraPorts,
+    camera: FakeGopro,
+    daemon: Daemon,
+    /// The `/status` that showed the camera live.
+    status: Value,
+}
+
+/// Emulates a camera of `kind` (`legacy`, `open-gopro`) in a fresh
+/// `temp_dir(name)`; `camera` is the daemon's `[camera]` kind and mode.
+fn live_camera(name: &str, kind: &str, camera: &str) -> LiveCamera {
+    let dir = temp_dir(name);
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let fake = FakeGopro::start(&dir, kind, &p, &gopro);
+    let config = write_config(&dir, &p, &gopro, camera);
+    let daemon = start_daemon(&dir, &config, &p);
+    let status = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    LiveCamera {
+        dir,
+        p,
+        gopro,
+        camera: fake,
+        daemon,
+        status,
+    }
+}
+
 /// Saves what arrived and checks that ffprobe decodes H.264 at the ladder's size.
 fn assert_decodes(viewer: &BackgroundViewer, dir: &Path, name: &str) {
     let bytes = viewer.bytes_from(0);
@@ -108,17 +141,15 @@ fn assert_interval_about(gaps: &[f64], expected: f64, what: &str) {
 
 #[test]
 fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
-    let dir = temp_dir("camera-legacy");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "legacy", &p, &gopro);
-    let config = write_config(&dir, &p, &gopro, "kind = \"gopro-legacy\"");
-    let mut daemon = start_daemon(&dir, &config, &p);
-
-    let s = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
-    assert_eq!(s["camera"]["kind"], "gopro-legacy");
+    let LiveCamera {
+        dir,
+        p,
+        camera,
+        mut daemon,
+        status,
+        ..
+    } = live_camera("camera-legacy", "legacy", "kind = \"gopro-legacy\"");
+    assert_eq!(status["camera"]["kind"], "gopro-legacy");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     // Several keep-alives go by while the camera is live.
@@ -145,21 +176,17 @@ fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
 
 #[test]
 fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
-    let dir = temp_dir("camera-opengopro");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "open-gopro", &p, &gopro);
-    let config = write_config(
-        &dir,
-        &p,
-        &gopro,
+    let LiveCamera {
+        dir,
+        p,
+        camera,
+        mut daemon,
+        ..
+    } = live_camera(
+        "camera-opengopro",
+        "open-gopro",
         "kind = \"open-gopro\"\nmode = \"preview\"",
     );
-    let mut daemon = start_daemon(&dir, &config, &p);
-
-    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     wait_keepalives(&camera.record, 4);
@@ -189,16 +216,14 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
 
 #[test]
 fn a_ten_second_stall_is_reported_and_the_same_viewer_gets_video_again() {
-    let dir = temp_dir("camera-stall");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "legacy", &p, &gopro);
-    let config = write_config(&dir, &p, &gopro, "kind = \"gopro-legacy\"");
-    let mut daemon = start_daemon(&dir, &config, &p);
-
-    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
+    let LiveCamera {
+        dir,
+        p,
+        gopro,
+        camera,
+        mut daemon,
+        ..
+    } = live_camera("camera-stall", "legacy", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(30_000, Duration::from_secs(20));
 
@@ -324,16 +349,14 @@ fn an_unreachable_camera_is_retried_with_backoff_and_streams_once_it_appears() {
 
 #[test]
 fn a_camera_that_restarts_its_stream_is_followed_on_the_same_viewer_connection() {
-    let dir = temp_dir("camera-restart");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "legacy", &p, &gopro);
-    let config = write_config(&dir, &p, &gopro, "kind = \"gopro-legacy\"");
-    let daemon = start_daemon(&dir, &config, &p);
-
-    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
+    let LiveCamera {
+        dir,
+        p,
+        gopro,
+        camera,
+        daemon,
+        ..
+    } = live_camera("camera-restart", "legacy", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     let before = frame_pts(&viewer, 0, &dir, "before.ts");
