@@ -101,6 +101,9 @@ pub struct OutputStatus {
     /// The rung it sends now, and the one it moves to.
     pub rung: Option<usize>,
     pub target_rung: Option<usize>,
+    /// Its own controller's state (per-viewer policy), with the last reason
+    /// it moved.
+    pub adapt: Option<AdaptStatus>,
 }
 
 /// Status codes counted one by one; anything else is counted as `other`.

@@ -66,36 +66,27 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
     let link = PhoneLink::create();
     link.set_rate(300);
     let client = PhoneClient::start(&link, port);
-    let t0 = Instant::now();
-    while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let low = rung(&daemon);
+    let low = wait_rung(&daemon, Duration::from_secs(20), |r| r >= 1);
     assert!(
         low >= 1,
         "stepped down on a 300 kbit/s link: {:?}",
         daemon.status()
     );
+    // The link stays capped a while longer, then comes back.
     std::thread::sleep(Duration::from_secs(5));
     link.clear_rate();
     let restored = client.elapsed();
     let t1 = Instant::now();
     // Conservative upward: the congested capacity is trusted for capacity_memory_s
     // (60 s), then each rung needs up_after_s (6 s here) of clean samples.
-    while rung(&daemon) != 0 && t1.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let top = wait_rung(&daemon, Duration::from_secs(120), |r| r == 0);
     let climbed = t1.elapsed().as_secs_f64();
-    assert_eq!(
-        rung(&daemon),
-        0,
-        "back to the top rung: {:?}",
-        daemon.status()
-    );
+    assert_eq!(top, 0, "back to the top rung: {:?}", daemon.status());
     // Then it stays there.
     let switches_at_top = daemon.status().unwrap()["adapt"]["switches"]
         .as_u64()
         .unwrap();
+    // Watched for 15 s on the restored link.
     std::thread::sleep(Duration::from_secs(15));
     let s = daemon.status().unwrap();
     println!(
@@ -193,18 +184,15 @@ fn random_loss_alone_never_steps_down_nor_does_a_clean_link() {
 /// seamless: same connection, new resolution, no gap in the timestamps.
 #[test]
 fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
-    let dir = temp_dir("seamless");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("seamless", "[adapt]\nmode = \"fixed\"\n");
     daemon.wait_streaming();
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(daemon.http);
     viewer.read_for(Duration::from_secs(3));
-    let r = http_request(ports.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 200, "{}", r.text());
     viewer.read_for(Duration::from_secs(4));
     assert_eq!(rung(&daemon), 1);
-    http_request(ports.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    http_request(daemon.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     viewer.read_for(Duration::from_secs(4));
     assert_eq!(rung(&daemon), 0);
     let frames = frames(&dir, "seamless.ts", &viewer.received);
@@ -234,8 +222,8 @@ fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
         max_gap * 1000.0
     );
     assert!(!backwards, "timestamps only go forward");
-    let r = http_request(ports.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 400);
-    let r = http_request(ports.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 405);
 }

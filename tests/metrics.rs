@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{Daemon, Viewer};
+use common::{poll, Daemon, Viewer};
 use prometheus_parse::{LineInfo, SampleType, Scrape, Value};
 use std::collections::HashMap;
 use std::io::Read;
+use std::time::Duration;
 
 /// (name, type) of every family docs/WEB.md promises while a viewer watches.
 const DOCUMENTED: &[(&str, SampleType)] = &[
@@ -109,24 +110,23 @@ fn metrics_parse_and_carry_the_documented_names() {
     // A viewer watching, so that the per-viewer families exist.
     let mut viewer = Viewer::open(d.http, "/stream.ts");
     assert_eq!(viewer.code, 200);
-    let mut buf = vec![0u8; 65536];
-    let mut got = 0;
-    while got < 50_000 {
-        got += viewer.sock.read(&mut buf).unwrap();
-    }
+    let got = viewer.read_at_least(50_000);
+    assert!(got >= 50_000, "the viewer got only {got} bytes");
     assert_eq!(d.get("/no-such-thing").code, 404);
 
-    // The link monitor samples the viewer a few times a second.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let r = loop {
+    // The link monitor samples the viewer a few times a second. The viewer
+    // keeps reading between looks (a read waits by itself).
+    let mut buf = vec![0u8; 65536];
+    let r = poll(Duration::from_secs(10), Duration::ZERO, || {
         let r = d.get("/metrics");
-        if r.text().contains("livestreamd_viewer_link_rtt_seconds{")
-            || std::time::Instant::now() > deadline
-        {
-            break r;
+        if r.text().contains("livestreamd_viewer_link_rtt_seconds{") {
+            return Some(r);
         }
         let _ = viewer.sock.read(&mut buf).unwrap();
-    };
+        None
+    })
+    // Without the link figures the checks below say which sample is missing.
+    .unwrap_or_else(|| d.get("/metrics"));
     assert_eq!(r.code, 200);
     assert_eq!(
         r.header("Content-Type"),

@@ -549,13 +549,18 @@ impl Viewers {
         }
     }
 
-    /// The rung a push receives now, and the one it moves to.
-    pub fn output_rung(&self, index: usize) -> (Option<usize>, Option<usize>) {
+    /// The rung a push receives now, the one it moves to, and its own
+    /// controller's state (per-viewer policy).
+    pub fn output_rung(&self, index: usize) -> (Option<usize>, Option<usize>, Option<AdaptStatus>) {
         let g = self.inner.lock().unwrap();
         g.links
             .get(&LinkId::Output(index))
-            .map_or((None, None), |l| {
-                (l.rung, Some(l.want).filter(|w| Some(*w) != l.rung))
+            .map_or((None, None, None), |l| {
+                (
+                    l.rung,
+                    Some(l.want).filter(|w| Some(*w) != l.rung),
+                    l.controller.as_ref().map(Controller::status),
+                )
             })
     }
 }
@@ -618,7 +623,9 @@ mod tests {
         assert_eq!(v.count(), 0);
         assert_eq!(v.want(LinkId::Output(0)), Some(0));
         v.reached(LinkId::Output(0), 0);
-        assert_eq!(v.output_rung(0), (Some(0), None));
+        let (rung, target, adapt) = v.output_rung(0);
+        assert_eq!((rung, target), (Some(0), None));
+        assert_eq!(adapt.map(|a| a.rung), Some(0), "its own controller");
         assert!(v.status().is_empty());
     }
 

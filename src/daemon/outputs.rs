@@ -41,7 +41,7 @@ impl OutputViews {
                 if let Some(e) = &mut push.last_error {
                     *e = e.replace(&v.url, &v.shown);
                 }
-                let (rung, target_rung) = viewers.output_rung(i);
+                let (rung, target_rung, adapt) = viewers.output_rung(i);
                 OutputStatus {
                     url: v.shown.clone(),
                     probe: v.probe,
@@ -49,6 +49,7 @@ impl OutputViews {
                     push,
                     rung,
                     target_rung,
+                    adapt,
                 }
             })
             .collect()
