@@ -215,6 +215,10 @@ pub struct Server {
     pub listen: SocketAddr,
     #[serde(default = "default_max_viewers")]
     pub max_viewers: usize,
+    /// Viewers from one IP address, so that one device cannot take every place
+    /// (no more than `max_viewers` in effect).
+    #[serde(default = "default_max_viewers_per_address")]
+    pub max_viewers_per_address: usize,
     /// A viewer further behind live than this skips ahead to the newest keyframe.
     #[serde(default = "default_viewer_max_lag")]
     pub viewer_max_lag_ms: u64,
@@ -664,6 +668,9 @@ fn default_request_timeout() -> f64 {
 fn default_output_timeout() -> f64 {
     3.0
 }
+fn default_max_viewers_per_address() -> usize {
+    4
+}
 fn default_max_connections() -> usize {
     512
 }
@@ -731,6 +738,7 @@ impl Default for Server {
         Server {
             listen: default_listen(),
             max_viewers: default_max_viewers(),
+            max_viewers_per_address: default_max_viewers_per_address(),
             viewer_max_lag_ms: default_viewer_max_lag(),
             viewer_stall_timeout_s: default_viewer_stall_timeout(),
             request_timeout_s: default_request_timeout(),

@@ -141,6 +141,35 @@ fn max_viewers_is_enforced_with_503() {
     );
 }
 
+#[test]
+fn one_address_cannot_take_every_viewer_place() {
+    let d = Daemon::web_demo(
+        "viewers-per-address",
+        "max_viewers = 4\nmax_viewers_per_address = 2",
+    );
+    let phone = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 3);
+    let a = Viewer::open_from(phone, d.http, "/stream.ts");
+    let b = Viewer::open_from(phone, d.http, "/stream.ts");
+    assert_eq!((a.code, b.code), (200, 200));
+    let mut third = Viewer::open_from(phone, d.http, "/stream.ts");
+    assert_eq!(third.code, 503, "{}", third.head);
+    let mut body = String::new();
+    let _ = third.sock.read_to_string(&mut body);
+    assert_eq!(body, "too many viewers from your address\n");
+    // Another device still gets in, and so do its event streams.
+    let mut c = Viewer::open_from(other, d.http, "/stream.ts");
+    assert_eq!(c.code, 200);
+    assert!(c.read_for(Duration::from_secs(1)) > 0, "and gets video");
+    // The page's event streams: two per allowed viewer from one address.
+    let events: Vec<Viewer> = (0..5)
+        .map(|_| Viewer::open_from(phone, d.http, "/events"))
+        .collect();
+    let codes: Vec<u16> = events.iter().map(|e| e.code).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 503]);
+    assert_eq!(Viewer::open_from(other, d.http, "/events").code, 200);
+}
+
 /// Reads the stream for `dur` and returns (bytes, longest gap between reads).
 fn watch(s: &mut std::net::TcpStream, dur: Duration) -> (usize, Duration) {
     let mut buf = vec![0u8; 65536];

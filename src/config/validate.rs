@@ -244,6 +244,7 @@ fn validate_server(s: &Server) -> Result<(), Invalid> {
     port(key("listen"), s.listen.port())?;
     let counts = [
         ("max_viewers", s.max_viewers),
+        ("max_viewers_per_address", s.max_viewers_per_address),
         ("max_connections", s.max_connections),
         ("max_connections_per_address", s.max_connections_per_address),
         ("max_pending_per_address", s.max_pending_per_address),

@@ -42,6 +42,30 @@ pub struct ViewerStatus {
     pub adapt: Option<AdaptStatus>,
 }
 
+/// How many viewers may watch at once: in all, and from one IP address (so
+/// that one device on the access point cannot take every place).
+#[derive(Debug, Clone, Copy)]
+pub struct Places {
+    pub total: usize,
+    pub per_address: usize,
+}
+
+impl Places {
+    pub fn of(server: &crate::config::Server) -> Places {
+        Places {
+            total: server.max_viewers,
+            per_address: server.max_viewers_per_address,
+        }
+    }
+}
+
+/// Why a viewer was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    Everyone,
+    Address,
+}
+
 /// Where a viewer stands in the controller's eyes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -170,11 +194,17 @@ impl Viewers {
     // --- Joining and leaving ------------------------------------------------
 
     /// Registers a viewer unless `max` are watching.
-    pub fn join(&self, address: SocketAddr, max: usize) -> Option<u64> {
+    pub fn join(&self, address: SocketAddr, places: Places) -> Result<u64, Full> {
         let mut g = self.inner.lock().unwrap();
-        let viewers = g.links.values().filter(|l| l.viewer.is_some()).count();
-        if viewers >= max {
-            return None;
+        let addresses = g.links.values().filter_map(|l| l.viewer.as_ref());
+        let (viewers, same_address) = addresses.fold((0, 0), |(n, same), v| {
+            (n + 1, same + usize::from(v.address.ip() == address.ip()))
+        });
+        if viewers >= places.total {
+            return Err(Full::Everyone);
+        }
+        if same_address >= places.per_address {
+            return Err(Full::Address);
         }
         g.next_viewer += 1;
         let id = g.next_viewer;
@@ -187,7 +217,7 @@ impl Viewers {
             standing: Standing::WarmingUp,
         };
         g.join(LinkId::Viewer(id), Some(viewer));
-        Some(id)
+        Ok(id)
     }
 
     /// Registers push `index` (its reader follows a rung like a viewer's).
@@ -580,6 +610,14 @@ mod tests {
         Viewers::new(Clock::default(), params, LADDER.to_vec(), 0)
     }
 
+    fn places(n: usize) -> Places {
+        Places {
+            total: n,
+            per_address: n,
+        }
+    }
+
+    /// Viewers on one phone (one address), told apart by port.
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([192, 168, 4, 2], port))
     }
@@ -596,10 +634,10 @@ mod tests {
     #[test]
     fn joining_is_capped_and_leaving_forgets_the_link() {
         let v = viewers(Policy::PerViewer);
-        let a = v.join(addr(1), 2).unwrap();
-        let b = v.join(addr(2), 2).unwrap();
+        let a = v.join(addr(1), places(2)).unwrap();
+        let b = v.join(addr(2), places(2)).unwrap();
         assert_ne!(a, b);
-        assert_eq!(v.join(addr(3), 2), None);
+        assert_eq!(v.join(addr(3), places(2)), Err(Full::Everyone));
         v.link(a, sample(10), Standing::Counted);
         v.progress(a, 1000, true, Duration::from_millis(40));
         v.reached(a, 0);
@@ -613,7 +651,29 @@ mod tests {
         assert_eq!((s[0].rung, s[0].target_rung), (Some(0), None));
         v.leave(a);
         assert_eq!(v.count(), 1);
-        assert!(v.join(addr(3), 2).is_some());
+        assert!(v.join(addr(3), places(2)).is_ok());
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_place() {
+        let v = viewers(Policy::PerViewer);
+        let two_each = Places {
+            total: 4,
+            per_address: 2,
+        };
+        let other = SocketAddr::from(([192, 168, 4, 3], 1));
+        let a = v.join(addr(1), two_each).unwrap();
+        v.join(addr(2), two_each).unwrap();
+        assert_eq!(v.join(addr(3), two_each), Err(Full::Address));
+        assert!(
+            v.join(other, two_each).is_ok(),
+            "another phone still gets in"
+        );
+        v.leave(a);
+        assert!(
+            v.join(addr(3), two_each).is_ok(),
+            "a place of its own freed"
+        );
     }
 
     #[test]
@@ -632,7 +692,7 @@ mod tests {
     #[test]
     fn a_stalled_viewer_is_shown_with_its_figures() {
         let v = viewers(Policy::PerViewer);
-        let a = v.join(addr(1), 4).unwrap();
+        let a = v.join(addr(1), places(4)).unwrap();
         v.link(a, sample(5000), Standing::Stalled);
         assert!(v.status()[0].stalled);
         assert_eq!(v.status()[0].link.unwrap().lag_ms, 5000);
@@ -644,7 +704,7 @@ mod tests {
     fn a_pin_moves_every_viewer_and_holds_for_newcomers() {
         for policy in [Policy::PerViewer, Policy::Weakest] {
             let v = viewers(policy);
-            let a = v.join(addr(1), 4).unwrap();
+            let a = v.join(addr(1), places(4)).unwrap();
             v.reached(a, 0);
             v.pin(Some(2)).unwrap();
             let wanted = v.tick(false, Duration::from_secs(10));
@@ -652,7 +712,7 @@ mod tests {
             assert_eq!(v.status()[0].target_rung, Some(2));
             v.reached(a, 2);
             assert_eq!(v.status()[0].target_rung, None);
-            let b = v.join(addr(2), 4).unwrap();
+            let b = v.join(addr(2), places(4)).unwrap();
             v.tick(false, Duration::from_secs(10));
             assert_eq!(v.want(b), Some(2), "{policy:?}");
             assert!(v.pin(Some(7)).is_err());
@@ -662,7 +722,7 @@ mod tests {
     #[test]
     fn a_redirected_rung_is_wanted_instead() {
         let v = viewers(Policy::PerViewer);
-        let a = v.join(addr(1), 4).unwrap();
+        let a = v.join(addr(1), places(4)).unwrap();
         v.reached(a, 0);
         v.pin(Some(1)).unwrap();
         v.tick(false, Duration::from_secs(10));
@@ -674,7 +734,7 @@ mod tests {
     #[test]
     fn a_switch_that_never_arrives_is_given_up() {
         let v = viewers(Policy::PerViewer);
-        let a = v.join(addr(1), 4).unwrap();
+        let a = v.join(addr(1), places(4)).unwrap();
         v.reached(a, 0);
         v.pin(Some(1)).unwrap();
         v.tick(false, Duration::from_secs(10));
@@ -687,7 +747,7 @@ mod tests {
     #[test]
     fn reconfiguring_keeps_rungs_within_the_new_ladder() {
         let v = viewers(Policy::PerViewer);
-        let a = v.join(addr(1), 4).unwrap();
+        let a = v.join(addr(1), places(4)).unwrap();
         v.reached(a, 2);
         v.reconfigure(Adapt::default(), vec![3000, 800], 0);
         assert_eq!(v.want(a), Some(1));

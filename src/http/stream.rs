@@ -6,6 +6,7 @@
 use crate::control::viewer_link::{
     padding, size_send_buffer, tune_viewer_socket, ViewerLink, PAD_EVERY,
 };
+use crate::control::viewers::{Full, Places};
 use crate::http::response::respond;
 use crate::http::{events, Context};
 use crate::media::relay::Reader;
@@ -48,18 +49,25 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let cfg = ctx.config.get();
-    let Some(viewer) = ctx.viewers.join(peer, cfg.server.max_viewers) else {
-        ctx.counters.viewer_rejected();
-        let _ = respond(
-            &ctx.counters,
-            &mut sock,
-            503,
-            "text/plain",
-            b"too many viewers\n",
-            &[("Retry-After", "5")],
-        )
-        .await;
-        return;
+    let viewer = match ctx.viewers.join(peer, Places::of(&cfg.server)) {
+        Ok(id) => id,
+        Err(full) => {
+            ctx.counters.viewer_rejected();
+            let body: &[u8] = match full {
+                Full::Everyone => b"too many viewers\n",
+                Full::Address => b"too many viewers from your address\n",
+            };
+            let _ = respond(
+                &ctx.counters,
+                &mut sock,
+                503,
+                "text/plain",
+                body,
+                &[("Retry-After", "5")],
+            )
+            .await;
+            return;
+        }
     };
     let _joined = Joined {
         ctx: &ctx,

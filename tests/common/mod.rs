@@ -783,6 +783,16 @@ impl Viewer {
         )
     }
 
+    /// GET `target` from the loopback address `from` (127.0.0.0/8: another
+    /// "device" on the same machine), whatever the answer.
+    pub fn open_from(from: std::net::Ipv4Addr, port: u16, target: &str) -> Viewer {
+        let sock = connect_from(from, std::net::Ipv4Addr::LOCALHOST, port).unwrap();
+        Viewer::send(
+            sock,
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
+        )
+    }
+
     /// Sends `raw`, then reads the response head.
     pub fn request(port: u16, raw: &[u8]) -> Viewer {
         Viewer::send(connect(port), raw)
