@@ -362,7 +362,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
 	unshare --mount sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && "$2" generate --root "$3" --settings "$1/livestream-network.txt"' \
 		sh "$WORK/ro-boot" "$NET" "$R" >/dev/null 2>"$R.err"
 	pw=$(sed -n 's/^wpa_passphrase=//p' "$R/run/livestream-net/hostapd.conf")
-	if is_random_password "$pw" && grep -qF "cannot be written: a random password is used for this boot only" "$R.err" &&
+	if is_random_password "$pw" && grep -qF "cannot be written (is the boot partition mounted?): a random password is used for this boot only" "$R.err" &&
 		cmp -s "$TEMPLATE" "$WORK/ro-boot/livestream-network.txt"; then
 		pass "read-only boot partition: a random password for this boot, said in the log"
 	else
@@ -513,7 +513,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 		fi
 	done
 	cp -a "$OVERLAY/." "$VR/"
-	for unit in "$OVERLAY"/usr/lib/systemd/system/*.service; do
+	cp -a "$REPO/debian-image/rootfs/." "$VR/"
+	for unit in "$OVERLAY"/usr/lib/systemd/system/*.service "$REPO"/debian-image/rootfs/usr/lib/systemd/system/*.service; do
 		u=${unit##*/}
 		check "systemd-analyze verify $u" systemd-analyze verify --root="$VR" --man=no "$u"
 	done
@@ -649,6 +650,13 @@ if flash --yes "$IMG.gz" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD"; t
 	pass "a compressed image is decompressed onto the card"
 else
 	fail "a compressed image is decompressed onto the card" "$(cat "$WORK/f.out")"
+fi
+zstd -q -c "$IMG" >"$WORK/livestream-debian-rpi-arm64.img.zst"
+mkcard 1
+if flash --yes "$WORK/livestream-debian-rpi-arm64.img.zst" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD"; then
+	pass "the Debian image (.img.zst) is decompressed onto the card"
+else
+	fail "the Debian image (.img.zst) is decompressed onto the card" "$(cat "$WORK/f.out")"
 fi
 if "$FLASH" --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
 	fail "refuses a regular file without the test hook" "$(cat "$WORK/f.out")"
