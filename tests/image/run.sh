@@ -29,9 +29,6 @@ OVERLAY="$REPO/buildroot/board/livestreamd/rootfs-overlay"
 NET="$OVERLAY/usr/sbin/livestream-net"
 FIX="$HERE/fixtures"
 
-PASS=0
-FAIL=0
-SKIP=0
 WORK=$(mktemp -d /tmp/lsimg-test.XXXXXX)
 NS_AP="lsimg-ap-$$"
 NS_PH="lsimg-ph-$$"
@@ -53,35 +50,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() {
-	PASS=$((PASS + 1))
-	echo "ok   - $1"
-}
-
-fail() {
-	FAIL=$((FAIL + 1))
-	echo "FAIL - $1"
-	if [ $# -gt 1 ]; then
-		printf '%s\n' "$2" | sed 's/^/       /'
-	fi
-}
-
-skip() {
-	SKIP=$((SKIP + 1))
-	echo "skip - $1"
-}
-
-# check NAME COMMAND...: pass if the command succeeds
-check() {
-	local name=$1
-	shift
-	local out
-	if out=$("$@" 2>&1); then
-		pass "$name"
-	else
-		fail "$name" "$out"
-	fi
-}
+# pass, fail, skip, check
+# shellcheck source=tests/image/checks.sh
+. "$HERE/checks.sh"
 
 # has FILE LINE: the file contains exactly this line
 has() {
