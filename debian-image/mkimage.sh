@@ -177,7 +177,7 @@ BINFMT_REGISTERED=0
 cleanup() {
 	# mmdebstrap unmounts what it mounted; after an interruption, make sure.
 	if [ -d "$WORK/rootfs" ]; then
-		findmnt -rn -o TARGET | grep -F "$WORK/rootfs/" | sort -r | while read -r m; do umount -l "$m" || true; done
+		{ findmnt -rn -o TARGET | grep -F "$WORK/rootfs/" || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
 	fi
 	if [ "$KEEP" = 0 ]; then
 		rm -rf "$WORK"
@@ -191,6 +191,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
 
 # arm64 programs (dpkg's maintainer scripts, update-initramfs) run through
 # qemu-user: binfmt_misc must be mounted and qemu-aarch64 registered (with
@@ -237,50 +238,52 @@ grep -qx "$(awk '/^\[/ { s = $0 } s == "[encoder]" && /^preset *=/ { print; exit
 	die "the effective preset is not config-changes.toml's"
 
 if [ "$REUSE" = 0 ]; then
-step "Debian $SUITE arm64 with debian-image/packages (mmdebstrap; .debs cached in $CACHE/debs)"
-packages=$(grep -v '^#' "$HERE/packages" | grep . | paste -sd, -)
-q() { printf '%q' "$1"; }
-mirrors=(
-	"deb $MIRROR $SUITE $COMPONENTS"
-	"deb $MIRROR $SUITE-updates $COMPONENTS"
-	"deb $SECURITY $SUITE-security $COMPONENTS"
-)
-# update-initramfs is diverted to a no-op while packages are installed (the
-# kernel and every trigger would each build an initramfs under qemu-user);
-# the customize step builds it once. docs, manuals and translations are
-# left out (copyright files kept). The hooks' "$1" is mmdebstrap's: the root.
-# shellcheck disable=SC2016
-mmdebstrap --mode=root --variant=minbase --architectures=arm64 \
-	--components="${COMPONENTS// /,}" --include="$packages" \
-	--dpkgopt=force-unsafe-io \
-	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--skip=essential/unlink \
-	--setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
-	--setup-hook="sync-in $(q "$CACHE/debs") /var/cache/apt/archives/" \
-	--essential-hook='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs' \
-	--essential-hook='printf "#!/bin/sh\necho update-initramfs: deferred to the end of the image build\n" >"$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"' \
-	--customize-hook="sync-out /var/cache/apt/archives $(q "$CACHE/debs")" \
-	--customize-hook="$(q "$SELF") --customize \"\$1\" $(q "$(realpath "$BIN")") $(q "$WORK/livestreamd.toml")" \
-	"$SUITE" "$R" "${mirrors[@]}" >&2
-mv "$R/.packages" "$WORK/packages.txt"
-# Nothing may be left running in, or mounted on, the root file system
-# (mmdebstrap could not unmount /proc once, 'target is busy').
-for p in /proc/[0-9]*; do
-	case $(readlink "$p/root" 2>/dev/null) in
-	"$R" | "$R"/*)
-		say "left running in the chroot, stopped: ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
-		kill -9 "${p#/proc/}" 2>/dev/null || true
-		;;
-	esac
-done
-findmnt -rn -o TARGET | grep -F "$R/" | sort -r | while read -r m; do umount "$m" || umount -l "$m"; done
-! findmnt -rn -o TARGET | grep -qF "$R/" || die "something is still mounted under $R"
-# The FAT partition's files, out of the root file system
-rm -rf "$WORK/fat"
-mkdir -p "$WORK/fat"
-mv "$R/boot/firmware/"* "$WORK/fat/"
+	step "Debian $SUITE arm64 with debian-image/packages (mmdebstrap; .debs cached in $CACHE/debs)"
+	packages=$(grep -v '^#' "$HERE/packages" | grep . | paste -sd, -)
+	q() { printf '%q' "$1"; }
+	mirrors=(
+		"deb $MIRROR $SUITE $COMPONENTS"
+		"deb $MIRROR $SUITE-updates $COMPONENTS"
+		"deb $SECURITY $SUITE-security $COMPONENTS"
+	)
+	# update-initramfs is diverted to a no-op while packages are installed (the
+	# kernel and every trigger would each build an initramfs under qemu-user);
+	# the customize step builds it once. docs, manuals and translations are
+	# left out (copyright files kept). The hooks' "$1" is mmdebstrap's: the root.
+	# shellcheck disable=SC2016
+	mmdebstrap --mode=root --variant=minbase --architectures=arm64 \
+		--components="${COMPONENTS// /,}" --include="$packages" \
+		--dpkgopt=force-unsafe-io \
+		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
+		--skip=essential/unlink \
+		--setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+		--setup-hook="sync-in $(q "$CACHE/debs") /var/cache/apt/archives/" \
+		--essential-hook='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs' \
+		--essential-hook='printf "#!/bin/sh\necho update-initramfs: deferred to the end of the image build\n" >"$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"' \
+		--customize-hook="sync-out /var/cache/apt/archives $(q "$CACHE/debs")" \
+		--customize-hook="$(q "$SELF") --customize \"\$1\" $(q "$(realpath "$BIN")") $(q "$WORK/livestreamd.toml")" \
+		"$SUITE" "$R" "${mirrors[@]}" >&2
+	mv "$R/.packages" "$WORK/packages.txt"
+	# Nothing may be left running in, or mounted on, the root file system
+	# (mmdebstrap could not unmount /proc once, 'target is busy').
+	for p in /proc/[0-9]*; do
+		case $(readlink "$p/root" 2>/dev/null) in
+		"$R" | "$R"/*)
+			say "left running in the chroot, stopped: ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+			kill -9 "${p#/proc/}" 2>/dev/null || true
+			;;
+		esac
+	done
+	{ findmnt -rn -o TARGET | grep -F "$R/" || true; } | sort -r | while read -r m; do umount "$m" || umount -l "$m"; done
+	if findmnt -rn -o TARGET | grep -qF "$R/"; then
+		die "something is still mounted under $R"
+	fi
+	# The FAT partition's files, out of the root file system
+	rm -rf "$WORK/fat"
+	mkdir -p "$WORK/fat"
+	mv "$R/boot/firmware/"* "$WORK/fat/"
 fi
 
 step "checking the initramfs covers every board's SD card"
