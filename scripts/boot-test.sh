@@ -266,15 +266,20 @@ boot() {
 	T_SYSTEMD=$(wait_log 'Welcome to .*Debian' 240) || { fail "$name: systemd starts (no 'Welcome to' on the console)" "$(tail -n 30 "$SERIAL")"; return 1; }
 	# log in on the serial console: root, no password (the local console only)
 	wait_log 'livestream ttyAMA0$' 300 >/dev/null || { fail "$name: a login prompt on the serial console" "$(tail -n 20 "$SERIAL")"; return 1; }
-	sleep 2
-	printf 'root\n' >&7
-	sleep 3
-	# a plain sh without line editing, prompt or echo: only the commands'
-	# output between the markers of guest()
-	printf 'exec env PS1= TERM=dumb SYSTEMD_PAGER= SYSTEMD_COLORS=0 /bin/sh\n' >&7
-	sleep 1
-	printf 'stty -echo\n' >&7
-	if guest 60 'true' >/dev/null; then
+	# twice if need be: input sent while getty starts can be lost
+	local try
+	for try in 1 2; do
+		sleep $((try * 2))
+		printf '\nroot\n' >&7
+		sleep $((try * 3))
+		# a plain sh without line editing, prompt or echo: only the
+		# commands' output between the markers of guest()
+		printf 'exec env PS1= TERM=dumb SYSTEMD_PAGER= SYSTEMD_COLORS=0 /bin/sh\n' >&7
+		sleep 1
+		printf 'stty -echo\n' >&7
+		guest 60 'true' >/dev/null && break
+	done
+	if guest 30 'true' >/dev/null; then
 		pass "$name: root login on the serial console"
 	else
 		fail "$name: root login on the serial console" "$(tail -n 20 "$SERIAL")"
