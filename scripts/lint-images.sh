@@ -6,7 +6,8 @@
 #                                     only the Buildroot formatting check
 #
 # Checks:
-#   1. shellcheck on every shell script under scripts/, buildroot/, tests/image/
+#   1. shellcheck on every shell script under scripts/, buildroot/, tests/image/,
+#      debian-image/
 #   2. oelint-adv on yocto/meta-livestream for each release in LAYERSERIES_COMPAT
 #   3. Buildroot formatting rules (a re-implementation of the utils/check-package
 #      rules that apply to our files; Buildroot itself cannot be fetched in CI)
@@ -257,7 +258,7 @@ else
 			fi
 			;;
 		esac
-	done < <(find scripts buildroot tests/image -type f 2>/dev/null | sort)
+	done < <(find scripts buildroot tests/image debian-image -type f 2>/dev/null | sort)
 fi
 
 echo "# 2. oelint-adv"
