@@ -135,7 +135,7 @@ fn an_encoder_alive_but_silent_is_replaced() {
     let metrics = d.get("/metrics").text();
     assert!(
         metrics.contains(
-            "livestreamd_encoder_restarts_by_reason_total{generation=\"1\",reason=\"no output\"} 1"
+            "livestreamd_encoder_restarts_by_reason_total{rung=\"0\",generation=\"1\",reason=\"no output\"} 1"
         ),
         "{metrics}"
     );

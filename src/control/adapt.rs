@@ -61,6 +61,10 @@ struct ViewerState {
     counts: bool,
     /// Loss or RTT is high too: trouble is confirmed in half the time.
     hastened: bool,
+    /// When this trouble began, the link had recently shown it carries the
+    /// rung with headroom: a stall of a lossy link (a retransmission timeout)
+    /// more likely than too little capacity, so loss does not hasten it.
+    carried_the_rung: bool,
 }
 
 /// Unsent bytes in a viewer's socket (its low-water mark is 16 KiB) from which
@@ -192,7 +196,11 @@ impl Controller {
         } else {
             None
         };
-        let hastened = measurable && (lossy || slow);
+        let carries = |capacity: Option<(f64, f64)>| {
+            capacity.is_some_and(|(kbps, at)| {
+                s.t - at < p.capacity_memory_s && kbps >= rung_kbps * p.headroom
+            })
+        };
         let st = self.viewers.entry(viewer).or_insert(ViewerState {
             last: s,
             bad_since: None,
@@ -203,10 +211,14 @@ impl Controller {
             measurable: false,
             counts,
             hastened: false,
+            carried_the_rung: false,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
-        st.hastened = hastened;
+        if why_bad.is_some() && st.bad_since.is_none() {
+            st.carried_the_rung = carries(st.capacity);
+        }
+        st.hastened = measurable && (lossy || slow) && !st.carried_the_rung;
         if !counts {
             // Judged afresh once it counts again.
             st.counts = false;
@@ -679,6 +691,34 @@ mod tests {
             ..good(t)
         });
         assert!(sustained.is_empty(), "{sustained:?}");
+    }
+
+    #[test]
+    fn a_short_stall_of_a_lossy_link_that_carried_the_rung_is_not_hastened() {
+        let mut c = controller();
+        // Clean for 20 s: the link shows 20 Mbit/s of delivery rate.
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        // A retransmission timeout: 0.8 s with the queue behind live and loss.
+        let stall = run(&mut c, &[1], 20.0, 0.8, |_, t, _, _| LinkSample {
+            loss_pct: 6.0,
+            lag_ms: 900,
+            throughput_kbps: 200.0,
+            ..good(t)
+        });
+        assert!(stall.is_empty(), "waits the whole down_after_s: {stall:?}");
+        // The same trouble lasting: stepped down after down_after_s.
+        let lasting = run(&mut c, &[1], 20.8, 2.0, |_, t, _, _| LinkSample {
+            loss_pct: 6.0,
+            lag_ms: 900,
+            throughput_kbps: 200.0,
+            ..good(t)
+        });
+        assert!(
+            lasting
+                .first()
+                .is_some_and(|(t, _)| *t >= 21.0 && *t < 21.5),
+            "{lasting:?}"
+        );
     }
 
     #[test]
