@@ -28,18 +28,10 @@
 set -u
 
 REPO=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
-PASS=0
-FAIL=0
-
-ok() {
-	PASS=$((PASS + 1))
-	echo "ok   - $1"
-}
-
-bad() {
-	FAIL=$((FAIL + 1))
-	echo "FAIL - $1"
-}
+# shellcheck source=tests/image/checks.sh
+. "$REPO/tests/image/checks.sh"
+ok() { pass "$@"; }
+bad() { fail "$@"; }
 
 # Buildroot formatting rules, checked file by file. Rules (verified against
 # Buildroot's utils/check-package, see docs/IMAGES.md): common text rules
