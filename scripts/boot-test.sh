@@ -427,6 +427,9 @@ if boot boot1; then
 	fi
 	out=$(guest 120 'journalctl -b -o cat -u livestream-growroot --no-pager | grep "grown from"' || true)
 	check "boot1: the root partition grows to the card on first boot (${out#*: })" grep -q 'grown from' <<<"$out"
+	out=$(guest 60 'cat /proc/sys/net/ipv4/conf/all/rp_filter /proc/sys/net/ipv4/conf/default/rp_filter' || true)
+	rp=$(tr -d '\r' <<<"$out" | paste -sd ' ')
+	check "boot1: strict reverse-path filter (all, default), so no phone passes for the camera ($rp)" test "$rp" = "1 1"
 	power_off boot1
 else
 	B1='did not boot'

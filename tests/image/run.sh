@@ -12,6 +12,9 @@
 #  - no shared Wi-Fi password: an unset, invalid or old default AP_PASSWORD
 #    is replaced by a random one, written into the settings file (BOM, CRLF,
 #    symlinks, missing and read-only files) and shown on the consoles.
+#  - the overlay's sysctl setting (strict reverse-path filter), applied by
+#    systemd-sysctl in a namespace "Pi" with a camera and a phone side, keeps
+#    out datagrams a phone forges with the camera's address.
 #  - the overlay's systemd units pass systemd-analyze verify.
 #  - the Buildroot post-build/post-image scripts on a fake target.
 #  - flash-sd.sh refuses non-removable, partition, mounted and unconfirmed
@@ -32,6 +35,9 @@ FIX="$HERE/fixtures"
 WORK=$(mktemp -d /tmp/lsimg-test.XXXXXX)
 NS_AP="lsimg-ap-$$"
 NS_PH="lsimg-ph-$$"
+NS_PI="lsimg-pi-$$"
+NS_CAM="lsimg-cam-$$"
+NS_PHONE="lsimg-phone-$$"
 DNSMASQ_PID=''
 LOOPDEV=''
 
@@ -42,6 +48,9 @@ cleanup() {
 	fi
 	ip netns del "$NS_AP" 2>/dev/null
 	ip netns del "$NS_PH" 2>/dev/null
+	ip netns del "$NS_PI" 2>/dev/null
+	ip netns del "$NS_CAM" 2>/dev/null
+	ip netns del "$NS_PHONE" 2>/dev/null
 	if [ -n "$LOOPDEV" ]; then
 		losetup -d "$LOOPDEV" 2>/dev/null
 	fi
@@ -471,6 +480,74 @@ EOF
 	else
 		pass "namespaces removed"
 	fi
+fi
+
+echo "# reverse-path filter: a phone that forges the camera's address"
+SYSCTL_CONF="$OVERLAY/usr/lib/sysctl.d/60-livestream-net.conf"
+SYSTEMD_SYSCTL=$(command -v /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl | head -n 1)
+if [ "$(id -u)" != 0 ] || [ -z "$SYSTEMD_SYSCTL" ] || ! command -v python3 >/dev/null 2>&1 || ! ip netns add "$NS_PI" 2>/dev/null; then
+	skip "reverse-path filter (needs root, ip netns, systemd-sysctl, python3)"
+else
+	ip netns add "$NS_CAM"
+	ip netns add "$NS_PHONE"
+	# The Pi: wlan0 towards the camera's Wi-Fi, wlan1 the access point.
+	ip link add lsrpcam netns "$NS_PI" type veth peer name lsrpcam1 netns "$NS_CAM"
+	ip link add lsrpap netns "$NS_PI" type veth peer name lsrpph1 netns "$NS_PHONE"
+	ip -n "$NS_PI" addr add 10.5.5.100/24 dev lsrpcam
+	ip -n "$NS_PI" addr add 192.168.4.1/24 dev lsrpap
+	ip -n "$NS_CAM" addr add 10.5.5.9/24 dev lsrpcam1
+	ip -n "$NS_PHONE" addr add 192.168.4.2/24 dev lsrpph1
+	# The forger: the camera's address on its own interface.
+	ip -n "$NS_PHONE" addr add 10.5.5.9/32 dev lsrpph1
+	for ns_if in "$NS_PI lsrpcam" "$NS_PI lsrpap" "$NS_PI lo" "$NS_CAM lsrpcam1" "$NS_PHONE lsrpph1"; do
+		# shellcheck disable=SC2086 # two words: namespace and interface
+		set -- $ns_if
+		ip -n "$1" link set "$2" up
+	done
+	# count_datagrams: datagrams on the Pi's port 8554 from 10.5.5.9 while
+	# the camera (through wlan0) and the forger (through wlan1) send 20 each,
+	# as "camera forged".
+	count_datagrams() {
+		ip netns exec "$NS_PI" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 8554))
+s.settimeout(2.0)
+open(sys.argv[1], "w").close()
+got = {b"camera": 0, b"forged": 0}
+try:
+    while True:
+        data, (ip, _) = s.recvfrom(2048)
+        if ip == "10.5.5.9" and data in got:
+            got[data] += 1
+except socket.timeout:
+    pass
+print(got[b"camera"], got[b"forged"])
+' "$WORK/rp.ready" >"$WORK/rp.count" &
+		local listener=$!
+		for _ in $(seq 1 50); do [ -e "$WORK/rp.ready" ] && break; sleep 0.1; done
+		ip netns exec "$NS_CAM" python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"camera", ("10.5.5.100", 8554)) for _ in range(20)]'
+		ip netns exec "$NS_PHONE" python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.5.5.9", 0)); [s.sendto(b"forged", ("192.168.4.1", 8554)) for _ in range(20)]'
+		wait "$listener"
+		rm -f "$WORK/rp.ready"
+		cat "$WORK/rp.count"
+	}
+	# As systemd's 50-default.conf leaves it: loose (2), the forger gets in.
+	for k in all default lsrpcam lsrpap; do
+		ip netns exec "$NS_PI" sh -c "echo 2 > /proc/sys/net/ipv4/conf/$k/rp_filter"
+	done
+	loose=$(count_datagrams)
+	check "reverse-path filter: loose mode lets the forged datagrams in (the check can fail: $loose)" test "$loose" = "20 20"
+	if ip netns exec "$NS_PI" "$SYSTEMD_SYSCTL" "$SYSCTL_CONF" 2>"$WORK/rp.err"; then
+		pass "reverse-path filter: systemd-sysctl applies $(basename "$SYSCTL_CONF")"
+	else
+		fail "reverse-path filter: systemd-sysctl applies $(basename "$SYSCTL_CONF")" "$(cat "$WORK/rp.err")"
+	fi
+	strict=$(count_datagrams)
+	check "reverse-path filter: with the overlay's setting the camera's datagrams arrive and the forged ones do not ($strict)" test "$strict" = "20 0"
+	ip netns del "$NS_PI"
+	ip netns del "$NS_CAM"
+	ip netns del "$NS_PHONE"
 fi
 
 echo "# systemd units in the overlay"

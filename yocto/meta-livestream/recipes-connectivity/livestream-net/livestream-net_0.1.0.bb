@@ -25,6 +25,9 @@ do_install() {
         install -m 0644 ${OVERLAY}/usr/lib/systemd/system/$unit.service ${D}${systemd_system_unitdir}/$unit.service
     done
     install -m 0644 ${OVERLAY}/usr/share/livestream-net/livestream-network.txt ${D}${datadir}/livestream-net/livestream-network.txt
+    # strict reverse-path filter: no phone can pass for the camera
+    install -d ${D}${sysconfdir}/sysctl.d
+    install -m 0644 ${OVERLAY}/usr/lib/sysctl.d/60-livestream-net.conf ${D}${sysconfdir}/sysctl.d/60-livestream-net.conf
     # keep kernel interface names (wlan0 built-in, wlan1 USB adapter)
     install -d ${D}${sysconfdir}/systemd/network
     ln -sf /dev/null ${D}${sysconfdir}/systemd/network/99-default.link
@@ -37,6 +40,7 @@ do_deploy() {
 }
 addtask deploy after do_install before do_build
 
-FILES:${PN} += "${sysconfdir}/systemd/network/99-default.link"
+FILES:${PN} += "${sysconfdir}/systemd/network/99-default.link \
+                ${sysconfdir}/sysctl.d/60-livestream-net.conf"
 
 RDEPENDS:${PN} = "dnsmasq hostapd iproute2 wpa-supplicant"
