@@ -1039,4 +1039,5 @@ pub fn frame_chroma(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, f64)> {
 }
 
 pub mod netns;
+pub mod phone;
 pub mod scenario;
