@@ -329,14 +329,56 @@ impl PhoneLog {
     }
 }
 
-/// A player on a phone: connects from the phone's namespace, reads as fast
-/// as its link allows, reconnects a second after the stream ends or a
-/// connection fails, until it is dropped.
-pub struct FrameClient {
-    pub log: Arc<Mutex<PhoneLog>>,
+/// A thread that fills a shared value until it is told to stop.
+pub struct Worker<T> {
+    pub data: Arc<Mutex<T>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
+
+impl<T: Default + Send + 'static> Worker<T> {
+    /// Runs `work(data, stop)` on a thread; it should return soon after `stop` is set.
+    pub fn start(
+        data: T,
+        work: impl FnOnce(Arc<Mutex<T>>, Arc<AtomicBool>) + Send + 'static,
+    ) -> Worker<T> {
+        let data = Arc::new(Mutex::new(data));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, s) = (data.clone(), stop.clone());
+        Worker {
+            data,
+            stop,
+            thread: Some(std::thread::spawn(move || work(d, s))),
+        }
+    }
+
+    /// Stops the thread and returns the value.
+    pub fn finish(mut self) -> T {
+        self.stop_thread();
+        std::mem::take(&mut *self.data.lock().unwrap())
+    }
+
+    fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl<T> Drop for Worker<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A player on a phone: connects from the phone's namespace, reads as fast
+/// as its link allows, reconnects a second after the stream ends or a
+/// connection fails, until it is dropped.
+pub struct FrameClient(Worker<PhoneLog>);
 
 impl FrameClient {
     pub fn start(
@@ -345,14 +387,12 @@ impl FrameClient {
         epoch: Instant,
         keep_bytes: bool,
     ) -> FrameClient {
-        let log = Arc::new(Mutex::new(PhoneLog {
+        let log = PhoneLog {
             bytes: keep_bytes.then(Vec::new),
             ..PhoneLog::default()
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
+        };
         let link = link.netns();
-        let (l, s) = (log.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
+        FrameClient(Worker::start(log, move |l, s| {
             while !s.load(Ordering::Relaxed) {
                 let at = epoch.elapsed().as_secs_f64();
                 let outcome = match link.connect(target.addr, Duration::from_secs(2)) {
@@ -365,36 +405,33 @@ impl FrameClient {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-        });
-        FrameClient {
-            log,
-            stop,
-            thread: Some(thread),
-        }
+        }))
+    }
+
+    /// Whether a connection has been answered (or, bare TCP, made) yet.
+    pub fn connected(&self) -> bool {
+        self.0.data.lock().unwrap().connections > 0
     }
 
     /// A copy of the frames so far.
     pub fn frames(&self) -> Vec<Frame> {
-        self.log.lock().unwrap().frames().to_vec()
+        self.0.data.lock().unwrap().frames().to_vec()
+    }
+
+    /// Every body byte so far, if they are kept.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0
+            .data
+            .lock()
+            .unwrap()
+            .bytes
+            .clone()
+            .unwrap_or_default()
     }
 
     /// Stops reading (closing the connection) and returns the log.
-    pub fn finish(mut self) -> PhoneLog {
-        self.stop_thread();
-        std::mem::take(&mut *self.log.lock().unwrap())
-    }
-
-    fn stop_thread(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for FrameClient {
-    fn drop(&mut self) {
-        self.stop_thread();
+    pub fn finish(self) -> PhoneLog {
+        self.0.finish()
     }
 }
 

@@ -70,8 +70,7 @@ impl PhoneClient {
 
     /// Every body byte so far.
     pub fn bytes(&self) -> Vec<u8> {
-        let log = self.client.log.lock().unwrap();
-        log.bytes.clone().unwrap_or_default()
+        self.client.bytes()
     }
 }
 
