@@ -351,11 +351,16 @@ impl System {
             }
             System::Gstreamer => {
                 need("gst-launch-1.0", "Debian package `gstreamer1.0-tools`")?;
-                if !gst_has("tsparse") {
-                    return Err(
-                        "GStreamer has no `tsparse`: Debian package `gstreamer1.0-plugins-bad`"
-                            .into(),
-                    );
+                for (element, package) in [
+                    ("udpsrc", "gstreamer1.0-plugins-good"),
+                    ("tsparse", "gstreamer1.0-plugins-bad"),
+                    ("tcpserversink", "gstreamer1.0-plugins-base"),
+                ] {
+                    if !gst_has(element) {
+                        return Err(format!(
+                            "GStreamer has no `{element}`: Debian package `{package}`"
+                        ));
+                    }
                 }
                 let src = format!("port={}", l.source_port);
                 let sink = format!("port={}", l.port);
