@@ -1,8 +1,15 @@
 #!/bin/sh
-# build-image.sh: build a livestreamd SD card image with Buildroot or kas/Yocto.
+# build-image.sh: build a livestreamd SD card image from Debian's packages,
+# with Buildroot or with kas/Yocto.
 #
-#   scripts/build-image.sh buildroot BOARD [--buildroot DIR] [--output DIR] [--local] [--dry-run]
-#   scripts/build-image.sh yocto MACHINE [--local] [--dry-run]
+#   scripts/build-image.sh debian rpi-arm64 [--output DIR] [--dry-run]
+#   scripts/build-image.sh buildroot BOARD [--buildroot DIR] [--output DIR] [--release] [--dry-run]
+#   scripts/build-image.sh yocto MACHINE [--release] [--dry-run]
+#
+# Debian: rpi-arm64 (Pi 3, 4, 400, Zero 2 W), see debian-image/mkimage.sh.
+#   Needs root and Debian's mirrors; .debs are cached in
+#   /var/cache/livestreamd-image. The image is
+#   OUTPUT/livestream-debian-rpi-arm64.img.zst (artifacts/debian-rpi-arm64).
 #
 # Buildroot boards: raspberrypi4_64, raspberrypi3, raspberrypizero2w
 #   Needs a Buildroot checkout (2025.02 or newer): --buildroot DIR or
@@ -13,21 +20,23 @@
 #   build/tmp/deploy/images/MACHINE/livestream-image-MACHINE.rootfs.wic.bz2
 #   (scarthgap names it livestream-image-MACHINE.wic.bz2).
 #
-# --local builds the daemon from this working tree instead of the v0.1.0
-# release (Buildroot: LIVESTREAMD_OVERRIDE_SRCDIR in OUTPUT/local.mk;
-# Yocto: externalsrc, see yocto/kas/local-source.yml).
+# Every image is built from this working tree by default (Buildroot:
+# LIVESTREAMD_OVERRIDE_SRCDIR in OUTPUT/local.mk; Yocto: externalsrc, see
+# yocto/kas/livestream-base.yml), so the release placeholders (the .hash
+# lines, SRCREV) do not stop a first build. --release builds the v0.1.0
+# release instead (Buildroot: its tarball; Yocto: yocto/kas/release.yml).
 # Every command is printed before it runs; --dry-run only prints them.
 
 set -eu
 
 REPO=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 DRY_RUN=0
-LOCAL=0
+RELEASE=0
 BUILDROOT=${BUILDROOT_DIR:-}
 OUTPUT=''
 
 usage() {
-	sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 run() {
@@ -56,7 +65,9 @@ while [ $# -gt 0 ]; do
 		OUTPUT=$2
 		shift
 		;;
-	--local) LOCAL=1 ;;
+	--release) RELEASE=1 ;;
+	# the default since images build from the working tree; kept for old scripts
+	--local) RELEASE=0 ;;
 	--dry-run) DRY_RUN=1 ;;
 	-h | --help)
 		usage
@@ -71,6 +82,20 @@ while [ $# -gt 0 ]; do
 done
 
 case $SYSTEM in
+debian)
+	case $TARGET in
+	rpi-arm64) ;;
+	*)
+		echo "build-image.sh: unknown Debian image '$TARGET' (rpi-arm64)" >&2
+		exit 2
+		;;
+	esac
+	if [ -n "$OUTPUT" ]; then
+		run "$REPO/debian-image/mkimage.sh" --output "$OUTPUT"
+	else
+		run "$REPO/debian-image/mkimage.sh"
+	fi
+	;;
 buildroot)
 	case $TARGET in
 	raspberrypi4_64 | raspberrypi3 | raspberrypizero2w) ;;
@@ -86,13 +111,15 @@ buildroot)
 	fi
 	OUTPUT=${OUTPUT:-$REPO/artifacts/buildroot-$TARGET}
 	run mkdir -p "$OUTPUT"
-	if [ "$LOCAL" = 1 ]; then
+	if [ "$RELEASE" = 0 ]; then
+		# The package fetches the tree's crates itself before building
+		# (LIVESTREAMD_FETCH_CRATES in livestreamd.mk).
 		echo "+ echo 'LIVESTREAMD_OVERRIDE_SRCDIR = $REPO' > $OUTPUT/local.mk"
 		if [ "$DRY_RUN" = 0 ]; then
 			echo "LIVESTREAMD_OVERRIDE_SRCDIR = $REPO" >"$OUTPUT/local.mk"
 		fi
-		echo "build-image.sh: an overridden source is not vendored by Buildroot; fetching crates into its cargo home"
-		run env CARGO_HOME="$BUILDROOT/dl/br-cargo-home" cargo fetch --locked --manifest-path "$REPO/Cargo.toml"
+	else
+		run rm -f "$OUTPUT/local.mk"
 	fi
 	run make -C "$BUILDROOT" O="$OUTPUT" BR2_EXTERNAL="$REPO/buildroot" "livestreamd_${TARGET}_defconfig"
 	run make -C "$BUILDROOT" O="$OUTPUT"
@@ -107,10 +134,8 @@ yocto)
 		;;
 	esac
 	KAS_FILE="$REPO/yocto/kas/livestream-$TARGET.yml"
-	if [ "$LOCAL" = 1 ]; then
-		KAS_FILE="$KAS_FILE:$REPO/yocto/kas/local-source.yml"
-		export LIVESTREAMD_SRC="$REPO"
-		echo "+ export LIVESTREAMD_SRC=$REPO"
+	if [ "$RELEASE" = 1 ]; then
+		KAS_FILE="$KAS_FILE:$REPO/yocto/kas/release.yml"
 	fi
 	if [ "$DRY_RUN" = 0 ] && ! command -v kas >/dev/null 2>&1; then
 		echo "build-image.sh: kas is not installed (pip install kas)" >&2

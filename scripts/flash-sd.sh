@@ -3,7 +3,8 @@
 #
 #   scripts/flash-sd.sh [--dry-run] [--yes] IMAGE DEVICE
 #
-# IMAGE is sdcard.img (Buildroot) or *.wic (Yocto), optionally compressed
+# IMAGE is sdcard.img (Buildroot), *.wic (Yocto) or
+# livestream-debian-rpi-arm64.img.zst (Debian), optionally compressed
 # (.gz, .bz2, .xz, .zst). DEVICE is the whole card, e.g. /dev/sdb or
 # /dev/mmcblk0, never a partition.
 #
@@ -36,7 +37,7 @@ usage() {
 	cat <<'EOF'
 Usage: scripts/flash-sd.sh [--dry-run] [--yes] IMAGE DEVICE
 
-  IMAGE    sdcard.img / *.wic, optionally .gz .bz2 .xz .zst compressed
+  IMAGE    sdcard.img / *.wic / *.img, optionally .gz .bz2 .xz .zst compressed
   DEVICE   the whole SD card, e.g. /dev/sdb or /dev/mmcblk0
   --dry-run  check everything and print the write command, write nothing
   --yes      do not ask for confirmation (the safety checks still apply)

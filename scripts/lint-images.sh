@@ -6,7 +6,8 @@
 #                                     only the Buildroot formatting check
 #
 # Checks:
-#   1. shellcheck on every shell script under scripts/, buildroot/, tests/image/
+#   1. shellcheck on every shell script under scripts/, buildroot/, tests/image/,
+#      debian-image/
 #   2. oelint-adv on yocto/meta-livestream for each release in LAYERSERIES_COMPAT
 #   3. Buildroot formatting rules (a re-implementation of the utils/check-package
 #      rules that apply to our files; Buildroot itself cannot be fetched in CI)
@@ -27,18 +28,10 @@
 set -u
 
 REPO=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
-PASS=0
-FAIL=0
-
-ok() {
-	PASS=$((PASS + 1))
-	echo "ok   - $1"
-}
-
-bad() {
-	FAIL=$((FAIL + 1))
-	echo "FAIL - $1"
-}
+# shellcheck source=tests/image/checks.sh
+. "$REPO/tests/image/checks.sh"
+ok() { pass "$@"; }
+bad() { fail "$@"; }
 
 # Buildroot formatting rules, checked file by file. Rules (verified against
 # Buildroot's utils/check-package, see docs/IMAGES.md): common text rules
@@ -257,7 +250,7 @@ else
 			fi
 			;;
 		esac
-	done < <(find scripts buildroot tests/image -type f 2>/dev/null | sort)
+	done < <(find scripts buildroot tests/image debian-image -type f 2>/dev/null | sort)
 fi
 
 echo "# 2. oelint-adv"

@@ -24,3 +24,6 @@ echo "== image recipes, overlay scripts"
 scripts/lint-images.sh
 echo "== the phone's web page in Chromium, Firefox ESR and WebKitGTK"
 bash tests/web/run.sh
+echo "== the Debian Raspberry Pi image: built (.debs cached in /var/cache/livestreamd-image), booted under qemu"
+scripts/build-image.sh debian rpi-arm64
+scripts/boot-test.sh

@@ -45,16 +45,28 @@ pub enum AdaptMode {
     Fixed,
 }
 
-/// Whose link decides the rung when several viewers watch.
+/// Whose link decides the rung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
-    /// Serve the weakest viewer: everyone stays live (default).
+    /// Each viewer gets the rung its own link carries; every rung someone
+    /// watches is encoded (default).
     #[default]
+    #[serde(rename = "per-viewer")]
+    PerViewer,
+    /// One rung for everyone, for one-encoder hardware: the weakest viewer's,
+    /// so everyone stays live.
     Weakest,
-    /// Serve the strongest viewer: the best picture for whoever can take it;
-    /// weaker viewers stay live by skipping frames.
+    /// One rung for everyone: the strongest viewer's, the best picture for
+    /// whoever can take it; weaker viewers stay live by skipping frames.
     Strongest,
+}
+
+impl Policy {
+    /// Everyone on one rung (one encoder at a time, make-before-break).
+    pub fn shared(self) -> bool {
+        self != Policy::PerViewer
+    }
 }
 
 /// `[adapt]`: the adaptive-quality controller's parameters, used as they
@@ -84,15 +96,21 @@ pub struct Adapt {
     /// Length of a headroom probe: viewers get padding on top of the video so
     /// that the link shows whether it carries the next rung.
     pub probe_s: f64,
-    /// A new encoder that gives no splice point in this time is abandoned.
+    /// A viewer whose new rung has not reached it in this time stays where it is.
     pub switch_timeout_s: f64,
+    /// Most rungs encoded at once (per-viewer); beyond it, viewers share the
+    /// nearest lower running rung. For small Pis.
+    pub max_encoders: usize,
+    /// A rung nobody watched for this long is no longer encoded (per-viewer;
+    /// the start rung always is).
+    pub idle_rung_s: f64,
 }
 
 impl Default for Adapt {
     fn default() -> Self {
         Adapt {
             mode: AdaptMode::Auto,
-            policy: Policy::Weakest,
+            policy: Policy::PerViewer,
             sample_interval_ms: 200,
             down_after_s: 1.0,
             up_after_s: 10.0,
@@ -105,6 +123,8 @@ impl Default for Adapt {
             capacity_memory_s: 60.0,
             probe_s: 2.0,
             switch_timeout_s: 10.0,
+            max_encoders: 4,
+            idle_rung_s: 20.0,
         }
     }
 }
@@ -174,10 +194,18 @@ impl Codec {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rung {
+    /// The camera's own H.264, remuxed, not re-encoded: the first rung only.
+    /// Its size, rate and bitrate are the camera's, as the operator states them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passthrough: bool,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
     pub bitrate_kbps: u32,
+    /// Seconds between this rung's keyframes (lower rungs may use shorter, so
+    /// a step down waits less); unset: `encoder.keyframe_interval_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -187,6 +215,10 @@ pub struct Server {
     pub listen: SocketAddr,
     #[serde(default = "default_max_viewers")]
     pub max_viewers: usize,
+    /// Viewers from one IP address, so that one device cannot take every place
+    /// (no more than `max_viewers` in effect).
+    #[serde(default = "default_max_viewers_per_address")]
+    pub max_viewers_per_address: usize,
     /// A viewer further behind live than this skips ahead to the newest keyframe.
     #[serde(default = "default_viewer_max_lag")]
     pub viewer_max_lag_ms: u64,
@@ -636,6 +668,9 @@ fn default_request_timeout() -> f64 {
 fn default_output_timeout() -> f64 {
     3.0
 }
+fn default_max_viewers_per_address() -> usize {
+    4
+}
 fn default_max_connections() -> usize {
     512
 }
@@ -663,6 +698,8 @@ pub fn default_ladder() -> Vec<Rung> {
     ]
     .into_iter()
     .map(|(width, height, fps, bitrate_kbps)| Rung {
+        passthrough: false,
+        keyframe_interval_s: None,
         width,
         height,
         fps,
@@ -701,6 +738,7 @@ impl Default for Server {
         Server {
             listen: default_listen(),
             max_viewers: default_max_viewers(),
+            max_viewers_per_address: default_max_viewers_per_address(),
             viewer_max_lag_ms: default_viewer_max_lag(),
             viewer_stall_timeout_s: default_viewer_stall_timeout(),
             request_timeout_s: default_request_timeout(),

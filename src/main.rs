@@ -116,6 +116,21 @@ fn load_or_exit(path: &std::path::Path) -> Result<config::Config, ExitCode> {
     })
 }
 
+/// Writes `text` and a newline to stdout. A reader that went away
+/// (`check-config FILE | head`) is not an error; println! would panic there.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("livestreamd: cannot write to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match parse_args(&args) {
@@ -126,14 +141,8 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Help => {
-            println!("livestreamd {VERSION}\n{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Command::Version => {
-            println!("livestreamd {VERSION}");
-            ExitCode::SUCCESS
-        }
+        Command::Help => print_out(&format!("livestreamd {VERSION}\n{USAGE}")),
+        Command::Version => print_out(&format!("livestreamd {VERSION}")),
         Command::FakeGoPro(opts) => {
             init_logging(log::LevelFilter::Info);
             match tokio::runtime::Builder::new_current_thread()
@@ -148,14 +157,11 @@ fn main() -> ExitCode {
             }
         }
         Command::CheckConfig(path) => match load_or_exit(&path) {
-            Ok(cfg) => {
-                println!(
-                    "# {}: ok; effective configuration:\n{}",
-                    path.display(),
-                    cfg.to_toml()
-                );
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => print_out(&format!(
+                "# {}: ok; effective configuration:\n{}",
+                path.display(),
+                cfg.to_toml()
+            )),
             Err(code) => code,
         },
         Command::Run {

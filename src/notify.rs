@@ -1,19 +1,58 @@
-//! systemd: READY, STATUS, WATCHDOG and STOPPING through the `sd-notify`
-//! crate (which speaks `sd_notify(3)`: path and abstract sockets, the
-//! watchdog variables). What stays here is our policy: STATUS is one line,
-//! and the watchdog is pinged only while the main loop ticks.
+//! systemd's notify protocol (`sd_notify(3)`), written by hand: one datagram of
+//! `KEY=VALUE` lines sent to the Unix socket named by `$NOTIFY_SOCKET`, which is
+//! either a path or, when it starts with `@`, a name in the abstract namespace.
+//! (The `sd-notify` crate at a version that builds with Rust 1.75 connects an
+//! abstract name as a path, and honours `$WATCHDOG_USEC` only with
+//! `$WATCHDOG_PID` set, where systemd's own `sd_watchdog_enabled` accepts it
+//! unset; these few lines do both.)
 //!
 //! Without `$NOTIFY_SOCKET` (not started by systemd, or `Type=simple`) every
 //! call is a no-op, so the daemon runs the same way from a shell.
 
-use sd_notify::NotifyState;
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::Path;
 use std::time::Duration;
 
-/// `STATUS=` carries one line: a newline would start a new assignment.
-pub fn one_line(text: &str) -> String {
-    text.chars()
+/// Where notifications go, parsed from `$NOTIFY_SOCKET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Path(std::path::PathBuf),
+    /// The name without the leading `@`.
+    Abstract(Vec<u8>),
+}
+
+/// Parses `$NOTIFY_SOCKET`; `None` for a value systemd would not give
+/// (empty, relative path, or a bare `@`).
+pub fn parse_target(value: &str) -> Option<Target> {
+    if let Some(name) = value.strip_prefix('@') {
+        return (!name.is_empty()).then(|| Target::Abstract(name.as_bytes().to_vec()));
+    }
+    // vsock:… exists too (for VMs); a Pi never gets one.
+    value
+        .starts_with('/')
+        .then(|| Target::Path(Path::new(value).to_path_buf()))
+}
+
+/// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, as `sd_watchdog_enabled(3)`
+/// recommends, and only if `$WATCHDOG_PID` is unset or names this process.
+pub fn watchdog_period(usec: Option<&str>, pid: Option<&str>, my_pid: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    if let Some(pid) = pid {
+        if pid.trim().parse::<u32>().ok()? != my_pid {
+            return None;
+        }
+    }
+    Some(Duration::from_micros(usec / 2))
+}
+
+/// `STATUS=` carries one line: newlines would start new assignments.
+pub fn status_line(text: &str) -> String {
+    let one_line: String = text
+        .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+        .collect();
+    format!("STATUS={one_line}")
 }
 
 /// Whether the main loop, which ticks every `heartbeat`, ticked recently enough
@@ -23,27 +62,64 @@ pub fn loop_healthy(since_tick: Duration, heartbeat: Duration) -> bool {
     since_tick <= heartbeat * 4 + Duration::from_secs(1)
 }
 
-/// The service manager's notify socket, when there is one.
+/// A connection to systemd's notify socket (or nothing, outside systemd).
 #[derive(Debug)]
 pub struct Notifier {
-    enabled: bool,
+    inner: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
 }
 
 impl Notifier {
-    /// Reads `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID` (left set:
-    /// systemd ignores the children's messages under `NotifyAccess=main`).
+    /// Reads `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID`. Errors are
+    /// logged, never fatal: the stream matters more than the notifications.
     pub fn from_env() -> Notifier {
-        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
-        let mut usec = 0;
-        // A watchdog without a socket to ping is no watchdog.
-        let watchdog = (enabled && sd_notify::watchdog_enabled(false, &mut usec) && usec > 0)
-            .then(|| Duration::from_micros(usec / 2));
-        Notifier { enabled, watchdog }
+        let watchdog = watchdog_period(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+            std::process::id(),
+        );
+        let inner = match std::env::var("NOTIFY_SOCKET") {
+            Err(_) => None,
+            Ok(v) => match parse_target(&v).map(|t| Self::open(&t)) {
+                Some(Ok(pair)) => Some(pair),
+                Some(Err(e)) => {
+                    log::warn!("systemd: cannot use NOTIFY_SOCKET={v}: {e}");
+                    None
+                }
+                None => {
+                    log::warn!("systemd: ignoring unusable NOTIFY_SOCKET={v}");
+                    None
+                }
+            },
+        };
+        Notifier {
+            // A watchdog without a socket to ping is no watchdog.
+            watchdog: watchdog.filter(|_| inner.is_some()),
+            inner,
+        }
+    }
+
+    /// A notifier that sends nothing.
+    pub fn disabled() -> Notifier {
+        Notifier {
+            inner: None,
+            watchdog: None,
+        }
+    }
+
+    fn open(target: &Target) -> io::Result<(UnixDatagram, SocketAddr)> {
+        let addr = match target {
+            Target::Path(p) => SocketAddr::from_pathname(p)?,
+            Target::Abstract(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)?
+            }
+        };
+        Ok((UnixDatagram::unbound()?, addr))
     }
 
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.inner.is_some()
     }
 
     /// Half of the service's `WatchdogSec=`, when systemd asked for pings.
@@ -51,47 +127,94 @@ impl Notifier {
         self.watchdog
     }
 
-    /// Sends one message; a failure is logged, never fatal: the stream
-    /// matters more than the notifications.
-    fn send(&self, states: &[NotifyState]) {
-        if !self.enabled {
-            return;
+    /// Sends one datagram of newline-separated assignments. A datagram send on a
+    /// Unix socket does not block for long; a full queue is reported, not waited on.
+    pub fn send(&self, state: &str) -> io::Result<()> {
+        match &self.inner {
+            None => Ok(()),
+            Some((sock, addr)) => {
+                let n = sock.send_to_addr(state.as_bytes(), addr)?;
+                if n != state.len() {
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short datagram"));
+                }
+                Ok(())
+            }
         }
-        if let Err(e) = sd_notify::notify(false, states) {
-            log::warn!("systemd: notify failed: {e}");
+    }
+
+    /// Like `send`, logging a failure instead of returning it.
+    pub fn notify(&self, state: &str) {
+        if let Err(e) = self.send(state) {
+            log::warn!(
+                "systemd: notify `{}` failed: {e}",
+                state.lines().next().unwrap_or("")
+            );
         }
     }
 
     pub fn ready(&self, status: &str) {
-        self.send(&[NotifyState::Ready, NotifyState::Status(&one_line(status))]);
+        self.notify(&format!("READY=1\n{}", status_line(status)));
     }
 
-    /// `WATCHDOG=1` (when `ping`) and the status line (when given), in one message.
+    pub fn status(&self, status: &str) {
+        self.notify(&status_line(status));
+    }
+
+    pub fn watchdog(&self) {
+        self.notify("WATCHDOG=1");
+    }
+
+    /// `WATCHDOG=1` (when `ping`) and the status line (when given), in one datagram.
     pub fn heartbeat(&self, ping: bool, status: Option<&str>) {
-        let status = status.map(one_line);
-        let mut states = Vec::with_capacity(2);
+        let mut msg = Vec::new();
         if ping {
-            states.push(NotifyState::Watchdog);
+            msg.push("WATCHDOG=1".to_string());
         }
-        if let Some(s) = &status {
-            states.push(NotifyState::Status(s));
+        if let Some(s) = status {
+            msg.push(status_line(s));
         }
-        if !states.is_empty() {
-            self.send(&states);
+        if !msg.is_empty() {
+            self.notify(&msg.join("\n"));
         }
     }
 
     pub fn stopping(&self, status: &str) {
-        self.send(&[
-            NotifyState::Stopping,
-            NotifyState::Status(&one_line(status)),
-        ]);
+        self.notify(&format!("STOPPING=1\n{}", status_line(status)));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_paths_or_abstract_names() {
+        assert_eq!(
+            parse_target("/run/systemd/notify"),
+            Some(Target::Path("/run/systemd/notify".into()))
+        );
+        assert_eq!(
+            parse_target("@/org/freedesktop/systemd1/notify/42"),
+            Some(Target::Abstract(
+                b"/org/freedesktop/systemd1/notify/42".to_vec()
+            ))
+        );
+        assert_eq!(parse_target(""), None);
+        assert_eq!(parse_target("@"), None);
+        assert_eq!(parse_target("relative/sock"), None);
+    }
+
+    #[test]
+    fn watchdog_pings_at_half_the_timeout_for_this_pid_only() {
+        let half = Some(Duration::from_secs(10));
+        assert_eq!(watchdog_period(Some("20000000"), None, 7), half);
+        assert_eq!(watchdog_period(Some("20000000"), Some("7"), 7), half);
+        assert_eq!(watchdog_period(Some("20000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_period(Some("20000000"), Some("x"), 7), None);
+        assert_eq!(watchdog_period(Some("0"), None, 7), None);
+        assert_eq!(watchdog_period(Some("soon"), None, 7), None);
+        assert_eq!(watchdog_period(None, Some("7"), 7), None);
+    }
 
     #[test]
     fn a_loop_that_stopped_ticking_is_not_vouched_for() {
@@ -104,6 +227,48 @@ mod tests {
 
     #[test]
     fn status_is_one_line() {
-        assert_eq!(one_line("a\nb\tc"), "a b c");
+        assert_eq!(status_line("a\nb\tc"), "STATUS=a b c");
+    }
+
+    fn roundtrip(target: &Target, listener: &UnixDatagram) {
+        let (sock, addr) = Notifier::open(target).unwrap();
+        let n = Notifier {
+            inner: Some((sock, addr)),
+            watchdog: None,
+        };
+        n.ready("streaming");
+        n.watchdog();
+        let mut buf = [0u8; 256];
+        let k = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..k], b"READY=1\nSTATUS=streaming");
+        let k = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..k], b"WATCHDOG=1");
+    }
+
+    #[test]
+    fn sends_to_a_path_socket() {
+        let dir = std::env::temp_dir().join(format!("lsd-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).unwrap();
+        roundtrip(&Target::Path(path.clone()), &listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sends_to_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("livestreamd-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        roundtrip(&parse_target(&format!("@{name}")).unwrap(), &listener);
+    }
+
+    #[test]
+    fn disabled_sends_nothing_and_succeeds() {
+        let n = Notifier::disabled();
+        assert!(!n.enabled());
+        assert!(n.send("READY=1").is_ok());
     }
 }

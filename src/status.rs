@@ -20,8 +20,10 @@ pub struct Status {
     pub uptime_s: f64,
     pub source: SourceStatus,
     pub camera: CameraStatus,
+    /// The start rung's encoder (always running): what a new viewer gets first.
     pub encoder: Option<EncoderStatus>,
-    pub pending_encoder: Option<EncoderStatus>,
+    /// Every running encoder, one per hot rung.
+    pub encoders: Vec<EncoderStatus>,
     pub hub: HubStats,
     pub adapt: AdaptStatus,
     pub demo_source: Option<ChildInfo>,
@@ -37,6 +39,8 @@ pub struct Status {
 pub struct EncoderStatus {
     pub generation: u64,
     pub rung: usize,
+    /// The camera's own stream, remuxed (no encoding).
+    pub passthrough: bool,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -50,6 +54,10 @@ pub struct EncoderStatus {
     pub restarts_by_reason: BTreeMap<&'static str, u64>,
     /// ffmpeg's stderr lines not logged (over the log budget).
     pub stderr_suppressed: u64,
+    /// Viewers and pushes reading this rung.
+    pub viewers: usize,
+    /// Its ffmpeg's CPU use, percent of one core.
+    pub cpu_pct: Option<f64>,
 }
 
 /// The camera's side, for `/status`.
@@ -90,6 +98,12 @@ pub struct OutputStatus {
     pub probe: &'static str,
     pub link: Option<LinkSample>,
     pub push: PushStatus,
+    /// The rung it sends now, and the one it moves to.
+    pub rung: Option<usize>,
+    pub target_rung: Option<usize>,
+    /// Its own controller's state (per-viewer policy), with the last reason
+    /// it moved.
+    pub adapt: Option<AdaptStatus>,
 }
 
 /// Status codes counted one by one; anything else is counted as `other`.

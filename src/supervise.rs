@@ -239,6 +239,19 @@ pub async fn stop(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// The user plus system CPU seconds process `pid` has used so far (Linux
+/// `/proc/PID/stat`), None when it is gone.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+}
+
 pub fn describe_exit(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
@@ -456,6 +469,20 @@ async fn log_stderr(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_seconds_of_this_process_grow_and_a_gone_one_has_none() {
+        let me = std::process::id();
+        let before = cpu_seconds(me).unwrap();
+        let mut x = 0u64;
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_seconds(me).unwrap() > before);
+        assert_eq!(cpu_seconds(u32::MAX), None);
+    }
 
     #[test]
     fn backoff_doubles_caps_and_resets() {

@@ -66,36 +66,27 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
     let link = PhoneLink::create();
     link.set_rate(300);
     let client = PhoneClient::start(&link, port);
-    let t0 = Instant::now();
-    while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let low = rung(&daemon);
+    let low = wait_rung(&daemon, Duration::from_secs(20), |r| r >= 1);
     assert!(
         low >= 1,
         "stepped down on a 300 kbit/s link: {:?}",
         daemon.status()
     );
+    // The link stays capped a while longer, then comes back.
     std::thread::sleep(Duration::from_secs(5));
     link.clear_rate();
     let restored = client.elapsed();
     let t1 = Instant::now();
     // Conservative upward: the congested capacity is trusted for capacity_memory_s
     // (60 s), then each rung needs up_after_s (6 s here) of clean samples.
-    while rung(&daemon) != 0 && t1.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let top = wait_rung(&daemon, Duration::from_secs(120), |r| r == 0);
     let climbed = t1.elapsed().as_secs_f64();
-    assert_eq!(
-        rung(&daemon),
-        0,
-        "back to the top rung: {:?}",
-        daemon.status()
-    );
+    assert_eq!(top, 0, "back to the top rung: {:?}", daemon.status());
     // Then it stays there.
     let switches_at_top = daemon.status().unwrap()["adapt"]["switches"]
         .as_u64()
         .unwrap();
+    // Watched for 15 s on the restored link.
     std::thread::sleep(Duration::from_secs(15));
     let s = daemon.status().unwrap();
     println!(
@@ -107,7 +98,7 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
         switches_at_top,
         "no oscillation at the top"
     );
-    assert_eq!(s["encoder"]["rung"], 0);
+    assert_eq!(s["viewers"][0]["rung"], 0);
     assert!(
         client.max_lag_after(restored + 3.0) < 2.0,
         "live after the recovery"
@@ -139,52 +130,53 @@ fn when_the_link_recovers_the_rung_climbs_back_without_oscillating() {
     not(feature = "netns-tests"),
     ignore = "needs root and network namespaces: cargo test --features netns-tests (scripts/test.sh)"
 )]
-fn random_loss_steps_down_and_a_clean_link_never_does() {
+fn random_loss_alone_never_steps_down_nor_does_a_clean_link() {
     netns::require();
-    let lossy = std::thread::spawn(|| {
-        let dir = temp_dir("loss");
-        let (daemon, port) = start_daemon(&dir, "");
-        let link = PhoneLink::create();
-        link.set_loss(6);
-        let _client = PhoneClient::start(&link, port);
-        let t0 = Instant::now();
-        while rung(&daemon) < 1 && t0.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let s = daemon.status().unwrap();
-        (
-            t0.elapsed().as_secs_f64(),
-            s["encoder"]["rung"].as_i64().unwrap(),
-            s["adapt"]["last_reason"].clone(),
-            s["viewers"][0]["link"].clone(),
-        )
-    });
-    let clean = std::thread::spawn(|| {
-        let dir = temp_dir("clean");
-        let (daemon, port) = start_daemon(&dir, "");
-        let link = PhoneLink::create();
-        let _client = PhoneClient::start(&link, port);
-        std::thread::sleep(Duration::from_secs(30));
-        let s = daemon.status().unwrap();
-        (
-            s["adapt"]["switches"].as_u64().unwrap(),
-            s["encoder"]["rung"].as_i64().unwrap(),
-            s["viewers"][0]["link"].clone(),
-        )
-    });
-    let (after, lossy_rung, reason, lossy_link) = lossy.join().unwrap();
-    let (clean_switches, clean_rung, clean_link) = clean.join().unwrap();
-    println!("6% loss: rung {lossy_rung} after {after:.1} s ({reason}); link {lossy_link}");
-    println!("clean: {clean_switches} switches, rung {clean_rung}; link {clean_link}");
-    assert!(lossy_rung >= 1, "loss made it step down");
+    // TCP repairs loss: what matters is whether the link carries the rung.
+    let watch = |name: &'static str, loss: u32| {
+        std::thread::spawn(move || {
+            let dir = temp_dir(name);
+            let (daemon, port) = start_daemon(&dir, "");
+            let link = PhoneLink::create();
+            if loss > 0 {
+                link.set_loss(loss);
+            }
+            let client = PhoneClient::start(&link, port);
+            // 30 s, noting the highest loss the link monitor reported.
+            let mut max_loss: f64 = 0.0;
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_millis(500));
+                if let Some(s) = daemon.status() {
+                    let l = s["viewers"][0]["link"]["loss_pct"].as_f64().unwrap_or(0.0);
+                    max_loss = max_loss.max(l);
+                }
+            }
+            let s = daemon.status().unwrap();
+            (
+                s["adapt"]["switches"].as_u64().unwrap(),
+                s["viewers"][0]["rung"].as_i64().unwrap(),
+                max_loss,
+                client.max_lag_after(10.0),
+            )
+        })
+    };
+    let lossy = watch("loss", 6);
+    let clean = watch("clean", 0);
+    let (lossy_switches, lossy_rung, lossy_loss, lossy_lag) = lossy.join().unwrap();
+    let (clean_switches, clean_rung, _, _) = clean.join().unwrap();
+    println!("6% loss: {lossy_switches} switches, rung {lossy_rung}, max lag {lossy_lag:.2} s, loss seen up to {lossy_loss:.1} %");
+    println!("clean: {clean_switches} switches, rung {clean_rung}");
+    assert!(lossy_loss > 2.0, "the loss is seen ({lossy_loss:.1} %)");
+    assert_eq!(
+        (lossy_switches, lossy_rung),
+        (0, 0),
+        "loss alone is no reason"
+    );
+    assert!(lossy_lag < 1.5, "and the lossy link stays live");
     assert_eq!(
         (clean_switches, clean_rung),
         (0, 0),
         "a clean link never steps down"
-    );
-    assert!(
-        clean_link["rtt_ms"].as_f64().is_some(),
-        "link figures are in /status"
     );
 }
 
@@ -192,18 +184,15 @@ fn random_loss_steps_down_and_a_clean_link_never_does() {
 /// seamless: same connection, new resolution, no gap in the timestamps.
 #[test]
 fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
-    let dir = temp_dir("seamless");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("seamless", "[adapt]\nmode = \"fixed\"\n");
     daemon.wait_streaming();
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(daemon.http);
     viewer.read_for(Duration::from_secs(3));
-    let r = http_request(ports.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 200, "{}", r.text());
     viewer.read_for(Duration::from_secs(4));
     assert_eq!(rung(&daemon), 1);
-    http_request(ports.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    http_request(daemon.http, "POST /rung?set=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     viewer.read_for(Duration::from_secs(4));
     assert_eq!(rung(&daemon), 0);
     let frames = frames(&dir, "seamless.ts", &viewer.received);
@@ -233,8 +222,8 @@ fn a_rung_switch_changes_resolution_on_the_same_connection_without_a_gap() {
         max_gap * 1000.0
     );
     assert!(!backwards, "timestamps only go forward");
-    let r = http_request(ports.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "POST /rung?set=7 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 400);
-    let r = http_request(ports.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = http_request(daemon.http, "GET /rung HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(r.code, 405);
 }

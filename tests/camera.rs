@@ -40,6 +40,39 @@ fn start_daemon(dir: &Path, config: &Path, p: &Ports) -> Daemon {
     )
 }
 
+/// A `fake-gopro` and the daemon that controls it, once the daemon reports the camera live.
+struct LiveCamera {
+    dir: PathBuf,
+    p: Ports,
+    gopro: CameraPorts,
+    camera: FakeGopro,
+    daemon: Daemon,
+    /// The `/status` that showed the camera live.
+    status: Value,
+}
+
+/// Emulates a camera of `kind` (`legacy`, `open-gopro`) in a fresh
+/// `temp_dir(name)`; `camera` is the daemon's `[camera]` kind and mode.
+fn live_camera(name: &str, kind: &str, camera: &str) -> LiveCamera {
+    let dir = temp_dir(name);
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let fake = FakeGopro::start(&dir, kind, &p, &gopro);
+    let config = write_config(&dir, &p, &gopro, camera);
+    let daemon = start_daemon(&dir, &config, &p);
+    let status = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    LiveCamera {
+        dir,
+        p,
+        gopro,
+        camera: fake,
+        daemon,
+        status,
+    }
+}
+
 /// Saves what arrived and checks that ffprobe decodes H.264 at the ladder's size.
 fn assert_decodes(viewer: &BackgroundViewer, dir: &Path, name: &str) {
     let bytes = viewer.bytes_from(0);
@@ -78,6 +111,24 @@ fn gaps(entries: &[&Value]) -> Vec<f64> {
         .collect()
 }
 
+/// The keep-alives in the emulator's record: UDP datagrams (legacy) or
+/// requests to `/gopro/camera/keep_alive` (Open GoPro).
+fn keepalives(rec: &[Value]) -> Vec<&Value> {
+    rec.iter()
+        .filter(|e| e["type"] == "udp" || e["path"] == "/gopro/camera/keep_alive")
+        .collect()
+}
+
+/// Waits until the camera has recorded `more` keep-alives than it had.
+fn wait_keepalives(record_path: &Path, more: usize) {
+    let had = keepalives(&record(record_path)).len();
+    wait_until(
+        &format!("{more} more keep-alives at the camera"),
+        Duration::from_secs(10),
+        || (keepalives(&record(record_path)).len() >= had + more).then_some(()),
+    );
+}
+
 fn assert_interval_about(gaps: &[f64], expected: f64, what: &str) {
     assert!(gaps.len() >= 3, "too few {what}: {gaps:?}");
     for g in gaps {
@@ -90,28 +141,26 @@ fn assert_interval_about(gaps: &[f64], expected: f64, what: &str) {
 
 #[test]
 fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
-    let dir = temp_dir("camera-legacy");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "legacy", &p, &gopro);
-    let config = write_config(&dir, &p, &gopro, "kind = \"gopro-legacy\"");
-    let mut daemon = start_daemon(&dir, &config, &p);
-
-    let s = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
-    assert_eq!(s["camera"]["kind"], "gopro-legacy");
+    let LiveCamera {
+        dir,
+        p,
+        camera,
+        mut daemon,
+        status,
+        ..
+    } = live_camera("camera-legacy", "legacy", "kind = \"gopro-legacy\"");
+    assert_eq!(status["camera"]["kind"], "gopro-legacy");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
-    // Let several keep-alives go by.
-    thread::sleep(Duration::from_secs(4));
+    // Several keep-alives go by while the camera is live.
+    wait_keepalives(&camera.record, 4);
     assert_decodes(&viewer, &dir, "viewer.ts");
 
     let rec = record(&camera.record);
     let starts = http_requests(&rec, "/gp/gpControl/execute");
     assert_eq!(starts.len(), 1, "one start command while live: {starts:?}");
     assert_eq!(starts[0]["query"], "p1=gpStream&a1=proto_v2&c1=restart");
-    let keepalives: Vec<&Value> = rec.iter().filter(|e| e["type"] == "udp").collect();
+    let keepalives = keepalives(&rec);
     for k in &keepalives {
         assert_eq!(k["data"], "_GPHD_:0:0:2:0.000000\n");
         // From the daemon's source socket: the camera streams back to the keep-alive's sender.
@@ -127,24 +176,20 @@ fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
 
 #[test]
 fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
-    let dir = temp_dir("camera-opengopro");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "open-gopro", &p, &gopro);
-    let config = write_config(
-        &dir,
-        &p,
-        &gopro,
+    let LiveCamera {
+        dir,
+        p,
+        camera,
+        mut daemon,
+        ..
+    } = live_camera(
+        "camera-opengopro",
+        "open-gopro",
         "kind = \"open-gopro\"\nmode = \"preview\"",
     );
-    let mut daemon = start_daemon(&dir, &config, &p);
-
-    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
-    thread::sleep(Duration::from_secs(4));
+    wait_keepalives(&camera.record, 4);
     assert_decodes(&viewer, &dir, "viewer.ts");
 
     let s = daemon.status().unwrap();
@@ -171,16 +216,14 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
 
 #[test]
 fn a_ten_second_stall_is_reported_and_the_same_viewer_gets_video_again() {
-    let dir = temp_dir("camera-stall");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "legacy", &p, &gopro);
-    let config = write_config(&dir, &p, &gopro, "kind = \"gopro-legacy\"");
-    let mut daemon = start_daemon(&dir, &config, &p);
-
-    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
+    let LiveCamera {
+        dir,
+        p,
+        gopro,
+        camera,
+        mut daemon,
+        ..
+    } = live_camera("camera-stall", "legacy", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(30_000, Duration::from_secs(20));
 
@@ -208,6 +251,8 @@ fn a_ten_second_stall_is_reported_and_the_same_viewer_gets_video_again() {
     let after_resume = viewer.len();
     let resumed_at = Instant::now();
     viewer.wait_bytes(after_resume + 40_000, Duration::from_secs(20));
+    // Watched 3 s more: the connection stays, and the frames since the resume
+    // are counted against the wall time below.
     thread::sleep(Duration::from_secs(3));
     assert!(!viewer.ended());
     assert!(after_resume >= bytes_in_stall);
@@ -304,16 +349,14 @@ fn an_unreachable_camera_is_retried_with_backoff_and_streams_once_it_appears() {
 
 #[test]
 fn a_camera_that_restarts_its_stream_is_followed_on_the_same_viewer_connection() {
-    let dir = temp_dir("camera-restart");
-    let p = Ports::new();
-    let gopro = CameraPorts::new();
-    let camera = FakeGopro::start(&dir, "legacy", &p, &gopro);
-    let config = write_config(&dir, &p, &gopro, "kind = \"gopro-legacy\"");
-    let daemon = start_daemon(&dir, &config, &p);
-
-    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
-        s["camera"]["state"] == "live"
-    });
+    let LiveCamera {
+        dir,
+        p,
+        gopro,
+        camera,
+        daemon,
+        ..
+    } = live_camera("camera-restart", "legacy", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     let before = frame_pts(&viewer, 0, &dir, "before.ts");

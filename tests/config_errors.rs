@@ -235,6 +235,23 @@ fn the_shipped_config_is_valid_and_equals_the_defaults() {
 }
 
 #[test]
+fn check_config_into_a_pipe_closed_early_is_quiet() {
+    // `livestreamd check-config FILE | head -1`: the reader leaves after a line.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/livestreamd.toml");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{BIN}' check-config '{shipped}' | head -c 10 >/dev/null; true"
+        ))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "nothing to complain about: {err}");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let out = Command::new(BIN).args(["launch"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

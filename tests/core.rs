@@ -8,12 +8,9 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_viewer_gets_h264_at_the_start_rung() {
-    let dir = temp_dir("start-rung");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("start-rung", "");
     daemon.wait_streaming();
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(daemon.http);
     let n = viewer.read_for(Duration::from_secs(4));
     assert!(n > 50_000, "only {n} bytes in 4 s");
     assert_eq!(
@@ -29,7 +26,7 @@ fn a_viewer_gets_h264_at_the_start_rung() {
     assert_eq!(status["source"]["state"], "live");
     assert_eq!(status["viewers"].as_array().unwrap().len(), 1);
     assert!(status["viewers"][0]["bytes_sent"].as_u64().unwrap() > 0);
-    let r = http_get(ports.http, "/healthz").unwrap();
+    let r = http_get(daemon.http, "/healthz").unwrap();
     assert_eq!(r.code, 200, "{}", r.text());
 }
 
@@ -54,27 +51,23 @@ fn the_start_rung_comes_from_the_config() {
 
 #[test]
 fn a_stalled_viewer_neither_slows_the_others_nor_grows_memory() {
-    let dir = temp_dir("three-viewers");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("three-viewers", "");
     daemon.wait_streaming();
     // The stalled viewer asks for the stream and then never reads again.
-    let _stalled = Viewer::connect_with_rcvbuf(ports.http, Some(4096));
-    let mut a = Viewer::connect(ports.http);
-    let mut b = Viewer::connect(ports.http);
+    let _stalled = Viewer::connect_with_rcvbuf(daemon.http, Some(4096));
+    let mut a = Viewer::connect(daemon.http);
+    let mut b = Viewer::connect(daemon.http);
     a.read_for(Duration::from_secs(2));
     b.read_for(Duration::from_secs(1));
     let rss_start = rss_kib(daemon.pid());
     let mut rss_max = rss_start;
     let (mut got_a, mut got_b) = (0, 0);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(12) {
+    let secs = for_period(Duration::from_secs(12), |_| {
         got_a += a.read_for(Duration::from_millis(500));
         got_b += b.read_for(Duration::from_millis(500));
         rss_max = rss_max.max(rss_kib(daemon.pid()));
-    }
-    let secs = t0.elapsed().as_secs_f64();
+    })
+    .as_secs_f64();
     let (rate_a, rate_b) = (
         got_a as f64 * 8.0 / secs / 1000.0,
         got_b as f64 * 8.0 / secs / 1000.0,
@@ -111,13 +104,10 @@ fn a_stalled_viewer_neither_slows_the_others_nor_grows_memory() {
 
 #[test]
 fn a_killed_encoder_is_restarted_and_the_same_viewer_gets_video_again() {
-    let dir = temp_dir("kill-encoder");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("kill-encoder", "");
     let status = daemon.wait_streaming();
     let old_pid = status["encoder"]["pid"].as_i64().unwrap();
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(daemon.http);
     assert!(viewer.read_for(Duration::from_secs(2)) > 0);
     unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
     let status = daemon.wait_status("a restarted encoder", Duration::from_secs(15), |s| {
@@ -134,9 +124,11 @@ fn a_killed_encoder_is_restarted_and_the_same_viewer_gets_video_again() {
     let before = viewer.received.len();
     let t0 = Instant::now();
     let mut after = 0;
-    while after < 50_000 && t0.elapsed() < Duration::from_secs(10) {
+    // No pause between looks: the viewer reads half a second each time.
+    poll(Duration::from_secs(10), Duration::ZERO, || {
         after += viewer.read_for(Duration::from_millis(500));
-    }
+        (after >= 50_000).then_some(())
+    });
     assert!(
         after >= 50_000,
         "the same connection got only {after} bytes after the restart"
@@ -166,12 +158,9 @@ fn live_child_pids(status: &serde_json::Value) -> Vec<i64> {
 
 #[test]
 fn sigterm_exits_zero_quickly_and_leaves_no_child() {
-    let dir = temp_dir("sigterm");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let mut daemon = Daemon::demo(&dir, &config, ports.http);
+    let (_dir, mut daemon) = Daemon::small_demo("sigterm", "");
     let pids = live_child_pids(&daemon.wait_streaming());
-    let _viewer = Viewer::connect(ports.http);
+    let _viewer = Viewer::connect(daemon.http);
     let t0 = Instant::now();
     daemon.signal(libc::SIGTERM);
     let status = daemon
@@ -190,10 +179,7 @@ fn sigterm_exits_zero_quickly_and_leaves_no_child() {
 
 #[test]
 fn sigint_stops_like_sigterm() {
-    let dir = temp_dir("sigint");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let mut daemon = Daemon::demo(&dir, &config, ports.http);
+    let (_dir, mut daemon) = Daemon::small_demo("sigint", "");
     let pids = live_child_pids(&daemon.wait_streaming());
     assert_eq!(daemon.stop(libc::SIGINT, Duration::from_secs(5)), Some(0));
     assert!(
@@ -204,10 +190,7 @@ fn sigint_stops_like_sigterm() {
 
 #[test]
 fn sigkill_of_the_daemon_leaves_no_child() {
-    let dir = temp_dir("sigkill");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let mut daemon = Daemon::demo(&dir, &config, ports.http);
+    let (_dir, mut daemon) = Daemon::small_demo("sigkill", "");
     let pids = live_child_pids(&daemon.wait_streaming());
     daemon.signal(libc::SIGKILL);
     daemon.wait_exit(Duration::from_secs(5)).expect("killed");
@@ -270,12 +253,10 @@ fn a_busy_port_is_a_clear_error() {
 
 #[test]
 fn a_reload_with_a_new_ladder_reencodes_without_dropping_the_viewer() {
-    let dir = temp_dir("reload-ladder");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("reload-ladder", "[adapt]\nmode = \"fixed\"\n");
+    let config = dir.join("livestreamd.toml");
     daemon.wait_streaming();
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(daemon.http);
     viewer.read_for(Duration::from_secs(2));
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "width = 320\nheight = 180",
@@ -288,26 +269,31 @@ fn a_reload_with_a_new_ladder_reencodes_without_dropping_the_viewer() {
         s["encoder"]["width"] == 256
     });
     assert_eq!(status["encoder"]["rung"], 0);
-    viewer.read_for(Duration::from_secs(2));
-    let widths: Vec<u32> = frames(&dir, "reload.ts", &viewer.received)
-        .iter()
-        .map(|f| f.1)
-        .collect();
+    // The viewer moves to the new encoder at its first keyframe after what it
+    // was sent: its start, catching up with the camera, and one keyframe interval.
+    let widths = poll(Duration::from_secs(10), Duration::ZERO, || {
+        viewer.read_for(Duration::from_secs(1));
+        let widths: Vec<u32> = frames(&dir, "reload.ts", &viewer.received)
+            .iter()
+            .map(|f| f.1)
+            .collect();
+        (widths.last() == Some(&256)).then_some(widths)
+    })
+    .unwrap_or_default();
     assert_eq!(widths.first(), Some(&320));
     assert_eq!(
         widths.last(),
         Some(&256),
         "the same connection carries the new size"
     );
-    // A bad file on the next reload changes nothing.
+    // A bad file on the next reload changes nothing, once the daemon has read it.
     std::fs::write(&config, "[encoder]\npreset = 3\n").unwrap();
     daemon.signal(libc::SIGHUP);
-    viewer.read_for(Duration::from_secs(2));
-    let status = daemon.status().unwrap();
-    assert_eq!(status["encoder"]["width"], 256);
     assert!(
-        daemon.log_text().contains("livestreamd.toml:2:10"),
+        daemon.wait_for_log("livestreamd.toml:2:10", Duration::from_secs(10)),
         "the bad file is named: {}",
         daemon.log_text()
     );
+    let status = daemon.status().unwrap();
+    assert_eq!(status["encoder"]["width"], 256);
 }

@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{Daemon, Viewer};
+use common::{poll, wait_until, Daemon, Viewer};
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// Reads SSE frames until `until` returns true for one, or the time is up.
+/// Reads SSE frames until `until` returns true for one, or `dur` is up (with
+/// an `until` that never holds: the frames of a period of `dur`).
 fn read_events(
     s: &mut TcpStream,
     dur: Duration,
@@ -17,11 +18,11 @@ fn read_events(
 ) -> Vec<(String, serde_json::Value, Instant)> {
     let mut out = Vec::new();
     let mut rest = Vec::new();
-    let t0 = Instant::now();
     let mut buf = [0u8; 16384];
     s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    while t0.elapsed() < dur {
+    // No pause between looks: the read waits by itself.
+    poll(dur, Duration::ZERO, || {
         while let Some(end) = rest.windows(2).position(|w| w == b"\n\n") {
             let frame = String::from_utf8(rest[..end].to_vec()).unwrap();
             rest.drain(..end + 2);
@@ -38,7 +39,7 @@ fn read_events(
                 let stop = until(&e, &d);
                 out.push((e, d, Instant::now()));
                 if stop {
-                    return out;
+                    return Some(());
                 }
             }
         }
@@ -49,7 +50,8 @@ fn read_events(
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => panic!("{e}"),
         }
-    }
+        None
+    });
     out
 }
 
@@ -137,13 +139,9 @@ fn event_streams_are_capped_and_idle_ones_slow_nobody() {
     assert!(gap < Duration::from_millis(1600), "gap {gap:?}");
 
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (code, _) = open_events(&d, "");
-        if code == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "places were not freed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        "the places of the idle streams to be freed",
+        Duration::from_secs(5),
+        || (open_events(&d, "").0 == 200).then_some(()),
+    );
 }

@@ -77,30 +77,27 @@ fn a_camera_that_restarts_its_stream_after_a_minute_is_followed_within_seconds()
     println!("first bytes at the viewer {first_bytes:.2} s after the camera restarted");
     // The same connection gets pictures of the new timeline (timestamps near
     // zero again, where the old ones were past 60 s).
-    let new_frames = poll(Duration::from_secs(10), Duration::from_millis(100), || {
-        let bytes = viewer.bytes_from(before);
-        let fresh: Vec<(f64, u32)> = frames(&dir, "after.ts", &bytes)
-            .into_iter()
-            .filter(|(pts, _)| *pts < 30.0)
-            .collect();
-        (fresh.len() >= 5).then_some(fresh.len())
-    });
-    let after = restarted.elapsed().as_secs_f64();
-    assert!(
-        new_frames.is_some(),
-        "no frames of the new timeline reached the viewer"
+    wait_until(
+        "frames of the new timeline at the viewer",
+        Duration::from_secs(10),
+        || {
+            let bytes = viewer.bytes_from(before);
+            let fresh = frames(&dir, "after.ts", &bytes)
+                .into_iter()
+                .filter(|(pts, _)| *pts < 30.0)
+                .count();
+            (fresh >= 5).then_some(())
+        },
     );
+    let after = restarted.elapsed().as_secs_f64();
     println!(
         "viewer had decoded frames of the new timeline {after:.1} s after the camera restarted"
     );
     assert!(after < 8.0, "took {after:.1} s");
     assert!(!viewer.ended(), "the viewer kept its connection");
-    assert!(
-        poll(Duration::from_secs(5), Duration::from_millis(100), || {
-            healthy(ports.http).then_some(())
-        })
-        .is_some()
-    );
+    wait_until("/healthz to answer 200", Duration::from_secs(5), || {
+        healthy(ports.http).then_some(())
+    });
     assert_eq!(d.terminate(Duration::from_secs(10)), Some(0));
 }
 
@@ -138,7 +135,7 @@ fn an_encoder_alive_but_silent_is_replaced() {
     let metrics = d.get("/metrics").text();
     assert!(
         metrics.contains(
-            "livestreamd_encoder_restarts_by_reason_total{generation=\"1\",reason=\"no output\"} 1"
+            "livestreamd_encoder_restarts_by_reason_total{rung=\"0\",generation=\"1\",reason=\"no output\"} 1"
         ),
         "{metrics}"
     );
@@ -156,6 +153,7 @@ fn only_the_cameras_picture_is_ever_shown() {
     // The camera is silent; a stranger sends its own (red) picture.
     {
         let _intruder = CameraSender::start(STRANGER, ports.source, "color=c=red");
+        // Watched for 6 s: the stranger's picture arrives all that time.
         std::thread::sleep(Duration::from_secs(6));
         let s = d.status().unwrap();
         assert_eq!(s["source"]["state"], "waiting", "{:#}", s["source"]);
@@ -184,6 +182,7 @@ fn only_the_cameras_picture_is_ever_shown() {
     let mut during = Vec::new();
     {
         let _intruder = CameraSender::start(STRANGER, ports.source, "color=c=red");
+        // The viewer's bytes counted second by second.
         for _ in 0..10 {
             let before = viewer.len();
             std::thread::sleep(Duration::from_secs(1));
@@ -259,6 +258,7 @@ fn stray_bytes_do_not_keep_a_silent_source_live_and_floods_stay_bounded() {
             })
         })
         .collect();
+    // 10 s of flood, the daemon's memory sampled four times a second.
     let mut rss_max = 0;
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(250));
@@ -512,6 +512,7 @@ fn a_complaining_encoder_does_not_flood_the_log() {
         Duration::from_secs(30),
         |s| s["encoder"]["stderr_suppressed"].as_u64().unwrap_or(0) > 20,
     );
+    // The complaints go on for 5 s more, beyond the budget.
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let logged = d

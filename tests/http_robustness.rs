@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, http_request, read_head, Daemon, Viewer};
+use common::{connect, for_period, http_request, poll, read_head, wait_until, Daemon, Viewer};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -92,6 +92,7 @@ fn half_requests_and_idle_connections_get_408_and_are_closed() {
     let t0 = Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     let mut answered = None;
+    // A header line every 100 ms, for up to 4 s, until the answer comes.
     for i in 0..40 {
         std::thread::sleep(Duration::from_millis(100));
         if s.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
@@ -127,16 +128,11 @@ fn max_viewers_is_enforced_with_503() {
     assert!(n > 0);
     // One leaves: a place is free again (the server notices within a second).
     drop(s1);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let code = loop {
-        let s3 = Viewer::open(d.http, "/stream.ts");
-        let code = s3.code;
-        if code == 200 || Instant::now() > deadline {
-            break code;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(code, 200);
+    wait_until(
+        "a free place once a viewer left",
+        Duration::from_secs(5),
+        || (Viewer::open(d.http, "/stream.ts").code == 200).then_some(()),
+    );
     let m = d.get("/metrics").text();
     assert!(m.contains("\nlivestreamd_viewers_rejected_total "), "{m}");
     assert!(
@@ -145,20 +141,48 @@ fn max_viewers_is_enforced_with_503() {
     );
 }
 
+#[test]
+fn one_address_cannot_take_every_viewer_place() {
+    let d = Daemon::web_demo(
+        "viewers-per-address",
+        "max_viewers = 4\nmax_viewers_per_address = 2",
+    );
+    let phone = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 3);
+    let a = Viewer::open_from(phone, d.http, "/stream.ts");
+    let b = Viewer::open_from(phone, d.http, "/stream.ts");
+    assert_eq!((a.code, b.code), (200, 200));
+    let mut third = Viewer::open_from(phone, d.http, "/stream.ts");
+    assert_eq!(third.code, 503, "{}", third.head);
+    let mut body = String::new();
+    let _ = third.sock.read_to_string(&mut body);
+    assert_eq!(body, "too many viewers from your address\n");
+    // Another device still gets in, and so do its event streams.
+    let mut c = Viewer::open_from(other, d.http, "/stream.ts");
+    assert_eq!(c.code, 200);
+    assert!(c.read_for(Duration::from_secs(1)) > 0, "and gets video");
+    // The page's event streams: two per allowed viewer from one address.
+    let events: Vec<Viewer> = (0..5)
+        .map(|_| Viewer::open_from(phone, d.http, "/events"))
+        .collect();
+    let codes: Vec<u16> = events.iter().map(|e| e.code).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 503]);
+    assert_eq!(Viewer::open_from(other, d.http, "/events").code, 200);
+}
+
 /// Reads the stream for `dur` and returns (bytes, longest gap between reads).
 fn watch(s: &mut std::net::TcpStream, dur: Duration) -> (usize, Duration) {
     let mut buf = vec![0u8; 65536];
-    let t0 = Instant::now();
     let mut last = Instant::now();
     let mut gap = Duration::ZERO;
     let mut total = 0;
-    while t0.elapsed() < dur {
+    for_period(dur, |_| {
         let n = s.read(&mut buf).expect("the stream keeps coming");
         assert!(n > 0, "the stream ended");
         total += n;
         gap = gap.max(last.elapsed());
         last = Instant::now();
-    }
+    });
     (total, gap)
 }
 
@@ -202,21 +226,19 @@ fn misbehaving_clients_do_not_stall_the_stream() {
         "a gap of {gap:?} in the stream (it was {base_gap:?} before)"
     );
     // The frozen viewer is dropped once its socket buffers are full and the
-    // stall timeout has passed, which frees its place.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let status = d.get("/status").text();
+    // stall timeout has passed, which frees its place. The good viewer keeps
+    // reading meanwhile (half a second between looks).
+    let mut status = String::new();
+    poll(Duration::from_secs(40), Duration::ZERO, || {
+        status = d.get("/status").text();
         let parsed: serde_json::Value = serde_json::from_str(&status).unwrap();
-        let viewers = parsed["viewers"].as_array().unwrap().len();
-        if viewers == 1 {
-            break;
+        if parsed["viewers"].as_array().unwrap().len() == 1 {
+            return Some(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "the frozen viewer was never dropped: {status}"
-        );
         let _ = watch(&mut good.sock, Duration::from_millis(500));
-    }
+        None
+    })
+    .unwrap_or_else(|| panic!("the frozen viewer was never dropped: {status}"));
     assert!(
         d.log_text().contains("stalled"),
         "the log says why it left:\n{}",

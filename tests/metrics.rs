@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{Daemon, Viewer};
+use common::{poll, Daemon, Viewer};
 use prometheus_parse::{LineInfo, SampleType, Scrape, Value};
 use std::collections::HashMap;
 use std::io::Read;
+use std::time::Duration;
 
 /// (name, type) of every family docs/WEB.md promises while a viewer watches.
 const DOCUMENTED: &[(&str, SampleType)] = &[
@@ -23,7 +24,11 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
         "livestreamd_source_last_packet_age_seconds",
         SampleType::Gauge,
     ),
-    ("livestreamd_encoder_rung", SampleType::Gauge),
+    ("livestreamd_encoders", SampleType::Gauge),
+    ("livestreamd_encoder_up", SampleType::Gauge),
+    ("livestreamd_encoder_passthrough", SampleType::Gauge),
+    ("livestreamd_encoder_viewers", SampleType::Gauge),
+    ("livestreamd_encoder_cpu_ratio", SampleType::Gauge),
     ("livestreamd_encoder_width_pixels", SampleType::Gauge),
     ("livestreamd_encoder_height_pixels", SampleType::Gauge),
     ("livestreamd_encoder_frames_per_second", SampleType::Gauge),
@@ -32,7 +37,6 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
         SampleType::Gauge,
     ),
     ("livestreamd_encoder_generation", SampleType::Gauge),
-    ("livestreamd_encoder_up", SampleType::Gauge),
     ("livestreamd_encoder_restarts_total", SampleType::Counter),
     (
         "livestreamd_encoder_restarts_by_reason_total",
@@ -50,7 +54,7 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
         SampleType::Counter,
     ),
     ("livestreamd_encoder_uptime_seconds", SampleType::Gauge),
-    ("livestreamd_encoder_switch_pending", SampleType::Gauge),
+    ("livestreamd_viewer_rung", SampleType::Gauge),
     ("livestreamd_rung_switches_total", SampleType::Counter),
     ("livestreamd_hub_input_bytes_total", SampleType::Counter),
     ("livestreamd_hub_buffered_bytes", SampleType::Gauge),
@@ -106,24 +110,23 @@ fn metrics_parse_and_carry_the_documented_names() {
     // A viewer watching, so that the per-viewer families exist.
     let mut viewer = Viewer::open(d.http, "/stream.ts");
     assert_eq!(viewer.code, 200);
-    let mut buf = vec![0u8; 65536];
-    let mut got = 0;
-    while got < 50_000 {
-        got += viewer.sock.read(&mut buf).unwrap();
-    }
+    let got = viewer.read_at_least(50_000);
+    assert!(got >= 50_000, "the viewer got only {got} bytes");
     assert_eq!(d.get("/no-such-thing").code, 404);
 
-    // The link monitor samples the viewer a few times a second.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let r = loop {
+    // The link monitor samples the viewer a few times a second. The viewer
+    // keeps reading between looks (a read waits by itself).
+    let mut buf = vec![0u8; 65536];
+    let r = poll(Duration::from_secs(10), Duration::ZERO, || {
         let r = d.get("/metrics");
-        if r.text().contains("livestreamd_viewer_link_rtt_seconds{")
-            || std::time::Instant::now() > deadline
-        {
-            break r;
+        if r.text().contains("livestreamd_viewer_link_rtt_seconds{") {
+            return Some(r);
         }
         let _ = viewer.sock.read(&mut buf).unwrap();
-    };
+        None
+    })
+    // Without the link figures the checks below say which sample is missing.
+    .unwrap_or_else(|| d.get("/metrics"));
     assert_eq!(r.code, 200);
     assert_eq!(
         r.header("Content-Type"),
@@ -193,13 +196,16 @@ fn metrics_parse_and_carry_the_documented_names() {
         one("livestreamd_source_state", Some(("state", "live"))),
         1.0
     );
-    assert_eq!(one("livestreamd_encoder_rung", None), 0.0);
-    assert_eq!(one("livestreamd_encoder_width_pixels", None), 320.0);
+    // The web demo's one rung, running and watched.
+    assert!(one("livestreamd_encoders", None) >= 1.0);
+    let rung0 = Some(("rung", "0"));
+    assert_eq!(one("livestreamd_encoder_width_pixels", rung0), 320.0);
     assert_eq!(
-        one("livestreamd_encoder_bitrate_bits_per_second", None),
+        one("livestreamd_encoder_bitrate_bits_per_second", rung0),
         400_000.0
     );
-    assert_eq!(one("livestreamd_encoder_up", None), 1.0);
+    assert_eq!(one("livestreamd_encoder_up", rung0), 1.0);
+    assert_eq!(one("livestreamd_encoder_viewers", rung0), 1.0);
     assert!(one("livestreamd_source_packets_total", None) > 0.0);
     assert!(one("livestreamd_sent_bytes_total", None) >= 50_000.0);
     assert!(one("livestreamd_http_responses_total", Some(("code", "404"))) >= 1.0);
@@ -213,6 +219,7 @@ fn metrics_parse_and_carry_the_documented_names() {
     assert!(value(&series.value) >= 50_000.0);
     let rtt = one("livestreamd_viewer_link_rtt_seconds", Some(("viewer", id)));
     assert!(rtt > 0.0 && rtt < 0.5, "loopback rtt {rtt} s");
+    assert_eq!(one("livestreamd_viewer_rung", Some(("viewer", id))), 0.0);
     assert_eq!(
         one("livestreamd_camera_state", Some(("state", "live"))),
         1.0

@@ -7,12 +7,10 @@ mod common;
 use common::*;
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn a_udp_push_is_one_continuous_stream_across_a_rung_switch() {
-    let dir = temp_dir("push-udp");
-    let ports = Ports::new();
     let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
     phone
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -21,18 +19,17 @@ fn a_udp_push_is_one_continuous_stream_across_a_rung_switch() {
         "[adapt]\nmode = \"fixed\"\n[[output]]\nurl = \"udp://{}\"\n",
         phone.local_addr().unwrap()
     );
-    let config = write_config(&dir, &ports, &extra);
-    let daemon = Daemon::demo(&dir, &config, ports.http);
+    let (dir, daemon) = Daemon::small_demo("push-udp", &extra);
     daemon.wait_streaming();
     let mut received = Vec::new();
     let mut sizes = std::collections::BTreeSet::new();
     let mut buf = [0u8; 65536];
-    let t0 = Instant::now();
     let mut switched = false;
-    while t0.elapsed() < Duration::from_secs(9) {
-        if !switched && t0.elapsed() > Duration::from_secs(3) {
+    // 9 s of the push, with the switch at 3 s.
+    for_period(Duration::from_secs(9), |elapsed| {
+        if !switched && elapsed > Duration::from_secs(3) {
             let r =
-                http_request(ports.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                http_request(daemon.http, "POST /rung?set=1 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
             assert_eq!(r.code, 200);
             switched = true;
         }
@@ -40,7 +37,7 @@ fn a_udp_push_is_one_continuous_stream_across_a_rung_switch() {
             sizes.insert(n);
             received.extend_from_slice(&buf[..n]);
         }
-    }
+    });
     assert!(
         sizes.iter().all(|n| n % 188 == 0),
         "whole TS packets per datagram: {sizes:?}"
@@ -103,20 +100,15 @@ fn an_rtmp_uplink_is_remuxed_and_reaches_the_server() {
         .stdin(Stdio::null())
         .spawn()
         .expect("ffmpeg as an RTMP server");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("ffmpeg to listen for RTMP", Duration::from_secs(10), || {
+        tcp_listening(rtmp_port).then_some(())
+    });
     let config = write_config(&dir, &ports, &format!("[[output]]\nurl = \"{url}\"\n"));
     let daemon = Daemon::demo(&dir, &config, ports.http);
     daemon.wait_streaming();
-    let t0 = Instant::now();
-    let done = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break Some(status);
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let done = poll(Duration::from_secs(30), Duration::from_millis(200), || {
+        server.try_wait().unwrap()
+    });
     let _ = server.kill();
     let _ = server.wait();
     assert!(

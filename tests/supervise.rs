@@ -110,7 +110,8 @@ async fn a_child_alive_but_silent_is_killed_and_restarted_by_its_watchdog() {
         .as_deref()
         .unwrap()
         .contains("no output"));
-    // While no output is expected (the camera is silent), the child is left alone.
+    // While no output is expected (the camera is silent), the child is left alone:
+    // watched for 1.5 s, five watchdog timeouts.
     expected.store(false, Ordering::Relaxed);
     let before = restarts(&info, supervise::NO_OUTPUT);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -119,6 +120,7 @@ async fn a_child_alive_but_silent_is_killed_and_restarted_by_its_watchdog() {
         "at most the run already judged"
     );
     let settled = restarts(&info, supervise::NO_OUTPUT);
+    // And for one more second, with no restart at all.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(restarts(&info, supervise::NO_OUTPUT), settled);
     stop.cancel();
@@ -139,6 +141,7 @@ async fn a_child_that_makes_progress_is_left_alone() {
     };
     let (stop, task, mut pids) = supervised(spec, &info, None);
     let first = next_pid(&mut pids, Duration::from_secs(5)).await;
+    // Progress every 100 ms for 2 s, well inside the 300 ms timeout.
     for _ in 0..20 {
         progress.mark();
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -174,10 +177,12 @@ async fn stderr_beyond_its_budget_is_counted_not_logged() {
     let script = "echo $$; i=0; while [ $i -lt 100 ]; do echo \"complaint $i\" >&2; i=$((i+1)); done; exec sleep 1000";
     let (stop, task, mut pids) = supervised(spec(script), &info, None);
     next_pid(&mut pids, Duration::from_secs(5)).await;
-    let done = common::poll(Duration::from_secs(5), Duration::from_millis(50), || {
+    // An async wait: the supervisor's stderr task runs on this same thread.
+    let done = common::poll_async(Duration::from_secs(5), Duration::from_millis(50), || {
         let i = info.lock().unwrap();
         (i.last_stderr.as_deref() == Some("complaint 99")).then_some(i.stderr_suppressed)
-    });
+    })
+    .await;
     assert_eq!(
         done,
         Some(80),
@@ -251,6 +256,7 @@ async fn an_exiting_child_is_restarted_with_growing_delays() {
             s2.lock().unwrap().push(Instant::now());
         },
     ));
+    // Restarting for 1.8 s: room for 100 + 200 + 400 + 400 ms of delays.
     tokio::time::sleep(Duration::from_millis(1800)).await;
     stop_tx.cancel();
     task.await.unwrap();
@@ -323,6 +329,7 @@ fn helper_spawn_and_wait() {
         let child = supervise::spawn(&spec("sleep 1000")).unwrap();
         println!("CHILD {}", child.id().unwrap());
         std::mem::forget(child); // no kill-on-drop: only the parent-death signal may end it
+                                 // Until the test kills this helper (a minute at the most).
         tokio::time::sleep(Duration::from_secs(60)).await;
     });
 }

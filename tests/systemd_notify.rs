@@ -13,22 +13,40 @@ use std::time::{Duration, Instant};
 struct Received(Vec<(Instant, String)>);
 
 impl Received {
+    /// Collects until what came satisfies `until`, for up to `timeout` (the
+    /// caller checks what it got).
     fn collect(
         sock: &UnixDatagram,
         until: impl Fn(&[(Instant, String)]) -> bool,
         timeout: Duration,
     ) -> Received {
         let mut got = Vec::new();
-        let end = Instant::now() + timeout;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < end && !until(&got) {
-            if let Ok(n) = sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                eprintln!("[notify] {msg:?}");
-                got.push((Instant::now(), msg));
+        // No pause between looks: a receive waits by itself.
+        poll(timeout, Duration::ZERO, || {
+            if until(&got) {
+                return Some(());
             }
-        }
+            Received::receive(sock, &mut got);
+            None
+        });
         Received(got)
+    }
+
+    /// Collects for `dur`.
+    fn during(sock: &UnixDatagram, dur: Duration) -> Received {
+        let mut got = Vec::new();
+        for_period(dur, |_| Received::receive(sock, &mut got));
+        Received(got)
+    }
+
+    /// One datagram, if one comes within the socket's read timeout.
+    fn receive(sock: &UnixDatagram, got: &mut Vec<(Instant, String)>) {
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            eprintln!("[notify] {msg:?}");
+            got.push((Instant::now(), msg));
+        }
     }
 }
 
@@ -84,12 +102,7 @@ fn run_with(notify_socket: &str, sock: &UnixDatagram, dir: &Path) {
     );
 
     // Pings every 0.5 s (half of WATCHDOG_USEC): at least 5 within 4 s, evenly spaced.
-    let start = Instant::now();
-    let later = Received::collect(
-        sock,
-        |_| start.elapsed() > Duration::from_secs(4),
-        Duration::from_secs(5),
-    );
+    let later = Received::during(sock, Duration::from_secs(4));
     let pings: Vec<Instant> = later
         .0
         .iter()

@@ -36,16 +36,12 @@ fn the_compressed_player_is_the_vendored_file() {
 
 #[test]
 fn the_player_is_served_gzip_encoded() {
-    let dir = temp_dir("web-assets");
-    let ports = Ports::new();
-    let config = write_config(&dir, &ports, "");
-    let _daemon = Daemon::demo(&dir, &config, ports.http);
-    let r = (0..50)
-        .find_map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            http_get(ports.http, "/vendor/mpegts-1.8.2.js").ok()
-        })
-        .expect("the daemon answers");
+    let (_dir, daemon) = Daemon::small_demo("web-assets", "");
+    let r = wait_until(
+        "the daemon to answer",
+        std::time::Duration::from_secs(5),
+        || http_get(daemon.http, "/vendor/mpegts-1.8.2.js").ok(),
+    );
     assert_eq!(r.code, 200);
     assert_eq!(r.header("Content-Encoding"), Some("gzip"));
     assert!(gunzip(&r.body) == std::fs::read(VENDORED).unwrap());

@@ -174,7 +174,8 @@
       }
     });
     on('status', onStatus);
-    on('rung', (r) => { if (r.rung !== null) push(series.rung, r.t, r.rung); showRung(r); });
+    // The start rung's encoder, until the page knows its own viewer entry.
+    on('rung', (r) => { if (!ownRung) showRung(r); });
     on('camera', (c) => { camera = c; });
     on('me', (m) => { me = m.address; prevOwn = null; });
     es.onerror = () => {
@@ -216,12 +217,29 @@
 
   const num = (x) => typeof x === 'number' && isFinite(x);
 
+  // This phone's rung: its own viewer entry's, with the ladder's figures.
+  let ownRung = null;
+  function rungOf(s, own) {
+    if (own && num(own.rung) && ladder[own.rung]) {
+      const r = ladder[own.rung];
+      return {
+        rung: own.rung, width: r.width, height: r.height, fps: r.fps, bitrate_kbps: r.bitrate_kbps,
+        pending_rung: num(own.target_rung) ? own.target_rung : null,
+      };
+    }
+    return s.encoder ? Object.assign({ pending_rung: null }, s.encoder) : null;
+  }
+
   function onStatus(s) {
     const t = s.t || Date.now();
-    const e = s.encoder;
-    showRung(e ? Object.assign({ pending_rung: s.pending_encoder ? s.pending_encoder.rung : null }, e) : null);
-    if (e) push(series.bitrate, t, e.bitrate_kbps / 1000);
-    if (e && !series.rung.length) push(series.rung, t, e.rung);
+    const own = (s.viewers || []).find((v) => v.address === me);
+    const e = rungOf(s, own);
+    ownRung = own && num(own.rung) ? own.rung : null;
+    showRung(e);
+    if (e && e.rung !== null && e.rung !== undefined) {
+      push(series.bitrate, t, e.bitrate_kbps / 1000);
+      push(series.rung, t, e.rung);
+    }
 
     // Camera and source: the camera's own state when the daemon drives one,
     // else the source's (video arriving or not).
@@ -242,7 +260,6 @@
     set('f-viewers', String((s.viewers || []).length) + (s.http && s.http.max_viewers ? ' / ' + s.http.max_viewers : ''));
 
     // Our own viewer entry and its link figures (TCP_INFO, last second).
-    const own = (s.viewers || []).find((v) => v.address === me);
     const extra = [];
     if (own) {
       if (prevOwn && t > prevOwn.t && own.bytes_sent >= prevOwn.bytes) {
@@ -275,7 +292,7 @@
     } else {
       set('f-rx', '–');
     }
-    const a = s.adapt;
+    const a = own && own.adapt ? own.adapt : s.adapt;
     if (a) {
       extra.push('quality: ' + (a.mode || 'auto') + (num(a.switching_to) ? ' → rung ' + a.switching_to : ''));
       if (a.last_reason) extra.push('last change: ' + a.last_reason);

@@ -182,6 +182,30 @@ fn validate_ladder(c: &Config) -> Result<(), Invalid> {
     let (max_w, max_h) = max_picture(codec);
     for (i, r) in ladder.iter().enumerate() {
         let key = |k| KeyPath::item("ladder", i, k);
+        if r.passthrough && i > 0 {
+            return fail(
+                key("passthrough"),
+                format!(
+                    "ladder[{i}].passthrough: only the first rung can be the camera's own stream"
+                ),
+            );
+        }
+        if let Some(k) = r.keyframe_interval_s {
+            if r.passthrough {
+                return fail(
+                    key("keyframe_interval_s"),
+                    "ladder[0].keyframe_interval_s: a passthrough rung has the camera's keyframes"
+                        .into(),
+                );
+            }
+            within(key("keyframe_interval_s"), k, 0.1..=10.0, SECONDS)?;
+        }
+        // The camera's stream is not encoded here: no encoder limit applies.
+        let (max_w, max_h) = if r.passthrough {
+            (8192, 4320)
+        } else {
+            (max_w, max_h)
+        };
         for (k, v, max) in [("width", r.width, max_w), ("height", r.height, max_h)] {
             if !(16..=max).contains(&v) || v % 2 != 0 {
                 return fail(
@@ -220,6 +244,7 @@ fn validate_server(s: &Server) -> Result<(), Invalid> {
     port(key("listen"), s.listen.port())?;
     let counts = [
         ("max_viewers", s.max_viewers),
+        ("max_viewers_per_address", s.max_viewers_per_address),
         ("max_connections", s.max_connections),
         ("max_connections_per_address", s.max_connections_per_address),
         ("max_pending_per_address", s.max_pending_per_address),
@@ -346,7 +371,14 @@ fn validate_adapt(c: &Config) -> Result<(), Invalid> {
             ("max_loss_pct", a.max_loss_pct, 0.01..=100.0, "a percentage"),
             ("headroom", a.headroom, 1.0..=10.0, "a factor"),
             ("max_up_backoff", a.max_up_backoff, 1.0..=1000.0, "a factor"),
+            ("idle_rung_s", a.idle_rung_s, 0.1..=3600.0, SECONDS),
         ],
+    )?;
+    within(
+        KeyPath::key("adapt", "max_encoders"),
+        a.max_encoders,
+        1..=8,
+        "a number of encoders",
     )
 }
 

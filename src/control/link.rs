@@ -80,6 +80,9 @@ pub struct TcpReading {
     pub bytes_acked: u64,
     pub bytes_sent: u64,
     pub bytes_retrans: u64,
+    /// Bytes in the send queue not yet acknowledged, unsent ones included
+    /// (`SIOCOUTQ`).
+    pub outq_bytes: u64,
 }
 
 /// Reads TCP_INFO from a connected TCP socket.
@@ -111,7 +114,17 @@ pub fn read_tcp_info(fd: RawFd) -> std::io::Result<TcpReading> {
             ),
         ));
     }
+    // The send queue from the kernel itself, not from bytes_sent - acked -
+    // retrans: a retransmission dropped by a local qdisc (tbf, a Wi-Fi
+    // driver's queue) counts as sent but not as retransmitted, and that
+    // difference only grows.
+    let mut outq: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (= TIOCOUTQ) writes one int.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut outq) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(TcpReading {
+        outq_bytes: u64::try_from(outq).unwrap_or(0),
         rtt_us: raw.rtt,
         rttvar_us: raw.rttvar,
         total_retrans: raw.total_retrans,
@@ -150,6 +163,11 @@ pub struct LinkSample {
     /// capacity. 0 when every sample was app-limited (the link had room).
     pub delivery_kbps: f64,
     pub notsent_bytes: u32,
+    /// Bytes in the viewer's socket not yet acknowledged: unsent ones and
+    /// those on the way (retransmissions not counted twice). Video waiting
+    /// there is as late as video waiting in the hub.
+    pub queued_bytes: u64,
+    /// How far behind live the viewer's next unsent chunk in the hub is, ms.
     pub lag_ms: u64,
     /// Skips within the window.
     pub skips: u64,
@@ -205,6 +223,7 @@ impl LinkWindow {
             },
             delivery_kbps: delivery as f64 * 8.0 / 1000.0,
             notsent_bytes: tcp.notsent_bytes,
+            queued_bytes: tcp.outq_bytes,
             lag_ms: relay.lag_ms,
             skips: relay.skips.saturating_sub(relay0.skips),
         }
@@ -259,6 +278,17 @@ mod tests {
         c.read_exact(&mut buf).unwrap();
         let r = read_tcp_info(s.as_raw_fd()).unwrap();
         assert!(r.bytes_acked >= 100_000 && r.bytes_sent >= 100_000, "{r:?}");
+        assert_eq!(r.outq_bytes, 0, "all read, so all acknowledged: {r:?}");
+        // Unread by the peer: the data waits in the queue.
+        let _idle_peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut s2, _) = l.accept().unwrap();
+        s2.set_nonblocking(true).unwrap();
+        let mut written = 0;
+        while let Ok(n) = s2.write(&[1u8; 65536]) {
+            written += n;
+        }
+        let r = read_tcp_info(s2.as_raw_fd()).unwrap();
+        assert!(r.outq_bytes > 0, "{written} written, unread: {r:?}");
         assert!(r.rtt_us > 0);
         assert!(read_tcp_info(-1).is_err());
     }

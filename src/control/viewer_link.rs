@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 
 /// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
 /// can be skipped, and makes the kernel's unsent-bytes figure an honest signal.
+/// It is sized to what the viewer's rung sends in `SEND_BUFFER_TIME` (see
+/// `size_send_buffer`), within these bounds.
 const SEND_BUFFER: libc::c_int = 128 * 1024;
+const SEND_BUFFER_MIN: u64 = 16 * 1024;
+const SEND_BUFFER_MAX: u64 = 256 * 1024;
+const SEND_BUFFER_TIME: f64 = 0.25;
 const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 /// How often padding is written during a headroom probe.
 pub const PAD_EVERY: Duration = Duration::from_millis(20);
@@ -29,27 +34,52 @@ const WARM_UP: Duration = Duration::from_secs(2);
 
 /// Sets the viewer socket's send buffer, unsent-bytes low-water mark and no-delay.
 pub fn tune_viewer_socket(fd: RawFd) {
-    let set = |level, name, value: libc::c_int| {
-        // SAFETY: a valid fd and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                &value as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            debug!(
-                "setsockopt({name}) failed: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+    set(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SEND_BUFFER);
+    set(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_NOTSENT_LOWAT,
+        NOTSENT_LOWAT,
+    );
+    set(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+}
+
+/// The send buffer for a viewer sent `kbps` (its rung, and any probe padding):
+/// about `SEND_BUFFER_TIME` of it, so that at most that much video waits in the
+/// socket, out of the hub's reach, however slow the link. (The kernel doubles
+/// the value for its own bookkeeping; payload fits in about the half.)
+pub fn send_buffer_for(kbps: u64) -> u64 {
+    let bytes = (kbps as f64 * 1000.0 / 8.0 * SEND_BUFFER_TIME) as u64;
+    bytes.clamp(SEND_BUFFER_MIN, SEND_BUFFER_MAX)
+}
+
+/// Sizes the viewer socket's send buffer for `kbps` (see `send_buffer_for`).
+pub fn size_send_buffer(fd: RawFd, kbps: u64) {
+    set(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUF,
+        send_buffer_for(kbps) as libc::c_int,
+    );
+}
+
+fn set(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
+    // SAFETY: a valid fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
     };
-    set(libc::SOL_SOCKET, libc::SO_SNDBUF, SEND_BUFFER);
-    set(libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, NOTSENT_LOWAT);
-    set(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+    if rc != 0 {
+        debug!(
+            "setsockopt({name}) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Null TS packets (PID 0x1FFF), which every player discards.
@@ -104,10 +134,11 @@ impl ViewerLink {
         }
     }
 
-    /// Reads TCP_INFO now; `lag` and `skips` are the hub's view of the viewer.
-    pub fn sample(&mut self, lag: Duration, skips: u64) {
+    /// Reads TCP_INFO now; `lag` and `skips` are the hub's view of the
+    /// viewer. Returns the bytes waiting in its socket.
+    pub fn sample(&mut self, lag: Duration, skips: u64) -> Option<u64> {
         let Ok(tcp) = read_tcp_info(self.fd) else {
-            return;
+            return None;
         };
         let now = Instant::now();
         if tcp.bytes_acked > self.acked.0 {
@@ -136,5 +167,18 @@ impl ViewerLink {
         };
         let s = self.window.add(self.viewers.now(), tcp, relay);
         self.viewers.link(self.viewer, s, standing);
+        Some(s.queued_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_buffer_holds_a_quarter_second_of_the_rung() {
+        assert_eq!(send_buffer_for(4000), 125_000);
+        assert_eq!(send_buffer_for(300), SEND_BUFFER_MIN, "never tiny");
+        assert_eq!(send_buffer_for(100_000), SEND_BUFFER_MAX, "never huge");
     }
 }

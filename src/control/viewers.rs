@@ -1,17 +1,22 @@
-//! The viewers and the controller that decides their rung: one registry.
+//! The viewers, the pushes, and the controllers that decide their rungs: one
+//! registry.
 //!
-//! The HTTP side joins a viewer, reports what it sent and what its link
-//! sampler measured, and leaves; the daemon ticks the controller and tells it
-//! about switches. The controller owns the link samples (viewers' and
-//! pushes') and the rung state; `/status` reads both from here.
+//! Each link (a viewer's TCP connection, a push's probed path) is joined
+//! here, reports what it was sent and what its link sampler measured, and
+//! reports the rung its reader actually receives. Under the per-viewer policy
+//! every link has its own controller and its own wanted rung; under
+//! "weakest" and "strongest" one controller decides one rung for all. The
+//! daemon ticks the controllers, starts the encoders the wanted rungs need,
+//! and the readers move by themselves. The controllers own the link samples
+//! and the rung state; `/status` reads both from here.
 
 use crate::clock::Clock;
-use crate::control::adapt::{AdaptStatus, Controller, Decision, LinkId, Params};
+use crate::config::Adapt;
+use crate::control::adapt::{AdaptStatus, Controller, LinkId};
 use crate::control::link::LinkSample;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,10 +30,40 @@ pub struct ViewerStatus {
     pub skips: u64,
     /// How far behind live the viewer's next chunk was at its last write.
     pub lag_ms: u64,
+    /// The rung it receives now (None until its first keyframe).
+    pub rung: Option<usize>,
+    /// The rung it is moving to, while it moves.
+    pub target_rung: Option<usize>,
     /// The newest link figures (TCP_INFO over the last second).
     pub link: Option<LinkSample>,
     /// Nothing acknowledged for a second: not counted in quality decisions.
     pub stalled: bool,
+    /// Its own controller's state (per-viewer policy).
+    pub adapt: Option<AdaptStatus>,
+}
+
+/// How many viewers may watch at once: in all, and from one IP address (so
+/// that one device on the access point cannot take every place).
+#[derive(Debug, Clone, Copy)]
+pub struct Places {
+    pub total: usize,
+    pub per_address: usize,
+}
+
+impl Places {
+    pub fn of(server: &crate::config::Server) -> Places {
+        Places {
+            total: server.max_viewers,
+            per_address: server.max_viewers_per_address,
+        }
+    }
+}
+
+/// Why a viewer was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    Everyone,
+    Address,
 }
 
 /// Where a viewer stands in the controller's eyes.
@@ -41,8 +76,9 @@ pub enum Standing {
     Stalled,
 }
 
+/// What only a viewer has (a push has none of it).
 #[derive(Debug)]
-struct Entry {
+struct Viewer {
     address: SocketAddr,
     connected_at: Instant,
     bytes_sent: u64,
@@ -52,216 +88,536 @@ struct Entry {
 }
 
 #[derive(Debug)]
-struct Inner {
-    entries: BTreeMap<u64, Entry>,
-    next_id: u64,
-    controller: Controller,
+struct Link {
+    viewer: Option<Viewer>,
+    /// The rung its reader receives now.
+    rung: Option<usize>,
+    /// The rung it should receive.
+    want: usize,
+    /// Since when (controller clock) `want` differs from `rung`.
+    moving_since: Option<f64>,
+    /// Its own controller (per-viewer policy), else None.
+    controller: Option<Controller>,
 }
 
-/// Viewers, their links and the controller.
+#[derive(Debug)]
+struct Inner {
+    params: Adapt,
+    bitrates: Vec<u32>,
+    start_rung: usize,
+    links: BTreeMap<LinkId, Link>,
+    /// One controller for everyone ("weakest", "strongest").
+    shared: Option<Controller>,
+    next_viewer: u64,
+}
+
+impl Inner {
+    fn new_controller(&self, rung: usize) -> Controller {
+        Controller::new(self.params.clone(), self.bitrates.clone(), rung)
+    }
+
+    /// The controller that decides for `id`.
+    fn controller_of(&mut self, id: LinkId) -> Option<&mut Controller> {
+        match &mut self.shared {
+            Some(c) => Some(c),
+            None => self.links.get_mut(&id)?.controller.as_mut(),
+        }
+    }
+
+    fn join(&mut self, id: LinkId, viewer: Option<Viewer>) {
+        let want = match &self.shared {
+            Some(c) => c.status().switching_to.unwrap_or(c.rung()),
+            None => self.start_rung,
+        };
+        let controller = self.shared.is_none().then(|| {
+            let mut c = self.new_controller(want);
+            // An operator's pin holds for newcomers too.
+            let _ = c.pin(self.pinned());
+            c
+        });
+        self.links.insert(
+            id,
+            Link {
+                viewer,
+                rung: None,
+                want,
+                moving_since: None,
+                controller,
+            },
+        );
+    }
+
+    fn pinned(&self) -> Option<usize> {
+        match &self.shared {
+            Some(c) => c.status().pinned,
+            None => self
+                .links
+                .values()
+                .find_map(|l| l.controller.as_ref()?.status().pinned),
+        }
+    }
+}
+
+/// Viewers, pushes, their links and the controllers.
 #[derive(Debug)]
 pub struct Viewers {
     clock: Clock,
     inner: Mutex<Inner>,
-    /// Padding each viewer adds to its video during a headroom probe, kbit/s.
-    padding_kbps: AtomicU64,
 }
 
 impl Viewers {
-    pub fn new(clock: Clock, controller: Controller) -> Viewers {
+    /// A registry deciding with `params` over a ladder of `bitrates`; new
+    /// viewers start on `start_rung`.
+    pub fn new(clock: Clock, params: Adapt, bitrates: Vec<u32>, start_rung: usize) -> Viewers {
+        let shared = params
+            .policy
+            .shared()
+            .then(|| Controller::new(params.clone(), bitrates.clone(), start_rung));
         Viewers {
             clock,
             inner: Mutex::new(Inner {
-                entries: BTreeMap::new(),
-                next_id: 0,
-                controller,
+                params,
+                bitrates,
+                start_rung,
+                links: BTreeMap::new(),
+                shared,
+                next_viewer: 0,
             }),
-            padding_kbps: AtomicU64::new(0),
         }
     }
 
-    /// Seconds on the controller's clock.
+    /// Seconds on the controllers' clock.
     pub fn now(&self) -> f64 {
         self.clock.now()
     }
 
-    // --- The HTTP side ------------------------------------------------------
+    // --- Joining and leaving ------------------------------------------------
 
     /// Registers a viewer unless `max` are watching.
-    pub fn join(&self, address: SocketAddr, max: usize) -> Option<u64> {
+    pub fn join(&self, address: SocketAddr, places: Places) -> Result<u64, Full> {
         let mut g = self.inner.lock().unwrap();
-        if g.entries.len() >= max {
-            return None;
+        let addresses = g.links.values().filter_map(|l| l.viewer.as_ref());
+        let (viewers, same_address) = addresses.fold((0, 0), |(n, same), v| {
+            (n + 1, same + usize::from(v.address.ip() == address.ip()))
+        });
+        if viewers >= places.total {
+            return Err(Full::Everyone);
         }
-        g.next_id += 1;
-        let id = g.next_id;
-        g.entries.insert(
-            id,
-            Entry {
-                address,
-                connected_at: Instant::now(),
-                bytes_sent: 0,
-                skips: 0,
-                lag: Duration::ZERO,
-                standing: Standing::WarmingUp,
-            },
-        );
-        Some(id)
+        if same_address >= places.per_address {
+            return Err(Full::Address);
+        }
+        g.next_viewer += 1;
+        let id = g.next_viewer;
+        let viewer = Viewer {
+            address,
+            connected_at: Instant::now(),
+            bytes_sent: 0,
+            skips: 0,
+            lag: Duration::ZERO,
+            standing: Standing::WarmingUp,
+        };
+        g.join(LinkId::Viewer(id), Some(viewer));
+        Ok(id)
     }
 
-    pub fn leave(&self, id: u64) {
-        let mut g = self.inner.lock().unwrap();
-        g.entries.remove(&id);
-        g.controller.remove(LinkId::Viewer(id));
+    /// Registers push `index` (its reader follows a rung like a viewer's).
+    pub fn join_output(&self, index: usize) {
+        self.inner.lock().unwrap().join(LinkId::Output(index), None);
     }
+
+    pub fn leave(&self, id: impl Into<LinkId>) {
+        let id = id.into();
+        let mut g = self.inner.lock().unwrap();
+        g.links.remove(&id);
+        if let Some(c) = &mut g.shared {
+            c.remove(id);
+        }
+    }
+
+    // --- What a link's task reports and asks ----------------------------------
 
     /// Bytes written to a viewer; `lag` is how far behind live they were.
     pub fn progress(&self, id: u64, bytes: usize, skipped: bool, lag: Duration) {
-        if let Some(e) = self.inner.lock().unwrap().entries.get_mut(&id) {
-            e.bytes_sent += bytes as u64;
-            e.skips += u64::from(skipped);
-            e.lag = lag;
+        let mut g = self.inner.lock().unwrap();
+        if let Some(v) = g
+            .links
+            .get_mut(&LinkId::Viewer(id))
+            .and_then(|l| l.viewer.as_mut())
+        {
+            v.bytes_sent += bytes as u64;
+            v.skips += u64::from(skipped);
+            v.lag = lag;
         }
     }
 
     /// A viewer's newest link figures, and whether they count.
     pub fn link(&self, id: u64, sample: LinkSample, standing: Standing) {
+        let id = LinkId::Viewer(id);
         let mut g = self.inner.lock().unwrap();
-        let Some(e) = g.entries.get_mut(&id) else {
+        let Some(v) = g.links.get_mut(&id).and_then(|l| l.viewer.as_mut()) else {
             return;
         };
-        e.standing = standing;
-        match standing {
-            Standing::Counted => g.controller.observe(LinkId::Viewer(id), sample),
-            _ => g.controller.note(LinkId::Viewer(id), sample),
+        v.standing = standing;
+        if let Some(c) = g.controller_of(id) {
+            match standing {
+                Standing::Counted => c.observe(id, sample),
+                _ => c.note(id, sample),
+            }
         }
     }
 
-    /// Padding a viewer adds to its video now (0: none), kbit/s.
-    pub fn padding_kbps(&self) -> u64 {
-        self.padding_kbps.load(Ordering::Relaxed)
-    }
-
-    // --- Pushes -------------------------------------------------------------
-
-    /// A probe's figures for output `index` (None: it cannot probe right now).
+    /// A push probe's figures (None: it cannot probe right now).
     pub fn output_link(&self, index: usize, sample: Option<LinkSample>) {
+        let id = LinkId::Output(index);
         let mut g = self.inner.lock().unwrap();
-        match sample {
-            Some(s) => g.controller.observe(LinkId::Output(index), s),
-            None => g.controller.remove(LinkId::Output(index)),
+        if !g.links.contains_key(&id) {
+            return;
+        }
+        if let Some(c) = g.controller_of(id) {
+            match sample {
+                Some(s) => c.observe(id, s),
+                None => c.remove(id),
+            }
         }
     }
 
-    /// Forgets every output's link (the outputs changed).
-    pub fn forget_outputs(&self, count: usize) {
+    /// The rung a link should receive.
+    pub fn want(&self, id: impl Into<LinkId>) -> Option<usize> {
+        let g = self.inner.lock().unwrap();
+        g.links.get(&id.into()).map(|l| l.want)
+    }
+
+    /// A link's reader now receives `rung` (first join, or a switch done).
+    pub fn reached(&self, id: impl Into<LinkId>, rung: usize) {
+        let id = id.into();
+        let now = self.now();
         let mut g = self.inner.lock().unwrap();
-        for i in 0..count {
-            g.controller.remove(LinkId::Output(i));
+        let g = &mut *g;
+        let Some(l) = g.links.get_mut(&id) else {
+            return;
+        };
+        let first = l.rung.is_none();
+        if !first && l.rung != Some(rung) {
+            log::info!("{id}: now on rung {rung}");
+        }
+        l.rung = Some(rung);
+        if rung != l.want {
+            return;
+        }
+        l.moving_since = None;
+        if first {
+            return;
+        }
+        match (&mut g.shared, &mut l.controller) {
+            (Some(c), _) if c.status().switching_to == Some(rung) => c.switched(now),
+            (None, Some(c)) => c.switched(now),
+            _ => {}
         }
     }
 
-    pub fn output_sample(&self, index: usize) -> Option<LinkSample> {
-        self.inner
-            .lock()
-            .unwrap()
-            .controller
-            .sample(LinkId::Output(index))
+    /// A rung's bitrate, kbit/s.
+    pub fn bitrate_kbps(&self, rung: usize) -> Option<u32> {
+        self.inner.lock().unwrap().bitrates.get(rung).copied()
+    }
+
+    /// Padding a link's own socket adds during its headroom probe, kbit/s.
+    pub fn padding_kbps(&self, id: impl Into<LinkId>) -> u64 {
+        let id = id.into();
+        let mut g = self.inner.lock().unwrap();
+        g.controller_of(id)
+            .and_then(|c| c.padding_kbps())
+            .map_or(0, |k| k.round() as u64)
     }
 
     // --- The daemon: decisions ----------------------------------------------
 
-    /// One controller tick: the rung to switch to, if any (only while
-    /// `automatic`, or with a pin). Starts the switch in the controller.
-    pub fn tick(&self, automatic: bool) -> Option<Decision> {
+    /// One round of decisions (only while `automatic`, or with a pin): every
+    /// link whose controller wants another rung gets it as its `want`.
+    /// Returns the rungs wanted now or soon, for the encoders. A link that
+    /// could not get there within `switch_timeout` stays where it is.
+    pub fn tick(&self, automatic: bool, switch_timeout: Duration) -> BTreeSet<usize> {
         let now = self.now();
         let mut g = self.inner.lock().unwrap();
-        let c = &mut g.controller;
-        let automatic = automatic || c.status().pinned.is_some();
-        let decision = if automatic { c.tick(now) } else { None };
-        let padding = c.padding_kbps().unwrap_or(0.0);
-        self.padding_kbps
-            .store(padding.round() as u64, Ordering::Relaxed);
-        if let Some(d) = &decision {
-            c.begin_switch(d.to);
+        let g = &mut *g;
+        match &mut g.shared {
+            Some(c) => {
+                let automatic = automatic || c.status().pinned.is_some();
+                if let Some(d) = automatic.then(|| c.tick(now)).flatten() {
+                    log::info!(
+                        "rung {} -> {} for every viewer: {}",
+                        c.rung(),
+                        d.to,
+                        d.reason
+                    );
+                    c.begin_switch(d.to);
+                    for l in g.links.values_mut() {
+                        l.want = d.to;
+                        l.moving_since.get_or_insert(now);
+                    }
+                }
+            }
+            None => {
+                for (id, l) in g.links.iter_mut() {
+                    let Some(c) = &mut l.controller else { continue };
+                    let automatic = automatic || c.status().pinned.is_some();
+                    if let Some(d) = automatic.then(|| c.tick(now)).flatten() {
+                        log::info!("{id}: rung {} -> {}: {}", c.rung(), d.to, d.reason);
+                        c.begin_switch(d.to);
+                        l.want = d.to;
+                        l.moving_since = Some(now);
+                    }
+                }
+            }
         }
-        decision
+        // Switches that did not happen in time are given up.
+        let timeout = switch_timeout.as_secs_f64();
+        for (id, l) in g.links.iter_mut() {
+            let late = l.moving_since.is_some_and(|t| now - t > timeout);
+            if !late {
+                continue;
+            }
+            log::warn!(
+                "{id}: rung {} did not reach it within {timeout} s; staying on rung {:?}",
+                l.want,
+                l.rung
+            );
+            l.moving_since = None;
+            if let Some(r) = l.rung {
+                l.want = r;
+            }
+            match (&mut g.shared, &mut l.controller) {
+                (Some(c), _) | (None, Some(c)) => c.switch_failed(now),
+                _ => {}
+            }
+        }
+        // The rungs wanted now, and those a step down may soon need (started
+        // ahead, so that the switch does not wait for an encoder).
+        let mut wanted: BTreeSet<usize> = g.links.values().map(|l| l.want).collect();
+        match &g.shared {
+            Some(c) => wanted.extend(c.prospects()),
+            None => wanted.extend(
+                g.links
+                    .values()
+                    .filter_map(|l| l.controller.as_ref())
+                    .flat_map(Controller::prospects),
+            ),
+        }
+        wanted
     }
 
-    /// Starts a switch the controller did not decide (new encoder settings).
-    pub fn begin_switch(&self, to: usize) {
-        self.inner.lock().unwrap().controller.begin_switch(to);
-    }
-
-    /// Viewers are now on the rung being switched to.
-    pub fn switched(&self) {
+    /// Links wanting `from` get `to` instead (no encoder for `from`).
+    pub fn redirect(&self, from: usize, to: usize) {
         let now = self.now();
-        self.inner.lock().unwrap().controller.switched(now);
+        let mut g = self.inner.lock().unwrap();
+        let g = &mut *g;
+        for l in g.links.values_mut().filter(|l| l.want == from) {
+            l.want = to;
+            let c = match (&mut g.shared, &mut l.controller) {
+                (Some(c), _) | (None, Some(c)) => c,
+                _ => continue,
+            };
+            if c.status().switching_to == Some(from) {
+                // The controller waits for its switch: it happens, to `to`.
+                c.switch_failed(now);
+                if Some(to) != l.rung {
+                    c.begin_switch(to);
+                }
+            }
+        }
     }
 
-    /// The new encoder never delivered.
-    pub fn switch_failed(&self) {
-        let now = self.now();
-        self.inner.lock().unwrap().controller.switch_failed(now);
+    /// Every rung a link receives or moves to.
+    pub fn rungs_in_use(&self) -> BTreeSet<usize> {
+        let g = self.inner.lock().unwrap();
+        g.links
+            .values()
+            .flat_map(|l| l.rung.into_iter().chain(Some(l.want)))
+            .collect()
     }
 
-    /// Pins a rung (the operator's override) or, with None, returns to automatic.
+    /// The one rung of the shared policies (None: per-viewer).
+    pub fn shared_rung(&self) -> Option<usize> {
+        let g = self.inner.lock().unwrap();
+        g.shared
+            .as_ref()
+            .map(|c| c.status().switching_to.unwrap_or(c.rung()))
+    }
+
+    /// Pins every link to a rung (the operator's override) or, with None,
+    /// returns to automatic.
     pub fn pin(&self, rung: Option<usize>) -> Result<AdaptStatus, String> {
         let mut g = self.inner.lock().unwrap();
-        g.controller.pin(rung)?;
-        Ok(g.controller.status())
+        if let Some(c) = &mut g.shared {
+            c.pin(rung)?;
+            return Ok(c.status());
+        }
+        if let Some(r) = rung.filter(|r| *r >= g.bitrates.len()) {
+            return Err(format!(
+                "rung {r} does not exist: the ladder has {} rung(s), numbered from 0",
+                g.bitrates.len()
+            ));
+        }
+        for l in g.links.values_mut() {
+            if let Some(c) = &mut l.controller {
+                c.pin(rung)?;
+            }
+        }
+        drop(g);
+        Ok(self.adapt_status())
     }
 
-    /// A fresh controller for new settings, on `rung`, keeping an operator's
-    /// pin if it still fits. Viewers' samples start afresh.
-    pub fn new_controller(&self, params: Params, bitrates: Vec<u32>, rung: usize) {
+    /// Fresh controllers for new settings or a new ladder, keeping each link's
+    /// rung (within the ladder) and an operator's pin if it still fits.
+    pub fn reconfigure(&self, params: Adapt, bitrates: Vec<u32>, start_rung: usize) {
         let mut g = self.inner.lock().unwrap();
+        let g = &mut *g;
         let rungs = bitrates.len();
-        let pin = g.controller.status().pinned.filter(|p| *p < rungs);
-        let mut c = Controller::new(params, bitrates, rung.min(rungs - 1));
-        let _ = c.pin(pin);
-        g.controller = c;
+        let pin = g.pinned().filter(|p| *p < rungs);
+        let shared_rung = g
+            .shared
+            .as_ref()
+            .map(|c| c.rung().min(rungs - 1))
+            .unwrap_or(start_rung);
+        g.params = params.clone();
+        g.bitrates = bitrates.clone();
+        g.start_rung = start_rung;
+        g.shared = params.policy.shared().then(|| {
+            let mut c = Controller::new(params.clone(), bitrates.clone(), shared_rung);
+            let _ = c.pin(pin);
+            c
+        });
+        for l in g.links.values_mut() {
+            let rung = l.rung.unwrap_or(l.want).min(rungs - 1);
+            l.want = if g.shared.is_some() {
+                shared_rung
+            } else {
+                rung
+            };
+            l.moving_since = None;
+            l.controller = g.shared.is_none().then(|| {
+                let mut c = Controller::new(params.clone(), bitrates.clone(), rung);
+                let _ = c.pin(pin);
+                c
+            });
+            if l.rung.is_some_and(|r| r >= rungs) {
+                l.rung = None;
+            }
+        }
     }
 
+    /// The controllers' state: the shared one, or a summary of the viewers'.
     pub fn adapt_status(&self) -> AdaptStatus {
-        self.inner.lock().unwrap().controller.status()
+        let g = self.inner.lock().unwrap();
+        if let Some(c) = &g.shared {
+            return c.status();
+        }
+        let all: Vec<AdaptStatus> = g
+            .links
+            .values()
+            .filter_map(|l| l.controller.as_ref().map(Controller::status))
+            .collect();
+        AdaptStatus {
+            mode: if g.pinned().is_some() {
+                "manual"
+            } else {
+                "auto"
+            },
+            rung: g.start_rung,
+            switching_to: None,
+            pinned: g.pinned(),
+            policy: g.params.policy,
+            switches: all.iter().map(|s| s.switches).sum(),
+            up_backoff: all.iter().map(|s| s.up_backoff).fold(1.0, f64::max),
+            last_reason: None,
+            probing_kbps: None,
+        }
     }
 
     // --- Status ---------------------------------------------------------------
 
+    /// Viewers now.
     pub fn count(&self) -> usize {
-        self.inner.lock().unwrap().entries.len()
+        let g = self.inner.lock().unwrap();
+        g.links.values().filter(|l| l.viewer.is_some()).count()
     }
 
     pub fn status(&self) -> Vec<ViewerStatus> {
         let g = self.inner.lock().unwrap();
-        g.entries
+        g.links
             .iter()
-            .map(|(id, e)| ViewerStatus {
-                id: *id,
-                address: e.address.to_string(),
-                connected_s: e.connected_at.elapsed().as_secs_f64(),
-                bytes_sent: e.bytes_sent,
-                skips: e.skips,
-                lag_ms: e.lag.as_millis() as u64,
-                link: g.controller.sample(LinkId::Viewer(*id)),
-                stalled: e.standing == Standing::Stalled,
+            .filter_map(|(id, l)| {
+                let v = l.viewer.as_ref()?;
+                let LinkId::Viewer(n) = *id else { return None };
+                let sample = match &g.shared {
+                    Some(c) => c.sample(*id),
+                    None => l.controller.as_ref().and_then(|c| c.sample(*id)),
+                };
+                Some(ViewerStatus {
+                    id: n,
+                    address: v.address.to_string(),
+                    connected_s: v.connected_at.elapsed().as_secs_f64(),
+                    bytes_sent: v.bytes_sent,
+                    skips: v.skips,
+                    lag_ms: v.lag.as_millis() as u64,
+                    rung: l.rung,
+                    target_rung: Some(l.want).filter(|w| Some(*w) != l.rung),
+                    link: sample,
+                    stalled: v.standing == Standing::Stalled,
+                    adapt: l.controller.as_ref().map(Controller::status),
+                })
             })
             .collect()
+    }
+
+    /// A push's newest probe figures.
+    pub fn output_sample(&self, index: usize) -> Option<LinkSample> {
+        let id = LinkId::Output(index);
+        let g = self.inner.lock().unwrap();
+        match &g.shared {
+            Some(c) => c.sample(id),
+            None => g.links.get(&id)?.controller.as_ref()?.sample(id),
+        }
+    }
+
+    /// The rung a push receives now, the one it moves to, and its own
+    /// controller's state (per-viewer policy).
+    pub fn output_rung(&self, index: usize) -> (Option<usize>, Option<usize>, Option<AdaptStatus>) {
+        let g = self.inner.lock().unwrap();
+        g.links
+            .get(&LinkId::Output(index))
+            .map_or((None, None, None), |l| {
+                (
+                    l.rung,
+                    Some(l.want).filter(|w| Some(*w) != l.rung),
+                    l.controller.as_ref().map(Controller::status),
+                )
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Policy;
 
-    fn viewers() -> Viewers {
-        Viewers::new(
-            Clock::default(),
-            Controller::new(Params::default(), vec![2500, 800], 0),
-        )
+    const LADDER: [u32; 3] = [4000, 1000, 500];
+
+    fn viewers(policy: Policy) -> Viewers {
+        let params = Adapt {
+            policy,
+            ..Adapt::default()
+        };
+        Viewers::new(Clock::default(), params, LADDER.to_vec(), 0)
     }
 
+    fn places(n: usize) -> Places {
+        Places {
+            total: n,
+            per_address: n,
+        }
+    }
+
+    /// Viewers on one phone (one address), told apart by port.
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([192, 168, 4, 2], port))
     }
@@ -277,13 +633,14 @@ mod tests {
 
     #[test]
     fn joining_is_capped_and_leaving_forgets_the_link() {
-        let v = viewers();
-        let a = v.join(addr(1), 2).unwrap();
-        let b = v.join(addr(2), 2).unwrap();
+        let v = viewers(Policy::PerViewer);
+        let a = v.join(addr(1), places(2)).unwrap();
+        let b = v.join(addr(2), places(2)).unwrap();
         assert_ne!(a, b);
-        assert_eq!(v.join(addr(3), 2), None);
+        assert_eq!(v.join(addr(3), places(2)), Err(Full::Everyone));
         v.link(a, sample(10), Standing::Counted);
         v.progress(a, 1000, true, Duration::from_millis(40));
+        v.reached(a, 0);
         let s = v.status();
         assert_eq!((s[0].bytes_sent, s[0].skips, s[0].lag_ms), (1000, 1, 40));
         assert_eq!(
@@ -291,19 +648,108 @@ mod tests {
             10,
             "the controller's sample is shown"
         );
+        assert_eq!((s[0].rung, s[0].target_rung), (Some(0), None));
         v.leave(a);
         assert_eq!(v.count(), 1);
-        assert!(v.join(addr(3), 2).is_some());
+        assert!(v.join(addr(3), places(2)).is_ok());
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_place() {
+        let v = viewers(Policy::PerViewer);
+        let two_each = Places {
+            total: 4,
+            per_address: 2,
+        };
+        let other = SocketAddr::from(([192, 168, 4, 3], 1));
+        let a = v.join(addr(1), two_each).unwrap();
+        v.join(addr(2), two_each).unwrap();
+        assert_eq!(v.join(addr(3), two_each), Err(Full::Address));
+        assert!(
+            v.join(other, two_each).is_ok(),
+            "another phone still gets in"
+        );
+        v.leave(a);
+        assert!(
+            v.join(addr(3), two_each).is_ok(),
+            "a place of its own freed"
+        );
+    }
+
+    #[test]
+    fn pushes_count_as_links_but_not_as_viewers() {
+        let v = viewers(Policy::PerViewer);
+        v.join_output(0);
+        assert_eq!(v.count(), 0);
+        assert_eq!(v.want(LinkId::Output(0)), Some(0));
+        v.reached(LinkId::Output(0), 0);
+        let (rung, target, adapt) = v.output_rung(0);
+        assert_eq!((rung, target), (Some(0), None));
+        assert_eq!(adapt.map(|a| a.rung), Some(0), "its own controller");
+        assert!(v.status().is_empty());
     }
 
     #[test]
     fn a_stalled_viewer_is_shown_with_its_figures() {
-        let v = viewers();
-        let a = v.join(addr(1), 4).unwrap();
+        let v = viewers(Policy::PerViewer);
+        let a = v.join(addr(1), places(4)).unwrap();
         v.link(a, sample(5000), Standing::Stalled);
         assert!(v.status()[0].stalled);
         assert_eq!(v.status()[0].link.unwrap().lag_ms, 5000);
         v.link(a, sample(20), Standing::Counted);
         assert!(!v.status()[0].stalled);
+    }
+
+    #[test]
+    fn a_pin_moves_every_viewer_and_holds_for_newcomers() {
+        for policy in [Policy::PerViewer, Policy::Weakest] {
+            let v = viewers(policy);
+            let a = v.join(addr(1), places(4)).unwrap();
+            v.reached(a, 0);
+            v.pin(Some(2)).unwrap();
+            let wanted = v.tick(false, Duration::from_secs(10));
+            assert_eq!(wanted, BTreeSet::from([2]), "{policy:?}");
+            assert_eq!(v.status()[0].target_rung, Some(2));
+            v.reached(a, 2);
+            assert_eq!(v.status()[0].target_rung, None);
+            let b = v.join(addr(2), places(4)).unwrap();
+            v.tick(false, Duration::from_secs(10));
+            assert_eq!(v.want(b), Some(2), "{policy:?}");
+            assert!(v.pin(Some(7)).is_err());
+        }
+    }
+
+    #[test]
+    fn a_redirected_rung_is_wanted_instead() {
+        let v = viewers(Policy::PerViewer);
+        let a = v.join(addr(1), places(4)).unwrap();
+        v.reached(a, 0);
+        v.pin(Some(1)).unwrap();
+        v.tick(false, Duration::from_secs(10));
+        v.redirect(1, 2);
+        assert_eq!(v.want(a), Some(2));
+        assert_eq!(v.rungs_in_use(), BTreeSet::from([0, 2]));
+    }
+
+    #[test]
+    fn a_switch_that_never_arrives_is_given_up() {
+        let v = viewers(Policy::PerViewer);
+        let a = v.join(addr(1), places(4)).unwrap();
+        v.reached(a, 0);
+        v.pin(Some(1)).unwrap();
+        v.tick(false, Duration::from_secs(10));
+        assert_eq!(v.want(a), Some(1));
+        std::thread::sleep(Duration::from_millis(30));
+        v.tick(false, Duration::from_millis(10));
+        assert_eq!(v.want(a), Some(0), "back to the rung it receives");
+    }
+
+    #[test]
+    fn reconfiguring_keeps_rungs_within_the_new_ladder() {
+        let v = viewers(Policy::PerViewer);
+        let a = v.join(addr(1), places(4)).unwrap();
+        v.reached(a, 2);
+        v.reconfigure(Adapt::default(), vec![3000, 800], 0);
+        assert_eq!(v.want(a), Some(1));
     }
 }

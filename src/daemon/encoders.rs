@@ -1,99 +1,200 @@
-//! The encoder registry: the encoder viewers get (active) and, during a
-//! switch, the one they are about to get (pending), each a hub track under
-//! its own generation number. `/status` reads the encoders themselves here.
+//! The encoder registry: which rungs are encoded now (the hot ladder), one
+//! supervised encoder each, as a hub track under its own generation number.
+//! A rung is started when a viewer or push wants it, kept while anyone reads
+//! or wants it, and stopped once nobody has for a while; the start rung always
+//! runs, so a new viewer has a picture at once. `max_encoders` bounds the set.
+//! `/status` reads the encoders themselves here.
 
 use crate::config::Config;
 use crate::media::encoder::{Encoder, Inputs};
 use crate::status::EncoderStatus;
+use crate::supervise::cpu_seconds;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// How long a replaced encoder (new settings on reload) may keep readers that
+/// have not moved on before it is stopped anyway.
+const RETIRE_WITHIN: Duration = Duration::from_secs(10);
+
+/// CPU use of a process, from successive readings.
+#[derive(Default)]
+struct CpuMeter {
+    last: Option<(u32, Instant, f64)>,
+    pct: Option<f64>,
+}
+
+impl CpuMeter {
+    fn sample(&mut self, pid: Option<u32>) -> Option<f64> {
+        let Some(pid) = pid else {
+            self.last = None;
+            return None;
+        };
+        let now = Instant::now();
+        let Some(cpu) = cpu_seconds(pid) else {
+            return self.pct;
+        };
+        if let Some((p, t, c)) = self.last {
+            let dt = now.duration_since(t).as_secs_f64();
+            if p == pid && dt >= 0.5 {
+                self.pct = Some(100.0 * (cpu - c).max(0.0) / dt);
+                self.last = Some((pid, now, cpu));
+            }
+        } else {
+            self.last = Some((pid, now, cpu));
+        }
+        self.pct
+    }
+}
+
+struct Running {
+    encoder: Encoder,
+    /// Since when nobody reads or wants it.
+    idle_since: Option<Instant>,
+    cpu: CpuMeter,
+}
 
 /// The running encoders.
 pub struct Encoders {
     inputs: Inputs,
     /// Every encoder's stop token is a child of this one.
     stop: CancellationToken,
-    active: Encoder,
-    pending: Option<(Encoder, Instant)>,
+    running: BTreeMap<usize, Running>,
+    /// Encoders replaced by a new generation of their rung (reload), until
+    /// their readers have moved on.
+    retiring: Vec<(Encoder, Instant)>,
     next_generation: u64,
 }
 
 impl Encoders {
-    /// Starts the first encoder, on `rung`; it is active at once.
+    /// Starts the registry with `rung` running.
     pub fn start(cfg: &Config, rung: usize, inputs: Inputs, stop: CancellationToken) -> Encoders {
-        inputs.hub.add_track(1);
-        let active = Encoder::start(cfg, rung, 1, &inputs, stop.child_token());
-        Encoders {
+        let mut e = Encoders {
             inputs,
             stop,
-            active,
-            pending: None,
-            next_generation: 2,
-        }
+            running: BTreeMap::new(),
+            retiring: Vec::new(),
+            next_generation: 1,
+        };
+        e.spawn(cfg, rung);
+        e
     }
 
-    /// The rung viewers get.
-    pub fn active_rung(&self) -> usize {
-        self.active.rung
-    }
-
-    pub fn switching(&self) -> bool {
-        self.pending.is_some()
-    }
-
-    /// Starts `rung`'s encoder as the hub's pending track: make-before-break.
-    /// A switch already under way is abandoned (and returned, to be stopped).
-    pub fn switch_to(&mut self, cfg: &Config, rung: usize) -> Option<Encoder> {
-        let abandoned = self.abandon();
+    fn spawn(&mut self, cfg: &Config, rung: usize) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        self.inputs.hub.add_track(generation);
-        let enc = Encoder::start(cfg, rung, generation, &self.inputs, self.stop.child_token());
-        self.pending = Some((enc, Instant::now()));
-        abandoned
+        self.inputs.hub.add_track(rung, generation);
+        let encoder = Encoder::start(cfg, rung, generation, &self.inputs, self.stop.child_token());
+        self.running.insert(
+            rung,
+            Running {
+                encoder,
+                idle_since: None,
+                cpu: CpuMeter::default(),
+            },
+        );
     }
 
-    /// The hub spliced to generation `to`: the pending encoder becomes the
-    /// active one; the old one is returned, to be stopped. None when `to` is
-    /// not the pending encoder.
-    pub fn switched(&mut self, to: u64) -> Option<(usize, usize, Encoder)> {
-        if self.pending.as_ref()?.0.generation != to {
-            return None;
+    /// The rung a link that wants `rung` gets: that one (started if needed),
+    /// or, with `max` encoders already running, the nearest lower running rung
+    /// (else the nearest running one).
+    pub fn admit(&mut self, cfg: &Config, rung: usize, max: usize) -> usize {
+        if self.running.contains_key(&rung) {
+            return rung;
         }
-        let (new, _) = self.pending.take()?;
-        let from = self.active.rung;
-        let old = std::mem::replace(&mut self.active, new);
-        Some((from, self.active.rung, old))
+        if self.running.len() < max {
+            log::info!("rung {rung}: starting its encoder (wanted)");
+            self.spawn(cfg, rung);
+            return rung;
+        }
+        let lower = self.running.range(rung..).next().map(|(r, _)| *r);
+        let nearest = self
+            .running
+            .keys()
+            .min_by_key(|r| r.abs_diff(rung))
+            .copied();
+        lower.or(nearest).unwrap_or(rung)
     }
 
-    /// The pending encoder, if it has had `within` to give a splice point and has not.
-    pub fn overdue(&self, within: Duration) -> Option<&Encoder> {
-        self.pending
-            .as_ref()
-            .filter(|(_, since)| since.elapsed() > within)
-            .map(|(e, _)| e)
+    /// Stops the rungs nobody reads or wants (`in_use`) for `idle_for`, except
+    /// `keep`, and replaced encoders once unread; returns them, to be stopped,
+    /// their tracks already gone from the hub.
+    pub fn reap(
+        &mut self,
+        in_use: &BTreeSet<usize>,
+        keep: usize,
+        idle_for: Duration,
+    ) -> Vec<Encoder> {
+        let now = Instant::now();
+        let mut stopped = Vec::new();
+        let idle: Vec<usize> = self
+            .running
+            .iter_mut()
+            .filter_map(|(rung, r)| {
+                if *rung == keep || in_use.contains(rung) {
+                    r.idle_since = None;
+                    return None;
+                }
+                let since = *r.idle_since.get_or_insert(now);
+                (now.duration_since(since) >= idle_for).then_some(*rung)
+            })
+            .collect();
+        for rung in idle {
+            if let Some(r) = self.running.remove(&rung) {
+                log::info!("rung {rung}: nobody watches it; stopping its encoder");
+                self.inputs.hub.remove_track(r.encoder.generation);
+                stopped.push(r.encoder);
+            }
+        }
+        let hub = &self.inputs.hub;
+        let (done, keep): (Vec<_>, Vec<_>) = self.retiring.drain(..).partition(|(e, since)| {
+            hub.track_readers(e.generation) == 0 || since.elapsed() > RETIRE_WITHIN
+        });
+        self.retiring = keep;
+        for (e, _) in done {
+            hub.remove_track(e.generation);
+            stopped.push(e);
+        }
+        stopped
     }
 
-    /// Gives up the switch under way; returns its encoder, to be stopped.
-    pub fn abandon(&mut self) -> Option<Encoder> {
-        let (p, _) = self.pending.take()?;
-        self.inputs.hub.cancel_pending(p.generation);
-        Some(p)
+    /// New settings: every running rung (within the new ladder) gets a new
+    /// encoder, make-before-break; its readers move over at its first
+    /// keyframe. Rungs beyond the new ladder are retired.
+    pub fn reencode(&mut self, cfg: &Config) {
+        let old = std::mem::take(&mut self.running);
+        let now = Instant::now();
+        for (rung, r) in old {
+            if rung < cfg.ladder().len() {
+                self.spawn(cfg, rung);
+            }
+            self.retiring.push((r.encoder, now));
+        }
+        if self.running.is_empty() {
+            self.spawn(cfg, cfg.start_rung());
+        }
     }
 
     /// Restarts every encoder's ffmpeg at once (the camera's new timeline).
     pub fn restart_all(&self, reason: &'static str) {
-        self.active.restart(reason);
-        if let Some((p, _)) = &self.pending {
-            p.restart(reason);
+        for r in self.running.values() {
+            r.encoder.restart(reason);
         }
     }
 
-    pub fn status(&self) -> (EncoderStatus, Option<EncoderStatus>) {
-        (
-            status_of(&self.active),
-            self.pending.as_ref().map(|(p, _)| status_of(p)),
-        )
+    /// The running encoders, with their readers (`readers` per rung) and CPU use.
+    pub fn status(&mut self, readers: &BTreeMap<usize, usize>) -> Vec<EncoderStatus> {
+        self.running
+            .iter_mut()
+            .map(|(rung, r)| {
+                let pid = r.encoder.info.lock().unwrap().pid;
+                let cpu = r.cpu.sample(pid);
+                let mut s = status_of(&r.encoder);
+                s.viewers = readers.get(rung).copied().unwrap_or(0);
+                s.cpu_pct = cpu;
+                s
+            })
+            .collect()
     }
 
     /// Stops every encoder (their tasks are on the daemon's tracker, which
@@ -110,6 +211,7 @@ fn status_of(e: &Encoder) -> EncoderStatus {
     EncoderStatus {
         generation: e.generation,
         rung: e.rung,
+        passthrough: r.passthrough,
         width: r.width,
         height: r.height,
         fps: r.fps,
@@ -121,5 +223,7 @@ fn status_of(e: &Encoder) -> EncoderStatus {
         last_stderr: i.last_stderr.clone(),
         restarts_by_reason: i.restarts_by_reason.clone(),
         stderr_suppressed: i.stderr_suppressed,
+        viewers: 0,
+        cpu_pct: None,
     }
 }

@@ -13,13 +13,12 @@ use crate::camera::demo::{self, DemoSource};
 use crate::clock::Clock;
 use crate::config::source::{self as config_source, Current, Sources};
 use crate::config::{AdaptMode, Config};
-use crate::control::adapt::Controller;
 use crate::control::viewers::Viewers;
 use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
-use crate::media::relay::{Event, Hub, Limits};
+use crate::media::relay::{Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
 use crate::notify::Notifier;
 use crate::supervise::{self, SharedInfo};
@@ -32,7 +31,7 @@ use report::Report;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -74,7 +73,6 @@ struct Daemon {
     /// Every task, so that shutdown can wait for all of them.
     tasks: TaskTracker,
     hub: Arc<Hub>,
-    hub_events: mpsc::UnboundedReceiver<Event>,
     encoders: Arc<Mutex<Encoders>>,
     viewers: Arc<Viewers>,
     outputs: Option<Outputs>,
@@ -115,7 +113,7 @@ impl Daemon {
         // A viewer allowed to lag further than the default window needs the data kept for it.
         let keep_for = Duration::from_millis(config.server.viewer_max_lag_ms + 2000)
             .max(Limits::default().keep_for);
-        let (hub, hub_events) = Hub::new(Limits {
+        let hub = Hub::new(Limits {
             keep_for,
             ..Limits::default()
         });
@@ -159,14 +157,11 @@ impl Daemon {
             info
         });
 
-        let clock = Clock::default();
         let viewers = Arc::new(Viewers::new(
-            clock,
-            Controller::new(
-                config.adapt.clone(),
-                config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
-                config.start_rung(),
-            ),
+            Clock::default(),
+            config.adapt.clone(),
+            config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
+            config.start_rung(),
         ));
         let inputs = Inputs {
             feed,
@@ -174,6 +169,7 @@ impl Daemon {
                 let stats = source_stats.clone();
                 Arc::new(move || stats.lock().unwrap().live(stall_after))
             },
+            timeline: timeline.clone(),
             hub: hub.clone(),
             tasks: tasks.clone(),
         };
@@ -235,7 +231,6 @@ impl Daemon {
             stop,
             tasks,
             hub,
-            hub_events,
             encoders,
             viewers,
             outputs: Some(outputs),
@@ -275,59 +270,42 @@ impl Daemon {
                     // stall: an encoder running -copyts cannot bridge that.
                     self.encoders.lock().unwrap().restart_all(NEW_TIMELINE);
                 }
-                Some(event) = self.hub_events.recv() => self.on_hub_event(event),
                 _ = tick.tick() => self.tick(),
             }
         }
     }
 
-    /// The hub spliced viewers onto a new encoder.
-    fn on_hub_event(&mut self, event: Event) {
-        let Event::Switched { from, to } = event;
-        let switched = self.encoders.lock().unwrap().switched(to);
-        match switched {
-            Some((from_rung, to_rung, old)) => {
-                info!("switched viewers from encoder #{from} (rung {from_rung}) to #{to} (rung {to_rung})");
-                self.viewers.switched();
-                self.tasks.spawn(old.stop());
-            }
-            None => warn!("hub switched to unknown encoder #{to}"),
-        }
-    }
-
-    /// The controller's tick: abandon an overdue switch, or start a new one.
+    /// The controllers' tick: each link's wanted rung, the encoders those
+    /// need (within `max_encoders`), and the rungs nobody uses any more stopped.
     fn tick(&mut self) {
         let cfg = self.config.get();
+        let a = &cfg.adapt;
+        let timeout = Duration::from_secs_f64(a.switch_timeout_s);
+        let wanted = self.viewers.tick(a.mode == AdaptMode::Auto, timeout);
+        // One rung for everyone: the current one and the one being moved to.
+        let (max, idle) = if a.policy.shared() {
+            (2, Duration::ZERO)
+        } else {
+            (a.max_encoders, Duration::from_secs_f64(a.idle_rung_s))
+        };
         let mut encoders = self.encoders.lock().unwrap();
-        if encoders.switching() {
-            let timeout = Duration::from_secs_f64(cfg.adapt.switch_timeout_s);
-            if let Some(p) = encoders.overdue(timeout) {
-                let why = {
-                    let i = p.info.lock().unwrap();
-                    i.last_exit
-                        .clone()
-                        .or(i.last_stderr.clone())
-                        .unwrap_or_else(|| "no keyframe in time".into())
-                };
-                warn!(
-                    "rung {} encoder #{} gave no splice point within {} s ({why}); staying on rung {}",
-                    p.rung,
-                    p.generation,
-                    timeout.as_secs_f64(),
-                    encoders.active_rung()
-                );
-                if let Some(p) = encoders.abandon() {
-                    self.tasks.spawn(p.stop());
-                }
-                self.viewers.switch_failed();
+        for &rung in &wanted {
+            let got = encoders.admit(&cfg, rung, max);
+            if got != rung {
+                self.viewers.redirect(rung, got);
             }
-            return;
         }
-        if let Some(d) = self.viewers.tick(cfg.adapt.mode == AdaptMode::Auto) {
-            info!("rung {} -> {}: {}", encoders.active_rung(), d.to, d.reason);
-            if let Some(old) = encoders.switch_to(&cfg, d.to) {
-                self.tasks.spawn(old.stop());
-            }
+        let keep = self.viewers.shared_rung().unwrap_or(cfg.start_rung());
+        let mut in_use = self.viewers.rungs_in_use();
+        in_use.extend(wanted);
+        in_use.extend(
+            self.hub
+                .readers()
+                .into_iter()
+                .filter_map(|(rung, n)| (n > 0).then_some(rung)),
+        );
+        for stopped in encoders.reap(&in_use, keep, idle) {
+            self.tasks.spawn(stopped.stop());
         }
     }
 
@@ -348,13 +326,12 @@ impl Daemon {
                 later.join(", ")
             );
         }
-        let rung = self.encoders.lock().unwrap().active_rung();
-        let rung = rung.min(new.ladder().len() - 1);
         if changes.contains(&Apply::NewController) {
-            // New thresholds or a new ladder: a fresh controller, keeping an operator's pin if it still fits.
+            // New thresholds or a new ladder: fresh controllers, keeping each
+            // link's rung (within the ladder) and an operator's pin if it still fits.
             let bitrates = new.ladder().iter().map(|r| r.bitrate_kbps).collect();
             self.viewers
-                .new_controller(new.adapt.clone(), bitrates, rung);
+                .reconfigure(new.adapt.clone(), bitrates, new.start_rung());
         }
         if changes.contains(&Apply::RestartOutputs) {
             if let Some(o) = self.outputs.take() {
@@ -373,12 +350,10 @@ impl Daemon {
             self.web.resize(new.server.max_viewers);
         }
         if changes.contains(&Apply::Reencode) {
-            // Re-encode with the new settings, make-before-break like any rung switch.
-            info!("new encoder settings: re-encoding rung {rung}");
-            self.viewers.begin_switch(rung);
-            if let Some(old) = self.encoders.lock().unwrap().switch_to(&new, rung) {
-                self.tasks.spawn(old.stop());
-            }
+            // New encoders for every running rung; readers move over at their
+            // first keyframe, make-before-break.
+            info!("new encoder settings: re-encoding the running rungs");
+            self.encoders.lock().unwrap().reencode(&new);
         }
     }
 

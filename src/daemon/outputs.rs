@@ -4,9 +4,10 @@
 //! replaced together when a reload changes the outputs.
 
 use crate::config::Config;
+use crate::control::adapt::LinkId;
 use crate::control::probe::{self, ProbeMode};
 use crate::control::viewers::Viewers;
-use crate::media::push::{redacted, Push, PushStats};
+use crate::media::push::{redacted, Push, PushStats, Steering};
 use crate::media::relay::Hub;
 use crate::status::OutputStatus;
 use std::sync::{Arc, Mutex};
@@ -40,11 +41,15 @@ impl OutputViews {
                 if let Some(e) = &mut push.last_error {
                     *e = e.replace(&v.url, &v.shown);
                 }
+                let (rung, target_rung, adapt) = viewers.output_rung(i);
                 OutputStatus {
                     url: v.shown.clone(),
                     probe: v.probe,
                     link: viewers.output_sample(i),
                     push,
+                    rung,
+                    target_rung,
+                    adapt,
                 }
             })
             .collect()
@@ -74,7 +79,18 @@ impl Outputs {
         let mut shown = Vec::new();
         let mut pushes = Vec::new();
         for (i, o) in cfg.outputs.iter().enumerate() {
-            let push = Push::start(cfg, o, hub.clone(), stop.child_token());
+            viewers.join_output(i);
+            let steering = Steering {
+                want: {
+                    let v = viewers.clone();
+                    Arc::new(move || v.want(LinkId::Output(i)))
+                },
+                reached: {
+                    let v = viewers.clone();
+                    Arc::new(move |rung| v.reached(LinkId::Output(i), rung))
+                },
+            };
+            let push = Push::start(cfg, o, hub.clone(), steering, stop.child_token());
             let target = o.probe_target();
             shown.push(View {
                 url: o.url.0.clone(),
@@ -117,7 +133,9 @@ impl Outputs {
     /// Stops the probes and the pushes (and their ffmpeg) and forgets the links.
     pub async fn stop(self, viewers: &Viewers) {
         self.stop.cancel();
-        viewers.forget_outputs(self.count);
+        for i in 0..self.count {
+            viewers.leave(LinkId::Output(i));
+        }
         for p in self.pushes {
             p.stop().await;
         }

@@ -49,14 +49,20 @@ impl StatusSource for Report {
             self.camera_address,
             Duration::from_secs_f64(cfg.source.stall_timeout_s),
         );
-        let (encoder, pending_encoder) = self.encoders.lock().unwrap().status();
+        let readers = self.hub.readers();
+        let encoders = self.encoders.lock().unwrap().status(&readers);
+        let encoder = encoders
+            .iter()
+            .find(|e| e.rung == cfg.start_rung())
+            .or(encoders.first())
+            .cloned();
         Status {
             version: VERSION,
             uptime_s: self.started.elapsed().as_secs_f64(),
             source,
             camera: self.camera.lock().unwrap().clone(),
-            encoder: Some(encoder),
-            pending_encoder,
+            encoder,
+            encoders,
             hub: self.hub.stats(),
             adapt: self.viewers.adapt_status(),
             demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),

@@ -23,7 +23,7 @@ use crate::status::Status;
 use log::debug;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,6 +52,8 @@ pub struct Web {
     history: Mutex<VecDeque<Value>>,
     /// One permit per open `/events` stream.
     slots: Semaphore,
+    /// Open `/events` streams by client address (entries removed at zero).
+    by_address: Mutex<HashMap<IpAddr, usize>>,
     capacity: Mutex<usize>,
 }
 
@@ -65,8 +67,20 @@ impl Web {
             last_status: Mutex::default(),
             history: Mutex::default(),
             slots: Semaphore::new(capacity),
+            by_address: Mutex::default(),
             capacity: Mutex::new(capacity),
         }
+    }
+
+    /// A place for one more stream from `ip`, if it has fewer than `most`.
+    fn take_address_place(&self, ip: IpAddr, most: usize) -> Option<AddressPlace<'_>> {
+        let mut m = self.by_address.lock().unwrap();
+        let n = m.entry(ip).or_default();
+        if *n >= most {
+            return None;
+        }
+        *n += 1;
+        Some(AddressPlace { web: self, ip })
     }
 
     /// Follows a new `server.max_viewers` (reload); streams already open stay.
@@ -87,6 +101,24 @@ impl Web {
             .lock()
             .unwrap()
             .saturating_sub(self.slots.available_permits())
+    }
+}
+
+/// One open `/events` stream counted against its address; freed on drop.
+struct AddressPlace<'a> {
+    web: &'a Web,
+    ip: IpAddr,
+}
+
+impl Drop for AddressPlace<'_> {
+    fn drop(&mut self) {
+        let mut m = self.web.by_address.lock().unwrap();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -129,8 +161,10 @@ pub fn frame(event: &str, data: &Value) -> String {
     format!("event: {event}\ndata: {data}\n\n")
 }
 
-/// What decides a `rung` event.
+/// What decides a `rung` event: the start rung's encoder (what a new viewer
+/// gets) and the rungs running. Each viewer's own rung is in `status`.
 fn rung_of(s: &Status) -> Value {
+    let running: Vec<usize> = s.encoders.iter().map(|e| e.rung).collect();
     match &s.encoder {
         Some(e) => json!({
             "rung": e.rung,
@@ -139,9 +173,9 @@ fn rung_of(s: &Status) -> Value {
             "height": e.height,
             "fps": e.fps,
             "bitrate_kbps": e.bitrate_kbps,
-            "pending_rung": s.pending_encoder.as_ref().map(|p| p.rung),
+            "running": running,
         }),
-        None => json!({ "rung": null }),
+        None => json!({ "rung": null, "running": running }),
     }
 }
 
@@ -218,7 +252,11 @@ pub async fn serve(
     query: Option<String>,
     stop: CancellationToken,
 ) {
-    let Ok(_slot) = ctx.web.slots.try_acquire() else {
+    // As for viewers: one device cannot take every place.
+    let per_address = ctx.config.get().server.max_viewers_per_address * CLIENTS_PER_VIEWER;
+    let address_place = ctx.web.take_address_place(peer.ip(), per_address);
+    let slot = ctx.web.slots.try_acquire();
+    let (Some(_address_place), Ok(_slot)) = (address_place, slot) else {
         let _ = respond(
             &ctx.counters,
             &mut sock,

@@ -201,98 +201,124 @@ pub fn render(status: &Status) -> String {
         o.single(name, "counter", help, n as f64);
     }
 
-    // The encoder and its rung.
-    if let Some(e) = &status.encoder {
-        let generation = e.generation.to_string();
-        let g = [("generation", generation.as_str())];
-        o.single(
-            "livestreamd_encoder_rung",
-            "gauge",
-            "Index of the ladder rung being encoded (0 = the best).",
-            e.rung as f64,
-        );
-        o.single(
-            "livestreamd_encoder_width_pixels",
-            "gauge",
-            "Width of the encoded picture.",
-            f64::from(e.width),
-        );
-        o.single(
-            "livestreamd_encoder_height_pixels",
-            "gauge",
-            "Height of the encoded picture.",
-            f64::from(e.height),
-        );
-        o.single(
-            "livestreamd_encoder_frames_per_second",
-            "gauge",
-            "Frame rate of the current rung.",
-            f64::from(e.fps),
-        );
-        o.single(
-            "livestreamd_encoder_bitrate_bits_per_second",
-            "gauge",
-            "Video bitrate of the current rung.",
-            f64::from(e.bitrate_kbps) * 1000.0,
-        );
-        o.single(
-            "livestreamd_encoder_generation",
-            "gauge",
-            "Number of the active encoder; it grows by one with every encoder started.",
-            e.generation as f64,
-        );
-        o.single(
+    // The encoders: one per running rung.
+    o.single(
+        "livestreamd_encoders",
+        "gauge",
+        "Encoders running: one per rung someone watches (and the start rung).",
+        status.encoders.len() as f64,
+    );
+    type EncoderField = fn(&crate::status::EncoderStatus) -> Option<f64>;
+    let per_encoder: [(&str, &str, &str, EncoderField); 10] = [
+        (
             "livestreamd_encoder_up",
             "gauge",
-            "1 while the active encoder's ffmpeg is running.",
-            f64::from(u8::from(e.pid.is_some())),
-        );
-        o.family(
-            "livestreamd_encoder_restarts_total",
-            "counter",
-            "Restarts of the active encoder's ffmpeg after it exited; a new series per encoder generation.",
-        );
+            "1 while the rung's ffmpeg is running.",
+            |e| Some(f64::from(u8::from(e.pid.is_some()))),
+        ),
+        (
+            "livestreamd_encoder_passthrough",
+            "gauge",
+            "1 for the camera's own stream, remuxed, not encoded.",
+            |e| Some(f64::from(u8::from(e.passthrough))),
+        ),
+        (
+            "livestreamd_encoder_width_pixels",
+            "gauge",
+            "Width of the rung's picture.",
+            |e| Some(f64::from(e.width)),
+        ),
+        (
+            "livestreamd_encoder_height_pixels",
+            "gauge",
+            "Height of the rung's picture.",
+            |e| Some(f64::from(e.height)),
+        ),
+        (
+            "livestreamd_encoder_frames_per_second",
+            "gauge",
+            "Frame rate of the rung.",
+            |e| Some(f64::from(e.fps)),
+        ),
+        (
+            "livestreamd_encoder_bitrate_bits_per_second",
+            "gauge",
+            "Video bitrate of the rung.",
+            |e| Some(f64::from(e.bitrate_kbps) * 1000.0),
+        ),
+        (
+            "livestreamd_encoder_generation",
+            "gauge",
+            "Number of the rung's encoder; it grows by one with every encoder started.",
+            |e| Some(e.generation as f64),
+        ),
+        (
+            "livestreamd_encoder_viewers",
+            "gauge",
+            "Viewers and pushes reading the rung.",
+            |e| Some(e.viewers as f64),
+        ),
+        (
+            "livestreamd_encoder_cpu_ratio",
+            "gauge",
+            "CPU used by the rung's ffmpeg, in cores (1 = one core busy).",
+            |e| e.cpu_pct.map(|p| p / 100.0),
+        ),
+        (
+            "livestreamd_encoder_uptime_seconds",
+            "gauge",
+            "Seconds the rung's ffmpeg has been running.",
+            |e| e.uptime_s,
+        ),
+    ];
+    for (name, kind, help, field) in per_encoder {
+        o.family(name, kind, help);
+        for e in &status.encoders {
+            let rung = e.rung.to_string();
+            if let Some(v) = field(e) {
+                o.sample(name, &[("rung", rung.as_str())], v);
+            }
+        }
+    }
+    o.family(
+        "livestreamd_encoder_restarts_total",
+        "counter",
+        "Restarts of the rung's ffmpeg; a new series per encoder generation.",
+    );
+    let labels = |e: &crate::status::EncoderStatus| (e.rung.to_string(), e.generation.to_string());
+    for e in &status.encoders {
+        let (rung, generation) = labels(e);
+        let g = [("rung", rung.as_str()), ("generation", generation.as_str())];
         o.sample("livestreamd_encoder_restarts_total", &g, e.restarts as f64);
-        o.family(
-            "livestreamd_encoder_restarts_by_reason_total",
-            "counter",
-            "Restarts of the active encoder's ffmpeg by reason: exited, no output (alive but silent), new timeline (the camera restarted its stream).",
-        );
+    }
+    o.family(
+        "livestreamd_encoder_restarts_by_reason_total",
+        "counter",
+        "Restarts of the rung's ffmpeg by reason: exited, no output (alive but silent), new timeline (the camera restarted its stream).",
+    );
+    for e in &status.encoders {
+        let (rung, generation) = labels(e);
         for reason in [
             crate::supervise::EXITED,
             crate::supervise::NO_OUTPUT,
             crate::media::encoder::NEW_TIMELINE,
         ] {
             let n = e.restarts_by_reason.get(reason).copied().unwrap_or(0);
-            let labels = [g[0], ("reason", reason)];
-            o.sample(
-                "livestreamd_encoder_restarts_by_reason_total",
-                &labels,
-                n as f64,
-            );
-        }
-        if let Some(up) = e.uptime_s {
-            o.single(
-                "livestreamd_encoder_uptime_seconds",
-                "gauge",
-                "Seconds the active encoder's ffmpeg has been running.",
-                up,
-            );
+            let l = [
+                ("rung", rung.as_str()),
+                ("generation", generation.as_str()),
+                ("reason", reason),
+            ];
+            o.sample("livestreamd_encoder_restarts_by_reason_total", &l, n as f64);
         }
     }
-    o.single(
-        "livestreamd_encoder_switch_pending",
-        "gauge",
-        "1 while a new encoder is starting for a rung switch.",
-        f64::from(u8::from(status.pending_encoder.is_some())),
-    );
 
     // The controller.
     let a = &status.adapt;
     o.single(
         "livestreamd_adapt_target_rung",
         "gauge",
-        "The rung the controller wants: the one being switched to, else the current one.",
+        "The rung the shared controller wants (policies weakest, strongest); under per-viewer, the start rung (each viewer's own rung is a per-viewer series).",
         a.switching_to.unwrap_or(a.rung) as f64,
     );
     o.single(
@@ -313,8 +339,8 @@ pub fn render(status: &Status) -> String {
     o.single(
         "livestreamd_rung_switches_total",
         "counter",
-        "Rung switches: splices from one encoder to the next.",
-        hub.switches as f64,
+        "Rung switches decided (per-viewer: over every viewer's controller, of those connected now).",
+        a.switches as f64,
     );
     o.single(
         "livestreamd_hub_input_bytes_total",
@@ -414,7 +440,13 @@ pub fn render(status: &Status) -> String {
 
     let ids: Vec<String> = status.viewers.iter().map(|v| v.id.to_string()).collect();
     type Field = fn(&crate::status::ViewerStatus) -> f64;
-    let per_viewer: [(&str, &str, &str, Field); 4] = [
+    let per_viewer: [(&str, &str, &str, Field); 5] = [
+        (
+            "livestreamd_viewer_rung",
+            "gauge",
+            "The rung this viewer receives (0 = the best; -1 before its first keyframe).",
+            |v| v.rung.map_or(-1.0, |r| r as f64),
+        ),
         (
             "livestreamd_viewer_sent_bytes_total",
             "counter",
@@ -523,6 +555,24 @@ mod tests {
     use crate::status::{Counters, EncoderStatus, ViewerStatus};
 
     pub(crate) fn sample_status() -> Status {
+        let encoder = EncoderStatus {
+            generation: 2,
+            rung: 1,
+            passthrough: false,
+            width: 960,
+            height: 540,
+            fps: 30,
+            bitrate_kbps: 1500,
+            pid: Some(42),
+            restarts: 3,
+            uptime_s: Some(4.0),
+            last_exit: None,
+            last_stderr: None,
+            restarts_by_reason: [("exited", 1), ("no output", 2)].into_iter().collect(),
+            stderr_suppressed: 0,
+            viewers: 1,
+            cpu_pct: Some(50.0),
+        };
         let counters = Counters::default();
         counters.viewer_accepted();
         counters.viewer_accepted();
@@ -572,30 +622,14 @@ mod tests {
                 last_reason: None,
                 probing_kbps: None,
             },
-            encoder: Some(EncoderStatus {
-                generation: 2,
-                rung: 1,
-                width: 960,
-                height: 540,
-                fps: 30,
-                bitrate_kbps: 1500,
-                pid: Some(42),
-                restarts: 3,
-                uptime_s: Some(4.0),
-                last_exit: None,
-                last_stderr: None,
-                restarts_by_reason: [("exited", 1), ("no output", 2)].into_iter().collect(),
-                stderr_suppressed: 0,
-            }),
-            pending_encoder: None,
+            encoder: Some(encoder.clone()),
+            encoders: vec![encoder],
             hub: HubStats {
                 bytes_in: 5000,
                 buffered_bytes: 2000,
                 buffered_chunks: 3,
-                active_generation: Some(2),
-                pending_generation: None,
-                switches: 1,
                 last_input_age_ms: Some(5),
+                tracks: Vec::new(),
             },
             demo_source: None,
             viewers: vec![ViewerStatus {
@@ -605,6 +639,9 @@ mod tests {
                 bytes_sent: 1000,
                 skips: 1,
                 lag_ms: 40,
+                rung: Some(1),
+                target_rung: None,
+                adapt: None,
                 stalled: false,
                 link: Some(LinkSample {
                     t: 100.0,
@@ -614,6 +651,7 @@ mod tests {
                     throughput_kbps: 1400.0,
                     delivery_kbps: 3000.0,
                     notsent_bytes: 1200,
+                    queued_bytes: 3000,
                     lag_ms: 40,
                     skips: 0,
                 }),
@@ -637,17 +675,19 @@ mod tests {
             "livestreamd_source_packets_total 10",
             "livestreamd_source_received_bytes_total 13160",
             "livestreamd_source_last_packet_age_seconds 0.02",
-            "livestreamd_encoder_rung 1",
-            "livestreamd_encoder_width_pixels 960",
-            "livestreamd_encoder_height_pixels 540",
-            "livestreamd_encoder_bitrate_bits_per_second 1500000",
-            "livestreamd_encoder_up 1",
-            "livestreamd_encoder_restarts_total{generation=\"2\"} 3",
-            "livestreamd_encoder_restarts_by_reason_total{generation=\"2\",reason=\"no output\"} 2",
-            "livestreamd_encoder_restarts_by_reason_total{generation=\"2\",reason=\"new timeline\"} 0",
+            "livestreamd_encoders 1",
+            "livestreamd_encoder_width_pixels{rung=\"1\"} 960",
+            "livestreamd_encoder_height_pixels{rung=\"1\"} 540",
+            "livestreamd_encoder_bitrate_bits_per_second{rung=\"1\"} 1500000",
+            "livestreamd_encoder_up{rung=\"1\"} 1",
+            "livestreamd_encoder_viewers{rung=\"1\"} 1",
+            "livestreamd_encoder_cpu_ratio{rung=\"1\"} 0.5",
+            "livestreamd_encoder_restarts_total{rung=\"1\",generation=\"2\"} 3",
+            "livestreamd_encoder_restarts_by_reason_total{rung=\"1\",generation=\"2\",reason=\"no output\"} 2",
+            "livestreamd_encoder_restarts_by_reason_total{rung=\"1\",generation=\"2\",reason=\"new timeline\"} 0",
+            "livestreamd_viewer_rung{viewer=\"7\"} 1",
             "livestreamd_source_refused_datagrams_total{reason=\"foreign\"} 7",
             "livestreamd_source_timelines_total 3",
-            "livestreamd_encoder_switch_pending 0",
             "livestreamd_rung_switches_total 1",
             "livestreamd_viewers 1",
             "livestreamd_viewers_max 16",

@@ -3,7 +3,10 @@
 //! up), its link is sampled while it is written to, and the padding of a
 //! headroom probe goes out on its own socket.
 
-use crate::control::viewer_link::{padding, tune_viewer_socket, ViewerLink, PAD_EVERY};
+use crate::control::viewer_link::{
+    padding, size_send_buffer, tune_viewer_socket, ViewerLink, PAD_EVERY,
+};
+use crate::control::viewers::{Full, Places};
 use crate::http::response::respond;
 use crate::http::{events, Context};
 use crate::media::relay::Reader;
@@ -18,6 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
 const WRITE_BATCH: usize = 16 * 1024;
+/// A batch is written in pieces of whole packets (43 × 188 bytes).
+const PIECE: usize = 43 * 188;
+/// A viewer this far behind live that must move to a lower rung stops the
+/// frame it is being sent (see `must_move_down`).
+const MOVE_DOWN_BEHIND: Duration = Duration::from_millis(300);
 
 /// Leaves the registry however the viewer's task ends.
 struct Joined<'a> {
@@ -41,18 +49,25 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let cfg = ctx.config.get();
-    let Some(viewer) = ctx.viewers.join(peer, cfg.server.max_viewers) else {
-        ctx.counters.viewer_rejected();
-        let _ = respond(
-            &ctx.counters,
-            &mut sock,
-            503,
-            "text/plain",
-            b"too many viewers\n",
-            &[("Retry-After", "5")],
-        )
-        .await;
-        return;
+    let viewer = match ctx.viewers.join(peer, Places::of(&cfg.server)) {
+        Ok(id) => id,
+        Err(full) => {
+            ctx.counters.viewer_rejected();
+            let body: &[u8] = match full {
+                Full::Everyone => b"too many viewers\n",
+                Full::Address => b"too many viewers from your address\n",
+            };
+            let _ = respond(
+                &ctx.counters,
+                &mut sock,
+                503,
+                "text/plain",
+                body,
+                &[("Retry-After", "5")],
+            )
+            .await;
+            return;
+        }
     };
     let _joined = Joined {
         ctx: &ctx,
@@ -75,14 +90,41 @@ pub async fn serve(
     let stall = Duration::from_secs_f64(cfg.server.viewer_stall_timeout_s);
     let every = Duration::from_millis(cfg.adapt.sample_interval_ms);
     let mut newest = ctx.hub.watch();
-    let mut reader = Reader::new(ctx.hub.clone(), max_lag);
+    let start = ctx.viewers.want(viewer).unwrap_or(cfg.start_rung());
+    let mut reader = Reader::new(ctx.hub.clone(), start, max_lag);
+    let mut on: Option<usize> = None;
+    let mut sized_for: Option<u64> = None;
     let mut buf = Vec::with_capacity(WRITE_BATCH + 4096);
     let mut link = ViewerLink::new(sock.as_raw_fd(), viewer, ctx.viewers.clone(), every);
     let mut pad_ticker = tokio::time::interval(PAD_EVERY);
     pad_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = loop {
         newest.mark_unchanged();
-        let Some(filled) = reader.fill(&mut buf, WRITE_BATCH) else {
+        if let Some(rung) = ctx.viewers.want(viewer) {
+            reader.set_rung(rung);
+        }
+        let filled = reader.fill(&mut buf, WRITE_BATCH);
+        if let Some(rung) = filled
+            .as_ref()
+            .and_then(|f| f.switched_to)
+            .or(reader.rung())
+        {
+            if on != Some(rung) {
+                on = Some(rung);
+                ctx.viewers.reached(viewer, rung);
+            }
+        }
+        // The socket holds about a quarter second of what this viewer is sent.
+        let kbps = reader
+            .rung()
+            .and_then(|r| ctx.viewers.bitrate_kbps(r))
+            .map(u64::from);
+        let kbps = kbps.map(|k| k + ctx.viewers.padding_kbps(viewer));
+        if kbps.is_some() && kbps != sized_for {
+            sized_for = kbps;
+            size_send_buffer(sock.as_raw_fd(), kbps.unwrap_or(0));
+        }
+        let Some(filled) = filled else {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.
             let mut probe = [0u8; 256];
             tokio::select! {
@@ -93,11 +135,12 @@ pub async fn serve(
                     Ok(_) => continue, // players may send nothing; ignore anything they do
                 },
                 _ = link.ticker.tick() => {
-                    link.sample(reader.lag(), reader.skips);
+                    let queued = link.sample(reader.hub_lag(), reader.skips);
+                    reader.set_outside_lag(socket_lag(&ctx, &reader, queued));
                     continue;
                 }
-                _ = pad_ticker.tick(), if ctx.viewers.padding_kbps() > 0 => {
-                    if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps()) {
+                _ = pad_ticker.tick(), if ctx.viewers.padding_kbps(viewer) > 0 => {
+                    if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps(viewer)) {
                         if tokio::time::timeout(PAD_EVERY * 10, sock.write_all(pad)).await.is_err() {
                             break "stalled while padding";
                         }
@@ -106,25 +149,48 @@ pub async fn serve(
                 }
             }
         };
-        let write = sock.write_all(&buf);
-        tokio::pin!(write);
-        let deadline = tokio::time::sleep(stall);
-        tokio::pin!(deadline);
-        // Keep measuring while a slow link drains the batch.
+        // In pieces of whole packets, measuring while a slow link drains them.
+        // A viewer told to move down while a big frame crawls over its link,
+        // far behind live, leaves the rest of that frame unsent.
+        let mut sent = 0;
         let written = loop {
-            tokio::select! {
-                r = &mut write => break r.map_err(|_| "closed by the viewer"),
-                _ = link.ticker.tick() => link.sample(filled.oldest.elapsed(), reader.skips),
-                _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
-                _ = stop.cancelled() => break Err("the daemon is stopping"),
+            if sent == buf.len() {
+                break Ok(());
             }
+            if sent > 0 && must_move_down(&ctx, viewer, &reader) {
+                debug!(
+                    "viewer {viewer}: moving down; {} bytes of the old rung left unsent",
+                    buf.len() - sent
+                );
+                break Ok(());
+            }
+            let end = (sent + PIECE).min(buf.len());
+            let write = sock.write_all(&buf[sent..end]);
+            tokio::pin!(write);
+            let deadline = tokio::time::sleep(stall);
+            tokio::pin!(deadline);
+            let piece = loop {
+                tokio::select! {
+                    r = &mut write => break r.map_err(|_| "closed by the viewer"),
+                    _ = link.ticker.tick() => {
+                        let queued = link.sample(filled.oldest.elapsed(), reader.skips);
+                        reader.set_outside_lag(socket_lag(&ctx, &reader, queued));
+                    }
+                    _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
+                    _ = stop.cancelled() => break Err("the daemon is stopping"),
+                }
+            };
+            if let Err(why) = piece {
+                break Err(why);
+            }
+            sent = end;
         };
         if let Err(why) = written {
             break why;
         }
         let lag = filled.oldest.elapsed();
-        ctx.counters.sent(buf.len(), filled.skipped);
-        ctx.viewers.progress(viewer, buf.len(), filled.skipped, lag);
+        ctx.counters.sent(sent, filled.skipped);
+        ctx.viewers.progress(viewer, sent, filled.skipped, lag);
         if filled.skipped {
             debug!(
                 "viewer {viewer} was behind; skipped to the newest keyframe ({} ms old)",
@@ -135,5 +201,26 @@ pub async fn serve(
     info!("viewer {viewer} ({peer}) left: {why}");
     if let Some(t) = &token {
         ctx.web.stream_ended(t, peer);
+    }
+}
+
+/// How long the video in the viewer's socket (`queued` bytes, not yet
+/// acknowledged) takes to play at its rung's rate: that much later than what
+/// waits in the hub it is.
+fn socket_lag(ctx: &Context, reader: &Reader, queued: Option<u64>) -> Duration {
+    let kbps = reader.rung().and_then(|r| ctx.viewers.bitrate_kbps(r));
+    match (queued, kbps) {
+        (Some(bytes), Some(kbps)) if kbps > 0 => Duration::from_millis(bytes * 8 / u64::from(kbps)),
+        _ => Duration::ZERO,
+    }
+}
+
+/// The viewer should be on a lower rung than its reader is, is behind live,
+/// and that rung is ready for it: what is left of the old rung's frame is not
+/// worth the wait.
+fn must_move_down(ctx: &Context, viewer: u64, reader: &Reader) -> bool {
+    match (ctx.viewers.want(viewer), reader.rung()) {
+        (Some(want), Some(on)) => want > on && reader.lag() > MOVE_DOWN_BEHIND && reader.can_move(),
+        _ => false,
     }
 }

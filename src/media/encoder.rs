@@ -14,7 +14,7 @@ use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,7 +26,7 @@ pub const NEW_TIMELINE: &str = "new timeline";
 /// stdin to MPEG-TS on stdout (pushes are fed from the hub, not from here).
 pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     let e = &cfg.encoder;
-    let k = e.keyframe_interval_s;
+    let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
@@ -39,6 +39,14 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     push(&["-copyts"]);
     push(&["-f", "mpegts", "-i", "pipe:0"]);
     push(&["-map", "0:v:0", "-an", "-sn", "-dn"]);
+    if rung.passthrough {
+        // The camera's own H.264, remuxed: the same muxer and PIDs as the
+        // encoded rungs, so a viewer moves between them on one stream.
+        push(&["-c:v", "copy"]);
+        push(&["-flush_packets", "1", "-muxdelay", "0", "-muxpreload", "0"]);
+        push(&["-f", "mpegts", "pipe:1"]);
+        return a;
+    }
     let vf = format!(
         "scale={}:{}:flags=fast_bilinear,fps={},format=yuv420p",
         rung.width, rung.height, rung.fps
@@ -86,6 +94,8 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
 pub struct Inputs {
     pub feed: Arc<Feed>,
     pub live: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The camera's timeline: output is stamped with the one ffmpeg started on.
+    pub timeline: watch::Receiver<u64>,
     pub hub: Arc<Hub>,
     pub tasks: TaskTracker,
 }
@@ -118,7 +128,14 @@ impl Encoder {
         let secs = Duration::from_secs_f64;
         let progress = Progress::default();
         let spec = Spec {
-            name: format!("encoder[{rung}]#{generation}"),
+            name: format!(
+                "{}[{rung}]#{generation}",
+                if cfg.ladder()[rung].passthrough {
+                    "remux"
+                } else {
+                    "encoder"
+                }
+            ),
             program: e.ffmpeg.clone(),
             args: ffmpeg_args(cfg, &cfg.ladder()[rung]),
             pipe_stdin: true,
@@ -146,8 +163,14 @@ impl Encoder {
                     .spawn(feed(i.feed.subscribe(), stdin, feed_stop.clone()));
             }
             if let Some(stdout) = pipes.stdout {
-                i.tasks
-                    .spawn(drain(stdout, i.hub.clone(), generation, progress.clone()));
+                let epoch = *i.timeline.borrow();
+                let out = Output {
+                    hub: i.hub.clone(),
+                    generation,
+                    epoch,
+                    progress: progress.clone(),
+                };
+                i.tasks.spawn(drain(stdout, out));
             }
         };
         let control = Control {
@@ -254,14 +277,24 @@ impl SourceJoin {
     }
 }
 
-/// Reads ffmpeg's MPEG-TS and hands whole packets to the hub; marks progress
-/// when a new video frame came out.
-async fn drain(
-    mut stdout: tokio::process::ChildStdout,
+/// Where one ffmpeg's output goes.
+struct Output {
     hub: Arc<Hub>,
     generation: u64,
+    /// The camera's timeline this ffmpeg was started on.
+    epoch: u64,
     progress: Progress,
-) {
+}
+
+/// Reads ffmpeg's MPEG-TS and hands whole packets to the hub; marks progress
+/// when a new video frame came out.
+async fn drain(mut stdout: tokio::process::ChildStdout, out: Output) {
+    let Output {
+        hub,
+        generation,
+        epoch,
+        progress,
+    } = out;
     let started = std::time::Instant::now();
     let mut first = true;
     let mut aligner = Aligner::default();
@@ -271,7 +304,7 @@ async fn drain(
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 let packets = aligner.push(&buf[..n]);
-                if !packets.is_empty() && hub.push(generation, &packets) {
+                if !packets.is_empty() && hub.push(generation, epoch, &packets) {
                     progress.mark();
                     if std::mem::take(&mut first) {
                         log::info!(
@@ -351,6 +384,31 @@ mod tests {
             extra > a.iter().position(|x| x == "-c:v").unwrap(),
             "extra args are output options"
         );
+    }
+
+    #[test]
+    fn a_passthrough_rung_is_remuxed_not_encoded() {
+        let cfg = config::parse(
+            Path::new("t.toml"),
+            "[[ladder]]\npassthrough = true\nwidth = 1280\nheight = 720\nfps = 30\nbitrate_kbps = 4000\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\nkeyframe_interval_s = 0.5\n",
+        )
+        .unwrap();
+        let a = ffmpeg_args(&cfg, &cfg.ladder()[0]);
+        assert_eq!(value_after(&a, "-c:v"), "copy");
+        assert!(!a
+            .iter()
+            .any(|x| x == "-vf" || x == "-b:v" || x == "-force_key_frames"));
+        assert!(
+            a.contains(&"-copyts".to_string()),
+            "the camera's timestamps, like every rung"
+        );
+        assert_eq!(&a[a.len() - 3..], ["-f", "mpegts", "pipe:1"]);
+        let b = ffmpeg_args(&cfg, &cfg.ladder()[1]);
+        assert!(
+            value_after(&b, "-force_key_frames").contains("/0.5)+1)*0.5"),
+            "the rung's own interval"
+        );
+        assert_eq!(value_after(&b, "-g"), "30");
     }
 
     #[test]

@@ -122,6 +122,14 @@ pub fn remux_args(o: &Output) -> Vec<String> {
     a
 }
 
+/// Which rung a push follows: asked before every read, told after every move.
+/// (The rung is decided elsewhere; a push only follows.)
+#[derive(Clone)]
+pub struct Steering {
+    pub want: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
+    pub reached: Arc<dyn Fn(usize) + Send + Sync>,
+}
+
 /// A running push: stops (and stops its ffmpeg) when dropped through `stop`.
 pub struct Push {
     pub stats: Arc<PushStats>,
@@ -131,11 +139,17 @@ pub struct Push {
 
 impl Push {
     /// Starts pushing to `o`; cancelling `stop` (or calling `stop`) ends it.
-    pub fn start(cfg: &Config, o: &Output, hub: Arc<Hub>, stop: CancellationToken) -> Push {
+    pub fn start(
+        cfg: &Config,
+        o: &Output,
+        hub: Arc<Hub>,
+        steering: Steering,
+        stop: CancellationToken,
+    ) -> Push {
         let stats = Arc::new(PushStats::default());
         let task = match o.url.udp_target() {
             Some(addr) => {
-                let (stop, push) = (stop.clone(), udp_push(addr, hub, stats.clone()));
+                let (stop, push) = (stop.clone(), udp_push(addr, hub, steering, stats.clone()));
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => {}
@@ -170,6 +184,7 @@ impl Push {
                         let old = slot.lock().unwrap().replace(tokio::spawn(pipe_push(
                             stdin,
                             hub.clone(),
+                            steering.clone(),
                             st.clone(),
                         )));
                         if let Some(old) = old {
@@ -202,13 +217,29 @@ trait Sink {
 }
 
 /// Feeds `sink` from the hub, like a viewer, until the sink gives up.
-async fn feed_from_hub(hub: Arc<Hub>, stats: Arc<PushStats>, mut sink: impl Sink) {
+async fn feed_from_hub(
+    hub: Arc<Hub>,
+    steering: Steering,
+    stats: Arc<PushStats>,
+    mut sink: impl Sink,
+) {
     let mut newest = hub.watch();
-    let mut reader = Reader::new(hub, MAX_LAG);
+    let mut reader = Reader::new(hub, (steering.want)().unwrap_or(0), MAX_LAG);
     let mut buf = Vec::new();
+    let mut on = None;
     loop {
         newest.mark_unchanged();
-        let Some(filled) = reader.fill(&mut buf, 64 * 1024) else {
+        if let Some(rung) = (steering.want)() {
+            reader.set_rung(rung);
+        }
+        let filled = reader.fill(&mut buf, 64 * 1024);
+        if reader.rung() != on {
+            on = reader.rung();
+            if let Some(rung) = on {
+                (steering.reached)(rung);
+            }
+        }
+        let Some(filled) = filled else {
             if newest.changed().await.is_err() {
                 return;
             }
@@ -270,7 +301,7 @@ impl Sink for PipeSink {
 }
 
 /// Sends the hub's stream to `addr` as datagrams of whole TS packets.
-async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, stats: Arc<PushStats>) {
+async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, steering: Steering, stats: Arc<PushStats>) {
     let any: SocketAddr = if addr.is_ipv4() {
         "0.0.0.0:0".parse().unwrap()
     } else {
@@ -280,6 +311,7 @@ async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, stats: Arc<PushStats>) {
         Ok(sock) => {
             feed_from_hub(
                 hub,
+                steering,
                 stats.clone(),
                 UdpSink {
                     sock,
@@ -295,8 +327,13 @@ async fn udp_push(addr: SocketAddr, hub: Arc<Hub>, stats: Arc<PushStats>) {
 }
 
 /// Writes the hub's stream into a remuxing ffmpeg's stdin until it goes away.
-async fn pipe_push(stdin: tokio::process::ChildStdin, hub: Arc<Hub>, stats: Arc<PushStats>) {
-    feed_from_hub(hub, stats, PipeSink(stdin)).await
+async fn pipe_push(
+    stdin: tokio::process::ChildStdin,
+    hub: Arc<Hub>,
+    steering: Steering,
+    stats: Arc<PushStats>,
+) {
+    feed_from_hub(hub, steering, stats, PipeSink(stdin)).await
 }
 
 #[cfg(test)]

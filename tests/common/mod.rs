@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,18 +47,97 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Calls `f` every `every` until it returns `Some`, for up to `timeout`.
+// Waiting. A test waits for a condition with `wait_until` (or `poll`, when it
+// decides itself what a timeout means), never with a sleep of a guessed length;
+// a sleep in a test is part of its scenario (the camera streams for a minute)
+// and `for_period` is an observation window of fixed length.
+
+/// How often `wait_until` looks again.
+pub const WAIT_EVERY: Duration = Duration::from_millis(100);
+
+/// Calls `f` every `every` until it returns `Some`, for up to `timeout`;
+/// `None` once the time is up. `f` is called at least once, and once more
+/// after the deadline has passed. `every` may be zero when `f` blocks by
+/// itself (a read with a timeout).
 pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
+        if let ControlFlow::Break(result) = look(deadline, &mut f) {
+            return result;
         }
         std::thread::sleep(every);
     }
+}
+
+/// One look of `poll`: `Break` with what `f` found, or with `None` once
+/// `deadline` has passed; `Continue` to look again after a pause.
+fn look<T>(deadline: Instant, f: &mut impl FnMut() -> Option<T>) -> ControlFlow<Option<T>> {
+    match f() {
+        Some(v) => ControlFlow::Break(Some(v)),
+        None if Instant::now() >= deadline => ControlFlow::Break(None),
+        None => ControlFlow::Continue(()),
+    }
+}
+
+/// Waits until `f` returns `Some` (looking every `WAIT_EVERY`) and returns
+/// it; panics naming `what` and `timeout` when it does not come.
+pub fn wait_until<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, WAIT_EVERY, f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// `poll` for an async test: it sleeps with tokio, so the tasks under test
+/// keep running on a current-thread runtime (a blocking `poll` there would
+/// stop them until it times out).
+pub async fn poll_async<T>(
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let ControlFlow::Break(result) = look(deadline, &mut f) {
+            return result;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Calls `f` over and over for `dur`, with the time elapsed since the start:
+/// an observation window of fixed length (read for N seconds and count), not
+/// a wait, so it never ends early. Returns the time it really took.
+pub fn for_period(dur: Duration, mut f: impl FnMut(Duration)) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let elapsed = t0.elapsed();
+        if elapsed >= dur {
+            return elapsed;
+        }
+        f(elapsed);
+    }
+}
+
+/// True while something listens on the loopback TCP `port`, read from
+/// /proc/net/tcp{,6} without connecting (a server that accepts one client,
+/// such as `ffmpeg -listen 1`, would take a probe connection for its client).
+pub fn tcp_listening(port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let mut f = l.split_whitespace();
+                let local = f.nth(1).unwrap_or("");
+                let state = f.nth(1).unwrap_or("");
+                state == LISTEN
+                    && local
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                        == Some(port)
+            })
+    })
 }
 
 /// A rung: (width, height, fps, bitrate in kb/s).
@@ -351,6 +431,17 @@ impl Daemon {
         }
     }
 
+    /// The demo on `write_config` (the small ladder, `extra` appended) in a
+    /// fresh `temp_dir(name)`, its config at `livestreamd.toml` there: the
+    /// directory and the daemon, not yet waited for.
+    pub fn small_demo(name: &str, extra: &str) -> (PathBuf, Daemon) {
+        let dir = temp_dir(name);
+        let ports = Ports::new();
+        let config = write_config(&dir, &ports, extra);
+        let daemon = Daemon::demo(&dir, &config, ports.http);
+        (dir, daemon)
+    }
+
     /// The demo on the web tests' config (`WEB_LADDER`, `server_extra` in
     /// `[server]`, debug log) in a fresh `temp_dir(name)`, once `/healthz` answers.
     pub fn web_demo(name: &str, server_extra: &str) -> Daemon {
@@ -446,19 +537,18 @@ impl Daemon {
         self.wait_status("encoded output", Duration::from_secs(30), encoded_output)
     }
 
-    /// Waits until `/healthz` answers 200; panics if the daemon exits first or after 30 s.
+    /// Waits until `/healthz` answers 200; panics if the daemon exits first or
+    /// after 30 s (its log follows from `Proc`'s drop).
     pub fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.proc.try_wait() {
-                panic!("livestreamd exited early ({status}):\n{}", self.log_text());
+        let (proc, http) = (&mut self.proc, self.http);
+        wait_until("livestreamd to be healthy", Duration::from_secs(30), || {
+            if let Some(status) = proc.try_wait() {
+                panic!("livestreamd exited early ({status})");
             }
-            if http_get(self.http, "/healthz").is_ok_and(|r| r.code == 200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("livestreamd never became healthy:\n{}", self.log_text());
+            http_get(http, "/healthz")
+                .is_ok_and(|r| r.code == 200)
+                .then_some(())
+        })
     }
 }
 
@@ -701,6 +791,16 @@ impl Viewer {
         )
     }
 
+    /// GET `target` from the loopback address `from` (127.0.0.0/8: another
+    /// "device" on the same machine), whatever the answer.
+    pub fn open_from(from: std::net::Ipv4Addr, port: u16, target: &str) -> Viewer {
+        let sock = connect_from(from, std::net::Ipv4Addr::LOCALHOST, port).unwrap();
+        Viewer::send(
+            sock,
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
+        )
+    }
+
     /// Sends `raw`, then reads the response head.
     pub fn request(port: u16, raw: &[u8]) -> Viewer {
         Viewer::send(connect(port), raw)
@@ -717,21 +817,21 @@ impl Viewer {
         }
     }
 
-    /// Reads for `dur`; returns the bytes read in that time.
+    /// Reads for `dur` (to its end, even once the stream has ended); returns
+    /// the bytes read in that time.
     pub fn read_for(&mut self, dur: Duration) -> usize {
-        let deadline = Instant::now() + dur;
         let mut total = 0;
+        let mut ended = false;
         let mut buf = vec![0u8; 65536];
-        while Instant::now() < deadline {
-            self.sock
-                .set_read_timeout(Some(
-                    deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(10)),
-                ))
-                .unwrap();
+        for_period(dur, |elapsed| {
+            if ended {
+                std::thread::sleep(dur - elapsed);
+                return;
+            }
+            let left = dur.saturating_sub(elapsed).max(Duration::from_millis(10));
+            self.sock.set_read_timeout(Some(left)).unwrap();
             match self.sock.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) => ended = true,
                 Ok(n) => {
                     self.received.extend_from_slice(&buf[..n]);
                     total += n;
@@ -743,7 +843,7 @@ impl Viewer {
                     ) => {}
                 Err(e) => panic!("viewer read failed: {e}"),
             }
-        }
+        });
         total
     }
 
@@ -827,18 +927,19 @@ impl BackgroundViewer {
     /// Waits until `at_least` body bytes came; panics if the connection ends
     /// or after `within`.
     pub fn wait_bytes(&self, at_least: usize, within: Duration) {
-        let until = Instant::now() + within;
-        while Instant::now() < until {
+        poll(within, WAIT_EVERY, || {
             if self.len() >= at_least {
-                return;
+                return Some(());
             }
             assert!(!self.ended(), "viewer connection ended");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "viewer got only {} bytes in {within:?} (wanted {at_least})",
-            self.len()
-        );
+            None
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "viewer got only {} bytes in {within:?} (wanted {at_least})",
+                self.len()
+            )
+        })
     }
 }
 

@@ -91,9 +91,22 @@ pub fn start_daemon_with(dir: &Path, extra: &str, server_extra: &str) -> (Daemon
     (daemon, ports.http)
 }
 
+/// The rung the (first) viewer receives in a `/status` document; -1 when
+/// there is no viewer or it has had no keyframe yet.
+pub fn rung_of(s: &serde_json::Value) -> i64 {
+    s["viewers"][0]["rung"].as_i64().unwrap_or(-1)
+}
+
+/// The (first) viewer's rung now (-1 if `/status` does not answer).
 pub fn rung(d: &Daemon) -> i64 {
-    d.status()
-        .map_or(-1, |s| s["encoder"]["rung"].as_i64().unwrap_or(-1))
+    d.status().map_or(-1, |s| rung_of(&s))
+}
+
+/// Waits up to `timeout` until the viewer's rung is `pred`; the rung it ended
+/// on, for the caller to assert on (-1 if `/status` does not answer).
+pub fn wait_rung(d: &Daemon, timeout: Duration, pred: impl Fn(i64) -> bool) -> i64 {
+    d.try_wait_status(timeout, |s| pred(rung_of(s)))
+        .map_or_else(|| rung(d), |s| rung_of(&s))
 }
 
 /// What one capacity-drop run showed.
@@ -115,23 +128,26 @@ pub fn capacity_drop(dir: &Path, extra: &str, server_extra: &str) -> DropRun {
     let (daemon, port) = start_daemon_with(dir, extra, server_extra);
     let link = PhoneLink::create();
     let client = PhoneClient::start(&link, port);
+    // The scenario's first part: an ample link.
     std::thread::sleep(Duration::from_secs(10));
     link.set_rate(600);
     let dropped_at = client.elapsed();
     let mut reaction_s = None;
-    while client.elapsed() < 60.0 {
+    // Watched to the end (60 s after the client started), whenever it reacts.
+    let rest = Duration::from_secs_f64((60.0 - dropped_at).max(0.0));
+    for_period(rest, |_| {
         std::thread::sleep(Duration::from_millis(100));
         if reaction_s.is_none() && rung(&daemon) > 0 {
             reaction_s = Some(client.elapsed() - dropped_at);
         }
-    }
+    });
     let status = daemon.status().unwrap_or_default();
     DropRun {
         reaction_s,
         max_lag_s: client.max_lag_after(dropped_at + 5.0),
         end_lag_s: client.last_lag(),
         switches: status["adapt"]["switches"].as_u64().unwrap_or(0),
-        final_rung: status["encoder"]["rung"].as_i64().unwrap_or(-1),
+        final_rung: status["viewers"][0]["rung"].as_i64().unwrap_or(-1),
         skips: status["viewers"][0]["skips"].as_u64().unwrap_or(0),
         daemon,
     }

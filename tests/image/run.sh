@@ -7,7 +7,11 @@
 #    defaults; "apply" addresses a veth inside a network namespace, dnsmasq
 #    runs there with the generated config and a DHCP client in a second
 #    namespace gets a lease (needs root, ip, dnsmasq, busybox; skipped
-#    otherwise).
+#    otherwise); "run dhcp" waits for a phone-side interface that appears
+#    late (a USB adapter plugged in after boot) instead of failing.
+#  - no shared Wi-Fi password: an unset, invalid or old default AP_PASSWORD
+#    is replaced by a random one, written into the settings file (BOM, CRLF,
+#    symlinks, missing and read-only files) and shown on the consoles.
 #  - the overlay's systemd units pass systemd-analyze verify.
 #  - the Buildroot post-build/post-image scripts on a fake target.
 #  - flash-sd.sh refuses non-removable, partition, mounted and unconfirmed
@@ -25,9 +29,6 @@ OVERLAY="$REPO/buildroot/board/livestreamd/rootfs-overlay"
 NET="$OVERLAY/usr/sbin/livestream-net"
 FIX="$HERE/fixtures"
 
-PASS=0
-FAIL=0
-SKIP=0
 WORK=$(mktemp -d /tmp/lsimg-test.XXXXXX)
 NS_AP="lsimg-ap-$$"
 NS_PH="lsimg-ph-$$"
@@ -49,35 +50,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() {
-	PASS=$((PASS + 1))
-	echo "ok   - $1"
-}
-
-fail() {
-	FAIL=$((FAIL + 1))
-	echo "FAIL - $1"
-	if [ $# -gt 1 ]; then
-		printf '%s\n' "$2" | sed 's/^/       /'
-	fi
-}
-
-skip() {
-	SKIP=$((SKIP + 1))
-	echo "skip - $1"
-}
-
-# check NAME COMMAND...: pass if the command succeeds
-check() {
-	local name=$1
-	shift
-	local out
-	if out=$("$@" 2>&1); then
-		pass "$name"
-	else
-		fail "$name" "$out"
-	fi
-}
+# pass, fail, skip, check
+# shellcheck source=tests/image/checks.sh
+. "$HERE/checks.sh"
 
 # has FILE LINE: the file contains exactly this line
 has() {
@@ -92,11 +67,29 @@ unhex() {
 	printf '%s' "$1" | sed 's/../\\x&/g' | xargs -0 printf '%b'
 }
 
-# gen NAME SETTINGS_FILE: run generate into $WORK/NAME, stderr to NAME.err
+# gen NAME SETTINGS_FILE: run generate into $WORK/NAME, stderr to NAME.err.
+# generate may write a password into the settings file, so it works on a
+# copy under $WORK/NAME.boot/ (same base name, for the messages); a settings
+# file that does not exist is passed as it is.
 gen() {
-	local root="$WORK/$1"
+	local root="$WORK/$1" settings=$2
 	mkdir -p "$root"
-	"$NET" generate --root "$root" --settings "$2" >"$root.out" 2>"$root.err"
+	if [ -e "$2" ]; then
+		mkdir -p "$root.boot"
+		settings="$root.boot/${2##*/}"
+		cp "$2" "$settings"
+	fi
+	"$NET" generate --root "$root" --settings "$settings" >"$root.out" 2>"$root.err"
+}
+
+# is_random_password WORD: the shape random_password gives (3 x 4 letters)
+is_random_password() {
+	[[ $1 =~ ^[a-km-np-z2-9]{4}-[a-km-np-z2-9]{4}-[a-km-np-z2-9]{4}$ ]]
+}
+
+# value KEY FILE: the value of the last KEY= line (CR and BOM removed)
+value() {
+	sed -n "s/^\(\xef\xbb\xbf\)\{0,1\}$1=//p" "$2" | tr -d '\r' | tail -n 1
 }
 
 echo "# livestream-net: generate from sample settings"
@@ -184,7 +177,13 @@ else
 fi
 check "missing settings file: says so" grep -qF "no settings file at $WORK/does-not-exist.txt" "$R.err"
 check "missing settings file: default AP SSID" has "$R/run/livestream-net/hostapd.conf" "ssid2=$(printf livestream | od -An -tx1 -v | tr -d ' \n')"
-check "missing settings file: default AP password" has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=livestreamd"
+pw=$(sed -n 's/^wpa_passphrase=//p' "$R/run/livestream-net/hostapd.conf")
+if is_random_password "$pw"; then
+	pass "missing settings file: a random AP password ($pw), not a shared default"
+else
+	fail "missing settings file: a random AP password, not a shared default" "got '$pw'"
+fi
+check "missing settings file: created with that password" test "$(value AP_PASSWORD "$WORK/does-not-exist.txt")" = "$pw"
 check "missing settings file: default address" has "$R/run/livestream-net/net.env" "AP_ADDRESS=192.168.4.1"
 check "missing settings file: camera not joined" test ! -e "$R/run/livestream-net/wpa_supplicant.conf"
 
@@ -197,6 +196,11 @@ else
 fi
 check "binary garbage: warns" grep -q "warning" "$R.err"
 check "binary garbage: defaults used" has "$R/run/livestream-net/dnsmasq.conf" "interface=wlan1"
+if cmp -s -n 4096 "$WORK/garbage.txt" "$WORK/garbage.boot/garbage.txt" && [ "$(tail -n 1 "$WORK/garbage.boot/garbage.txt")" = "AP_PASSWORD=$(sed -n 's/^wpa_passphrase=//p' "$R/run/livestream-net/hostapd.conf")" ]; then
+	pass "binary garbage: its bytes kept, the random password appended on a line of its own"
+else
+	fail "binary garbage: its bytes kept, the random password appended on a line of its own" "$(tail -c 100 "$WORK/garbage.boot/garbage.txt" | od -c | tail -n 3)"
+fi
 
 R="$WORK/bad"
 gen bad "$FIX/bad-settings.txt"
@@ -204,7 +208,13 @@ check "bad values: exits 0" test -s "$R/run/livestream-net/net.env"
 check "bad values: short AP password reported with file and line" grep -qF "bad-settings.txt line 4: AP_PASSWORD=(hidden) is not valid" "$R.err"
 check "bad values: lower-case country reported" grep -qF "COUNTRY='gb' is not valid" "$R.err"
 check "bad values: password not printed" lacks "$R.err" "short"
-check "bad values: short AP password falls back" has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=livestreamd"
+pw=$(sed -n 's/^wpa_passphrase=//p' "$R/run/livestream-net/hostapd.conf")
+if is_random_password "$pw" && [ "$(sed -n 4p "$WORK/bad.boot/bad-settings.txt")" = "AP_PASSWORD=$pw" ]; then
+	pass "bad values: a short AP password is replaced by a random one, on its own line (4)"
+else
+	fail "bad values: a short AP password is replaced by a random one, on its own line (4)" "hostapd: '$pw'; line 4: $(sed -n 4p "$WORK/bad.boot/bad-settings.txt")"
+fi
+check "bad values: nothing else in the file changed" diff <(sed 4d "$FIX/bad-settings.txt") <(sed 4d "$WORK/bad.boot/bad-settings.txt")
 check "bad values: channel 99 reported" grep -qF "AP_CHANNEL='99' is not valid" "$R.err"
 check "bad values: channel falls back to 6" has "$R/run/livestream-net/hostapd.conf" "channel=6"
 check "bad values: shell in interface name rejected" grep -qF "AP_IFACE='wlan1;reboot' is not valid" "$R.err"
@@ -226,6 +236,112 @@ printf 'CAMERA_IFACE=wlan1\nAP_IFACE=wlan1\n' >"$WORK/same.txt"
 gen same "$WORK/same.txt"
 check "same interface twice: reported" grep -qF "both 'wlan1'" "$R.err"
 check "same interface twice: defaults" has "$R/run/livestream-net/net.env" "CAMERA_IFACE=wlan0"
+
+echo "# livestream-net: no shared Wi-Fi password"
+TEMPLATE="$OVERLAY/usr/share/livestream-net/livestream-network.txt"
+check "the shipped settings leave AP_PASSWORD empty" has "$TEMPLATE" "AP_PASSWORD="
+R="$WORK/first"
+mkdir -p "$R/sys/class/tty/console" "$R/dev"
+echo "ttyFAKE0 tty0" >"$R/sys/class/tty/console/active"
+: >"$R/dev/ttyFAKE0"
+gen first "$TEMPLATE"
+S="$WORK/first.boot/livestream-network.txt"
+pw=$(value AP_PASSWORD "$S")
+if is_random_password "$pw"; then
+	pass "first boot: a random password ($pw) written into livestream-network.txt"
+else
+	fail "first boot: a random password written into livestream-network.txt" "AP_PASSWORD='$pw'"
+fi
+check "first boot: hostapd uses it" has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=$pw"
+check "first boot: only the AP_PASSWORD line changed" diff <(grep -v '^AP_PASSWORD=' "$TEMPLATE") <(grep -v '^AP_PASSWORD=' "$S")
+check "first boot: the log says where the password is" grep -qF "a random password was written to $S" "$R.err"
+check "first boot: the log does not contain the password" lacks "$R.err" "$pw"
+check "first boot: no warning" lacks "$R.err" "warning"
+check "first boot: the console shows the network and the password" grep -qF "Wi-Fi 'livestream' with the password '$pw'" "$R/dev/ttyFAKE0"
+check "first boot: a console without a device node is skipped" test ! -e "$R/dev/tty0"
+"$NET" generate --root "$R" --settings "$S" >"$R.out2" 2>"$R.err2"
+check "second boot: the password stays" test "$(value AP_PASSWORD "$S")" = "$pw"
+check "second boot: hostapd keeps it" has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=$pw"
+check "second boot: nothing written" lacks "$R.err2" "random password"
+"$NET" show --settings "$S" >"$WORK/show2.out" 2>&1
+check "show hides the generated password" grep -qx "AP_PASSWORD=(set)" "$WORK/show2.out"
+"$NET" show --settings "$TEMPLATE" >"$WORK/show3.out" 2>&1
+check "show says an unset password will be generated" grep -q "^AP_PASSWORD=(unset" "$WORK/show3.out"
+gen second "$TEMPLATE"
+pw2=$(value AP_PASSWORD "$WORK/second.boot/livestream-network.txt")
+if is_random_password "$pw2" && [ "$pw2" != "$pw" ]; then
+	pass "another card gets another password ($pw2)"
+else
+	fail "another card gets another password" "'$pw' then '$pw2'"
+fi
+
+R="$WORK/olddefault"
+printf '\357\273\277AP_PASSWORD=livestreamd\r\nAP_SSID=Old Card\r\n' >"$WORK/olddefault.txt"
+gen olddefault "$WORK/olddefault.txt"
+S="$WORK/olddefault.boot/olddefault.txt"
+pw=$(value AP_PASSWORD "$S")
+if is_random_password "$pw" && has "$R/run/livestream-net/hostapd.conf" "wpa_passphrase=$pw"; then
+	pass "the old shared default 'livestreamd' is replaced by a random password"
+else
+	fail "the old shared default 'livestreamd' is replaced by a random password" "$(cat "$S")"
+fi
+if [ "$(head -c 3 "$S" | od -An -tx1 | tr -d ' ')" = efbbbf ] && [ "$(grep -c $'\r$' "$S")" = 2 ]; then
+	pass "a Windows-edited file keeps its BOM and CRLF line endings"
+else
+	fail "a Windows-edited file keeps its BOM and CRLF line endings" "$(od -c "$S" | head -n 4)"
+fi
+
+R="$WORK/noline"
+printf 'AP_SSID=No Password Line\nAP_CHANNEL=1' >"$WORK/noline.txt"
+gen noline "$WORK/noline.txt"
+S="$WORK/noline.boot/noline.txt"
+pw=$(value AP_PASSWORD "$S")
+if is_random_password "$pw" && [ "$(sed -n 2p "$S")" = "AP_CHANNEL=1" ] && [ "$(wc -l <"$S")" = 3 ]; then
+	pass "no AP_PASSWORD line (and no final newline): one is appended on its own line"
+else
+	fail "no AP_PASSWORD line (and no final newline): one is appended on its own line" "$(cat "$S")"
+fi
+
+R="$WORK/recreate"
+mkdir -p "$R/usr/share/livestream-net" "$WORK/recreate.boot"
+cp "$TEMPLATE" "$R/usr/share/livestream-net/"
+"$NET" generate --root "$R" --settings "$WORK/recreate.boot/livestream-network.txt" >/dev/null 2>"$R.err"
+S="$WORK/recreate.boot/livestream-network.txt"
+if [ -f "$S" ] && is_random_password "$(value AP_PASSWORD "$S")" && diff <(grep -v '^AP_PASSWORD=' "$TEMPLATE") <(grep -v '^AP_PASSWORD=' "$S") >/dev/null; then
+	pass "a deleted settings file is recreated from the shipped one, with a random password"
+else
+	fail "a deleted settings file is recreated from the shipped one, with a random password" "$(cat "$R.err")"
+fi
+
+R="$WORK/linked"
+mkdir -p "$R/boot/firmware"
+cp "$TEMPLATE" "$R/boot/firmware/livestream-network.txt"
+ln -s firmware/livestream-network.txt "$R/boot/livestream-network.txt"
+"$NET" generate --root "$R" >/dev/null 2>"$R.err"
+if [ -L "$R/boot/livestream-network.txt" ] && is_random_password "$(value AP_PASSWORD "$R/boot/firmware/livestream-network.txt")"; then
+	pass "a symlinked settings file (Debian: /boot -> /boot/firmware) is written through, the link kept"
+else
+	fail "a symlinked settings file (Debian: /boot -> /boot/firmware) is written through, the link kept" "$(ls -l "$R/boot")"
+fi
+
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
+	R="$WORK/readonly"
+	mkdir -p "$R" "$WORK/ro-boot"
+	cp "$TEMPLATE" "$WORK/ro-boot/livestream-network.txt"
+	# a read-only boot partition, in a private mount namespace (gone on exit)
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	unshare --mount sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && "$2" generate --root "$3" --settings "$1/livestream-network.txt"' \
+		sh "$WORK/ro-boot" "$NET" "$R" >/dev/null 2>"$R.err"
+	pw=$(sed -n 's/^wpa_passphrase=//p' "$R/run/livestream-net/hostapd.conf")
+	if is_random_password "$pw" && grep -qF "cannot be written (is the boot partition mounted?): a random password is used for this boot only" "$R.err" &&
+		cmp -s "$TEMPLATE" "$WORK/ro-boot/livestream-network.txt"; then
+		pass "read-only boot partition: a random password for this boot, said in the log"
+	else
+		fail "read-only boot partition: a random password for this boot, said in the log" "$(cat "$R.err")"
+	fi
+else
+	skip "read-only boot partition (needs root and unshare)"
+fi
 
 R="$WORK/noenv"
 mkdir -p "$R"
@@ -306,6 +422,45 @@ EOF
 		kill "$DNSMASQ_PID" 2>/dev/null
 		wait "$DNSMASQ_PID" 2>/dev/null
 		DNSMASQ_PID=''
+
+		# The phone side plugged in after boot (a USB adapter): "run dhcp"
+		# waits for it with one message, without exiting (so systemd neither
+		# fails nor restarts the unit), then addresses it and serves DHCP.
+		ip -n "$NS_AP" link del lsap0
+		R3="$WORK/ns-late"
+		printf 'AP_IFACE=lslate0\nCAMERA_IFACE=lscam0\n' >"$WORK/ns-late.txt"
+		gen ns-late "$WORK/ns-late.txt"
+		ip netns exec "$NS_AP" "$NET" run dhcp --root "$R3" >"$WORK/late.log" 2>&1 &
+		DNSMASQ_PID=$!
+		sleep 3
+		if kill -0 "$DNSMASQ_PID" 2>/dev/null; then
+			pass "namespace: run dhcp waits for an absent interface instead of failing (3 s)"
+		else
+			fail "namespace: run dhcp waits for an absent interface instead of failing (3 s)" "$(cat "$WORK/late.log")"
+		fi
+		check "namespace: one message while waiting" test "$(grep -c 'waiting for lslate0' "$WORK/late.log")" = 1
+		ip link add lslate0 netns "$NS_AP" type veth peer name lslateph0 netns "$NS_PH"
+		ip -n "$NS_PH" link set lslateph0 up
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			[ "$(ip -n "$NS_AP" -4 -o addr show dev lslate0 | awk '{print $4}')" = 192.168.4.1/24 ] && break
+			sleep 0.5
+		done
+		check "namespace: the late interface gets 192.168.4.1/24" test "$(ip -n "$NS_AP" -4 -o addr show dev lslate0 | awk '{print $4}')" = 192.168.4.1/24
+		rm -f "$WORK/lease"
+		sleep 0.5
+		if ip netns exec "$NS_PH" busybox udhcpc -i lslateph0 -n -q -f -t 5 -T 1 -s "$WORK/udhcpc.sh" >"$WORK/udhcpc.log" 2>&1 && [ -s "$WORK/lease" ]; then
+			pass "namespace: a phone on the late interface gets a lease"
+		else
+			fail "namespace: a phone on the late interface gets a lease" "$(cat "$WORK/udhcpc.log" "$WORK/late.log")"
+		fi
+		kill "$DNSMASQ_PID" 2>/dev/null
+		wait "$DNSMASQ_PID" 2>/dev/null
+		DNSMASQ_PID=''
+		if LIVESTREAM_NET_WAIT=1 ip netns exec "$NS_AP" "$NET" run dhcp --root "$R2" >"$WORK/late2.log" 2>&1; then
+			fail "namespace: with LIVESTREAM_NET_WAIT, run dhcp gives up" "$(cat "$WORK/late2.log")"
+		else
+			check "namespace: with LIVESTREAM_NET_WAIT, run dhcp gives up naming the interface" grep -qF "interface lsnothere0 did not appear within 1s" "$WORK/late2.log"
+		fi
 	else
 		skip "namespace DHCP lease (needs dnsmasq and busybox)"
 	fi
@@ -329,7 +484,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 		fi
 	done
 	cp -a "$OVERLAY/." "$VR/"
-	for unit in "$OVERLAY"/usr/lib/systemd/system/*.service; do
+	cp -a "$REPO/debian-image/rootfs/." "$VR/"
+	for unit in "$OVERLAY"/usr/lib/systemd/system/*.service "$REPO"/debian-image/rootfs/usr/lib/systemd/system/*.service; do
 		u=${unit##*/}
 		check "systemd-analyze verify $u" systemd-analyze verify --root="$VR" --man=no "$u"
 	done
@@ -465,6 +621,13 @@ if flash --yes "$IMG.gz" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD"; t
 	pass "a compressed image is decompressed onto the card"
 else
 	fail "a compressed image is decompressed onto the card" "$(cat "$WORK/f.out")"
+fi
+zstd -q -c "$IMG" >"$WORK/livestream-debian-rpi-arm64.img.zst"
+mkcard 1
+if flash --yes "$WORK/livestream-debian-rpi-arm64.img.zst" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD"; then
+	pass "the Debian image (.img.zst) is decompressed onto the card"
+else
+	fail "the Debian image (.img.zst) is decompressed onto the card" "$(cat "$WORK/f.out")"
 fi
 if "$FLASH" --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
 	fail "refuses a regular file without the test hook" "$(cat "$WORK/f.out")"

@@ -12,9 +12,16 @@ LIVESTREAMD_DEPENDENCIES = ffmpeg
 
 # To build from a working tree instead of the release tarball, put
 #   LIVESTREAMD_OVERRIDE_SRCDIR = /path/to/livestreamd
-# in a local.mk (see docs/IMAGES.md). An overridden source is rsynced, not
-# vendored: fetch its crates first with
-#   CARGO_HOME=$(DL_DIR)/br-cargo-home cargo fetch --locked
+# in a local.mk (scripts/build-image.sh does, by default; see
+# docs/IMAGES.md). An overridden source is rsynced, not vendored, so its
+# crates are fetched into Buildroot's cargo home before the offline build.
+ifneq ($(LIVESTREAMD_OVERRIDE_SRCDIR),)
+define LIVESTREAMD_FETCH_CRATES
+	cd $(@D) && $(TARGET_MAKE_ENV) $(PKG_COMMON_CARGO_ENV) \
+		cargo fetch --locked --manifest-path Cargo.toml
+endef
+LIVESTREAMD_PRE_CONFIGURE_HOOKS += LIVESTREAMD_FETCH_CRATES
+endif
 
 define LIVESTREAMD_INSTALL_CONFIG
 	$(INSTALL) -D -m 0644 $(@D)/configs/livestreamd.toml \
