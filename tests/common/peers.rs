@@ -395,9 +395,10 @@ pub fn daemon_config(setup: &DaemonSetup, l: &Launch, passthrough: bool) -> Stri
     let ladder = l.camera.ladder();
     let mut tables = String::new();
     if passthrough {
+        // The camera's own picture, its size and rate stated (the daemon wants them).
+        let (w, h, fps, kbps) = ladder[0];
         tables.push_str(&format!(
-            "\n[[ladder]]\npassthrough = true\nbitrate_kbps = {}\n",
-            l.camera.kbps
+            "\n[[ladder]]\npassthrough = true\nwidth = {w}\nheight = {h}\nfps = {fps}\nbitrate_kbps = {kbps}\n"
         ));
         tables.push_str(&ladder_text(&ladder[1..]));
     } else {
