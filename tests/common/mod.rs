@@ -307,26 +307,34 @@ impl Proc {
         args: &[impl AsRef<OsStr>],
         envs: &[(&str, &str)],
     ) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env("RUST_LOG", "livestreamd=debug")
-            .env_remove("NOTIFY_SOCKET")
+        cmd.args(args).env("RUST_LOG", "livestreamd=debug");
+        Proc::spawn_command(dir, name, cmd, envs)
+            .unwrap_or_else(|e| panic!("cannot start {BIN} as {name}: {e}"))
+    }
+
+    /// Any command, the same way: no systemd variables, then `envs`; its
+    /// output in `dir/<name>.log`.
+    pub fn spawn_command(
+        dir: &Path,
+        name: &str,
+        mut cmd: Command,
+        envs: &[(&str, &str)],
+    ) -> std::io::Result<Proc> {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log)?;
+        cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
+            .stdout(file.try_clone()?)
             .stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN} as {name}: {e}"));
-        Proc {
-            child,
+        Ok(Proc {
+            child: cmd.spawn()?,
             name: name.to_string(),
             log,
-        }
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -1140,4 +1148,6 @@ pub fn frame_chroma(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, f64)> {
 }
 
 pub mod netns;
+pub mod peers;
+pub mod phone;
 pub mod scenario;

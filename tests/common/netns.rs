@@ -58,13 +58,29 @@ pub fn unavailable() -> Option<String> {
 }
 
 impl PhoneLink {
+    /// A new link; several can exist at once, in one process or in several
+    /// (each gets its own namespace, veth pair and /30 subnet).
     pub fn create() -> PhoneLink {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = std::process::id() % 10_000;
+        // Addresses already on this machine (another process's phones): a /30
+        // that collides with one of them would route the wrong way.
+        let taken = Command::new("ip")
+            .args(["-4", "-o", "addr", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let (mut n, mut a, mut b);
+        loop {
+            n = NEXT.fetch_add(1, Ordering::Relaxed);
+            (a, b) = ((id % 200) + 20, n * 4);
+            let host = format!(" 10.{a}.{}.{}/", b / 256, b % 256 + 1);
+            if !taken.contains(&host) || n > 4000 {
+                break;
+            }
+        }
         let ns = format!("lsd-phone-{id}-{n}");
         let host_if = format!("lsdh{id}x{n}");
         let phone_if = format!("lsdp{id}x{n}");
-        let (a, b) = ((id % 200) + 20, n * 4);
         let host_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 1);
         let phone_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 2);
         let link = PhoneLink {
@@ -150,11 +166,55 @@ impl PhoneLink {
         ]);
     }
 
+    /// A handle on the phone's namespace that other threads can keep.
+    pub fn netns(&self) -> Netns {
+        Netns(self.ns.clone())
+    }
+
+    /// A TCP connection made from inside the phone's namespace.
+    pub fn connect(
+        &self,
+        to: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        self.netns().connect(to, timeout)
+    }
+
     /// A command that runs inside the phone's namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns, program]);
         c
+    }
+}
+
+/// A network namespace by name (it is not removed when this is dropped).
+#[derive(Debug, Clone)]
+pub struct Netns(pub String);
+
+impl Netns {
+    /// A TCP connection made from inside the namespace (the socket stays
+    /// there): a thread enters the namespace, connects and ends.
+    pub fn connect(
+        &self,
+        to: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path)?;
+                // SAFETY: setns(2) on an open namespace file; it changes only
+                // this short-lived thread's network namespace.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                std::net::TcpStream::connect_timeout(&to, timeout)
+            })
+            .join()
+            .expect("the connecting thread")
+        })
     }
 }
 

@@ -1,12 +1,11 @@
 //! Scenarios on an emulated phone link, shared by the tests and the benchmark.
 
 use super::netns::PhoneLink;
+use super::phone::{FrameClient, Target};
 use super::*;
-use livestreamd::media::ts::{Aligner, Demux, Kind};
-use std::io::Read;
+use livestreamd::media::ts::pts_diff;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const LADDER: &[Rung] = &[
@@ -15,69 +14,50 @@ pub const LADDER: &[Rung] = &[
     (160, 90, 15, 120),
 ];
 
-/// The test's own player: reads the stream inside the phone's namespace and
-/// measures how far the picture is behind live (wall clock against stream time).
+/// The test's own player: reads `/stream.ts` inside the phone's namespace
+/// and measures how far the picture is behind live (wall clock against
+/// stream time, from the first frame on).
 pub struct PhoneClient {
-    pub child: Child,
-    pub data: Arc<Mutex<ClientData>>,
+    client: FrameClient,
     t0: Instant,
-}
-
-#[derive(Default)]
-pub struct ClientData {
-    pub bytes: Vec<u8>,
-    /// (seconds since the client started, lag in seconds)
-    pub lag: Vec<(f64, f64)>,
 }
 
 impl PhoneClient {
     pub fn start(link: &PhoneLink, port: u16) -> PhoneClient {
-        let url = format!("http://{}:{port}/stream.ts", link.host_ip);
-        let mut child = link
-            .command("curl")
-            .args(["-sN", &url])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("curl in the phone namespace");
-        let mut out = child.stdout.take().unwrap();
-        let data = Arc::new(Mutex::new(ClientData::default()));
-        let d = data.clone();
+        let target = Target {
+            addr: SocketAddr::new(link.host_ip.parse().unwrap(), port),
+            path: Some("/stream.ts".into()),
+        };
         let t0 = Instant::now();
-        std::thread::spawn(move || {
-            let (mut aligner, mut demux) = (Aligner::default(), Demux::default());
-            let mut first: Option<(Instant, u64)> = None;
-            let mut buf = vec![0u8; 65536];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let now = Instant::now();
-                let packets = aligner.push(&buf[..n]);
-                let mut g = d.lock().unwrap();
-                g.bytes.extend_from_slice(&buf[..n]);
-                for pkt in packets.chunks_exact(188) {
-                    if let Kind::Video { pts: Some(pts), .. } = demux.classify(pkt) {
-                        let (t_first, pts_first) = *first.get_or_insert((now, pts));
-                        let lag = now.duration_since(t_first).as_secs_f64()
-                            - (pts as f64 - pts_first as f64) / 90_000.0;
-                        g.lag.push((now.duration_since(t0).as_secs_f64(), lag));
-                    }
-                }
-            }
-        });
-        PhoneClient { child, data, t0 }
+        PhoneClient {
+            client: FrameClient::start(link, target, t0, true),
+            t0,
+        }
     }
 
     pub fn elapsed(&self) -> f64 {
         self.t0.elapsed().as_secs_f64()
     }
 
+    /// (seconds since the client started, lag in seconds) per frame, from
+    /// the arrival of its first byte.
+    pub fn lags(&self) -> Vec<(f64, f64)> {
+        let frames = self.client.frames();
+        let Some(first) = frames.first().copied() else {
+            return Vec::new();
+        };
+        frames
+            .iter()
+            .map(|f| {
+                let stream = pts_diff(f.pts, first.pts) as f64 / 90_000.0;
+                (f.start, f.start - first.start - stream)
+            })
+            .collect()
+    }
+
     /// Highest lag seen after `from` seconds.
     pub fn max_lag_after(&self, from: f64) -> f64 {
-        self.data
-            .lock()
-            .unwrap()
-            .lag
+        self.lags()
             .iter()
             .filter(|(t, _)| *t >= from)
             .map(|(_, l)| *l)
@@ -85,18 +65,12 @@ impl PhoneClient {
     }
 
     pub fn last_lag(&self) -> f64 {
-        self.data.lock().unwrap().lag.last().map_or(0.0, |l| l.1)
+        self.lags().last().map_or(0.0, |l| l.1)
     }
 
+    /// Every body byte so far.
     pub fn bytes(&self) -> Vec<u8> {
-        self.data.lock().unwrap().bytes.clone()
-    }
-}
-
-impl Drop for PhoneClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.client.bytes()
     }
 }
 
