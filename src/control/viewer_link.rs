@@ -53,6 +53,25 @@ pub fn send_buffer_for(kbps: u64) -> u64 {
     bytes.clamp(SEND_BUFFER_MIN, SEND_BUFFER_MAX)
 }
 
+/// The rate a viewer's send buffer is sized for: its rung's (with any probe
+/// padding), but no more than half again what its link carried lately. When
+/// the link falls to a quarter of the rung, a buffer sized for the rung would
+/// hold a second of video the viewer must still receive after it moves down.
+pub fn buffer_rate_kbps(rung_kbps: u64, padding_kbps: u64, carried_kbps: Option<f64>) -> u64 {
+    let sent = rung_kbps + padding_kbps;
+    match carried_kbps {
+        // A probe measures the link: it needs the room.
+        Some(carried) if carried > 0.0 && padding_kbps == 0 => sent.min((carried * 1.5) as u64),
+        _ => sent,
+    }
+}
+
+/// Whether a send buffer sized for `was` should be resized for `now`: on a
+/// change of more than a fifth (a setsockopt per sample would gain nothing).
+pub fn resize_worthwhile(was: Option<u64>, now: u64) -> bool {
+    was.map_or(true, |was| now.abs_diff(was) * 5 > was)
+}
+
 /// Sizes the viewer socket's send buffer for `kbps` (see `send_buffer_for`).
 pub fn size_send_buffer(fd: RawFd, kbps: u64) {
     set(
@@ -116,6 +135,9 @@ pub struct ViewerLink {
     acked: (u64, Instant),
     stalled: bool,
     connected: Instant,
+    /// What the link carried over the newest window, kbit/s (None before
+    /// the second sample).
+    carried_kbps: Option<f64>,
 }
 
 impl ViewerLink {
@@ -131,7 +153,13 @@ impl ViewerLink {
             acked: (0, Instant::now()),
             stalled: false,
             connected: Instant::now(),
+            carried_kbps: None,
         }
+    }
+
+    /// What the link carried over the newest window, kbit/s.
+    pub fn carried_kbps(&self) -> Option<f64> {
+        self.carried_kbps
     }
 
     /// Reads TCP_INFO now; `lag` and `skips` are the hub's view of the
@@ -166,6 +194,7 @@ impl ViewerLink {
             skips,
         };
         let s = self.window.add(self.viewers.now(), tcp, relay);
+        self.carried_kbps = Some(s.throughput_kbps).filter(|k| *k > 0.0);
         self.viewers.link(self.viewer, s, standing);
         Some(s.queued_bytes)
     }
@@ -174,6 +203,21 @@ impl ViewerLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_buffer_follows_the_link_down_but_not_a_probe() {
+        assert_eq!(
+            buffer_rate_kbps(2400, 0, None),
+            2400,
+            "nothing measured yet"
+        );
+        assert_eq!(buffer_rate_kbps(2400, 0, Some(3000.0)), 2400, "a good link");
+        assert_eq!(buffer_rate_kbps(2400, 0, Some(400.0)), 600, "a link at 1/6");
+        assert_eq!(buffer_rate_kbps(800, 400, Some(400.0)), 1200, "probing");
+        assert!(resize_worthwhile(None, 600));
+        assert!(!resize_worthwhile(Some(600), 650));
+        assert!(resize_worthwhile(Some(2400), 600));
+    }
 
     #[test]
     fn the_send_buffer_holds_a_quarter_second_of_the_rung() {

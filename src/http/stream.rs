@@ -4,7 +4,8 @@
 //! headroom probe goes out on its own socket.
 
 use crate::control::viewer_link::{
-    padding, size_send_buffer, tune_viewer_socket, ViewerLink, PAD_EVERY,
+    buffer_rate_kbps, padding, resize_worthwhile, size_send_buffer, tune_viewer_socket, ViewerLink,
+    PAD_EVERY,
 };
 use crate::control::viewers::{Full, Places};
 use crate::http::response::respond;
@@ -114,15 +115,16 @@ pub async fn serve(
                 ctx.viewers.reached(viewer, rung);
             }
         }
-        // The socket holds about a quarter second of what this viewer is sent.
-        let kbps = reader
-            .rung()
-            .and_then(|r| ctx.viewers.bitrate_kbps(r))
-            .map(u64::from);
-        let kbps = kbps.map(|k| k + ctx.viewers.padding_kbps(viewer));
-        if kbps.is_some() && kbps != sized_for {
-            sized_for = kbps;
-            size_send_buffer(sock.as_raw_fd(), kbps.unwrap_or(0));
+        // The socket holds about a quarter second of what this viewer is
+        // sent, and no more than its link lately carried in that time.
+        let rung_kbps = reader.rung().and_then(|r| ctx.viewers.bitrate_kbps(r));
+        if let Some(rung_kbps) = rung_kbps {
+            let padding = ctx.viewers.padding_kbps(viewer);
+            let kbps = buffer_rate_kbps(u64::from(rung_kbps), padding, link.carried_kbps());
+            if resize_worthwhile(sized_for, kbps) {
+                sized_for = Some(kbps);
+                size_send_buffer(sock.as_raw_fd(), kbps);
+            }
         }
         let Some(filled) = filled else {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.

@@ -372,11 +372,15 @@ mod tests {
     #[test]
     fn chosen_rung_and_keyframe_interval_are_used() {
         let a = args_for(
-            "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
+            "[encoder]\nstart_rung = 1\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
         );
-        assert!(value_after(&a, "-vf").starts_with("scale=640:360"));
-        assert_eq!(value_after(&a, "-b:v"), "800k");
-        assert_eq!(value_after(&a, "-g"), "120");
+        assert!(value_after(&a, "-vf").starts_with("scale=960:540"));
+        assert_eq!(value_after(&a, "-b:v"), "1500k");
+        assert_eq!(
+            value_after(&a, "-g"),
+            "120",
+            "the encoder's interval: the rung has none"
+        );
         assert_eq!(value_after(&a, "-preset"), "ultrafast");
         assert_eq!(value_after(&a, "-threads"), "1");
         let extra = a.iter().position(|x| x == "-threads").unwrap();

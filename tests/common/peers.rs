@@ -390,7 +390,8 @@ impl System {
 }
 
 /// A livestreamd config for `setup` on this camera: its ladder (the top rung
-/// the camera's own stream or a re-encode of it), the `[adapt]` lines.
+/// the camera's own stream or a re-encode of it; the two lower rungs with
+/// keyframes twice a second, as in the shipped ladder), the `[adapt]` lines.
 pub fn daemon_config(setup: &DaemonSetup, l: &Launch, passthrough: bool) -> String {
     let ladder = l.camera.ladder();
     let mut tables = String::new();
@@ -400,9 +401,13 @@ pub fn daemon_config(setup: &DaemonSetup, l: &Launch, passthrough: bool) -> Stri
         tables.push_str(&format!(
             "\n[[ladder]]\npassthrough = true\nwidth = {w}\nheight = {h}\nfps = {fps}\nbitrate_kbps = {kbps}\n"
         ));
-        tables.push_str(&ladder_text(&ladder[1..]));
+        tables.push_str(&ladder_text(&ladder[1..2]));
     } else {
-        tables.push_str(&ladder_text(&ladder));
+        tables.push_str(&ladder_text(&ladder[..2]));
+    }
+    for rung in &ladder[2..] {
+        tables.push_str(&ladder_text(std::slice::from_ref(rung)));
+        tables.push_str("keyframe_interval_s = 0.5\n");
     }
     tables.push_str(&format!("\n[adapt]\n{}\n", setup.adapt));
     let ports = Ports {
