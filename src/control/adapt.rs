@@ -187,11 +187,13 @@ impl Controller {
             Some("viewer skipped frames")
         } else if s.notsent_bytes >= BACKLOG_BYTES
             && s.throughput_kbps < 0.9 * rung_kbps
-            && lag_ms > p.max_lag_ms / 2.0
+            && lag_ms > p.max_lag_ms / 4.0
         {
             // The queue grows because the link carries less than the rung: no
-            // need to wait until it is max_lag_ms deep. (A stall of a lossy
-            // link that recovers at once does not get this far behind.)
+            // need to wait until it is max_lag_ms deep (a link at a quarter of
+            // the rung falls 0.75 s behind every second). A keyframe's burst on
+            // a good link drains before the next sample, and trouble must hold
+            // in every sample for down_after_s.
             Some("unsent data piling up, the link carries less than the rung")
         } else {
             None
@@ -357,32 +359,20 @@ impl Controller {
     }
 
     /// The rungs a step down may go to if the trouble some link shows now
-    /// lasts (the next one down, and the one that fits what the link carries
-    /// now): their encoders can be started before they are needed, so that
-    /// the switch, when confirmed, does not wait for one.
+    /// lasts: every rung below this one, since what the link carries is not
+    /// known until the trouble has lasted a while (a link that fell to a
+    /// quarter goes several rungs down). Their encoders can be started before
+    /// they are needed, so that the switch, when confirmed, does not wait for
+    /// one (`max_encoders` bounds how many).
     pub fn prospects(&self) -> Vec<usize> {
-        if self.switching.is_some() || self.rung + 1 >= self.bitrates.len() {
-            return Vec::new();
-        }
-        let mut out: Vec<usize> = self
+        let troubled = self
             .viewers
             .values()
-            .filter(|st| st.counts && st.bad_since.is_some())
-            .flat_map(|st| {
-                let carried = st.last.throughput_kbps.max(0.0);
-                let fits = self
-                    .bitrates
-                    .iter()
-                    .position(|b| carried > 0.0 && f64::from(*b) <= carried * 0.9)
-                    .unwrap_or(self.rung + 1)
-                    .max(self.rung + 1)
-                    .min(self.bitrates.len() - 1);
-                [self.rung + 1, fits]
-            })
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
+            .any(|st| st.counts && st.bad_since.is_some());
+        if self.switching.is_some() || !troubled {
+            return Vec::new();
+        }
+        (self.rung + 1..self.bitrates.len()).collect()
     }
 
     /// Called about every 200 ms: the rung to switch to, if any.
@@ -634,11 +624,10 @@ mod tests {
         assert!(c.prospects().is_empty());
         c.observe(1, congested(0.2, 1000.0));
         assert_eq!(c.tick(0.2), None, "not confirmed yet");
-        assert_eq!(
-            c.prospects(),
-            vec![1, 2],
-            "the next one, and 800 kbit/s that fits 1000 carried"
-        );
+        assert_eq!(c.prospects(), vec![1, 2, 3], "every rung below");
+        // Trouble over: nothing to start ahead.
+        c.observe(1, good(0.4));
+        assert!(c.prospects().is_empty());
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl PhoneLink {
     /// A new link; several can exist at once, in one process or in several
     /// (each gets its own namespace, veth pair and /30 subnet).
     pub fn create() -> PhoneLink {
-        let id = std::process::id() % 10_000;
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(sweep_dead_links);
+        let pid = std::process::id();
+        let id = pid % 10_000;
         // Addresses already on this machine (another process's phones): a /30
         // that collides with one of them would route the wrong way.
         let taken = Command::new("ip")
@@ -78,7 +81,9 @@ impl PhoneLink {
                 break;
             }
         }
-        let ns = format!("lsd-phone-{id}-{n}");
+        // The namespace carries the whole pid (see sweep_dead_links); an
+        // interface name has room for only 15 characters.
+        let ns = format!("lsd-phone-{pid}-{n}");
         let host_if = format!("lsdh{id}x{n}");
         let phone_if = format!("lsdp{id}x{n}");
         let host_ip = format!("10.{a}.{}.{}", b / 256, b % 256 + 1);
@@ -215,6 +220,30 @@ impl Netns {
             .join()
             .expect("the connecting thread")
         })
+    }
+}
+
+/// Removes the phone links of test processes that died without dropping
+/// theirs (killed, or aborted): their namespaces and host-side interfaces.
+fn sweep_dead_links() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let ns = line.split_whitespace().next().unwrap_or("");
+        let Some((pid, n)) = ns
+            .strip_prefix("lsd-phone-")
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| Some((pid.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        eprintln!("removing phone link {ns}, left behind by process {pid}");
+        let _ = run(&["ip", "netns", "del", ns]);
+        let _ = run(&["ip", "link", "del", &format!("lsdh{}x{n}", pid % 10_000)]);
     }
 }
 
