@@ -61,6 +61,12 @@ struct ViewerState {
     counts: bool,
     /// Loss or RTT is high too: trouble is confirmed in half the time.
     hastened: bool,
+    /// The kernel's highest delivery-rate sample on a clean link, and when.
+    /// Not trusted for a climb: one burst through a shaper's bucket or a
+    /// Wi-Fi aggregate reads far above the link (1006 kbit/s through a 600
+    /// kbit/s tbf); a climb needs what a probe carried (`capacity`). It only
+    /// tells a stall of a fast link from a slow link.
+    delivery_seen: Option<(f64, f64)>,
     /// When this trouble began, the link had recently shown it carries the
     /// rung with headroom: a stall of a lossy link (a retransmission timeout)
     /// more likely than too little capacity, so loss does not hasten it.
@@ -214,11 +220,12 @@ impl Controller {
             counts,
             hastened: false,
             carried_the_rung: false,
+            delivery_seen: None,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
         if why_bad.is_some() && st.bad_since.is_none() {
-            st.carried_the_rung = carries(st.capacity);
+            st.carried_the_rung = carries(st.capacity) || carries(st.delivery_seen);
         }
         st.hastened = measurable && (lossy || slow) && !st.carried_the_rung;
         if !counts {
@@ -254,8 +261,8 @@ impl Controller {
                 st.bad_since = None;
                 st.clean_since.get_or_insert(s.t);
                 if s.delivery_kbps > 0.0 {
-                    let known = st.capacity.map_or(0.0, |c| c.0);
-                    st.capacity = Some((known.max(s.delivery_kbps), s.t));
+                    let known = st.delivery_seen.map_or(0.0, |c| c.0);
+                    st.delivery_seen = Some((known.max(s.delivery_kbps), s.t));
                 }
             }
         }
@@ -720,6 +727,19 @@ mod tests {
             ..good(t)
         });
         assert!(sw[0].0 <= 0.7, "half of down_after_s: {sw:?}");
+    }
+
+    #[test]
+    fn a_delivery_rate_burst_is_no_room_to_climb_without_a_probe() {
+        // On rung 2 (800) of a link that carries 1000 kbit/s, whose delivery-rate
+        // samples read 20 Mbit/s (a burst through a shaper's bucket).
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 2);
+        let sw = run(&mut c, &[1], 0.0, 60.0, |_, t, rung, pad| LinkSample {
+            delivery_kbps: 20_000.0,
+            ..link(t, rung, pad, 1000.0)
+        });
+        assert!(sw.is_empty(), "never climbed to 1500 on 1000: {sw:?}");
+        assert!(c.status().up_backoff > 1.0, "its probes failed");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const SEND_BUFFER: libc::c_int = 128 * 1024;
 const SEND_BUFFER_MIN: u64 = 16 * 1024;
 const SEND_BUFFER_MAX: u64 = 256 * 1024;
-const SEND_BUFFER_TIME: f64 = 0.25;
+const SEND_BUFFER_TIME: f64 = 0.1;
 const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 /// How often padding is written during a headroom probe.
 pub const PAD_EVERY: Duration = Duration::from_millis(20);
@@ -220,8 +220,8 @@ mod tests {
     }
 
     #[test]
-    fn the_send_buffer_holds_a_quarter_second_of_the_rung() {
-        assert_eq!(send_buffer_for(4000), 125_000);
+    fn the_send_buffer_holds_a_tenth_of_a_second_of_the_rung() {
+        assert_eq!(send_buffer_for(4000), 50_000);
         assert_eq!(send_buffer_for(300), SEND_BUFFER_MIN, "never tiny");
         assert_eq!(send_buffer_for(100_000), SEND_BUFFER_MAX, "never huge");
     }

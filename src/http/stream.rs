@@ -115,7 +115,7 @@ pub async fn serve(
                 ctx.viewers.reached(viewer, rung);
             }
         }
-        // The socket holds about a quarter second of what this viewer is
+        // The socket holds about a tenth of a second of what this viewer is
         // sent, and no more than its link lately carried in that time.
         let rung_kbps = reader.rung().and_then(|r| ctx.viewers.bitrate_kbps(r));
         if let Some(rung_kbps) = rung_kbps {
