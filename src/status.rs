@@ -6,7 +6,7 @@ use crate::control::adapt::AdaptStatus;
 use crate::control::link::LinkSample;
 pub use crate::control::viewers::ViewerStatus;
 use crate::media::push::PushStatus;
-use crate::media::relay::HubStats;
+use crate::media::relay::{HlsStats, HubStats};
 use crate::media::source::SourceStatus;
 use crate::supervise::ChildInfo;
 use serde::Serialize;
@@ -25,6 +25,8 @@ pub struct Status {
     /// Every running encoder, one per hot rung.
     pub encoders: Vec<EncoderStatus>,
     pub hub: HubStats,
+    /// HLS: the multivariant playlist's path, the playlists and their windows.
+    pub hls: HlsStats,
     pub adapt: AdaptStatus,
     pub demo_source: Option<ChildInfo>,
     pub viewers: Vec<ViewerStatus>,
