@@ -413,6 +413,17 @@ pub struct HlsStats {
     pub segments_served: u64,
 }
 
+/// The track `/hls/live` should list: the followed rung's, or while it has
+/// no encoder (`max_encoders` reached, or starting), the nearest lower
+/// running rung's, else the nearest one's (as a viewer would be given).
+fn live_source(by_rung: &BTreeMap<usize, u64>, follow: usize) -> Option<u64> {
+    by_rung
+        .range(follow..)
+        .next()
+        .or_else(|| by_rung.iter().min_by_key(|(r, _)| r.abs_diff(follow)))
+        .map(|(_, gen)| *gen)
+}
+
 /// Unix milliseconds of a moment on the monotonic clock.
 fn unix_ms_of(at: Instant) -> u64 {
     let wall = SystemTime::now() - at.elapsed();
@@ -431,7 +442,7 @@ impl Inner {
                 .date_ms(run.epoch, run.first_pts, unix_ms_of(run.at));
             let newest = self.by_rung.get(&run.rung).copied();
             hls.rungs.entry(run.rung).or_default().offer(&run, newest);
-            hls.live.offer(&run, self.by_rung.get(&hls.follow).copied());
+            hls.live.offer(&run, live_source(&self.by_rung, hls.follow));
         }
     }
 
@@ -1531,5 +1542,22 @@ mod tests {
         assert_eq!(hub.hls_stats().live.rung, 1);
         let (rungs, live) = hub.hls_watched(Duration::from_secs(1));
         assert!(live && rungs.contains(&1));
+    }
+
+    #[test]
+    fn hls_live_lists_the_nearest_running_rung_while_the_followed_one_has_none() {
+        let hub = hub();
+        start(&hub, 0, 1);
+        start(&hub, 2, 2);
+        hub.hls_follow(1);
+        for n in 0..7 {
+            hub.push(1, 0, &frame(n * FRAME, n % 3 == 0));
+            hub.push(2, 0, &frame(n * FRAME, n % 3 == 0));
+        }
+        // Rung 1 has no encoder (max_encoders, say): the lower one, rung 2.
+        assert_eq!(hub.hls_stats().live.rung, 2);
+        hub.remove_track(2);
+        frames(&hub, 1, 7, 13, 3);
+        assert_eq!(hub.hls_stats().live.rung, 0, "else the nearest");
     }
 }
