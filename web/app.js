@@ -94,7 +94,14 @@
     if (nativeHls()) return 'hls';
     return 'none';
   }
-  const PATH_NAMES = { mse: 'Media Source', managed: 'Managed MSE', hls: 'HLS (native)', none: 'none' };
+  // Short enough for a phone's figure; the full name on hover.
+  const PATH_NAMES = { mse: 'MSE', managed: 'Managed', hls: 'HLS', none: 'none' };
+  const PATH_TITLES = {
+    mse: 'Media Source Extensions (mpegts.js)',
+    managed: 'Managed Media Source (mpegts.js)',
+    hls: 'the browser\'s own HLS player (/live.m3u8)',
+    none: 'no way to play the stream here',
+  };
 
   function setBadge(text, cls) {
     if (badge.textContent !== text) badge.textContent = text;
@@ -525,6 +532,7 @@
   connectEvents();
   stats.path = choosePath();
   set('f-path', PATH_NAMES[stats.path], stats.path === 'none' ? 'bad' : '');
+  $('f-path').title = PATH_TITLES[stats.path];
   if (stats.path !== 'none') {
     startPlayer();
   } else {
