@@ -109,7 +109,7 @@ pub struct OutputStatus {
 }
 
 /// Status codes counted one by one; anything else is counted as `other`.
-const CODES: [u16; 10] = [200, 400, 401, 403, 404, 405, 408, 431, 500, 503];
+const CODES: [u16; 11] = [200, 400, 401, 403, 404, 405, 408, 410, 431, 500, 503];
 
 /// Server-wide counters, updated lock-free by the HTTP side.
 #[derive(Debug, Default)]

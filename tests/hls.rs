@@ -284,6 +284,7 @@ fn ffmpeg_plays_the_live_playlist_and_stays_live() {
     assert!(seq1 >= seq0 + 10, "media sequence {seq0} -> {seq1} in 12 s");
     let old = daemon.get(&format!("/hls/0/{seq0}.ts"));
     assert_eq!(old.code, 410, "a segment that left the ring is gone");
+    assert!(old.head.starts_with("HTTP/1.1 410 Gone"), "{}", old.head);
     let captured = ff.out.bytes();
     drop(ff);
     let decoded = common::frames(&dir, "ffmpeg-hls.ts", &captured);

@@ -27,9 +27,6 @@ pub async fn serve(
     route: Route,
     head: bool,
 ) -> std::io::Result<()> {
-    let counters = &ctx.counters;
-    let no_cache = [("Cache-Control", "no-cache")];
-    let retry = [("Retry-After", "1"), ("Cache-Control", "no-cache")];
     let text = match route {
         Route::Multivariant => multivariant(ctx).ok_or(Missing::Empty),
         Route::Media(which) => ctx.hub.hls_playlist(which),
@@ -44,26 +41,32 @@ pub async fn serve(
         Ok(body) => {
             // HEAD: the same head, Content-Length included, and no body.
             let length = body.len().to_string();
-            let extra = [no_cache[0], ("Content-Length", length.as_str())];
+            let extra = [("Cache-Control", "no-cache"), ("Content-Length", &length)];
             let body = if head { "" } else { body.as_str() };
-            respond(counters, sock, 200, PLAYLIST_TYPE, body.as_bytes(), &extra).await
-        }
-        Err(Missing::Empty) => {
-            let body = b"no segments yet\n";
-            respond(counters, sock, 503, "text/plain", body, &retry).await
+            respond(
+                &ctx.counters,
+                sock,
+                200,
+                PLAYLIST_TYPE,
+                body.as_bytes(),
+                &extra,
+            )
+            .await
         }
         Err(m) => refuse(sock, ctx, m).await,
     }
 }
 
-/// 404 for what does not exist, 410 for a segment that has left the window.
+/// 404 for what does not exist, 410 for a segment that has left the window,
+/// 503 (try again in a second) while nothing is listed yet.
 async fn refuse(sock: &mut TcpStream, ctx: &Context, why: Missing) -> std::io::Result<()> {
-    let (code, body): (u16, &[u8]) = match why {
-        Missing::Gone => (410, b"gone: this segment has left the window\n"),
-        Missing::Unknown => (404, b"not found\n"),
-        Missing::Empty => (503, b"no segments yet\n"),
+    let retry = [("Retry-After", "1"), ("Cache-Control", "no-cache")];
+    let (code, body, extra): (u16, &[u8], &[(&str, &str)]) = match why {
+        Missing::Gone => (410, b"gone: this segment has left the window\n", &[]),
+        Missing::Unknown => (404, b"not found\n", &[]),
+        Missing::Empty => (503, b"no segments yet\n", &retry),
     };
-    respond(&ctx.counters, sock, code, "text/plain", body, &[]).await
+    respond(&ctx.counters, sock, code, "text/plain", body, extra).await
 }
 
 /// Writes a segment from the ring's own buffers.

@@ -713,7 +713,7 @@ impl Hub {
         if !t.front_seq().is_some_and(|front| front <= s.first_chunk) {
             return Err(Missing::Gone);
         }
-        let mut parts = Vec::with_capacity(1 + (s.end_chunk - s.first_chunk) as usize);
+        let mut parts = Vec::with_capacity(1 + s.end_chunk.saturating_sub(s.first_chunk) as usize);
         parts.push(t.psi.clone());
         for seq in s.first_chunk..s.end_chunk {
             parts.push(t.get(seq).ok_or(Missing::Gone)?.data.clone());

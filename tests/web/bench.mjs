@@ -138,7 +138,7 @@ async function measureFfmpeg(seconds, rows) {
     await sleep(seconds * 1000);
     const frames = ff.frames.slice(from);
     const lags = frames.filter(([, pts]) => live.frames.has(pts)).map(([t, pts]) => (t - live.frames.get(pts)) / 1000);
-    const l = { ...summarize(lags), paintedPerSecond: frames.length / seconds, waiting: null, jumps: null, restarts: null, state: { width: '–', height: '–' } };
+    const l = { ...summarize(lags), paintedPerSecond: frames.length / seconds, waiting: null, jumps: null, restarts: null, state: {} };
     console.log(`ffmpeg HLS: ${lags.length} frames: median ${fmt(l.median, 2)} s, p95 ${fmt(l.p95, 2)} s, max ${fmt(l.max, 2)} s`);
     rows.push({
       engine: 'ffmpeg', version: sh('ffmpeg', ['-version']).split('\n')[0].replace(/ Copyright.*/, '').replace('ffmpeg version', 'ffmpeg'),
@@ -181,7 +181,7 @@ function section(o, rows, when, load, bin) {
   for (const r of rows) {
     const l = r.lag;
     out.push(`| ${r.path} | ${r.version} | ${r.measure} | ${l.n} | ${fmt(l.median, 2)} s | ${fmt(l.p95, 2)} s | ${fmt(l.max, 2)} s | ` +
-      `${fmt(l.paintedPerSecond, 1)} | ${n(l.waiting)} | ${n(l.jumps)} | ${n(l.restarts)} | ${l.state.width}x${l.state.height} | ${fmt(r.load, 1)} |`);
+      `${fmt(l.paintedPerSecond, 1)} | ${n(l.waiting)} | ${n(l.jumps)} | ${n(l.restarts)} | ${l.state.width ? `${l.state.width}x${l.state.height}` : '–'} | ${fmt(r.load, 1)} |`);
   }
   out.push('');
   out.push('The Media Source rows measure the player\'s share only (what is buffered and not yet shown; `/stream.ts` is written ' +
