@@ -6,7 +6,7 @@ use crate::control::adapt::AdaptStatus;
 use crate::control::link::LinkSample;
 pub use crate::control::viewers::ViewerStatus;
 use crate::media::push::PushStatus;
-use crate::media::relay::HubStats;
+use crate::media::relay::{HlsStats, HubStats};
 use crate::media::source::SourceStatus;
 use crate::supervise::ChildInfo;
 use serde::Serialize;
@@ -25,6 +25,8 @@ pub struct Status {
     /// Every running encoder, one per hot rung.
     pub encoders: Vec<EncoderStatus>,
     pub hub: HubStats,
+    /// HLS: the multivariant playlist's path, the playlists and their windows.
+    pub hls: HlsStats,
     pub adapt: AdaptStatus,
     pub demo_source: Option<ChildInfo>,
     pub viewers: Vec<ViewerStatus>,
@@ -107,7 +109,7 @@ pub struct OutputStatus {
 }
 
 /// Status codes counted one by one; anything else is counted as `other`.
-const CODES: [u16; 10] = [200, 400, 401, 403, 404, 405, 408, 431, 500, 503];
+const CODES: [u16; 11] = [200, 400, 401, 403, 404, 405, 408, 410, 431, 500, 503];
 
 /// Server-wide counters, updated lock-free by the HTTP side.
 #[derive(Debug, Default)]

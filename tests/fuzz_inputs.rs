@@ -13,6 +13,7 @@ use common::{temp_dir, BIN};
 use livestreamd::config;
 use livestreamd::media::encoder::SourceJoin;
 use livestreamd::media::gate::{Gate, Refused, Verdict};
+use livestreamd::media::hls::Which;
 use livestreamd::media::relay::{Hub, Limits, Reader};
 use livestreamd::media::ts::{Aligner, Continuity, Demux, Kind, PACKET_LEN, SYNC};
 use std::collections::HashMap;
@@ -558,6 +559,7 @@ fn damaged_mpeg_ts_never_panics_and_the_hub_stays_bounded() {
     let rounds = cases(3000) / 10;
     // Admitted, foreign, malformed.
     let mut verdicts = [0u64; 3];
+    let mut hls_segments = 0u64;
     for round in 0..rounds {
         let hub = Hub::new(limits.clone());
         hub.add_track(0, 1);
@@ -680,10 +682,28 @@ fn damaged_mpeg_ts_never_panics_and_the_hub_stays_bounded() {
                     }
                 }
             }
+            // HLS from the same damaged stream: playlists that parse, and
+            // segments of whole packets that start with the tables.
+            hub.hls_follow(rng.below(3));
+            for which in [Which::Rung(rng.below(3)), Which::Live] {
+                let Ok(text) = hub.hls_playlist(which) else {
+                    continue;
+                };
+                assert!(text.starts_with("#EXTM3U\n"), "{text}");
+                for n in text.lines().filter_map(|l| l.strip_suffix(".ts")) {
+                    let n: u64 = n.parse().expect("a segment number");
+                    if let Ok(parts) = hub.hls_segment(which, n) {
+                        let bytes: Vec<u8> = parts.concat();
+                        assert_packets("HLS segment", &bytes);
+                        hls_segments += 1;
+                    }
+                }
+                let _ = hub.hls_segment(which, rng.next());
+            }
         }
     }
     println!(
-        "{rounds} rounds in {:?}; gate: {} admitted, {} foreign, {} malformed",
+        "{rounds} rounds in {:?}; gate: {} admitted, {} foreign, {} malformed; {hls_segments} HLS segments read",
         started.elapsed(),
         verdicts[0],
         verdicts[1],

@@ -65,6 +65,11 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
     ("livestreamd_viewers_rejected_total", SampleType::Counter),
     ("livestreamd_sent_bytes_total", SampleType::Counter),
     ("livestreamd_skips_total", SampleType::Counter),
+    (
+        "livestreamd_hls_playlists_served_total",
+        SampleType::Counter,
+    ),
+    ("livestreamd_hls_segments_served_total", SampleType::Counter),
     ("livestreamd_events_clients", SampleType::Gauge),
     ("livestreamd_http_responses_total", SampleType::Counter),
     ("livestreamd_viewer_info", SampleType::Gauge),

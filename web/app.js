@@ -1,6 +1,8 @@
 // livestreamd's phone page: plays /stream.ts through Media Source Extensions
-// (mpegts.js), stays at the live edge, reconnects by itself, and shows the
-// figures from /events with small graphs. No framework, no build step.
+// or Managed Media Source (mpegts.js), or, in a browser with neither, the HLS
+// playlist /live.m3u8 natively (<video src>); stays at the live edge,
+// reconnects by itself, and shows the figures from /events with small
+// graphs. No framework, no build step.
 'use strict';
 
 (function () {
@@ -18,16 +20,57 @@
   const LAND_BEHIND_S = 0.3;
   // Playback that makes no progress for this long restarts the player.
   const STALL_RESTART_MS = 4000;
+  // Native HLS starts later (playlists, then whole segments) and moves in
+  // segments: more patience, and a jump only when far behind (back from the
+  // background), to a few segments before the end of what it can play.
+  const HLS_STALL_RESTART_MS = 12000;
+  const HLS_MAX_BEHIND_S = 8;
+  const HLS_LAND_BEHIND_S = 3;
+  const HLS_TYPE = 'application/vnd.apple.mpegurl';
   const WINDOW_MS = 5 * 60 * 1000; // graphs show the last five minutes
 
   // ---- figures shared with the test (window.livestreamd) -------------------
-  const stats = { jumps: 0, restarts: 0, errors: 0, latency: null, lastError: null };
+  // path: 'mse', 'managed' (ManagedMediaSource), 'hls' (native) or 'none';
+  // latencyHow says what the latency figure is made of.
+  const stats = { jumps: 0, restarts: 0, errors: 0, latency: null, latencyHow: null, lastError: null, path: null, edgeAge: null };
   window.livestreamd = { token, stats, latency };
 
+  // How far behind live playback is, in seconds, or null.
+  //   Media Source: the newest buffered frame minus the playback position
+  //     (the stream arrives as it is made, so that is the whole backlog).
+  //   Native HLS: where the player can show a date for its position
+  //     (Safari's getStartDate(), from #EXT-X-PROGRAM-DATE-TIME, the time a
+  //     frame reached the server), now minus that date; else the end of what
+  //     it can play (seekable, else buffered) minus its position, plus how old
+  //     the playlist's newest segment end is (read by the page itself): an
+  //     estimate, and labelled so; a player that shows no range ahead of its
+  //     position leaves only the segment's age: at least that much.
   function latency() {
+    if (stats.path === 'hls') return hlsLatency();
+    stats.latencyHow = 'buffer';
     const b = video.buffered;
     if (!b || b.length === 0) return null;
     return b.end(b.length - 1) - video.currentTime;
+  }
+
+  function hlsLatency() {
+    const start = video.getStartDate ? video.getStartDate() : null;
+    const t0 = start ? start.getTime() : NaN;
+    if (isFinite(t0) && t0 > 0 && video.currentTime > 0) {
+      stats.latencyHow = 'program-date-time';
+      return (Date.now() - t0) / 1000 - video.currentTime;
+    }
+    const r = video.seekable && video.seekable.length ? video.seekable : video.buffered;
+    if (!r || r.length === 0) return null;
+    const edge = r.end(r.length - 1) - video.currentTime;
+    // A player whose range ends where it plays tells nothing of its own
+    // distance: then only the segment's age is known, a lower bound.
+    if (edge < 0.05) {
+      stats.latencyHow = stats.edgeAge === null ? null : 'segment-age';
+      return stats.edgeAge;
+    }
+    stats.latencyHow = stats.edgeAge === null ? 'player' : 'player+segment-age';
+    return edge + (stats.edgeAge || 0);
   }
 
   // ---- the player -----------------------------------------------------------
@@ -40,6 +83,26 @@
     return window.mpegts && mpegts.isSupported() && mpegts.getFeatureList().mseLivePlayback;
   }
 
+  function nativeHls() {
+    return typeof video.canPlayType === 'function' && video.canPlayType(HLS_TYPE) !== '';
+  }
+
+  // The playback path: Media Source or Managed Media Source when there is
+  // one (mpegts.js picks), else the browser's own HLS player, else none.
+  function choosePath() {
+    if (supported()) return window.MediaSource ? 'mse' : 'managed';
+    if (nativeHls()) return 'hls';
+    return 'none';
+  }
+  // Short enough for a phone's figure; the full name on hover.
+  const PATH_NAMES = { mse: 'MSE', managed: 'Managed', hls: 'HLS', none: 'none' };
+  const PATH_TITLES = {
+    mse: 'Media Source Extensions (mpegts.js)',
+    managed: 'Managed Media Source (mpegts.js)',
+    hls: 'the browser\'s own HLS player (/live.m3u8)',
+    none: 'no way to play the stream here',
+  };
+
   function setBadge(text, cls) {
     if (badge.textContent !== text) badge.textContent = text;
     badge.className = 'badge ' + cls;
@@ -48,6 +111,10 @@
   function startPlayer() {
     stopPlayer();
     setBadge('connecting…', 'wait');
+    if (stats.path === 'hls') {
+      startHls();
+      return;
+    }
     player = mpegts.createPlayer(
       { type: 'mpegts', isLive: true, url: '/stream.ts?client=' + token },
       {
@@ -79,8 +146,52 @@
     lastProgress = { t: performance.now(), time: video.currentTime };
   }
 
+  // The browser's own HLS player on the multivariant playlist: it picks the
+  // rung itself among those running.
+  function startHls() {
+    player = { hls: true };
+    video.src = '/live.m3u8';
+    video.load();
+    play();
+    lastProgress = { t: performance.now(), time: video.currentTime };
+  }
+  video.addEventListener('error', () => {
+    if (!player || !player.hls) return;
+    const e = video.error;
+    stats.errors++;
+    stats.lastError = 'video error ' + (e ? e.code + (e.message ? ': ' + e.message : '') : '');
+    scheduleRestart(stats.lastError);
+  });
+  video.addEventListener('ended', () => { if (player && player.hls) scheduleRestart('playlist ended'); });
+
+  // The age of the newest segment end in the playlist the page would play:
+  // the part of the delay the player cannot see. Read every 2 s while on HLS.
+  async function readEdgeAge() {
+    try {
+      const master = await (await fetch('/live.m3u8', { cache: 'no-store' })).text();
+      const uri = master.split('\n').find((l) => l && !l.startsWith('#'));
+      if (!uri) return;
+      const text = await (await fetch(uri.trim(), { cache: 'no-store' })).text();
+      let date = null, dur = 0;
+      for (const l of text.split('\n')) {
+        if (l.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) date = Date.parse(l.slice(25));
+        else if (l.startsWith('#EXTINF:')) dur = parseFloat(l.slice(8));
+      }
+      if (isFinite(date)) stats.edgeAge = Math.max(0, (Date.now() - date) / 1000 - dur);
+    } catch (e) {
+      /* the next try */
+    }
+  }
+  setInterval(() => { if (stats.path === 'hls' && !document.hidden) readEdgeAge(); }, 2000);
+
   function stopPlayer() {
     if (!player) return;
+    if (player.hls) {
+      player = null;
+      video.removeAttribute('src');
+      video.load();
+      return;
+    }
     try {
       player.pause();
       player.unload();
@@ -121,19 +232,28 @@
     const now = performance.now();
     const behind = latency();
     stats.latency = behind;
-    if (behind !== null && behind > MAX_BEHIND_S) {
+    const hls = !!player.hls;
+    if (!hls && behind !== null && behind > MAX_BEHIND_S) {
       const b = video.buffered;
       video.currentTime = b.end(b.length - 1) - LAND_BEHIND_S;
       stats.jumps++;
     }
-    if (video.paused && behind !== null && behind > 0.1) play();
+    if (hls && video.seekable.length) {
+      const end = video.seekable.end(video.seekable.length - 1);
+      if (end - video.currentTime > HLS_MAX_BEHIND_S) {
+        video.currentTime = end - HLS_LAND_BEHIND_S;
+        stats.jumps++;
+      }
+    }
+    if (video.paused && (hls ? video.readyState >= 2 : behind !== null && behind > 0.1)) play();
+    const stallMs = hls ? HLS_STALL_RESTART_MS : STALL_RESTART_MS;
     if (video.currentTime > lastProgress.time + 0.01) {
       lastProgress = { t: now, time: video.currentTime };
       retryMs = 1000;
       setBadge('LIVE', 'live');
-    } else if (now - lastProgress.t > STALL_RESTART_MS) {
+    } else if (now - lastProgress.t > stallMs) {
       lastProgress = { t: now, time: video.currentTime };
-      scheduleRestart('no progress for ' + STALL_RESTART_MS + ' ms');
+      scheduleRestart('no progress for ' + stallMs + ' ms');
     }
   }, 250);
 
@@ -141,8 +261,9 @@
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && player) {
       lastProgress = { t: performance.now(), time: video.currentTime };
-      const b = video.buffered;
-      if (b.length) video.currentTime = Math.max(video.currentTime, b.end(b.length - 1) - LAND_BEHIND_S);
+      const b = player.hls ? video.seekable : video.buffered;
+      const land = player.hls ? HLS_LAND_BEHIND_S : LAND_BEHIND_S;
+      if (b.length) video.currentTime = Math.max(video.currentTime, b.end(b.length - 1) - land);
       play();
     }
   });
@@ -217,9 +338,15 @@
 
   const num = (x) => typeof x === 'number' && isFinite(x);
 
-  // This phone's rung: its own viewer entry's, with the ladder's figures.
+  // This phone's rung: its own viewer entry's, with the ladder's figures;
+  // on HLS (no viewer entry: the player picks among the playlists) the rung
+  // whose picture the video shows.
   let ownRung = null;
   function rungOf(s, own) {
+    if (stats.path === 'hls' && video.videoHeight) {
+      const i = ladder.findIndex((r) => r.width === video.videoWidth && r.height === video.videoHeight);
+      if (i >= 0) return Object.assign({ rung: i, pending_rung: null }, ladder[i]);
+    }
     if (own && num(own.rung) && ladder[own.rung]) {
       const r = ladder[own.rung];
       return {
@@ -292,6 +419,7 @@
     } else {
       set('f-rx', '–');
     }
+    if (stats.path === 'hls') extra.push('HLS: the player picks its rung; its link is not measured');
     const a = own && own.adapt ? own.adapt : s.adapt;
     if (a) {
       extra.push('quality: ' + (a.mode || 'auto') + (num(a.switching_to) ? ' → rung ' + a.switching_to : ''));
@@ -299,8 +427,25 @@
     }
     $('f-link-extra').textContent = extra.join(' · ');
     const lat = latency();
-    set('f-latency', lat === null ? '–' : lat.toFixed(2) + ' s', lat === null ? '' : lat < 1 ? 'ok' : lat < 1.5 ? 'warn' : 'bad');
+    showLatency(lat);
     draw();
+  }
+
+  // The latency figure, labelled with what it is made of.
+  const LATENCY_KEYS = {
+    buffer: 'Behind live',
+    'program-date-time': 'Behind live · by date',
+    'player+segment-age': 'Behind live · ≈',
+    player: 'Behind live · ≥',
+    'segment-age': 'Behind live · ≥',
+  };
+  function showLatency(lat) {
+    const hls = stats.path === 'hls';
+    // HLS is seconds behind by design (whole segments): judged by its own scale.
+    const [good, fair] = hls ? [4, 8] : [1, 1.5];
+    set('f-latency', lat === null ? '–' : lat.toFixed(2) + ' s', lat === null ? '' : lat < good ? 'ok' : lat < fair ? 'warn' : 'bad');
+    const k = LATENCY_KEYS[stats.latencyHow] || 'Behind live';
+    if ($('k-latency').textContent !== k) $('k-latency').textContent = k;
   }
 
   // ---- graphs -----------------------------------------------------------
@@ -385,7 +530,10 @@
 
   // ---- start --------------------------------------------------------------
   connectEvents();
-  if (supported()) {
+  stats.path = choosePath();
+  set('f-path', PATH_NAMES[stats.path], stats.path === 'none' ? 'bad' : '');
+  $('f-path').title = PATH_TITLES[stats.path];
+  if (stats.path !== 'none') {
     startPlayer();
   } else {
     $('nomse').hidden = false;

@@ -109,6 +109,9 @@ struct Inner {
     /// One controller for everyone ("weakest", "strongest").
     shared: Option<Controller>,
     next_viewer: u64,
+    /// The operator's pin under the per-viewer policy: it holds for links
+    /// that join later, and for HLS, even while nobody is connected.
+    pin: Option<usize>,
 }
 
 impl Inner {
@@ -150,10 +153,7 @@ impl Inner {
     fn pinned(&self) -> Option<usize> {
         match &self.shared {
             Some(c) => c.status().pinned,
-            None => self
-                .links
-                .values()
-                .find_map(|l| l.controller.as_ref()?.status().pinned),
+            None => self.pin,
         }
     }
 }
@@ -182,6 +182,7 @@ impl Viewers {
                 links: BTreeMap::new(),
                 shared,
                 next_viewer: 0,
+                pin: None,
             }),
         }
     }
@@ -462,6 +463,7 @@ impl Viewers {
                 c.pin(rung)?;
             }
         }
+        g.pin = rung;
         drop(g);
         Ok(self.adapt_status())
     }
@@ -481,6 +483,7 @@ impl Viewers {
         g.params = params.clone();
         g.bitrates = bitrates.clone();
         g.start_rung = start_rung;
+        g.pin = pin;
         g.shared = params.policy.shared().then(|| {
             let mut c = Controller::new(params.clone(), bitrates.clone(), shared_rung);
             let _ = c.pin(pin);
@@ -717,6 +720,22 @@ mod tests {
             assert_eq!(v.want(b), Some(2), "{policy:?}");
             assert!(v.pin(Some(7)).is_err());
         }
+    }
+
+    #[test]
+    fn a_pin_made_with_nobody_connected_holds_for_who_comes() {
+        let v = viewers(Policy::PerViewer);
+        v.pin(Some(1)).unwrap();
+        assert_eq!(v.adapt_status().pinned, Some(1), "HLS reads it from here");
+        let a = v.join(addr(1), 4).unwrap();
+        v.tick(false, Duration::from_secs(10));
+        assert_eq!(v.want(a), Some(1));
+        v.leave(a);
+        v.pin(None).unwrap();
+        assert_eq!(v.adapt_status().pinned, None);
+        v.pin(Some(2)).unwrap();
+        v.reconfigure(Adapt::default(), vec![3000, 800], 0);
+        assert_eq!(v.adapt_status().pinned, None, "rung 2 left the ladder");
     }
 
     #[test]

@@ -51,6 +51,10 @@ const STATUS_PERIOD: Duration = Duration::from_secs(5);
 /// Descriptors the daemon needs besides its HTTP connections: sockets,
 /// ffmpeg pipes, probes, the log.
 const SPARE_DESCRIPTORS: u64 = 128;
+/// A rung whose HLS playlist or segments were asked for this recently is
+/// watched (a player reloads its playlist about once a segment); after that
+/// it is stopped like any other after `idle_rung_s`.
+const HLS_WATCHED: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM or SIGINT; returns the process exit code.
 pub async fn run(config: Config, opts: RunOptions) -> i32 {
@@ -295,9 +299,28 @@ impl Daemon {
                 self.viewers.redirect(rung, got);
             }
         }
-        let keep = self.viewers.shared_rung().unwrap_or(cfg.start_rung());
+        // HLS: `/hls/live/` follows the rung everyone is given (the pin, the
+        // shared policy's rung, else the start rung), started for its readers
+        // within `max_encoders` like any wanted rung; the rungs HLS clients
+        // read are kept. No HLS request starts any other encoder.
+        let shared = self.viewers.shared_rung();
+        let follow = (self.viewers.adapt_status().pinned)
+            .or(shared)
+            .unwrap_or(cfg.start_rung());
+        self.hub.hls_follow(follow);
+        let (hls_rungs, hls_live) = self.hub.hls_watched(HLS_WATCHED);
+        if hls_live {
+            encoders.admit(&cfg, follow, max);
+        }
+        let keep = shared.unwrap_or(cfg.start_rung());
         let mut in_use = self.viewers.rungs_in_use();
         in_use.extend(wanted);
+        if hls_live {
+            in_use.insert(follow);
+        }
+        if !a.policy.shared() {
+            in_use.extend(hls_rungs);
+        }
         in_use.extend(
             self.hub
                 .readers()

@@ -64,6 +64,7 @@ impl StatusSource for Report {
             encoder,
             encoders,
             hub: self.hub.stats(),
+            hls: self.hub.hls_stats(),
             adapt: self.viewers.adapt_status(),
             demo_source: self.demo_source.as_ref().map(|i| i.lock().unwrap().clone()),
             viewers: self.viewers.status(),

@@ -402,6 +402,18 @@ pub fn render(status: &Status) -> String {
         t.skips as f64,
     );
     o.single(
+        "livestreamd_hls_playlists_served_total",
+        "counter",
+        "HLS media playlists served (/hls/<rung or live>/index.m3u8).",
+        status.hls.playlists_served as f64,
+    );
+    o.single(
+        "livestreamd_hls_segments_served_total",
+        "counter",
+        "HLS segments served (their bytes count in livestreamd_sent_bytes_total).",
+        status.hls.segments_served as f64,
+    );
+    o.single(
         "livestreamd_events_clients",
         "gauge",
         "Open /events (Server-Sent Events) streams.",
@@ -631,6 +643,7 @@ mod tests {
                 last_input_age_ms: Some(5),
                 tracks: Vec::new(),
             },
+            hls: Default::default(),
             demo_source: None,
             viewers: vec![ViewerStatus {
                 id: 7,

@@ -1,5 +1,5 @@
 //! The HTTP side: the server and its routes (`server`), the viewers' streams
-//! (`stream`), who may connect (`admission`) and control (`control`), the
+//! (`stream`) and HLS (`hls`), who may connect (`admission`) and control (`control`), the
 //! page's files (`assets`) and live figures (`events`), Prometheus
 //! (`metrics`), and the small HTTP/1.1 pieces the camera client and emulator
 //! share (`request`, `response`, `client`). Knows nothing of encoding: it is
@@ -10,6 +10,7 @@ pub mod assets;
 pub mod client;
 pub mod control;
 pub mod events;
+pub mod hls;
 pub mod metrics;
 pub mod request;
 pub mod response;

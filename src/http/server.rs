@@ -1,5 +1,6 @@
 //! The server: accepts connections within the admission caps, reads one
 //! request head per connection and routes it: `/stream.ts` for players,
+//! `/live.m3u8` and `/hls/...` for players without Media Source (HLS),
 //! `/status` and `/healthz` for people and monitors, `/` (the web player and
 //! its assets) for the phone, `/events` for its live figures, `/metrics` for
 //! Prometheus and `POST /rung` for the operator. Every connection is a task
@@ -9,8 +10,9 @@ use crate::http::admission::{self, Admission};
 use crate::http::control::{control_allowed, rung_request};
 use crate::http::request::{read_request, ParseError, Request};
 use crate::http::response::{linger, method_not_allowed, respond};
-use crate::http::{assets, events, metrics, stream, Context};
+use crate::http::{assets, events, hls, metrics, stream, Context};
 use crate::log_budget::{Allow, LogBudget};
+use crate::media::hls::route as hls_route;
 use log::{debug, info, warn};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -139,6 +141,7 @@ async fn route(
     let head = req.method == "HEAD";
     let get = req.method == "GET" || head;
     let asset = assets::find(&req.path);
+    let hls = hls_route(&req.path);
     let result = match req.path.as_str() {
         "/stream.ts" if get => {
             return stream::serve(sock, peer, ctx.clone(), head, req.query, stop).await
@@ -176,6 +179,7 @@ async fn route(
             respond(counters, &mut sock, code, ct, body.as_bytes(), extra).await
         }
         "/rung" => method_not_allowed(counters, &mut sock, "POST").await,
+        _ if get && hls.is_some() => hls::serve(&mut sock, &ctx, hls.expect("checked"), head).await,
         _ if get && asset.is_some() => {
             let a = asset.expect("checked");
             let body = if head { &[][..] } else { a.body };
@@ -190,6 +194,7 @@ async fn route(
             respond(counters, &mut sock, 200, a.content_type, body, &headers).await
         }
         p if asset.is_some()
+            || hls.is_some()
             || matches!(
                 p,
                 "/stream.ts" | "/events" | "/status" | "/metrics" | "/healthz"

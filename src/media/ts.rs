@@ -231,6 +231,35 @@ fn starts_idr(es: &[u8]) -> bool {
     false
 }
 
+/// The RFC 6381 codec of H.264 video (`avc1.PPCCLL`: profile, constraint
+/// flags, level) from the SPS at the start of the first PES of `video_pid`
+/// in `packets` (a keyframe's chunk); None when that PES has no SPS within
+/// its first few packets.
+pub fn avc_codec(packets: &[u8], video_pid: u16) -> Option<String> {
+    let mut es: Vec<u8> = Vec::new();
+    let mut started = false;
+    let video = packets
+        .chunks_exact(PACKET_LEN)
+        .filter(|p| p[0] == SYNC && Packet(p).pid() == video_pid);
+    for pkt in video.take(4) {
+        let p = Packet(pkt);
+        if p.unit_start() {
+            if started {
+                break;
+            }
+            started = true;
+            es.extend_from_slice(pes_header(p.payload()).1?);
+        } else if started {
+            es.extend_from_slice(p.payload());
+        }
+    }
+    let i = es
+        .windows(4)
+        .position(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)?;
+    let sps = es.get(i + 4..i + 7)?;
+    Some(format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2]))
+}
+
 /// Difference `a - b` of two 33-bit PTS values, allowing for wrap-around.
 pub fn pts_diff(a: u64, b: u64) -> i64 {
     const WRAP: i64 = 1 << 33;
@@ -408,6 +437,26 @@ pub mod tests {
             d.classify(&packet(0x101, true, false, 1, &[0; 184])),
             Kind::Other
         );
+    }
+
+    #[test]
+    fn the_codec_string_comes_from_the_sps() {
+        let mut payload = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5];
+        payload.extend_from_slice(&encode_pts(900));
+        // AUD, then an SPS: Main profile (77), constraints 0x40, level 3.1.
+        payload.extend_from_slice(&[
+            0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x67, 0x4d, 0x40, 0x1f, 0xec,
+        ]);
+        let pkt = packet(0x100, true, true, 0, &payload);
+        let chunk = [pkt.clone(), packet(0x100, false, false, 1, &[0; 184])].concat();
+        assert_eq!(avc_codec(&chunk, 0x100).as_deref(), Some("avc1.4d401f"));
+        assert_eq!(avc_codec(&chunk, 0x101), None, "another PID");
+        // No SPS (a keyframe without headers), or cut short.
+        assert_eq!(avc_codec(&pes_start(0x100, true, 900, 5), 0x100), None);
+        let short = &payload[..payload.len() - 3];
+        assert_eq!(avc_codec(&packet(0x100, true, true, 0, short), 0x100), None);
+        assert_eq!(avc_codec(&[], 0x100), None);
+        assert_eq!(avc_codec(&[0x47; 100], 0x100), None, "not whole packets");
     }
 
     #[test]

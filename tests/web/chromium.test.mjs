@@ -2,7 +2,9 @@
 // (no browser download): the checks every engine passes (lib/suite.mjs), then
 // what only this driver can do here: screenshots for the docs at two sizes,
 // and a scripted /events stream (request interception) to check how the page
-// shows a bad link, a GoPro's state and the controller's reason.
+// shows a bad link, a GoPro's state and the controller's reason. Then HLS:
+// the page with no Media Source (it turns to Chromium's native HLS player),
+// and hls.js on a harness page as a stand-in for Safari's player.
 //
 // Run (after `cargo build`):  bash tests/web/run.sh  (or: cd tests/web && npm ci && node --test chromium.test.mjs)
 // Env: LIVESTREAMD_BIN (default ../../target/debug/livestreamd),
@@ -14,9 +16,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, repo, sleep } from './lib/daemon.mjs';
-import { waitFor } from './lib/checks.mjs';
+import { fmt, waitFor } from './lib/checks.mjs';
 import { PHONE } from './lib/engines.mjs';
-import { check, engineSuite } from './lib/suite.mjs';
+import { HLS_MAX_BEHIND_S, HLSJS_VERSION, describeHlsJsLag, hlsJsLag, hlsJsState, nativeHlsFallback, openHlsJs } from './lib/hls.mjs';
+import { check, engineSuite, MEASURE_S } from './lib/suite.mjs';
 
 const ctx = engineSuite('chromium');
 
@@ -83,4 +86,29 @@ check(ctx, 'chromium: the page shows link figures when the server reports them',
   fs.writeFileSync(path.join(ARTIFACTS, 'web-link.png'), await p.screenshot());
   await p.close();
   ctx.report.pass('link figures, camera state and controller reason from a scripted /events stream');
+});
+
+check(ctx, 'chromium: with no Media Source the page plays HLS natively and says how far behind it is', { timeout: 180000 }, async () => {
+  await nativeHlsFallback(ctx, MEASURE_S);
+});
+
+check(ctx, `chromium: hls.js (stand-in for Safari's player) plays /live.m3u8 within ${HLS_MAX_BEHIND_S} s of live`, { timeout: 180000 }, async () => {
+  const p = await openHlsJs(ctx.page.context, ctx.daemon.url);
+  try {
+    const first = await waitFor('hls.js to play', async () => {
+      const s = await hlsJsState(p);
+      return { ...s, ok: s.currentTime > 0.5 && s.width > 0 };
+    }, 60000);
+    console.log(`chromium: hls.js ${HLSJS_VERSION}: levels ${first.levels.join(', ')}, picture ${first.width}x${first.height}`);
+    const lag = await hlsJsLag(p, MEASURE_S);
+    console.log(`chromium: ${describeHlsJsLag(lag)}; errors ${JSON.stringify(lag.state.errors)}`);
+    assert.ok(lag.byDate.n > lag.seconds * 2, 'hls.js gives the date of what it plays (#EXT-X-PROGRAM-DATE-TIME)');
+    assert.ok(lag.byDate.max <= HLS_MAX_BEHIND_S, `fell ${fmt(lag.byDate.max)} s behind live (limit ${HLS_MAX_BEHIND_S} s)`);
+    assert.ok(lag.played > lag.seconds * 0.8, `only ${fmt(lag.played, 2)} s played in ${fmt(lag.seconds, 1)} s`);
+    assert.ok(lag.paintedPerSecond > 10, `only ${fmt(lag.paintedPerSecond, 1)} frames/s painted`);
+    ctx.report.pass(`hls.js ${HLSJS_VERSION} plays /live.m3u8 within ${HLS_MAX_BEHIND_S} s of live`,
+      `behind live by date median ${fmt(lag.byDate.median, 2)} s, max ${fmt(lag.byDate.max, 2)} s; ${fmt(lag.paintedPerSecond, 0)} frames/s painted`);
+  } finally {
+    await p.close();
+  }
 });

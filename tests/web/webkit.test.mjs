@@ -4,25 +4,20 @@
 // MediaSource. Then, since iOS Safari has only ManagedMediaSource (17.1 and
 // later) and older iPhones have no Media Source at all, the same page is
 // loaded with MediaSource removed before its scripts run (lib/shim-proxy.mjs):
-// it must play through ManagedMediaSource, and with neither it must say so.
+// it must play through ManagedMediaSource, and with neither it must play the
+// HLS playlist natively (WebKitGTK: GStreamer's hlsdemux), and with no HLS
+// either it must say so.
 // This is WebKitGTK on Linux, not iOS: see docs/WEB.md for what that leaves out.
 import assert from 'node:assert/strict';
 import { engineSuite, assertLive, assertPaints, check, recovers, MEASURE_S } from './lib/suite.mjs';
-import { behindLive, noPlayer, paints, probe, started, videoState, waitFor } from './lib/checks.mjs';
-import { HIDE, startShimProxy } from './lib/shim-proxy.mjs';
+import { behindLive, paints, probe, started, videoState } from './lib/checks.mjs';
+import { nativeHlsFallback, noPlayerAtAll } from './lib/hls.mjs';
+import { HIDE, withoutApis } from './lib/shim-proxy.mjs';
 
 const ctx = engineSuite('webkit');
 
 // Opens the page with the APIs `hide` removes; fn(probe) runs while it is open.
-async function withoutApis(hide, fn) {
-  const proxy = await startShimProxy(ctx.daemon.url, hide);
-  try {
-    await ctx.page.goto(`${proxy.url}/`);
-    return await fn(await probe(ctx.page));
-  } finally {
-    await proxy.close();
-  }
-}
+const without = (hide, fn) => withoutApis(ctx.page, ctx.daemon.url, hide, async () => fn(await probe(ctx.page)));
 
 check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page plays, paints frames, stays live and recovers', { timeout: 240000 }, async (t) => {
   const { page, report } = ctx;
@@ -32,7 +27,7 @@ check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page play
     t.skip(why);
     return;
   }
-  await withoutApis(HIDE.mediaSource, async (caps) => {
+  await without(HIDE.mediaSource, async (caps) => {
     assert.equal(caps.mediaSource, false, 'the shim removed MediaSource');
     assert.ok(caps.player, 'mpegts.js offers live playback through ManagedMediaSource');
     const first = await started(page);
@@ -47,17 +42,12 @@ check(ctx, 'webkit: with only ManagedMediaSource (as on iOS 17.1+) the page play
   });
 });
 
-check(ctx, 'webkit: with no Media Source at all (older iPhones) the page says so and links the stream', { timeout: 60000 }, async () => {
-  const { page, report } = ctx;
-  await withoutApis(HIDE.allMediaSource, async (caps) => {
-    assert.equal(caps.mediaSource || caps.managedMediaSource, false, 'the shim removed both');
-    const msg = await waitFor('the no-player message', async () => {
-      const m = await noPlayer(page);
-      return { ...m, ok: m.shown };
-    }, 10000);
-    console.log(`webkit: without Media Source: badge "${msg.badge}", message "${msg.text}"`);
-    assert.equal(msg.badge, 'no player');
-    assert.equal(msg.link, '/stream.ts');
-    report.pass('no Media Source: the page says so and links /stream.ts', `badge "${msg.badge}"`);
-  });
+// WebKitGTK's player (GStreamer's hlsdemux, switched on for these tests)
+// started our playlist and then stood still in some runs here, in others it
+// played on (GStreamer's own playbin plays the same playlist steadily): what
+// it does is reported, the choice of the path and its label are asserted.
+check(ctx, 'webkit: with no Media Source at all (older iPhones) the page chooses native HLS and says so; plays where WebKitGTK does', { timeout: 240000 }, async () => {
+  await nativeHlsFallback(ctx, MEASURE_S, { mustPlay: false });
 });
+
+check(ctx, 'webkit: with neither Media Source nor HLS the page says so and links the stream', { timeout: 60000 }, () => noPlayerAtAll(ctx));

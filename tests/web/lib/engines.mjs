@@ -122,8 +122,14 @@ async function launchFirefox(tmp) {
   };
 }
 
+// WebKitGTK lists HLS among the types its GStreamer backend plays only when
+// this is set (GStreamerRegistryScanner; off by default, though Debian ships
+// GStreamer's hlsdemux): set, the page's no-Media-Source path to native HLS
+// can be exercised in Safari's engine family, as on an older iPhone.
+export const WEBKIT_HLS_ENV = { WEBKIT_GST_ENABLE_HLS_SUPPORT: '1' };
+
 async function launchWebKitEngine(name) {
-  const { session, stop } = await launchWebKit({ logName: path.join(ARTIFACTS, `web-${name}-browser.log`) });
+  const { session, stop } = await launchWebKit({ logName: path.join(ARTIFACTS, `web-${name}-browser.log`), env: WEBKIT_HLS_ENV });
   // GTK keeps MiniBrowser's window (toolbar included) wider than a phone.
   const rect = await session.setWindowSize(PHONE.width, PHONE.height);
   const inner = await session.evaluate(() => [innerWidth, innerHeight, devicePixelRatio]);
@@ -140,7 +146,8 @@ async function launchWebKitEngine(name) {
     screenshot: () => session.screenshot(),
     close: stop,
     notes,
-    remarks: ['MiniBrowser runs on an Xvfb display: WebKitGTK\'s MiniBrowser has no headless switch (that is WPE WebKit\'s)'],
+    remarks: ['MiniBrowser runs on an Xvfb display: WebKitGTK\'s MiniBrowser has no headless switch (that is WPE WebKit\'s)',
+      'native HLS through GStreamer\'s hlsdemux is enabled with WEBKIT_GST_ENABLE_HLS_SUPPORT=1 (WebKitGTK leaves it off by default)'],
   };
 }
 

@@ -7,12 +7,34 @@
 
 import http from 'node:http';
 
+const NO_MEDIA_SOURCE = 'delete window.MediaSource; delete window.ManagedMediaSource; delete window.WebKitMediaSource;';
+// The video element says it cannot play HLS playlists.
+const NO_HLS = '(function () { const can = HTMLMediaElement.prototype.canPlayType; ' +
+  'HTMLMediaElement.prototype.canPlayType = function (t) { return /mpegurl/i.test(String(t)) ? \'\' : can.call(this, t); }; })();';
+
 export const HIDE = {
   // iOS Safari 17.1 and later: only Managed Media Source.
   mediaSource: 'delete window.MediaSource;',
-  // iOS before 17.1, many in-app and TV browsers: no Media Source at all.
-  allMediaSource: 'delete window.MediaSource; delete window.ManagedMediaSource; delete window.WebKitMediaSource;',
+  // iOS before 17.1, many in-app and TV browsers: no Media Source at all
+  // (they have native HLS instead).
+  allMediaSource: NO_MEDIA_SOURCE,
+  // Neither Media Source nor HLS: nothing the page can play with.
+  everything: NO_MEDIA_SOURCE + ' ' + NO_HLS,
 };
+
+// Opens the daemon's page in `page` with the APIs `hide` removes, through a
+// proxy of its own; fn() runs while it is open.
+export async function withoutApis(page, daemonUrl, hide, fn) {
+  const proxy = await startShimProxy(daemonUrl, hide);
+  try {
+    await page.goto(`${proxy.url}/`);
+    return await fn(proxy);
+  } finally {
+    // Off the proxy's page first, so that it does not go on asking a closed port.
+    await page.goto('about:blank').catch(() => {});
+    await proxy.close();
+  }
+}
 
 export function startShimProxy(upstream, shim) {
   const up = new URL(upstream);

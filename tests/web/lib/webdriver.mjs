@@ -52,15 +52,16 @@ export class WebDriverSession {
   close() { return this.cmd('DELETE', ''); }
 }
 
-// Starts Xvfb and WebKitWebDriver, then a MiniBrowser session.
+// Starts Xvfb and WebKitWebDriver, then a MiniBrowser session; `env` is
+// added to the driver's environment (the browser inherits it).
 // Returns { session, stop }.
-export async function launchWebKit({ logName, args = [] }) {
+export async function launchWebKit({ logName, args = [], env = {} }) {
   const log = fs.openSync(logName, 'a');
   const xvfb = await startXvfb(log);
   const port = await freeTcpPort();
   const driver = spawnOwned(WEBKIT_DRIVER, [`--port=${port}`], {
     stdio: ['ignore', log, log],
-    env: { ...process.env, DISPLAY: xvfb.display },
+    env: { ...process.env, ...env, DISPLAY: xvfb.display },
   });
   fs.closeSync(log);
   const stop = async () => { await driver.stop(); await xvfb.stop(); };
