@@ -727,7 +727,7 @@ mod tests {
         let v = viewers(Policy::PerViewer);
         v.pin(Some(1)).unwrap();
         assert_eq!(v.adapt_status().pinned, Some(1), "HLS reads it from here");
-        let a = v.join(addr(1), 4).unwrap();
+        let a = v.join(addr(1), places(4)).unwrap();
         v.tick(false, Duration::from_secs(10));
         assert_eq!(v.want(a), Some(1));
         v.leave(a);
