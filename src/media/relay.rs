@@ -799,8 +799,13 @@ impl Hub {
             // max_hold, in case the target is stuck.
             // (A reader behind live does not wait: it reads on and jumps at
             // the target's first keyframe past what it was sent.)
+            // The hold is timed from the target's first frame: an encoder that
+            // is still starting has not kept anyone waiting for its keyframes.
             let target_last = tt.ring.iter().rev().find_map(|c| c.when());
-            let waited = r.hold_since.get_or_insert_with(Instant::now).elapsed();
+            let waited = match target_last {
+                Some(_) => r.hold_since.get_or_insert_with(Instant::now).elapsed(),
+                None => Duration::ZERO,
+            };
             if let (Some(last), true) = (target_last, !behind && waited <= self.limits.max_hold) {
                 let until = Stamp {
                     pts: (last.pts + 1) & ((1 << 33) - 1),
@@ -1288,6 +1293,37 @@ mod tests {
         frames(&hub, 2, 6, 13, 6);
         let (pts, switches, skipped) = drain(&mut r);
         assert_eq!(n(&pts), vec![10, 11, 12]);
+        assert_eq!(switches, vec![1]);
+        assert!(!skipped);
+    }
+
+    #[test]
+    fn the_hold_is_timed_from_the_targets_first_frame_not_from_its_start() {
+        let hub = Hub::new(Limits {
+            keep_for: Duration::from_secs(60),
+            max_hold: Duration::from_millis(40),
+            ..Limits::default()
+        });
+        start(&hub, 0, 1);
+        frames(&hub, 1, 0, 10, 30);
+        let mut r = Reader::new(hub.clone(), 0, Duration::from_secs(10));
+        drain(&mut r);
+        // The target's encoder is starting: announced, no frame yet, for
+        // longer than max_hold, while the reader reads on.
+        start(&hub, 1, 2);
+        r.set_rung(1);
+        frames(&hub, 1, 10, 12, 30);
+        drain(&mut r);
+        std::thread::sleep(Duration::from_millis(60));
+        drain(&mut r);
+        // Its first frames come behind the reader (more latency): the reader
+        // keeps to its pace and moves at its next keyframe, without a gap.
+        frames(&hub, 2, 8, 11, 6);
+        frames(&hub, 1, 12, 14, 30);
+        assert_eq!(n(&drain(&mut r).0), Vec::<u64>::new());
+        frames(&hub, 2, 11, 13, 6);
+        let (pts, switches, skipped) = drain(&mut r);
+        assert_eq!(n(&pts), vec![12]);
         assert_eq!(switches, vec![1]);
         assert!(!skipped);
     }
