@@ -71,7 +71,16 @@ struct ViewerState {
     /// rung with headroom: a stall of a lossy link (a retransmission timeout)
     /// more likely than too little capacity, so loss does not hasten it.
     carried_the_rung: bool,
+    /// This trouble, so far, is a stall of such a link: next to nothing
+    /// acknowledged (a retransmission timeout backing off), never a link
+    /// that carries part of the rung. It is confirmed in twice the time:
+    /// moving down does not make a stalled link faster, and it recovers.
+    stall_only: bool,
 }
+
+/// Below this share of the rung acknowledged in a window, a link is stalled,
+/// not slow.
+const STALL_SHARE: f64 = 0.1;
 
 /// Unsent bytes in a viewer's socket (its low-water mark is 16 KiB) from which
 /// data counts as piling up.
@@ -221,11 +230,19 @@ impl Controller {
             hastened: false,
             carried_the_rung: false,
             delivery_seen: None,
+            stall_only: false,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
+        let stalled = s.throughput_kbps < STALL_SHARE * rung_kbps;
         if why_bad.is_some() && st.bad_since.is_none() {
             st.carried_the_rung = carries(st.capacity) || carries(st.delivery_seen);
+            st.stall_only = st.carried_the_rung;
+        }
+        if why_bad.is_some() && !stalled && s.throughput_kbps < 0.9 * rung_kbps {
+            // Part of the rung gets through: too little capacity, not a stall.
+            // (A stalled link draining its backlog afterwards carries all of it.)
+            st.stall_only = false;
         }
         st.hastened = measurable && (lossy || slow) && !st.carried_the_rung;
         if !counts {
@@ -319,6 +336,8 @@ impl Controller {
         let p = &self.params;
         let confirm = if st.hastened {
             p.down_after_s / 2.0
+        } else if st.stall_only {
+            p.down_after_s * 2.0
         } else {
             p.down_after_s
         };
@@ -702,11 +721,12 @@ mod tests {
             ..good(t)
         });
         assert!(stall.is_empty(), "waits the whole down_after_s: {stall:?}");
-        // The same trouble lasting: stepped down after down_after_s.
+        // The same trouble lasting: the link carries part of the rung (a
+        // third): stepped down after down_after_s.
         let lasting = run(&mut c, &[1], 20.8, 2.0, |_, t, _, _| LinkSample {
             loss_pct: 6.0,
             lag_ms: 900,
-            throughput_kbps: 200.0,
+            throughput_kbps: 800.0,
             ..good(t)
         });
         assert!(
@@ -714,6 +734,42 @@ mod tests {
                 .first()
                 .is_some_and(|(t, _)| *t >= 21.0 && *t < 21.5),
             "{lasting:?}"
+        );
+    }
+
+    #[test]
+    fn a_stall_of_a_link_that_carried_the_rung_is_given_twice_the_time() {
+        let stall = |t: f64| LinkSample {
+            loss_pct: 50.0,
+            lag_ms: 1200,
+            throughput_kbps: 40.0,
+            ..good(t)
+        };
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        // Retransmission timeouts backing off (0.2 + 0.4 + 0.8 s): nothing
+        // gets through for 1.5 s, then the backlog drains at the link's speed.
+        assert!(run(&mut c, &[1], 20.0, 1.5, |_, t, _, _| stall(t)).is_empty());
+        let drained = run(&mut c, &[1], 21.5, 0.3, |_, t, _, _| LinkSample {
+            lag_ms: 800,
+            throughput_kbps: 6000.0,
+            ..good(t)
+        });
+        assert!(drained.is_empty(), "{drained:?}");
+        assert!(run(&mut c, &[1], 21.8, 10.0, |_, t, _, _| good(t)).is_empty());
+        // A link that stays stalled (a phone gone out of range) is stepped
+        // down after twice down_after_s.
+        let gone = run(&mut c, &[1], 40.0, 3.0, |_, t, _, _| stall(t));
+        assert!(
+            gone.first().is_some_and(|(t, _)| *t >= 42.0 && *t < 42.5),
+            "{gone:?}"
+        );
+        // A link never seen carrying the rung gets no such grace.
+        let mut fresh = controller();
+        let at_once = run(&mut fresh, &[1], 0.0, 3.0, |_, t, _, _| stall(t));
+        assert!(
+            at_once.first().is_some_and(|(t, _)| *t < 1.5),
+            "{at_once:?}"
         );
     }
 

@@ -15,7 +15,7 @@ use log::{debug, info};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -142,9 +142,13 @@ pub async fn serve(
                     continue;
                 }
                 _ = pad_ticker.tick(), if ctx.viewers.padding_kbps(viewer) > 0 => {
+                    // Padding is whole packets like the video, so it is written
+                    // whole, and a link it fills is watched as one the video
+                    // fills: only the stall timeout drops the viewer.
                     if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps(viewer)) {
-                        if tokio::time::timeout(PAD_EVERY * 10, sock.write_all(pad)).await.is_err() {
-                            break "stalled while padding";
+                        let mut w = Writer { sock: &mut sock, link: &mut link, reader: &mut reader, ctx: &ctx, stall, stop: &stop };
+                        if let Err(why) = w.write(pad, None).await {
+                            break why;
                         }
                     }
                     continue;
@@ -167,22 +171,15 @@ pub async fn serve(
                 break Ok(());
             }
             let end = (sent + PIECE).min(buf.len());
-            let write = sock.write_all(&buf[sent..end]);
-            tokio::pin!(write);
-            let deadline = tokio::time::sleep(stall);
-            tokio::pin!(deadline);
-            let piece = loop {
-                tokio::select! {
-                    r = &mut write => break r.map_err(|_| "closed by the viewer"),
-                    _ = link.ticker.tick() => {
-                        let queued = link.sample(filled.oldest.elapsed(), reader.skips);
-                        reader.set_outside_lag(socket_lag(&ctx, &reader, queued));
-                    }
-                    _ = &mut deadline => break Err("stalled: it accepted no data for the stall timeout"),
-                    _ = stop.cancelled() => break Err("the daemon is stopping"),
-                }
+            let mut w = Writer {
+                sock: &mut sock,
+                link: &mut link,
+                reader: &mut reader,
+                ctx: &ctx,
+                stall,
+                stop: &stop,
             };
-            if let Err(why) = piece {
+            if let Err(why) = w.write(&buf[sent..end], Some(filled.oldest)).await {
                 break Err(why);
             }
             sent = end;
@@ -203,6 +200,40 @@ pub async fn serve(
     info!("viewer {viewer} ({peer}) left: {why}");
     if let Some(t) = &token {
         ctx.web.stream_ended(t, peer);
+    }
+}
+
+/// Writes to one viewer's socket while its link goes on being sampled.
+struct Writer<'a> {
+    sock: &'a mut TcpStream,
+    link: &'a mut ViewerLink,
+    reader: &'a mut Reader,
+    ctx: &'a Context,
+    stall: Duration,
+    stop: &'a CancellationToken,
+}
+
+impl Writer<'_> {
+    /// Writes `data` whole; the reason to drop the viewer if it closes,
+    /// accepts nothing for the stall timeout, or the daemon stops. `oldest`:
+    /// when the oldest video in `data` reached the hub (None for padding).
+    async fn write(&mut self, data: &[u8], oldest: Option<Instant>) -> Result<(), &'static str> {
+        let write = self.sock.write_all(data);
+        tokio::pin!(write);
+        let deadline = tokio::time::sleep(self.stall);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = &mut write => return r.map_err(|_| "closed by the viewer"),
+                _ = self.link.ticker.tick() => {
+                    let lag = oldest.map_or_else(|| self.reader.hub_lag(), |o| o.elapsed());
+                    let queued = self.link.sample(lag, self.reader.skips);
+                    self.reader.set_outside_lag(socket_lag(self.ctx, self.reader, queued));
+                }
+                _ = &mut deadline => return Err("stalled: it accepted no data for the stall timeout"),
+                _ = self.stop.cancelled() => return Err("the daemon is stopping"),
+            }
+        }
     }
 }
 
