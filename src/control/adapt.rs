@@ -61,7 +61,8 @@ struct ViewerState {
     counts: bool,
     /// Loss or RTT is high too: trouble is confirmed in half the time.
     hastened: bool,
-    /// The kernel's highest delivery-rate sample on a clean link, and when.
+    /// The kernel's highest delivery-rate sample, and when (kept for
+    /// capacity_memory_s).
     /// Not trusted for a climb: one burst through a shaper's bucket or a
     /// Wi-Fi aggregate reads far above the link (1006 kbit/s through a 600
     /// kbit/s tbf); a climb needs what a probe carried (`capacity`). It only
@@ -202,13 +203,16 @@ impl Controller {
             Some("viewer skipped frames")
         } else if s.notsent_bytes >= BACKLOG_BYTES
             && s.throughput_kbps < 0.9 * rung_kbps
+            && s.delivery_kbps < rung_kbps * p.headroom
             && lag_ms > p.max_lag_ms / 4.0
         {
             // The queue grows because the link carries less than the rung: no
             // need to wait until it is max_lag_ms deep (a link at a quarter of
             // the rung falls 0.75 s behind every second). A keyframe's burst on
             // a good link drains before the next sample, and trouble must hold
-            // in every sample for down_after_s.
+            // in every sample for down_after_s. Not while the kernel measures
+            // the link delivering far above the rung in this very window: that
+            // backlog is loss being repaired on a fast link.
             Some("unsent data piling up, the link carries less than the rung")
         } else {
             None
@@ -234,6 +238,17 @@ impl Controller {
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
+        // The kernel's delivery-rate samples count whenever they come (warming
+        // up, in trouble): a lossy fast link shows its speed mostly while it
+        // repairs loss. The highest is kept for capacity_memory_s.
+        if s.delivery_kbps > 0.0 {
+            let higher_known = st.delivery_seen.is_some_and(|(kbps, at)| {
+                kbps >= s.delivery_kbps && s.t - at < p.capacity_memory_s
+            });
+            if !higher_known {
+                st.delivery_seen = Some((s.delivery_kbps, s.t));
+            }
+        }
         let stalled = s.throughput_kbps < STALL_SHARE * rung_kbps;
         if why_bad.is_some() && st.bad_since.is_none() {
             st.carried_the_rung = carries(st.capacity) || carries(st.delivery_seen);
@@ -277,10 +292,6 @@ impl Controller {
             None => {
                 st.bad_since = None;
                 st.clean_since.get_or_insert(s.t);
-                if s.delivery_kbps > 0.0 {
-                    let known = st.delivery_seen.map_or(0.0, |c| c.0);
-                    st.delivery_seen = Some((known.max(s.delivery_kbps), s.t));
-                }
             }
         }
     }
@@ -739,10 +750,12 @@ mod tests {
 
     #[test]
     fn a_stall_of_a_link_that_carried_the_rung_is_given_twice_the_time() {
+        // No new delivery-rate sample while nothing is acknowledged.
         let stall = |t: f64| LinkSample {
             loss_pct: 50.0,
             lag_ms: 1200,
             throughput_kbps: 40.0,
+            delivery_kbps: 0.0,
             ..good(t)
         };
         let mut c = controller();
@@ -774,12 +787,74 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_the_kernel_sees_delivered_far_above_the_rung_is_loss_being_repaired() {
+        // A new viewer on a fast link with 5 % loss (as measured in the
+        // benchmark): its warm-up shows 400 Mbit/s of delivery rate, then loss
+        // recovery leaves unsent data for a moment while delivery samples in
+        // the same window read 300 Mbit/s.
+        let mut c = controller();
+        for i in 0..10 {
+            let t = f64::from(i) * STEP;
+            c.note(
+                1,
+                LinkSample {
+                    loss_pct: 12.0,
+                    delivery_kbps: 400_000.0,
+                    ..good(t)
+                },
+            );
+        }
+        let repair = run(&mut c, &[1], 2.0, 5.0, |_, t, _, _| LinkSample {
+            loss_pct: 8.0,
+            lag_ms: 400,
+            notsent_bytes: 60_000,
+            throughput_kbps: 1200.0,
+            delivery_kbps: 300_000.0,
+            ..good(t)
+        });
+        assert!(repair.is_empty(), "{repair:?}");
+        // The same backlog where the kernel reads the link at 1 Mbit/s is
+        // trouble.
+        let slow = run(&mut c, &[1], 7.0, 3.0, |_, t, _, _| LinkSample {
+            lag_ms: 400,
+            notsent_bytes: 60_000,
+            throughput_kbps: 1000.0,
+            delivery_kbps: 1000.0,
+            ..good(t)
+        });
+        assert!(slow.first().is_some_and(|(_, to)| *to > 0), "{slow:?}");
+    }
+
+    #[test]
+    fn a_warm_up_that_showed_a_fast_link_keeps_loss_from_hastening() {
+        let mut c = controller();
+        c.note(
+            1,
+            LinkSample {
+                delivery_kbps: 400_000.0,
+                ..good(0.0)
+            },
+        );
+        // Behind live with loss, a third of the rung through: not hastened
+        // (half of down_after_s) since the link showed it carries the rung.
+        let sw = run(&mut c, &[1], 2.0, 3.0, |_, t, _, _| LinkSample {
+            loss_pct: 8.0,
+            lag_ms: 900,
+            throughput_kbps: 800.0,
+            delivery_kbps: 0.0,
+            ..good(t)
+        });
+        assert!(sw.first().is_some_and(|(t, _)| *t >= 3.0 - 1e-9), "{sw:?}");
+    }
+
+    #[test]
     fn loss_hastens_a_step_down_the_queue_asks_for() {
         let mut c = controller();
         let sw = run(&mut c, &[1], 0.0, 10.0, |_, t, _, _| LinkSample {
             loss_pct: 5.0,
             lag_ms: 900,
             throughput_kbps: 1000.0,
+            delivery_kbps: 1000.0,
             ..good(t)
         });
         assert!(sw[0].0 <= 0.7, "half of down_after_s: {sw:?}");
