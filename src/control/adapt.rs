@@ -259,6 +259,12 @@ impl Controller {
             // (A stalled link draining its backlog afterwards carries all of it.)
             st.stall_only = false;
         }
+        if why_bad.is_some() && s.delivery_kbps > 0.0 && s.delivery_kbps < rung_kbps * p.headroom {
+            // The kernel measures the link below the rung now (a link that just
+            // fell to a quarter): what it carried a minute ago does not count.
+            st.carried_the_rung = false;
+            st.stall_only = false;
+        }
         st.hastened = measurable && (lossy || slow) && !st.carried_the_rung;
         if !counts {
             // Judged afresh once it counts again.
@@ -845,6 +851,19 @@ mod tests {
             ..good(t)
         });
         assert!(sw.first().is_some_and(|(t, _)| *t >= 3.0 - 1e-9), "{sw:?}");
+    }
+
+    #[test]
+    fn a_link_measured_below_the_rung_now_is_hastened_whatever_it_carried_before() {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        // Capped at a quarter of the rung: behind live, the shaper drops
+        // (loss), and the kernel reads the link at 600 kbit/s.
+        let sw = run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| LinkSample {
+            loss_pct: 20.0,
+            ..congested(t, 600.0)
+        });
+        assert!(sw.first().is_some_and(|(t, _)| *t < 20.7), "{sw:?}");
     }
 
     #[test]
