@@ -452,7 +452,10 @@ fn raise_open_files_limit(connections: usize) {
         }
     }
     let needed = connections as u64 + SPARE_DESCRIPTORS;
-    if lim.rlim_cur < needed {
+    // rlim_t is u32 on 32-bit glibc (armv7), u64 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let current = u64::from(lim.rlim_cur);
+    if current < needed {
         warn!(
             "open files are limited to {}: fewer than server.max_connections = {connections} needs ({needed}); raise LimitNOFILE= or lower max_connections",
             lim.rlim_cur
