@@ -287,7 +287,7 @@ if [ "$REUSE" = 0 ]; then
 fi
 
 step "checking the initramfs covers every board's SD card"
-kver=$(basename "$(find "$R/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)")
+kver=$(basename "$(find "$R/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d -print -quit)")
 initrd="$WORK/fat/initrd.img-$kver"
 [ -f "$initrd" ] || die "no $initrd"
 mkdir -p "$WORK/initrd"

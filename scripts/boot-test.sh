@@ -152,8 +152,8 @@ FAT="$CARD@@$((FAT_START * 512))"
 fat_get() { mcopy -n -o -i "$FAT" "::$1" "$2"; }
 fat_put() { mcopy -o -i "$FAT" "$1" "::$2"; }
 mdir -b -i "$FAT" :: >"$WORK/fat.list"
-KERNEL_NAME=$(grep -o 'vmlinuz-[^/]*$' "$WORK/fat.list" | head -n 1)
-INITRD_NAME=$(grep -o 'initrd.img-[^/]*$' "$WORK/fat.list" | head -n 1)
+KERNEL_NAME=$(grep -m 1 -o 'vmlinuz-[^/]*$' "$WORK/fat.list")
+INITRD_NAME=$(grep -m 1 -o 'initrd.img-[^/]*$' "$WORK/fat.list")
 fat_get "$KERNEL_NAME" "$WORK/vmlinuz"
 fat_get "$INITRD_NAME" "$WORK/initrd"
 fat_get cmdline.txt "$WORK/cmdline.txt"
@@ -344,7 +344,9 @@ power_off() {
 # frames at about FPS
 stream_check() {
 	local name=$1 file=$2 w=$3 h=$4 fps=$5 info got n first last rate
-	info=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 "$file" 2>&1 | head -n 1)
+	# sed, not head: head exits after a line and ffprobe, still writing its
+	# decoder's complaints, dies of SIGPIPE, which pipefail makes fatal.
+	info=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 "$file" 2>&1 | sed -n 1p)
 	got="$(cut -d, -f1 <<<"$info") $(cut -d, -f2 <<<"$info")x$(cut -d, -f3 <<<"$info")"
 	if [ "$got" = "h264 ${w}x${h}" ]; then
 		pass "$name: H.264 ${w}x${h}"
@@ -354,7 +356,7 @@ stream_check() {
 	ffprobe -v error -select_streams v:0 -show_entries packet=pts_time -of default=noprint_wrappers=1:nokey=1 "$file" 2>/dev/null |
 		grep -E '^[0-9]+\.[0-9]+$' >"$file.pts" || true
 	n=$(wc -l <"$file.pts")
-	first=$(sort -n "$file.pts" | head -n 1)
+	first=$(sort -n "$file.pts" | sed -n 1p)
 	last=$(sort -n "$file.pts" | tail -n 1)
 	rate=$(awk -v n="$n" -v a="$first" -v b="$last" 'BEGIN { if (n > 1 && b > a) printf "%.1f", (n - 1) / (b - a); else print 0 }')
 	if awk -v r="$rate" -v f="$fps" 'BEGIN { exit !(r >= 0.8 * f && r <= 1.2 * f) }'; then
@@ -407,7 +409,7 @@ if boot boot1; then
 	sender=$(curl -s --max-time 10 "http://127.0.0.1:$HPORT/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["source"].get("sender") or "")' 2>&1 || true)
 	check "boot1: the camera's datagrams come from its address 10.5.5.9 (got $sender)" test "${sender%:*}" = 10.5.5.9
 	# the access point's password: written to the FAT, shown on the console
-	PW=$(grep -oE "with the password '[a-z0-9-]+'" "$SERIAL" | head -n 1 | cut -d"'" -f2)
+	PW=$(grep -m 1 -oE "with the password '[a-z0-9-]+'" "$SERIAL" | cut -d"'" -f2)
 	if [[ $PW =~ ^[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}$ ]]; then
 		pass "boot1: a random Wi-Fi password is shown on the console ($PW)"
 	else
