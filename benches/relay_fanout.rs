@@ -91,7 +91,12 @@ fn measure(daemon: i32, window: Duration) -> CpuMeter {
 fn fanout(window: Duration) -> String {
     let dir = temp_dir("bench-fanout");
     let ports = Ports::new();
-    let config = write_config(&dir, &ports, "[adapt]\nmode = \"fixed\"\n");
+    // Every viewer is on 127.0.0.1: the per-address cap must let 8 in.
+    let config = Config::new(&ports)
+        .encoder("restart_initial_s = 0.3")
+        .server("max_viewers_per_address = 16")
+        .extra("[adapt]\nmode = \"fixed\"\n")
+        .write(&dir.join("livestreamd.toml"));
     let daemon = Daemon::demo(&dir, &config, ports.http);
     daemon.wait_streaming();
     sleep_until(Instant::now() + Duration::from_secs(2));
