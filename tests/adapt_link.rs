@@ -152,31 +152,40 @@ fn random_loss_alone_never_steps_down_nor_does_a_clean_link() {
                 }
             }
             let s = daemon.status().unwrap();
+            // The controller's decisions, for a failure's message.
+            let decisions: Vec<String> = daemon
+                .log_text()
+                .lines()
+                .filter(|l| l.contains(" -> "))
+                .map(str::to_owned)
+                .collect();
             (
                 s["adapt"]["switches"].as_u64().unwrap(),
                 s["viewers"][0]["rung"].as_i64().unwrap(),
                 max_loss,
                 client.max_lag_after(10.0),
+                decisions,
             )
         })
     };
     let lossy = watch("loss", 6);
     let clean = watch("clean", 0);
-    let (lossy_switches, lossy_rung, lossy_loss, lossy_lag) = lossy.join().unwrap();
-    let (clean_switches, clean_rung, _, _) = clean.join().unwrap();
+    let (lossy_switches, lossy_rung, lossy_loss, lossy_lag, lossy_decisions) =
+        lossy.join().unwrap();
+    let (clean_switches, clean_rung, _, _, clean_decisions) = clean.join().unwrap();
     println!("6% loss: {lossy_switches} switches, rung {lossy_rung}, max lag {lossy_lag:.2} s, loss seen up to {lossy_loss:.1} %");
     println!("clean: {clean_switches} switches, rung {clean_rung}");
     assert!(lossy_loss > 2.0, "the loss is seen ({lossy_loss:.1} %)");
     assert_eq!(
         (lossy_switches, lossy_rung),
         (0, 0),
-        "loss alone is no reason"
+        "loss alone is no reason: {lossy_decisions:#?}"
     );
     assert!(lossy_lag < 1.5, "and the lossy link stays live");
     assert_eq!(
         (clean_switches, clean_rung),
         (0, 0),
-        "a clean link never steps down"
+        "a clean link never steps down: {clean_decisions:#?}"
     );
 }
 

@@ -158,6 +158,12 @@ pub struct LinkSample {
     pub loss_pct: f64,
     /// Bytes acknowledged per second over the window, as kbit/s.
     pub throughput_kbps: f64,
+    /// The same over the newest reading interval alone: the window's figure
+    /// slides down for a second after a link stops acknowledging, which
+    /// looks like a slow link; this one tells a stall (next to nothing) and
+    /// a backlog draining at the link's speed from a link that carries part
+    /// of what it is sent.
+    pub recent_kbps: f64,
     /// The kernel's highest delivery-rate sample in the window that was not
     /// limited by how much we sent, kbit/s: a measurement of the link's
     /// capacity. 0 when every sample was app-limited (the link had room).
@@ -204,6 +210,14 @@ impl LinkWindow {
             0.0
         };
         let acked = tcp.bytes_acked.saturating_sub(first.bytes_acked);
+        let kbps = |bytes: u64, secs: f64| bytes as f64 * 8.0 / secs.max(1e-3) / 1000.0;
+        let recent_kbps = match self.history.len() {
+            n if n > 1 => {
+                let (t_prev, prev, _) = self.history[n - 2];
+                kbps(tcp.bytes_acked.saturating_sub(prev.bytes_acked), t - t_prev)
+            }
+            _ => 0.0,
+        };
         let delivery = self
             .history
             .iter()
@@ -217,10 +231,11 @@ impl LinkWindow {
             rttvar_ms: f64::from(tcp.rttvar_us) / 1000.0,
             loss_pct,
             throughput_kbps: if self.history.len() > 1 {
-                acked as f64 * 8.0 / dt / 1000.0
+                kbps(acked, dt)
             } else {
                 0.0
             },
+            recent_kbps,
             delivery_kbps: delivery as f64 * 8.0 / 1000.0,
             notsent_bytes: tcp.notsent_bytes,
             queued_bytes: tcp.outq_bytes,
@@ -306,6 +321,10 @@ mod tests {
         let s = w.add(1.0, reading(100_000, 5_000, 100_000, 120_000), relay(2));
         assert!((s.loss_pct - 5.0).abs() < 1e-9, "{s:?}");
         assert!((s.throughput_kbps - 800.0).abs() < 1e-6, "{s:?}");
+        assert!(
+            (s.recent_kbps - 800.0).abs() < 1e-6,
+            "20 000 bytes in the newest 0.2 s: {s:?}"
+        );
         assert_eq!(
             s.delivery_kbps, 1200.0,
             "max delivery-rate sample in the window"

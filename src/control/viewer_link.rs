@@ -194,6 +194,7 @@ impl ViewerLink {
             skips,
         };
         let s = self.window.add(self.viewers.now(), tcp, relay);
+        log::trace!("viewer {}: {standing:?} {s:?}", self.viewer);
         self.carried_kbps = Some(s.throughput_kbps).filter(|k| *k > 0.0);
         self.viewers.link(self.viewer, s, standing);
         Some(s.queued_bytes)

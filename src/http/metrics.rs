@@ -662,6 +662,7 @@ mod tests {
                     rttvar_ms: 5.0,
                     loss_pct: 1.5,
                     throughput_kbps: 1400.0,
+                    recent_kbps: 1400.0,
                     delivery_kbps: 3000.0,
                     notsent_bytes: 1200,
                     queued_bytes: 3000,

@@ -299,8 +299,9 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Runs with `RUST_LOG=livestreamd=debug` and no systemd variables,
-    /// then `envs`.
+    /// Runs with `RUST_LOG=livestreamd=debug` (or `LIVESTREAMD_TEST_LOG`, to
+    /// see more: `livestreamd=debug,livestreamd::control::viewer_link=trace`
+    /// logs every link sample) and no systemd variables, then `envs`.
     pub fn spawn(
         dir: &Path,
         name: &str,
@@ -308,7 +309,9 @@ impl Proc {
         envs: &[(&str, &str)],
     ) -> Proc {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).env("RUST_LOG", "livestreamd=debug");
+        let level =
+            std::env::var("LIVESTREAMD_TEST_LOG").unwrap_or_else(|_| "livestreamd=debug".into());
+        cmd.args(args).env("RUST_LOG", level);
         Proc::spawn_command(dir, name, cmd, envs)
             .unwrap_or_else(|e| panic!("cannot start {BIN} as {name}: {e}"))
     }
