@@ -163,7 +163,7 @@ fn random_loss_alone_never_steps_down_nor_does_a_clean_link() {
                 s["adapt"]["switches"].as_u64().unwrap(),
                 s["viewers"][0]["rung"].as_i64().unwrap(),
                 max_loss,
-                client.max_lag_after(10.0),
+                client.late_share_after(10.0, 1.5),
                 decisions,
             )
         })
@@ -173,7 +173,11 @@ fn random_loss_alone_never_steps_down_nor_does_a_clean_link() {
     let (lossy_switches, lossy_rung, lossy_loss, lossy_lag, lossy_decisions) =
         lossy.join().unwrap();
     let (clean_switches, clean_rung, _, _, clean_decisions) = clean.join().unwrap();
-    println!("6% loss: {lossy_switches} switches, rung {lossy_rung}, max lag {lossy_lag:.2} s, loss seen up to {lossy_loss:.1} %");
+    let (late_share, max_lag) = lossy_lag;
+    println!(
+        "6% loss: {lossy_switches} switches, rung {lossy_rung}, {:.1} % of frames over 1.5 s late (max lag {max_lag:.2} s), loss seen up to {lossy_loss:.1} %",
+        late_share * 100.0
+    );
     println!("clean: {clean_switches} switches, rung {clean_rung}");
     assert!(lossy_loss > 2.0, "the loss is seen ({lossy_loss:.1} %)");
     assert_eq!(
@@ -181,7 +185,16 @@ fn random_loss_alone_never_steps_down_nor_does_a_clean_link() {
         (0, 0),
         "loss alone is no reason: {lossy_decisions:#?}"
     );
-    assert!(lossy_lag < 1.5, "and the lossy link stays live");
+    // And it stays live. Not every frame: at 6 % loss TCP sometimes backs
+    // its retransmission timer off for seconds (0.2 + 0.4 + 0.8 + 1.6 s, seen
+    // here as one segment acknowledged per timeout), which no server can
+    // shorten; then the hub skips the viewer to live. A viewer that fell
+    // behind and stayed there would have most of its frames late.
+    assert!(
+        late_share < 0.05,
+        "and the lossy link stays live: {:.1} % of frames over 1.5 s late",
+        late_share * 100.0
+    );
     assert_eq!(
         (clean_switches, clean_rung),
         (0, 0),

@@ -64,6 +64,22 @@ impl PhoneClient {
             .fold(0.0, f64::max)
     }
 
+    /// Share of the frames after `from` seconds that came more than
+    /// `late_s` behind live, and the highest lag among them.
+    pub fn late_share_after(&self, from: f64, late_s: f64) -> (f64, f64) {
+        let lags: Vec<f64> = self
+            .lags()
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(_, l)| *l)
+            .collect();
+        let late = lags.iter().filter(|l| **l > late_s).count();
+        (
+            late as f64 / lags.len().max(1) as f64,
+            lags.iter().copied().fold(0.0, f64::max),
+        )
+    }
+
     pub fn last_lag(&self) -> f64 {
         self.lags().last().map_or(0.0, |l| l.1)
     }
