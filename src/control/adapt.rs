@@ -78,8 +78,14 @@ struct ViewerState {
     /// moving down does not make a stalled link faster, and it recovers.
     stall_only: bool,
     /// Successive samples in which the link, with data waiting for it,
-    /// carried part of the rung (see `SLOW_SAMPLES`).
+    /// carried part of the rung (see `SLOW_SAMPLES`), and what they carried
+    /// in all, kbit/s summed.
     partial_run: u32,
+    partial_sum_kbps: f64,
+    /// In this trouble, what the link carried per interval while it was
+    /// slow, kbit/s: the rung to step down to fits this, not the window's
+    /// figure, which still holds the seconds before the link fell.
+    slow_kbps: Option<f64>,
 }
 
 /// Below this share of the rung acknowledged in a window, a link is stalled,
@@ -91,9 +97,83 @@ const STALL_SHARE: f64 = 0.1;
 /// how a stall begins or ends (acknowledgements stop or resume within it).
 const SLOW_SAMPLES: u32 = 2;
 
+/// Below this, kbit/s over one sample interval, a link is stalled whatever
+/// the rung: a few segments (four of 1448 bytes in 200 ms read 232 kbit/s),
+/// as a retransmission timeout lets through one at a time.
+const STALL_FLOOR_KBPS: f64 = 250.0;
+
 /// Unsent bytes in a viewer's socket (its low-water mark is 16 KiB) from which
 /// data counts as piling up.
 const BACKLOG_BYTES: u32 = 16 * 1024;
+
+/// Whether, in the newest interval, a link with data waiting for it carried
+/// part of the rung: more than a stall's few retransmitted segments, less
+/// than the rung. Judged on that interval, not the window: for a second
+/// after a stall begins, the window's figure slides through every value
+/// between the rung and nothing. Data waits in the socket unsent, or in the
+/// hub while the socket is full of data in flight (a congestion window
+/// filling a shaper's queue leaves nothing unsent).
+fn carries_part(s: &LinkSample, rung_kbps: f64) -> bool {
+    let stalled_below = (STALL_SHARE * rung_kbps).max(STALL_FLOOR_KBPS);
+    let waiting = s.notsent_bytes > 0 || s.lag_ms > 0;
+    waiting && s.recent_kbps >= stalled_below && s.recent_kbps < 0.9 * rung_kbps
+}
+
+/// What a troubled link carries: over the window, or per interval while it
+/// was slow if that is less.
+fn carried_kbps(st: &ViewerState) -> f64 {
+    let window = st.last.throughput_kbps.max(0.0);
+    st.slow_kbps.map_or(window, |slow| slow.min(window))
+}
+
+/// What is wrong with a link in this sample, if anything. Trouble is the link
+/// not carrying the rung. Loss and RTT alone are no reason (TCP repairs
+/// loss); they only hasten the verdict. A probed push (echo probes, no
+/// throughput figure) has nothing else to tell. `slow_link`: the link has
+/// carried only part of the rung for `SLOW_SAMPLES` intervals.
+fn trouble(
+    p: &Params,
+    s: &LinkSample,
+    rung_kbps: f64,
+    measurable: bool,
+    slow_link: bool,
+) -> Option<&'static str> {
+    // The viewer's queue behind live: what waits in the hub, and what
+    // waits in its socket (at the rung's rate: bytes × 8 / kbit/s = ms).
+    let lag_ms = s.lag_ms as f64 + s.queued_bytes as f64 * 8.0 / rung_kbps;
+    let lossy = s.loss_pct > p.max_loss_pct;
+    let slow = s.rtt_ms > p.max_rtt_ms;
+    if !measurable {
+        return match (lossy, slow) {
+            (true, _) => Some("packet loss"),
+            (_, true) => Some("round-trip time"),
+            _ => None,
+        };
+    }
+    // A queue growing because the link carries less than the rung need not
+    // be max_lag_ms deep to tell (a link at a quarter of the rung falls 0.75 s
+    // behind every second); a keyframe's burst on a good link drains before
+    // the next sample, and trouble must hold in every sample for down_after_s.
+    let queue_growing = lag_ms > p.max_lag_ms / 4.0;
+    if lag_ms > p.max_lag_ms {
+        Some("viewer queue behind live")
+    } else if s.skips > 0 {
+        Some("viewer skipped frames")
+    } else if queue_growing && slow_link {
+        Some("the link carries part of the rung, data waiting")
+    } else if queue_growing
+        && s.notsent_bytes >= BACKLOG_BYTES
+        && s.throughput_kbps < 0.9 * rung_kbps
+        && s.delivery_kbps < rung_kbps * p.headroom
+    {
+        // Not while the kernel measures the link delivering far above the
+        // rung in this very window: that backlog is loss being repaired on a
+        // fast link.
+        Some("unsent data piling up, the link carries less than the rung")
+    } else {
+        None
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Verdict {
@@ -188,43 +268,9 @@ impl Controller {
 
     fn record(&mut self, viewer: LinkId, s: LinkSample, counts: bool) {
         let p = &self.params;
-        let measurable =
-            s.throughput_kbps > 0.0 || self.viewers.get(&viewer).is_some_and(|st| st.measurable);
         let rung_kbps = f64::from(self.bitrates[self.rung]);
-        // The viewer's queue behind live: what waits in the hub, and what
-        // waits in its socket (at the rung's rate: bytes × 8 / kbit/s = ms).
-        let lag_ms = s.lag_ms as f64 + s.queued_bytes as f64 * 8.0 / rung_kbps;
         let lossy = s.loss_pct > p.max_loss_pct;
         let slow = s.rtt_ms > p.max_rtt_ms;
-        // Trouble is the link not carrying the rung. Loss and RTT alone are no
-        // reason (TCP repairs loss); they only hasten the verdict. A probed
-        // push (echo probes, no throughput figure) has nothing else to tell.
-        let why_bad = if !measurable {
-            match (lossy, slow) {
-                (true, _) => Some("packet loss"),
-                (_, true) => Some("round-trip time"),
-                _ => None,
-            }
-        } else if lag_ms > p.max_lag_ms {
-            Some("viewer queue behind live")
-        } else if s.skips > 0 {
-            Some("viewer skipped frames")
-        } else if s.notsent_bytes >= BACKLOG_BYTES
-            && s.throughput_kbps < 0.9 * rung_kbps
-            && s.delivery_kbps < rung_kbps * p.headroom
-            && lag_ms > p.max_lag_ms / 4.0
-        {
-            // The queue grows because the link carries less than the rung: no
-            // need to wait until it is max_lag_ms deep (a link at a quarter of
-            // the rung falls 0.75 s behind every second). A keyframe's burst on
-            // a good link drains before the next sample, and trouble must hold
-            // in every sample for down_after_s. Not while the kernel measures
-            // the link delivering far above the rung in this very window: that
-            // backlog is loss being repaired on a fast link.
-            Some("unsent data piling up, the link carries less than the rung")
-        } else {
-            None
-        };
         let carries = |capacity: Option<(f64, f64)>| {
             capacity.is_some_and(|(kbps, at)| {
                 s.t - at < p.capacity_memory_s && kbps >= rung_kbps * p.headroom
@@ -244,9 +290,12 @@ impl Controller {
             delivery_seen: None,
             stall_only: false,
             partial_run: 0,
+            partial_sum_kbps: 0.0,
+            slow_kbps: None,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
+        let measurable = st.measurable;
         // The kernel's delivery-rate samples count whenever they come (warming
         // up, in trouble): a lossy fast link shows its speed mostly while it
         // repairs loss. The highest is kept for capacity_memory_s.
@@ -258,31 +307,23 @@ impl Controller {
                 st.delivery_seen = Some((s.delivery_kbps, s.t));
             }
         }
-        // Judged on the newest interval, not the window: for a second after a
-        // stall begins, the window's figure slides through every value
-        // between the rung and nothing.
-        let carries_part = s.notsent_bytes > 0
-            && s.recent_kbps >= STALL_SHARE * rung_kbps
-            && s.recent_kbps < 0.9 * rung_kbps;
-        st.partial_run = match why_bad.is_some() && carries_part {
-            true => st.partial_run + 1,
-            false => 0,
+        (st.partial_run, st.partial_sum_kbps) = match carries_part(&s, rung_kbps) {
+            true => (st.partial_run + 1, st.partial_sum_kbps + s.recent_kbps),
+            false => (0, 0.0),
         };
+        let slow_link = st.partial_run >= SLOW_SAMPLES;
+        let why_bad = trouble(p, &s, rung_kbps, measurable, slow_link);
         if why_bad.is_some() && st.bad_since.is_none() {
             st.carried_the_rung = carries(st.capacity) || carries(st.delivery_seen);
             st.stall_only = st.carried_the_rung;
         }
-        if st.partial_run >= SLOW_SAMPLES {
-            // Part of the rung gets through: too little capacity, not a stall.
-            // (A stalled link draining its backlog afterwards carries all of it.)
+        if why_bad.is_some() && slow_link {
+            // Part of the rung gets through, sample after sample: too little
+            // capacity now, not a stall (a stalled link draining its backlog
+            // afterwards carries all of it), whatever the link carried before.
             st.stall_only = false;
-            if s.delivery_kbps > 0.0 && s.delivery_kbps < rung_kbps * p.headroom {
-                // And the kernel measures the link below the rung now (a link
-                // that just fell to a quarter): what it carried a minute ago
-                // does not count. (A delivery-rate sample taken across a
-                // retransmission timeout reads a few kbit/s: not this.)
-                st.carried_the_rung = false;
-            }
+            st.carried_the_rung = false;
+            st.slow_kbps = Some(st.partial_sum_kbps / f64::from(st.partial_run));
         }
         st.hastened = measurable && (lossy || slow) && !st.carried_the_rung;
         if !counts {
@@ -322,6 +363,7 @@ impl Controller {
             }
             None => {
                 st.bad_since = None;
+                st.slow_kbps = None;
                 st.clean_since.get_or_insert(s.t);
             }
         }
@@ -364,6 +406,7 @@ impl Controller {
         // Judge the new rung on fresh evidence.
         for st in self.viewers.values_mut() {
             st.bad_since = None;
+            st.slow_kbps = None;
             st.clean_since = Some(now);
         }
     }
@@ -386,7 +429,7 @@ impl Controller {
         if st.bad_since.is_some_and(|since| now - since >= confirm) {
             // Step below what the link actually carried, and at least one rung.
             // (A probed push link has no throughput figure: one step at a time.)
-            let carried = st.last.throughput_kbps.max(0.0);
+            let carried = carried_kbps(st);
             let fits = match carried > 0.0 {
                 true => self
                     .bitrates
@@ -519,7 +562,7 @@ impl Controller {
                 s.lag_ms,
                 s.rtt_ms,
                 s.loss_pct,
-                s.throughput_kbps
+                carried_kbps(st)
             );
             return Some(self.decide(to, reason));
         }
@@ -903,6 +946,55 @@ mod tests {
                 .first()
                 .is_some_and(|(t, to)| *t - start < 0.7 && *to == 2),
             "hastened, below the 250 kbit/s it carried: {decisions:?}"
+        );
+    }
+
+    #[test]
+    fn a_link_that_falls_to_a_quarter_is_told_in_two_samples_not_a_window() {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        // Capped at 600 kbit/s from t = 20: every interval carries 600 with
+        // data waiting, while the one-second window still holds the
+        // throughput and the delivery-rate samples from before the cap.
+        let capped = run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
+            let since = t - 20.0 + STEP;
+            LinkSample {
+                loss_pct: 20.0,
+                notsent_bytes: 30_000,
+                queued_bytes: 60_000,
+                lag_ms: (since * 750.0) as u64,
+                throughput_kbps: (2500.0 - 1900.0 * since).max(600.0),
+                recent_kbps: 600.0,
+                delivery_kbps: if since <= 1.0 { 20_000.0 } else { 600.0 },
+                ..good(t)
+            }
+        });
+        // Slow from the second sample (20.2), hastened by the loss: 0.5 s.
+        assert!(
+            capped.first().is_some_and(|(t, to)| *t < 20.9 && *to == 3),
+            "down to the rung below 600 kbit/s before the window knows: {capped:?}"
+        );
+        // Falling to 1000 kbit/s: when the step is decided the window still
+        // reads 1700 (room for the 1500 rung); the intervals tell 1000.
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let halved = run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
+            let since = t - 20.0 + STEP;
+            LinkSample {
+                loss_pct: 20.0,
+                notsent_bytes: 30_000,
+                queued_bytes: 60_000,
+                lag_ms: (since * 600.0) as u64,
+                throughput_kbps: (2500.0 - 1500.0 * since).max(1000.0),
+                recent_kbps: 1000.0,
+                delivery_kbps: 20_000.0,
+                ..good(t)
+            }
+        });
+        assert_eq!(
+            halved.first().map(|(_, to)| *to),
+            Some(2),
+            "800 kbit/s fits 1000, 1500 does not: {halved:?}"
         );
     }
 
