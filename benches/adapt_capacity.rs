@@ -1,5 +1,5 @@
 //! Benchmark (not a test): two phones on emulated Wi-Fi links watch one
-//! camera through each system in turn — livestreamd per-viewer, weakest and
+//! camera through each system in turn — livestreamd per-viewer (also with a standby rung), weakest and
 //! fixed, and the peers a user would pick instead (ffmpeg `-listen`, VLC,
 //! GStreamer) — one system at a time so they never compete for the CPU.
 //! Needs root (network namespaces); VLC runs as `nobody`.
@@ -14,12 +14,12 @@
 //!   cargo bench --bench adapt_capacity                       (every system, results to benches/RESULTS.md)
 //!   cargo bench --bench adapt_capacity -- --systems vlc,fixed --cap 30 --no-record
 //!
-//! Options: `--systems per-viewer,weakest,fixed,ffmpeg-listen,vlc,gstreamer`,
+//! Options: `--systems per-viewer,per-viewer-standby,weakest,fixed,ffmpeg-listen,vlc,gstreamer`,
 //! `--runs N` (or a bare number), `--camera WxH@FPS` (default 960x540@30),
 //! `--kbps N` (the camera's rate; default 2400 at 960x540, scaled with the
 //! picture), `--ample S` (10), `--cap S` (60), `--clean S` (40), `--loss PCT`
 //! (5), `--bin PATH` (another livestreamd build, e.g. the lead's work tree),
-//! `--no-record` (print only). A full run of six systems takes about 13 minutes.
+//! `--no-record` (print only). A full run of seven systems takes about 15 minutes.
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -104,6 +104,11 @@ pub struct Adapt {
     /// A rung nobody watched for this long is no longer encoded (per-viewer;
     /// the start rung always is).
     pub idle_rung_s: f64,
+    /// Per-viewer: a rung kept encoded while anyone watches a better one, so
+    /// that a step down to it never waits for an encoder to start (it costs
+    /// that encoder's CPU all along). None: rungs start when wanted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby_rung: Option<usize>,
 }
 
 impl Default for Adapt {
@@ -125,6 +130,7 @@ impl Default for Adapt {
             switch_timeout_s: 10.0,
             max_encoders: 4,
             idle_rung_s: 20.0,
+            standby_rung: None,
         }
     }
 }
@@ -1062,6 +1068,20 @@ level = "debug"
         assert!(err("[adapt]\nmax_lag = 3\n")
             .reason
             .contains("unknown field"));
+    }
+
+    #[test]
+    fn a_standby_rung_is_one_below_the_top() {
+        assert_eq!(Config::default().adapt.standby_rung, None);
+        let c = parse(Path::new("t.toml"), "[adapt]\nstandby_rung = 3\n").unwrap();
+        assert_eq!(c.adapt.standby_rung, Some(3));
+        for bad in ["0", "4"] {
+            let e = err(&format!("[adapt]\nstandby_rung = {bad}\n"));
+            assert_eq!((e.line, e.column), (2, 1), "{e}");
+            assert!(e.reason.contains("a rung below the top from 1 to 3"), "{e}");
+        }
+        let one = "[adapt]\nstandby_rung = 1\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n";
+        assert!(err(one).reason.contains("one rung"), "{}", err(one));
     }
 
     #[test]

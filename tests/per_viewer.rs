@@ -214,6 +214,44 @@ fn the_hot_ladder_is_bounded_and_unwatched_rungs_stop() {
 }
 
 #[test]
+fn a_standby_rung_is_encoded_while_someone_watches_a_better_one() {
+    let dir = temp_dir("standby");
+    let ports = Ports::new();
+    let config = Config::new(&ports)
+        .extra("[adapt]\nstandby_rung = 1\nidle_rung_s = 1.0\n")
+        .write(&dir.join("livestreamd.toml"));
+    let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
+    daemon.wait_streaming();
+    let running = |s: &Value| -> Vec<i64> {
+        s["encoders"]
+            .as_array()
+            .map(|e| e.iter().map(|e| e["rung"].as_i64().unwrap()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        running(&daemon.status().unwrap()),
+        vec![0],
+        "nobody watches"
+    );
+    let mut viewer = Viewer::connect(ports.http);
+    viewer.read_for(Duration::from_secs(2));
+    daemon.wait_status("the standby rung started", Duration::from_secs(10), |s| {
+        running(s) == vec![0, 1]
+    });
+    // Unwatched, it is kept for as long as the viewer stays above it.
+    std::thread::sleep(Duration::from_secs(3));
+    let s = daemon.status().unwrap();
+    assert_eq!(running(&s), vec![0, 1], "kept past idle_rung_s");
+    assert_eq!(s["viewers"][0]["rung"], 0);
+    drop(viewer); // closes its connection
+    daemon.wait_status(
+        "stopped with nobody above it",
+        Duration::from_secs(10),
+        |s| running(s) == vec![0],
+    );
+}
+
+#[test]
 fn with_max_encoders_reached_a_viewer_shares_a_running_rung() {
     let dir = temp_dir("max-encoders");
     let ports = Ports::new();

@@ -379,7 +379,19 @@ fn validate_adapt(c: &Config) -> Result<(), Invalid> {
         a.max_encoders,
         1..=8,
         "a number of encoders",
-    )
+    )?;
+    if let Some(standby) = a.standby_rung {
+        let key = KeyPath::key("adapt", "standby_rung");
+        let below_top = c.ladder.len().saturating_sub(1);
+        if below_top == 0 {
+            return fail(
+                key,
+                format!("adapt.standby_rung = {standby}: the ladder has one rung, none below the top to keep ready"),
+            );
+        }
+        within(key, standby, 1..=below_top, "a rung below the top")?;
+    }
+    Ok(())
 }
 
 fn validate_camera(c: &Camera) -> Result<(), Invalid> {

@@ -598,6 +598,12 @@ impl Viewers {
     }
 }
 
+/// The standby rung (`adapt.standby_rung`) to keep encoded while some link
+/// watches a better rung, so that its step down never waits for an encoder.
+pub fn standby(standby: Option<usize>, watched: &BTreeSet<usize>) -> Option<usize> {
+    standby.filter(|s| watched.iter().any(|r| r < s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,5 +776,14 @@ mod tests {
         v.reached(a, 2);
         v.reconfigure(Adapt::default(), vec![3000, 800], 0);
         assert_eq!(v.want(a), Some(1));
+    }
+
+    #[test]
+    fn the_standby_rung_is_kept_only_below_someone() {
+        let watched = |r: &[usize]| r.iter().copied().collect::<BTreeSet<usize>>();
+        assert_eq!(standby(Some(2), &watched(&[0])), Some(2));
+        assert_eq!(standby(Some(2), &watched(&[2, 3])), None, "nobody above it");
+        assert_eq!(standby(Some(2), &watched(&[])), None, "nobody at all");
+        assert_eq!(standby(None, &watched(&[0])), None);
     }
 }

@@ -13,7 +13,7 @@ use crate::camera::demo::{self, DemoSource};
 use crate::clock::Clock;
 use crate::config::source::{self as config_source, Current, Sources};
 use crate::config::{AdaptMode, Config};
-use crate::control::viewers::Viewers;
+use crate::control::viewers::{standby, Viewers};
 use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::{server, Context};
@@ -285,7 +285,10 @@ impl Daemon {
         let cfg = self.config.get();
         let a = &cfg.adapt;
         let timeout = Duration::from_secs_f64(a.switch_timeout_s);
-        let wanted = self.viewers.tick(a.mode == AdaptMode::Auto, timeout);
+        let mut wanted = self.viewers.tick(a.mode == AdaptMode::Auto, timeout);
+        if !a.policy.shared() {
+            wanted.extend(standby(a.standby_rung, &self.viewers.rungs_in_use()));
+        }
         // One rung for everyone: the current one and the one being moved to.
         let (max, idle) = if a.policy.shared() {
             (2, Duration::ZERO)

@@ -255,6 +255,12 @@ pub fn all_systems() -> Vec<System> {
     };
     vec![
         daemon("per-viewer", "policy = \"per-viewer\"", Top::Passthrough),
+        // The lowest rung kept encoded: a step down never waits for an encoder.
+        daemon(
+            "per-viewer-standby",
+            "policy = \"per-viewer\"\nstandby_rung = 3",
+            Top::Passthrough,
+        ),
         daemon(
             "weakest",
             "policy = \"weakest\"",
@@ -471,12 +477,14 @@ fn launch_daemon(setup: &DaemonSetup, l: &Launch) -> Result<Running, String> {
         path.display().to_string(),
     ];
     let bin = l.bin.display().to_string();
+    // The level a user runs at, unless LIVESTREAMD_TEST_LOG asks for more.
+    let level = std::env::var("LIVESTREAMD_TEST_LOG").unwrap_or_else(|_| "livestreamd=info".into());
     let proc = spawn(
         l.dir,
         &format!("livestreamd-{}", setup.name),
         &bin,
         &args,
-        &[("RUST_LOG", "livestreamd=info")],
+        &[("RUST_LOG", &level)],
         None,
     )?;
     let mut r = Running::peer(proc, l.port, Some("/stream.ts"), note);
