@@ -5,10 +5,19 @@
 #   scripts/install-deps.sh demo     only what the demo needs
 #   scripts/install-deps.sh image    only what the Debian image build and its
 #                                    boot test need (debian-image/, scripts/boot-test.sh)
+#   scripts/install-deps.sh bench    the tests' packages and the peers the
+#                                    benchmarks compare against (VLC, GStreamer)
 set -euo pipefail
 
 what=${1:-all}
 apt_packages=(ffmpeg curl)
+if [ "$what" = bench ]; then
+    # benches/adapt_capacity.rs runs VLC (cvlc, as nobody) and GStreamer
+    # (udpsrc ! tsparse ! tcpserversink; tsparse is in -bad) beside livestreamd.
+    apt_packages+=(vlc-bin vlc-plugin-base gstreamer1.0-tools
+        gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+    what=all
+fi
 if [ "$what" = all ]; then
     # libc6-dev-armhf-cross: the static armv7 link (crt1.o, libc.a); only a
     # Recommends of gcc-arm-linux-gnueabihf, so --no-install-recommends drops it.

@@ -782,6 +782,19 @@ impl Config {
         self.encoder.start_rung
     }
 
+    /// The longest keyframe interval of an encoded rung, in seconds (the
+    /// passthrough rung keeps the camera's).
+    pub fn longest_keyframe_interval_s(&self) -> f64 {
+        self.ladder
+            .iter()
+            .filter(|r| !r.passthrough)
+            .map(|r| {
+                r.keyframe_interval_s
+                    .unwrap_or(self.encoder.keyframe_interval_s)
+            })
+            .fold(0.0, f64::max)
+    }
+
     /// The effective configuration as TOML, for `check-config`: the GoPro
     /// kinds show the camera address in effect, and a control token is not
     /// printed (only that one is set).
@@ -1068,6 +1081,21 @@ level = "debug"
         assert!(err("[adapt]\nmax_lag = 3\n")
             .reason
             .contains("unknown field"));
+    }
+
+    #[test]
+    fn the_longest_keyframe_interval_is_of_an_encoded_rung() {
+        let c = Config::default();
+        assert_eq!(
+            c.longest_keyframe_interval_s(),
+            c.encoder.keyframe_interval_s
+        );
+        let c = parse(
+            Path::new("t.toml"),
+            "[encoder]\nkeyframe_interval_s = 0.5\n[[ladder]]\npassthrough = true\nwidth = 1280\nheight = 720\nfps = 30\nbitrate_kbps = 4000\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\nkeyframe_interval_s = 2.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.longest_keyframe_interval_s(), 2.0);
     }
 
     #[test]

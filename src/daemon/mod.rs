@@ -18,7 +18,7 @@ use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
-use crate::media::relay::{Hub, Limits};
+use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
 use crate::notify::Notifier;
 use crate::supervise::{self, SharedInfo};
@@ -119,6 +119,7 @@ impl Daemon {
             .max(Limits::default().keep_for);
         let hub = Hub::new(Limits {
             keep_for,
+            max_hold: switch_hold(config.longest_keyframe_interval_s()),
             ..Limits::default()
         });
 
@@ -379,6 +380,8 @@ impl Daemon {
             // New encoders for every running rung; readers move over at their
             // first keyframe, make-before-break.
             info!("new encoder settings: re-encoding the running rungs");
+            self.hub
+                .set_max_hold(switch_hold(new.longest_keyframe_interval_s()));
             self.encoders.lock().unwrap().reencode(&new);
         }
     }

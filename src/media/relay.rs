@@ -19,6 +19,7 @@ use crate::media::ts::{avc_codec, pts_diff, Continuity, Demux, Kind, PACKET_LEN}
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{self, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -80,7 +81,8 @@ pub struct Limits {
     /// Cap on buffered bytes over all tracks, whatever the bitrates.
     pub max_bytes: usize,
     /// How long a reader waits for its current track to reach the target's
-    /// keyframe before it switches with a gap.
+    /// keyframe before it switches with a gap (at the start: see
+    /// `Hub::set_max_hold`, which follows the ladder's keyframe intervals).
     pub max_hold: Duration,
     /// A reader this far behind live when it switches goes straight to the
     /// target's newest keyframe: a switch down is usually made because it fell
@@ -502,7 +504,18 @@ impl Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     limits: Limits,
+    /// `Limits::max_hold` as set now, in milliseconds.
+    max_hold_ms: AtomicU64,
     newest: watch::Sender<u64>,
+}
+
+/// The hold before a gapless switch for a ladder whose longest keyframe
+/// interval is `keyframe_interval_s`: the target's next keyframe comes within
+/// one interval, plus half a second for one encoder running behind another;
+/// never under the default.
+pub fn switch_hold(keyframe_interval_s: f64) -> Duration {
+    let default = Limits::default().max_hold;
+    Duration::try_from_secs_f64(keyframe_interval_s + 0.5).map_or(default, |hold| hold.max(default))
 }
 
 /// One track's figures.
@@ -532,9 +545,20 @@ impl Hub {
     pub fn new(limits: Limits) -> Arc<Hub> {
         Arc::new(Hub {
             inner: Mutex::new(Inner::default()),
+            max_hold_ms: AtomicU64::new(limits.max_hold.as_millis() as u64),
             limits,
             newest: watch::channel(0).0,
         })
+    }
+
+    /// A new hold before gapless switches (the ladder's keyframe intervals changed).
+    pub fn set_max_hold(&self, hold: Duration) {
+        self.max_hold_ms
+            .store(hold.as_millis() as u64, atomic::Ordering::Relaxed);
+    }
+
+    fn max_hold(&self) -> Duration {
+        Duration::from_millis(self.max_hold_ms.load(atomic::Ordering::Relaxed))
     }
 
     /// Announces encoder `generation`'s output for `rung`: readers of that rung
@@ -785,7 +809,7 @@ impl Hub {
                     .and_then(|c| c.when());
                 let reached = next_frame.is_some_and(|w| w >= k_when);
                 let waited = r.hold_since.get_or_insert_with(Instant::now).elapsed();
-                if reached || waited > self.limits.max_hold {
+                if reached || waited > self.max_hold() {
                     move_reader(&mut g, r, w, k_seq);
                     batch.psi = Some(g.tracks[&w].psi.clone());
                     batch.switched = true;
@@ -806,7 +830,7 @@ impl Hub {
                 Some(_) => r.hold_since.get_or_insert_with(Instant::now).elapsed(),
                 None => Duration::ZERO,
             };
-            if let (Some(last), true) = (target_last, !behind && waited <= self.limits.max_hold) {
+            if let (Some(last), true) = (target_last, !behind && waited <= self.max_hold()) {
                 let until = Stamp {
                     pts: (last.pts + 1) & ((1 << 33) - 1),
                     ..last
@@ -1595,5 +1619,13 @@ mod tests {
         hub.remove_track(2);
         frames(&hub, 1, 7, 13, 3);
         assert_eq!(hub.hls_stats().live.rung, 0, "else the nearest");
+    }
+
+    #[test]
+    fn the_hold_covers_the_longest_keyframe_interval() {
+        assert_eq!(switch_hold(0.5), Limits::default().max_hold);
+        assert_eq!(switch_hold(1.0), Limits::default().max_hold);
+        assert_eq!(switch_hold(2.0), Duration::from_millis(2500));
+        assert_eq!(switch_hold(f64::NAN), Limits::default().max_hold);
     }
 }
