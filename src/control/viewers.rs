@@ -392,14 +392,22 @@ impl Viewers {
             }
         }
         // The rungs wanted now, and those a step down may soon need (started
-        // ahead, so that the switch does not wait for an encoder).
+        // ahead, so that the switch does not wait for an encoder). A
+        // controller that does not decide (fixed mode, a pin) needs none.
         let mut wanted: BTreeSet<usize> = g.links.values().map(|l| l.want).collect();
+        let deciding = |c: &&Controller| automatic && c.status().pinned.is_none();
         match &g.shared {
-            Some(c) => wanted.extend(c.prospects()),
+            Some(c) => wanted.extend(
+                Some(c)
+                    .filter(deciding)
+                    .map(|c| c.prospects())
+                    .unwrap_or_default(),
+            ),
             None => wanted.extend(
                 g.links
                     .values()
                     .filter_map(|l| l.controller.as_ref())
+                    .filter(deciding)
                     .flat_map(Controller::prospects),
             ),
         }
@@ -707,6 +715,27 @@ mod tests {
         assert_eq!(v.status()[0].link.unwrap().lag_ms, 5000);
         v.link(a, sample(20), Standing::Counted);
         assert!(!v.status()[0].stalled);
+    }
+
+    #[test]
+    fn in_fixed_mode_trouble_starts_no_lower_rung_ahead() {
+        for policy in [Policy::PerViewer, Policy::Weakest] {
+            let v = viewers(policy);
+            let a = v.join(addr(1), places(4)).unwrap();
+            v.reached(a, 0);
+            // Counted, far behind live: trouble.
+            v.link(a, sample(5000), Standing::Counted);
+            assert_eq!(
+                v.tick(false, Duration::from_secs(10)),
+                BTreeSet::from([0]),
+                "{policy:?}"
+            );
+            assert_eq!(
+                v.tick(true, Duration::from_secs(10)),
+                BTreeSet::from([0, 1, 2]),
+                "automatic: every rung below, ahead ({policy:?})"
+            );
+        }
     }
 
     #[test]
