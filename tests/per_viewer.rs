@@ -179,14 +179,8 @@ fn the_hot_ladder_is_bounded_and_unwatched_rungs_stop() {
         .write(&dir.join("livestreamd.toml"));
     let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
     daemon.wait_streaming();
-    let running = |s: &Value| -> Vec<i64> {
-        s["encoders"]
-            .as_array()
-            .map(|e| e.iter().map(|e| e["rung"].as_i64().unwrap()).collect())
-            .unwrap_or_default()
-    };
     assert_eq!(
-        running(&daemon.status().unwrap()),
+        running_rungs(&daemon.status().unwrap()),
         vec![0],
         "the start rung only"
     );
@@ -197,12 +191,12 @@ fn the_hot_ladder_is_bounded_and_unwatched_rungs_stop() {
     let s = daemon.wait_status("rung 1 watched", Duration::from_secs(10), |s| {
         s["viewers"][0]["rung"] == 1
     });
-    assert_eq!(running(&s), vec![0, 1]);
+    assert_eq!(running_rungs(&s), vec![0, 1]);
     // Back to rung 0: rung 1 is stopped once nobody watched it for idle_rung_s.
     pin(ports.http, "0");
     let t0 = Instant::now();
     let s = daemon.wait_status("rung 1 stopped", Duration::from_secs(10), |s| {
-        s["viewers"][0]["rung"] == 0 && running(s) == vec![0]
+        s["viewers"][0]["rung"] == 0 && running_rungs(s) == vec![0]
     });
     println!(
         "unwatched rung stopped after {:.1} s",
@@ -222,32 +216,26 @@ fn a_standby_rung_is_encoded_while_someone_watches_a_better_one() {
         .write(&dir.join("livestreamd.toml"));
     let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
     daemon.wait_streaming();
-    let running = |s: &Value| -> Vec<i64> {
-        s["encoders"]
-            .as_array()
-            .map(|e| e.iter().map(|e| e["rung"].as_i64().unwrap()).collect())
-            .unwrap_or_default()
-    };
     assert_eq!(
-        running(&daemon.status().unwrap()),
+        running_rungs(&daemon.status().unwrap()),
         vec![0],
         "nobody watches"
     );
     let mut viewer = Viewer::connect(ports.http);
     viewer.read_for(Duration::from_secs(2));
     daemon.wait_status("the standby rung started", Duration::from_secs(10), |s| {
-        running(s) == vec![0, 1]
+        running_rungs(s) == vec![0, 1]
     });
     // Unwatched, it is kept for as long as the viewer stays above it.
     std::thread::sleep(Duration::from_secs(3));
     let s = daemon.status().unwrap();
-    assert_eq!(running(&s), vec![0, 1], "kept past idle_rung_s");
+    assert_eq!(running_rungs(&s), vec![0, 1], "kept past idle_rung_s");
     assert_eq!(s["viewers"][0]["rung"], 0);
     drop(viewer); // closes its connection
     daemon.wait_status(
         "stopped with nobody above it",
         Duration::from_secs(10),
-        |s| running(s) == vec![0],
+        |s| running_rungs(s) == vec![0],
     );
 }
 
@@ -291,5 +279,13 @@ fn utc_now_ms() -> String {
         .args(["-u", "+%H:%M:%S.%3N"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The rungs with a running encoder, in a `/status` document.
+fn running_rungs(s: &Value) -> Vec<i64> {
+    s["encoders"]
+        .as_array()
+        .map(|e| e.iter().map(|e| e["rung"].as_i64().unwrap()).collect())
         .unwrap_or_default()
 }

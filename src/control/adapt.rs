@@ -949,48 +949,43 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_link_that_falls_to_a_quarter_is_told_in_two_samples_not_a_window() {
+    /// A link carrying the 2500 kbit/s rung for 20 s that falls to `kbps`:
+    /// every interval carries that with data waiting and loss, while the
+    /// one-second window still holds the throughput from before (and, for
+    /// `stale_delivery_s`, the delivery-rate samples). The switches.
+    fn fall_to(kbps: f64, stale_delivery_s: f64) -> Vec<(f64, usize)> {
         let mut c = controller();
         assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
-        // Capped at 600 kbit/s from t = 20: every interval carries 600 with
-        // data waiting, while the one-second window still holds the
-        // throughput and the delivery-rate samples from before the cap.
-        let capped = run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
+        run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
             let since = t - 20.0 + STEP;
             LinkSample {
                 loss_pct: 20.0,
                 notsent_bytes: 30_000,
                 queued_bytes: 60_000,
-                lag_ms: (since * 750.0) as u64,
-                throughput_kbps: (2500.0 - 1900.0 * since).max(600.0),
-                recent_kbps: 600.0,
-                delivery_kbps: if since <= 1.0 { 20_000.0 } else { 600.0 },
+                lag_ms: (since * (1.0 - kbps / 2500.0) * 1000.0) as u64,
+                throughput_kbps: (2500.0 - (2500.0 - kbps) * since).max(kbps),
+                recent_kbps: kbps,
+                delivery_kbps: if since <= stale_delivery_s {
+                    20_000.0
+                } else {
+                    kbps
+                },
                 ..good(t)
             }
-        });
+        })
+    }
+
+    #[test]
+    fn a_link_that_falls_to_a_quarter_is_told_in_two_samples_not_a_window() {
         // Slow from the second sample (20.2), hastened by the loss: 0.5 s.
+        let capped = fall_to(600.0, 1.0);
         assert!(
             capped.first().is_some_and(|(t, to)| *t < 20.9 && *to == 3),
             "down to the rung below 600 kbit/s before the window knows: {capped:?}"
         );
         // Falling to 1000 kbit/s: when the step is decided the window still
         // reads 1700 (room for the 1500 rung); the intervals tell 1000.
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
-        let halved = run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
-            let since = t - 20.0 + STEP;
-            LinkSample {
-                loss_pct: 20.0,
-                notsent_bytes: 30_000,
-                queued_bytes: 60_000,
-                lag_ms: (since * 600.0) as u64,
-                throughput_kbps: (2500.0 - 1500.0 * since).max(1000.0),
-                recent_kbps: 1000.0,
-                delivery_kbps: 20_000.0,
-                ..good(t)
-            }
-        });
+        let halved = fall_to(1000.0, 3.0);
         assert_eq!(
             halved.first().map(|(_, to)| *to),
             Some(2),
