@@ -172,28 +172,26 @@ fn a_passthrough_rung_splices_to_and_from_an_encoded_one_without_a_gap() {
 
 #[test]
 fn the_hot_ladder_is_bounded_and_unwatched_rungs_stop() {
-    let dir = temp_dir("hot-ladder");
-    let ports = Ports::new();
-    let config = Config::new(&ports)
-        .extra("[adapt]\nmax_encoders = 2\nidle_rung_s = 2.0\n")
-        .write(&dir.join("livestreamd.toml"));
-    let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
-    daemon.wait_streaming();
+    let daemon = demo_streaming(
+        "hot-ladder",
+        "[adapt]\nmax_encoders = 2\nidle_rung_s = 2.0\n",
+    );
+    let http = daemon.http;
     assert_eq!(
         running_rungs(&daemon.status().unwrap()),
         vec![0],
         "the start rung only"
     );
-    let viewer = BackgroundViewer::connect(ports.http);
+    let viewer = BackgroundViewer::connect(http);
     viewer.wait_bytes(20_000, Duration::from_secs(10));
     // The operator asks for rung 1: it is started and the viewer moves there.
-    pin(ports.http, "1");
+    pin(http, "1");
     let s = daemon.wait_status("rung 1 watched", Duration::from_secs(10), |s| {
         s["viewers"][0]["rung"] == 1
     });
     assert_eq!(running_rungs(&s), vec![0, 1]);
     // Back to rung 0: rung 1 is stopped once nobody watched it for idle_rung_s.
-    pin(ports.http, "0");
+    pin(http, "0");
     let t0 = Instant::now();
     let s = daemon.wait_status("rung 1 stopped", Duration::from_secs(10), |s| {
         s["viewers"][0]["rung"] == 0 && running_rungs(s) == vec![0]
@@ -209,19 +207,14 @@ fn the_hot_ladder_is_bounded_and_unwatched_rungs_stop() {
 
 #[test]
 fn a_standby_rung_is_encoded_while_someone_watches_a_better_one() {
-    let dir = temp_dir("standby");
-    let ports = Ports::new();
-    let config = Config::new(&ports)
-        .extra("[adapt]\nstandby_rung = 1\nidle_rung_s = 1.0\n")
-        .write(&dir.join("livestreamd.toml"));
-    let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
-    daemon.wait_streaming();
+    let daemon = demo_streaming("standby", "[adapt]\nstandby_rung = 1\nidle_rung_s = 1.0\n");
+    let http = daemon.http;
     assert_eq!(
         running_rungs(&daemon.status().unwrap()),
         vec![0],
         "nobody watches"
     );
-    let mut viewer = Viewer::connect(ports.http);
+    let mut viewer = Viewer::connect(http);
     viewer.read_for(Duration::from_secs(2));
     daemon.wait_status("the standby rung started", Duration::from_secs(10), |s| {
         running_rungs(s) == vec![0, 1]
@@ -241,16 +234,11 @@ fn a_standby_rung_is_encoded_while_someone_watches_a_better_one() {
 
 #[test]
 fn with_max_encoders_reached_a_viewer_shares_a_running_rung() {
-    let dir = temp_dir("max-encoders");
-    let ports = Ports::new();
-    let config = Config::new(&ports)
-        .extra("[adapt]\nmax_encoders = 1\n")
-        .write(&dir.join("livestreamd.toml"));
-    let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
-    daemon.wait_streaming();
-    let viewer = BackgroundViewer::connect(ports.http);
+    let daemon = demo_streaming("max-encoders", "[adapt]\nmax_encoders = 1\n");
+    let http = daemon.http;
+    let viewer = BackgroundViewer::connect(http);
     viewer.wait_bytes(20_000, Duration::from_secs(10));
-    pin(ports.http, "1");
+    pin(http, "1");
     std::thread::sleep(Duration::from_secs(3));
     let s = daemon.status().unwrap();
     assert_eq!(
@@ -269,6 +257,19 @@ fn with_max_encoders_reached_a_viewer_shares_a_running_rung() {
 }
 
 /// `demo --config FILE` at 640x360.
+/// The demo at 640x360 on the small ladder with `adapt` appended, in a fresh
+/// `temp_dir(name)`, once it streams.
+fn demo_streaming(name: &str, adapt: &str) -> Daemon {
+    let dir = temp_dir(name);
+    let ports = Ports::new();
+    let config = Config::new(&ports)
+        .extra(adapt)
+        .write(&dir.join("livestreamd.toml"));
+    let daemon = Daemon::start(&dir, &demo_args_path(&config), ports.http);
+    daemon.wait_streaming();
+    daemon
+}
+
 fn demo_args_path(config: &std::path::Path) -> Vec<String> {
     demo_args(config, &["--size", "640x360"])
 }
