@@ -256,7 +256,6 @@ fn with_max_encoders_reached_a_viewer_shares_a_running_rung() {
     viewer.wait_bytes(at + 10_000, Duration::from_secs(5));
 }
 
-/// `demo --config FILE` at 640x360.
 /// The demo at 640x360 on the small ladder with `adapt` appended, in a fresh
 /// `temp_dir(name)`, once it streams.
 fn demo_streaming(name: &str, adapt: &str) -> Daemon {
@@ -270,6 +269,7 @@ fn demo_streaming(name: &str, adapt: &str) -> Daemon {
     daemon
 }
 
+/// `demo --config FILE` at 640x360.
 fn demo_args_path(config: &std::path::Path) -> Vec<String> {
     demo_args(config, &["--size", "640x360"])
 }

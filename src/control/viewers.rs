@@ -397,12 +397,8 @@ impl Viewers {
         let mut wanted: BTreeSet<usize> = g.links.values().map(|l| l.want).collect();
         let deciding = |c: &&Controller| automatic && c.status().pinned.is_none();
         match &g.shared {
-            Some(c) => wanted.extend(
-                Some(c)
-                    .filter(deciding)
-                    .map(|c| c.prospects())
-                    .unwrap_or_default(),
-            ),
+            Some(c) if deciding(&c) => wanted.extend(c.prospects()),
+            Some(_) => {}
             None => wanted.extend(
                 g.links
                     .values()

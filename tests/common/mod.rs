@@ -298,10 +298,16 @@ pub struct Proc {
     pub log: PathBuf,
 }
 
+/// `RUST_LOG` for a daemon under test: `default`, or `LIVESTREAMD_TEST_LOG`
+/// when set (`livestreamd=debug,livestreamd::control::viewer_link=trace`
+/// logs every link sample).
+pub fn log_level(default: &str) -> String {
+    std::env::var("LIVESTREAMD_TEST_LOG").unwrap_or_else(|_| default.into())
+}
+
 impl Proc {
-    /// Runs with `RUST_LOG=livestreamd=debug` (or `LIVESTREAMD_TEST_LOG`, to
-    /// see more: `livestreamd=debug,livestreamd::control::viewer_link=trace`
-    /// logs every link sample) and no systemd variables, then `envs`.
+    /// Runs with `RUST_LOG=livestreamd=debug` (see `log_level`) and no
+    /// systemd variables, then `envs`.
     pub fn spawn(
         dir: &Path,
         name: &str,
@@ -309,9 +315,8 @@ impl Proc {
         envs: &[(&str, &str)],
     ) -> Proc {
         let mut cmd = Command::new(BIN);
-        let level =
-            std::env::var("LIVESTREAMD_TEST_LOG").unwrap_or_else(|_| "livestreamd=debug".into());
-        cmd.args(args).env("RUST_LOG", level);
+        cmd.args(args)
+            .env("RUST_LOG", log_level("livestreamd=debug"));
         Proc::spawn_command(dir, name, cmd, envs)
             .unwrap_or_else(|e| panic!("cannot start {BIN} as {name}: {e}"))
     }

@@ -478,7 +478,7 @@ fn launch_daemon(setup: &DaemonSetup, l: &Launch) -> Result<Running, String> {
     ];
     let bin = l.bin.display().to_string();
     // The level a user runs at, unless LIVESTREAMD_TEST_LOG asks for more.
-    let level = std::env::var("LIVESTREAMD_TEST_LOG").unwrap_or_else(|_| "livestreamd=info".into());
+    let level = log_level("livestreamd=info");
     let proc = spawn(
         l.dir,
         &format!("livestreamd-{}", setup.name),
