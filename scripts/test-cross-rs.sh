@@ -77,6 +77,14 @@ if ! step install-deps scripts/install-deps.sh all; then
     exit 1
 fi
 toolchain_state >"$tmp/toolchain.before"
+# Containers of our images that were not there before this run (one left by an
+# earlier, interrupted run is not this run's fault): ID, image, status, command.
+our_containers() {
+    podman ps -a --no-trunc --format '{{.ID}} {{.Image}} {{.Status}} {{.Command}}' 2>/dev/null |
+        grep ' localhost/livestreamd-cross/' || true
+}
+our_containers | cut -d' ' -f1 >"$tmp/containers.before"
+new_containers() { our_containers | grep -v -F -f "$tmp/containers.before" || true; }
 # cross compiles for a minute while the images are built from the mirror.
 # (Not `cross --version` to see whether it is there: without cross/env.sh,
 # cross 0.2.5 would try to update the host's toolchain even for that.)
@@ -161,8 +169,23 @@ for t in "${targets[@]}"; do
 done
 
 echo "== after"
-leftover=$(podman ps -a --format '{{.ID}} {{.Image}}' | grep ' localhost/livestreamd-cross/' || true)
-check "no container left" test -z "$leftover"
+# cross runs its containers with `podman run --rm`, and podman removes an exited
+# one in a cleanup process of its own, which may finish after `run` returns (or,
+# on a loaded machine, fail): allow it 30 s. A container still running is a
+# failure; one that exited and was not removed is podman's, said and removed.
+leftover=
+for _ in $(seq 30); do
+    leftover=$(new_containers)
+    [ -z "$leftover" ] && break
+    sleep 1
+done
+running=$(echo "$leftover" | grep -v -E '^[^ ]+ [^ ]+ (Exited|Created)' || true)
+check "no container of cross still running${running:+: $(echo "$running" | tr '\n' ';')}" test -z "$running"
+if [ -n "$leftover" ]; then
+    echo "     podman had not removed these 30 s after they ended (removing them now):"
+    while read -r line; do echo "     | $line"; done <<<"$leftover"
+    for id in $(echo "$leftover" | cut -d' ' -f1); do podman rm -f "$id" >/dev/null 2>&1; done
+fi
 (PATH=$host_path && toolchain_state) >"$tmp/toolchain.after" 2>&1
 check "host toolchains unchanged ($(rustc -V))" diff "$tmp/toolchain.before" "$tmp/toolchain.after"
 echo "     $((SECONDS - started)) s in all"
