@@ -325,7 +325,11 @@ impl Controller {
             st.carried_the_rung = false;
             st.slow_kbps = Some(st.partial_sum_kbps / f64::from(st.partial_run));
         }
-        st.hastened = measurable && (lossy || slow) && !st.carried_the_rung;
+        // A link seen carrying part of the rung interval after interval is
+        // as good a sign as loss or a long round trip that the queue will
+        // not drain by itself: confirmed in half the time too.
+        let slow_now = why_bad.is_some() && slow_link;
+        st.hastened = measurable && (lossy || slow || slow_now) && !st.carried_the_rung;
         if !counts {
             // Judged afresh once it counts again.
             st.counts = false;
@@ -427,18 +431,7 @@ impl Controller {
             p.down_after_s
         };
         if st.bad_since.is_some_and(|since| now - since >= confirm) {
-            // Step below what the link actually carried, and at least one rung.
-            // (A probed push link has no throughput figure: one step at a time.)
-            let carried = carried_kbps(st);
-            let fits = match carried > 0.0 {
-                true => self
-                    .bitrates
-                    .iter()
-                    .position(|b| f64::from(*b) <= carried * 0.9)
-                    .unwrap_or(self.bitrates.len() - 1),
-                false => self.rung + 1,
-            };
-            return Verdict::Down(fits.max(self.rung + 1).min(self.bitrates.len() - 1));
+            return Verdict::Down(self.step_down_to(st));
         }
         if self.rung > 0 {
             let wait = p.up_after_s * self.up_backoff;
@@ -469,21 +462,47 @@ impl Controller {
         Verdict::Hold
     }
 
+    /// The rung a step down goes to: below what the link actually carried,
+    /// and at least one rung. (A probed push link has no throughput figure:
+    /// one step at a time.)
+    fn step_down_to(&self, st: &ViewerState) -> usize {
+        let carried = carried_kbps(st);
+        let fits = match carried > 0.0 {
+            true => self
+                .bitrates
+                .iter()
+                .position(|b| f64::from(*b) <= carried * 0.9)
+                .unwrap_or(self.bitrates.len() - 1),
+            false => self.rung + 1,
+        };
+        fits.max(self.rung + 1).min(self.bitrates.len() - 1)
+    }
+
     /// The rungs a step down may go to if the trouble some link shows now
-    /// lasts: every rung below this one, since what the link carries is not
-    /// known until the trouble has lasted a while (a link that fell to a
-    /// quarter goes several rungs down). Their encoders can be started before
-    /// they are needed, so that the switch, when confirmed, does not wait for
-    /// one (`max_encoders` bounds how many).
+    /// lasts. Their encoders can be started before they are needed, so that
+    /// the switch, when confirmed, does not wait for one (`max_encoders`
+    /// bounds how many). A link seen slow interval after interval has told
+    /// what it carries: the rung that fits and those below it. Otherwise what
+    /// it carries is not known until the trouble has lasted a while (a link
+    /// that fell to a quarter goes several rungs down): every rung below.
+    /// Fewer encoders starting at once start sooner on a Pi's few cores.
     pub fn prospects(&self) -> Vec<usize> {
-        let troubled = self
-            .viewers
-            .values()
-            .any(|st| st.counts && st.bad_since.is_some());
-        if self.switching.is_some() || !troubled {
+        if self.switching.is_some() {
             return Vec::new();
         }
-        (self.rung + 1..self.bitrates.len()).collect()
+        let lowest_needed = self
+            .viewers
+            .values()
+            .filter(|st| st.counts && st.bad_since.is_some())
+            .map(|st| match st.slow_kbps {
+                Some(_) => self.step_down_to(st),
+                None => self.rung + 1,
+            })
+            .min();
+        match lowest_needed {
+            Some(from) => (from..self.bitrates.len()).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Called about every 200 ms: the rung to switch to, if any.
@@ -746,6 +765,23 @@ mod tests {
     }
 
     #[test]
+    fn a_link_seen_slow_asks_ahead_only_for_the_rungs_that_fit_it() {
+        let mut c = controller();
+        c.observe(1, good(0.0));
+        c.observe(1, congested(0.2, 1000.0));
+        assert_eq!(c.prospects(), vec![1, 2, 3], "one interval tells little");
+        c.observe(1, congested(0.4, 1000.0));
+        assert_eq!(c.tick(0.4), None, "not confirmed yet");
+        assert_eq!(
+            c.prospects(),
+            vec![2, 3],
+            "1000 kbit/s: 800 fits, 1500 does not"
+        );
+        c.observe(1, good(0.6));
+        assert!(c.prospects().is_empty());
+    }
+
+    #[test]
     fn a_steady_good_link_never_switches() {
         let mut c = controller();
         assert!(run(&mut c, &[1], 0.0, 600.0, |_, t, _, _| good(t)).is_empty());
@@ -954,12 +990,16 @@ mod tests {
     /// one-second window still holds the throughput from before (and, for
     /// `stale_delivery_s`, the delivery-rate samples). The switches.
     fn fall_to(kbps: f64, stale_delivery_s: f64) -> Vec<(f64, usize)> {
+        fall_to_with_loss(kbps, stale_delivery_s, 20.0)
+    }
+
+    fn fall_to_with_loss(kbps: f64, stale_delivery_s: f64, loss_pct: f64) -> Vec<(f64, usize)> {
         let mut c = controller();
         assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
         run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
             let since = t - 20.0 + STEP;
             LinkSample {
-                loss_pct: 20.0,
+                loss_pct,
                 notsent_bytes: 30_000,
                 queued_bytes: 60_000,
                 lag_ms: (since * (1.0 - kbps / 2500.0) * 1000.0) as u64,
@@ -990,6 +1030,17 @@ mod tests {
             halved.first().map(|(_, to)| *to),
             Some(2),
             "800 kbit/s fits 1000, 1500 does not: {halved:?}"
+        );
+    }
+
+    #[test]
+    fn a_slow_link_is_hastened_without_loss_or_a_long_round_trip() {
+        // A shaper that drops nothing and queues little: only the intervals
+        // tell. Slow from the second sample (20.2), confirmed in 0.5 s.
+        let capped = fall_to_with_loss(600.0, 1.0, 0.0);
+        assert!(
+            capped.first().is_some_and(|(t, to)| *t < 20.9 && *to == 3),
+            "down to the rung below 600 kbit/s in half the wait: {capped:?}"
         );
     }
 

@@ -4,7 +4,7 @@
 //! warming up, counted or stalled, and the padding written during a
 //! headroom probe. The HTTP side owns the socket and calls in here.
 
-use crate::control::link::{read_tcp_info, LinkWindow, RelayView};
+use crate::control::link::{read_tcp_info, LinkSample, LinkWindow, RelayView};
 use crate::control::viewers::{Standing, Viewers};
 use log::{debug, info};
 use std::os::fd::RawFd;
@@ -66,6 +66,22 @@ pub fn buffer_rate_kbps(rung_kbps: u64, padding_kbps: u64, carried_kbps: Option<
     }
 }
 
+/// What a link lately carried, kbit/s, for sizing its send buffer: over the
+/// window, or over the newest interval if less and data was waiting for the
+/// link then (so the interval measured the link, not a pause in the video).
+/// The window takes a second to slide down to a link that fell; meanwhile a
+/// send buffer sized for the rung fills with video the viewer must receive
+/// before it can move down. A stall (nothing acknowledged) is not a rate.
+pub fn carried_lately(s: &LinkSample) -> Option<f64> {
+    let waiting = s.notsent_bytes > 0 || s.lag_ms > 0;
+    let window = Some(s.throughput_kbps).filter(|k| *k > 0.0);
+    let recent = Some(s.recent_kbps).filter(|k| waiting && *k > 0.0);
+    match (window, recent) {
+        (Some(w), Some(r)) => Some(w.min(r)),
+        (w, r) => w.or(r),
+    }
+}
+
 /// Whether a send buffer sized for `was` should be resized for `now`: on a
 /// change of more than a fifth (a setsockopt per sample would gain nothing).
 pub fn resize_worthwhile(was: Option<u64>, now: u64) -> bool {
@@ -99,6 +115,22 @@ fn set(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// Unsent bytes in a viewer's socket up to which more video is written. The
+/// kernel's own limits do not hold this: while the congestion window is full,
+/// a write is appended to the unsent tail segment past SO_SNDBUF and
+/// TCP_NOTSENT_LOWAT, up to a whole GSO segment (64 KiB) — a second of video
+/// at 600 kbit/s that a viewer moving down must still receive. 8 KiB keeps a
+/// link carrying up to 13 Mbit/s busy between checks `ROOM_EVERY` apart.
+pub const UNSENT_MAX: u32 = 8 * 1024;
+/// How often a writer waiting for `UNSENT_MAX` looks again.
+pub const ROOM_EVERY: Duration = Duration::from_millis(5);
+
+/// Whether the viewer's socket has room for more video (see `UNSENT_MAX`).
+/// A socket TCP_INFO cannot be read from has room: its write will tell.
+pub fn has_room(fd: RawFd) -> bool {
+    read_tcp_info(fd).map_or(true, |t| t.notsent_bytes < UNSENT_MAX)
 }
 
 /// Null TS packets (PID 0x1FFF), which every player discards.
@@ -135,8 +167,8 @@ pub struct ViewerLink {
     acked: (u64, Instant),
     stalled: bool,
     connected: Instant,
-    /// What the link carried over the newest window, kbit/s (None before
-    /// the second sample).
+    /// What the link lately carried, kbit/s (see `carried_lately`; None
+    /// before the second sample).
     carried_kbps: Option<f64>,
 }
 
@@ -157,7 +189,7 @@ impl ViewerLink {
         }
     }
 
-    /// What the link carried over the newest window, kbit/s.
+    /// What the link lately carried, kbit/s (see `carried_lately`).
     pub fn carried_kbps(&self) -> Option<f64> {
         self.carried_kbps
     }
@@ -195,7 +227,7 @@ impl ViewerLink {
         };
         let s = self.window.add(self.viewers.now(), tcp, relay);
         log::trace!("viewer {}: {standing:?} {s:?}", self.viewer);
-        self.carried_kbps = Some(s.throughput_kbps).filter(|k| *k > 0.0);
+        self.carried_kbps = carried_lately(&s);
         self.viewers.link(self.viewer, s, standing);
         Some(s.queued_bytes)
     }
@@ -218,6 +250,55 @@ mod tests {
         assert!(resize_worthwhile(None, 600));
         assert!(!resize_worthwhile(Some(600), 650));
         assert!(resize_worthwhile(Some(2400), 600));
+    }
+
+    #[test]
+    fn the_buffer_follows_the_newest_interval_only_when_it_measured_the_link() {
+        let fell = LinkSample {
+            throughput_kbps: 2000.0,
+            recent_kbps: 600.0,
+            notsent_bytes: 9000,
+            ..LinkSample::default()
+        };
+        assert_eq!(
+            carried_lately(&fell),
+            Some(600.0),
+            "data waited: the link fell"
+        );
+        let idle = LinkSample {
+            notsent_bytes: 0,
+            lag_ms: 0,
+            ..fell
+        };
+        assert_eq!(
+            carried_lately(&idle),
+            Some(2000.0),
+            "nothing waited: a pause in the video"
+        );
+        let behind = LinkSample {
+            lag_ms: 400,
+            ..idle
+        };
+        assert_eq!(
+            carried_lately(&behind),
+            Some(600.0),
+            "data waited in the hub"
+        );
+        let stalled = LinkSample {
+            recent_kbps: 0.0,
+            ..fell
+        };
+        assert_eq!(
+            carried_lately(&stalled),
+            Some(2000.0),
+            "a stall is not a rate"
+        );
+        let faster = LinkSample {
+            recent_kbps: 3000.0,
+            ..fell
+        };
+        assert_eq!(carried_lately(&faster), Some(2000.0));
+        assert_eq!(carried_lately(&LinkSample::default()), None);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! headroom probe goes out on its own socket.
 
 use crate::control::viewer_link::{
-    buffer_rate_kbps, padding, resize_worthwhile, size_send_buffer, tune_viewer_socket, ViewerLink,
-    PAD_EVERY,
+    buffer_rate_kbps, has_room, padding, resize_worthwhile, size_send_buffer, tune_viewer_socket,
+    ViewerLink, PAD_EVERY, ROOM_EVERY,
 };
 use crate::control::viewers::{Full, Places};
 use crate::http::response::respond;
@@ -124,21 +124,21 @@ pub async fn serve(
             if resize_worthwhile(sized_for, kbps) {
                 sized_for = Some(kbps);
                 size_send_buffer(sock.as_raw_fd(), kbps);
+                debug!("viewer {viewer}: send buffer sized for {kbps} kbit/s");
             }
         }
         let Some(filled) = filled else {
             // Nothing new: wait for the hub, but notice a closed connection meanwhile.
             let mut probe = [0u8; 256];
             tokio::select! {
-                _ = stop.cancelled() => break "the daemon is stopping",
+                _ = stop.cancelled() => break STOPPING,
                 _ = newest.changed() => continue,
                 r = sock.read(&mut probe) => match r {
                     Ok(0) | Err(_) => break "closed by the viewer",
                     Ok(_) => continue, // players may send nothing; ignore anything they do
                 },
                 _ = link.ticker.tick() => {
-                    let queued = link.sample(reader.hub_lag(), reader.skips);
-                    reader.set_outside_lag(socket_lag(&ctx, &reader, queued));
+                    sample(&mut link, &mut reader, &ctx, None);
                     continue;
                 }
                 _ = pad_ticker.tick(), if ctx.viewers.padding_kbps(viewer) > 0 => {
@@ -218,24 +218,42 @@ impl Writer<'_> {
     /// accepts nothing for the stall timeout, or the daemon stops. `oldest`:
     /// when the oldest video in `data` reached the hub (None for padding).
     async fn write(&mut self, data: &[u8], oldest: Option<Instant>) -> Result<(), &'static str> {
-        let write = self.sock.write_all(data);
-        tokio::pin!(write);
         let deadline = tokio::time::sleep(self.stall);
         tokio::pin!(deadline);
+        // First room in the socket, then the write: what the kernel would
+        // take beyond it would wait there, out of the hub's reach.
+        let fd = self.sock.as_raw_fd();
+        while !has_room(fd) {
+            tokio::select! {
+                _ = tokio::time::sleep(ROOM_EVERY) => {}
+                _ = self.link.ticker.tick() => sample(self.link, self.reader, self.ctx, oldest),
+                _ = &mut deadline => return Err(STALLED),
+                _ = self.stop.cancelled() => return Err(STOPPING),
+            }
+        }
+        let write = self.sock.write_all(data);
+        tokio::pin!(write);
         loop {
             tokio::select! {
                 r = &mut write => return r.map_err(|_| "closed by the viewer"),
-                _ = self.link.ticker.tick() => {
-                    let lag = oldest.map_or_else(|| self.reader.hub_lag(), |o| o.elapsed());
-                    let queued = self.link.sample(lag, self.reader.skips);
-                    self.reader.set_outside_lag(socket_lag(self.ctx, self.reader, queued));
-                }
-                _ = &mut deadline => return Err("stalled: it accepted no data for the stall timeout"),
-                _ = self.stop.cancelled() => return Err("the daemon is stopping"),
+                _ = self.link.ticker.tick() => sample(self.link, self.reader, self.ctx, oldest),
+                _ = &mut deadline => return Err(STALLED),
+                _ = self.stop.cancelled() => return Err(STOPPING),
             }
         }
     }
 }
+
+/// Samples a viewer's link while a write waits: how late the video being
+/// written is (`oldest`, or the hub's lag for padding), and what its socket holds.
+fn sample(link: &mut ViewerLink, reader: &mut Reader, ctx: &Context, oldest: Option<Instant>) {
+    let lag = oldest.map_or_else(|| reader.hub_lag(), |o| o.elapsed());
+    let queued = link.sample(lag, reader.skips);
+    reader.set_outside_lag(socket_lag(ctx, reader, queued));
+}
+
+const STALLED: &str = "stalled: it accepted no data for the stall timeout";
+const STOPPING: &str = "the daemon is stopping";
 
 /// How long the video in the viewer's socket (`queued` bytes, not yet
 /// acknowledged) takes to play at its rung's rate: that much later than what
