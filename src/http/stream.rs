@@ -134,7 +134,7 @@ pub async fn serve(
                 _ = stop.cancelled() => break STOPPING,
                 _ = newest.changed() => continue,
                 r = sock.read(&mut probe) => match r {
-                    Ok(0) | Err(_) => break "closed by the viewer",
+                    Ok(0) | Err(_) => break CLOSED,
                     Ok(_) => continue, // players may send nothing; ignore anything they do
                 },
                 _ = link.ticker.tick() => {
@@ -222,10 +222,15 @@ impl Writer<'_> {
         tokio::pin!(deadline);
         // First room in the socket, then the write: what the kernel would
         // take beyond it would wait there, out of the hub's reach.
+        // A viewer that went away is noticed meanwhile: it reads nothing more,
+        // so no write would tell.
         let fd = self.sock.as_raw_fd();
         while !has_room(fd) {
             tokio::select! {
                 _ = tokio::time::sleep(ROOM_EVERY) => {}
+                r = self.sock.readable() => if r.is_err() || closed(self.sock) {
+                    return Err(CLOSED);
+                },
                 _ = self.link.ticker.tick() => sample(self.link, self.reader, self.ctx, oldest),
                 _ = &mut deadline => return Err(STALLED),
                 _ = self.stop.cancelled() => return Err(STOPPING),
@@ -235,7 +240,7 @@ impl Writer<'_> {
         tokio::pin!(write);
         loop {
             tokio::select! {
-                r = &mut write => return r.map_err(|_| "closed by the viewer"),
+                r = &mut write => return r.map_err(|_| CLOSED),
                 _ = self.link.ticker.tick() => sample(self.link, self.reader, self.ctx, oldest),
                 _ = &mut deadline => return Err(STALLED),
                 _ = self.stop.cancelled() => return Err(STOPPING),
@@ -252,6 +257,18 @@ fn sample(link: &mut ViewerLink, reader: &mut Reader, ctx: &Context, oldest: Opt
     reader.set_outside_lag(socket_lag(ctx, reader, queued));
 }
 
+/// Whether the viewer closed its end (or reset it). Players may send
+/// anything or nothing; what they send is ignored.
+fn closed(sock: &TcpStream) -> bool {
+    let mut ignored = [0u8; 256];
+    match sock.try_read(&mut ignored) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+const CLOSED: &str = "closed by the viewer";
 const STALLED: &str = "stalled: it accepted no data for the stall timeout";
 const STOPPING: &str = "the daemon is stopping";
 
