@@ -60,6 +60,9 @@ pub struct EncoderStatus {
     pub viewers: usize,
     /// Its ffmpeg's CPU use, percent of one core.
     pub cpu_pct: Option<f64>,
+    /// Seconds from its ffmpeg's (latest) start to its first frame: how long
+    /// a viewer stepping to this rung while it was cold waited for it.
+    pub first_frame_s: Option<f64>,
 }
 
 /// The camera's side, for `/status`.

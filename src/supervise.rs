@@ -169,6 +169,9 @@ pub struct ChildInfo {
     pub restarts_by_reason: BTreeMap<&'static str, u64>,
     /// Stderr lines not logged (over the budget).
     pub stderr_suppressed: u64,
+    /// Seconds from the current run's start to its first output, once there
+    /// was some (an encoder's first frame), as the owner reports it.
+    pub first_output_s: Option<f64>,
 }
 
 impl ChildInfo {
@@ -321,6 +324,7 @@ pub async fn supervise(
                     i.pid = pid;
                     i.started_at = Some(started);
                     i.started_unix = Some(unix_now());
+                    i.first_output_s = None;
                 }
                 if let Some(stderr) = child.stderr.take() {
                     tokio::spawn(log_stderr(

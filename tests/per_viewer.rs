@@ -170,6 +170,69 @@ fn a_passthrough_rung_splices_to_and_from_an_encoded_one_without_a_gap() {
     );
 }
 
+/// A rung started between two of the camera's keyframes (6 s apart here)
+/// shows its first frame at once, encoded from the frames since the camera's
+/// last keyframe, instead of at the camera's next keyframe: a viewer stepping
+/// down to a cold rung waits for ffmpeg, not for the camera. Three rungs are
+/// started 2 s apart, so had they waited for the next keyframe, one would have
+/// waited 4 s or more.
+#[test]
+fn a_cold_rung_starts_from_the_cameras_last_keyframe_not_its_next() {
+    let dir = temp_dir("cold-rung");
+    let ports = Ports::new();
+    let ladder = [
+        (320, 180, 15, 500),
+        (256, 144, 15, 300),
+        (192, 108, 15, 200),
+        (160, 90, 15, 120),
+    ];
+    let config = Config::new(&ports)
+        .ladder(&ladder)
+        .extra("[adapt]\nmax_encoders = 4\nidle_rung_s = 60.0\n")
+        .write(&dir.join("livestreamd.toml"));
+    let _camera = CameraSender::with_gop("127.0.0.1", ports.source, "testsrc", 90);
+    let args = ["run", "--config", config.to_str().unwrap()];
+    let daemon = Daemon::start(&dir, &args, ports.http);
+    daemon.wait_streaming();
+    let viewer = BackgroundViewer::connect(ports.http);
+    viewer.wait_bytes(20_000, Duration::from_secs(15));
+    let t0 = Instant::now();
+    for rung in 1..=3u32 {
+        let at = Duration::from_secs(2 * u64::from(rung - 1));
+        std::thread::sleep(at.saturating_sub(t0.elapsed()));
+        pin(ports.http, &rung.to_string());
+    }
+    let s = daemon.wait_status(
+        "a first frame from every rung",
+        Duration::from_secs(20),
+        |s| {
+            let e = s["encoders"].as_array().unwrap();
+            e.len() == 4 && e.iter().all(|e| e["first_frame_s"].is_number())
+        },
+    );
+    let firsts: Vec<(i64, f64)> = s["encoders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["rung"].as_i64().unwrap(),
+                e["first_frame_s"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    println!("first frame after each encoder's start (rung, s): {firsts:?}");
+    for (rung, first) in firsts.iter().filter(|(rung, _)| *rung > 0) {
+        assert!(
+            *first < 2.0,
+            "rung {rung}: first frame {first:.2} s after its start; the camera's keyframes are 6 s apart"
+        );
+    }
+    daemon.wait_status("the viewer on rung 3", Duration::from_secs(10), |s| {
+        s["viewers"][0]["rung"] == 3
+    });
+}
+
 #[test]
 fn the_hot_ladder_is_bounded_and_unwatched_rungs_stop() {
     let daemon = demo_streaming(

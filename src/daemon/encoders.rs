@@ -225,5 +225,6 @@ fn status_of(e: &Encoder) -> EncoderStatus {
         stderr_suppressed: i.stderr_suppressed,
         viewers: 0,
         cpu_pct: None,
+        first_frame_s: i.first_output_s,
     }
 }

@@ -209,7 +209,7 @@ pub fn render(status: &Status) -> String {
         status.encoders.len() as f64,
     );
     type EncoderField = fn(&crate::status::EncoderStatus) -> Option<f64>;
-    let per_encoder: [(&str, &str, &str, EncoderField); 10] = [
+    let per_encoder: [(&str, &str, &str, EncoderField); 11] = [
         (
             "livestreamd_encoder_up",
             "gauge",
@@ -269,6 +269,12 @@ pub fn render(status: &Status) -> String {
             "gauge",
             "Seconds the rung's ffmpeg has been running.",
             |e| e.uptime_s,
+        ),
+        (
+            "livestreamd_encoder_first_frame_seconds",
+            "gauge",
+            "Seconds from the rung's ffmpeg's start to its first frame.",
+            |e| e.first_frame_s,
         ),
     ];
     for (name, kind, help, field) in per_encoder {
@@ -584,6 +590,7 @@ mod tests {
             stderr_suppressed: 0,
             viewers: 1,
             cpu_pct: Some(50.0),
+            first_frame_s: Some(0.2),
         };
         let counters = Counters::default();
         counters.viewer_accepted();
@@ -696,6 +703,7 @@ mod tests {
             "livestreamd_encoder_up{rung=\"1\"} 1",
             "livestreamd_encoder_viewers{rung=\"1\"} 1",
             "livestreamd_encoder_cpu_ratio{rung=\"1\"} 0.5",
+            "livestreamd_encoder_first_frame_seconds{rung=\"1\"} 0.2",
             "livestreamd_encoder_restarts_total{rung=\"1\",generation=\"2\"} 3",
             "livestreamd_encoder_restarts_by_reason_total{rung=\"1\",generation=\"2\",reason=\"no output\"} 2",
             "livestreamd_encoder_restarts_by_reason_total{rung=\"1\",generation=\"2\",reason=\"new timeline\"} 0",

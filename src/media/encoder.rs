@@ -30,10 +30,14 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
-    // Input: the camera's MPEG-TS as the daemon received it. Small probe and
-    // analysis, no input buffering: start fast and never sit on frames.
-    push(&["-fflags", "+nobuffer+discardcorrupt", "-flags", "low_delay"]);
-    push(&["-probesize", "262144", "-analyzeduration", "500000"]);
+    // Input: the camera's MPEG-TS as the daemon received it, from the current
+    // group of pictures on (see `feed`). A small probe and analysis: ffmpeg
+    // starts once it has the keyframe's parameters. No `nobuffer`: it drops
+    // what the probe read, so ffmpeg would wait for the camera's *next*
+    // keyframe (up to a group of pictures, 0.5-1 s on cameras); kept, the
+    // first frame comes about 0.1 s after the start, from the frames held.
+    push(&["-fflags", "+discardcorrupt", "-flags", "low_delay"]);
+    push(&["-probesize", "65536", "-analyzeduration", "200000"]);
     // Keep the camera's timestamps, so every encoder (one per rung) stamps the
     // same frame alike and the hub can splice between them on one timeline.
     push(&["-copyts"]);
@@ -157,6 +161,7 @@ impl Encoder {
         let (restart_tx, restart_rx) = mpsc::channel(1);
         let i = inputs.clone();
         let feed_stop = stop.clone();
+        let info_out = info.clone();
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
                 i.tasks
@@ -169,6 +174,7 @@ impl Encoder {
                     generation,
                     epoch,
                     progress: progress.clone(),
+                    info: info_out.clone(),
                 };
                 i.tasks.spawn(drain(stdout, out));
             }
@@ -284,6 +290,8 @@ struct Output {
     /// The camera's timeline this ffmpeg was started on.
     epoch: u64,
     progress: Progress,
+    /// Where the first frame's delay is shown (`/status`).
+    info: SharedInfo,
 }
 
 /// Reads ffmpeg's MPEG-TS and hands whole packets to the hub; marks progress
@@ -294,6 +302,7 @@ async fn drain(mut stdout: tokio::process::ChildStdout, out: Output) {
         generation,
         epoch,
         progress,
+        info,
     } = out;
     let started = std::time::Instant::now();
     let mut first = true;
@@ -307,9 +316,10 @@ async fn drain(mut stdout: tokio::process::ChildStdout, out: Output) {
                 if !packets.is_empty() && hub.push(generation, epoch, &packets) {
                     progress.mark();
                     if std::mem::take(&mut first) {
+                        let after = started.elapsed().as_secs_f64();
+                        info.lock().unwrap().first_output_s = Some(after);
                         log::info!(
-                            "encoder #{generation}: first frame {:.2} s after its ffmpeg started",
-                            started.elapsed().as_secs_f64()
+                            "encoder #{generation}: first frame {after:.2} s after its ffmpeg started"
                         );
                     }
                 }
@@ -365,8 +375,11 @@ mod tests {
             let at = a.iter().position(|x| x == flag).unwrap();
             assert!(at < input, "{flag} must be an input option");
         }
-        assert_eq!(value_after(&a, "-probesize"), "262144");
-        assert!(value_after(&a, "-fflags").contains("nobuffer"));
+        assert_eq!(value_after(&a, "-probesize"), "65536");
+        assert!(
+            !value_after(&a, "-fflags").contains("nobuffer"),
+            "nobuffer drops the frames probed: the first frame would wait for the next keyframe"
+        );
     }
 
     #[test]

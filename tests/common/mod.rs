@@ -1047,7 +1047,14 @@ pub struct CameraSender {
 }
 
 impl CameraSender {
+    /// A keyframe every second (15 frames).
     pub fn start(from: &str, port: u16, picture: &str) -> CameraSender {
+        CameraSender::with_gop(from, port, picture, 15)
+    }
+
+    /// A keyframe every `gop` frames (15 a second).
+    pub fn with_gop(from: &str, port: u16, picture: &str, gop: u32) -> CameraSender {
+        let gop = gop.to_string();
         let sep = if picture.contains('=') { ':' } else { '=' };
         let source = format!("{picture}{sep}size=320x180:rate=15");
         let url = format!("udp://127.0.0.1:{port}?pkt_size=1316&localaddr={from}");
@@ -1063,7 +1070,7 @@ impl CameraSender {
                 "zerolatency",
             ])
             .args([
-                "-pix_fmt", "yuv420p", "-g", "15", "-b:v", "500k", "-f", "mpegts", &url,
+                "-pix_fmt", "yuv420p", "-g", &gop, "-b:v", "500k", "-f", "mpegts", &url,
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
