@@ -82,10 +82,16 @@ struct ViewerState {
     /// in all, kbit/s summed.
     partial_run: u32,
     partial_sum_kbps: f64,
+    /// What the run's first interval carried: it straddles the moment the
+    /// link fell (part of it went at the old speed, or through a shaper's
+    /// bucket), so the later ones tell what the link carries now.
+    partial_first_kbps: f64,
     /// In this trouble, what the link carried per interval while it was
     /// slow, kbit/s: the rung to step down to fits this, not the window's
     /// figure, which still holds the seconds before the link fell.
     slow_kbps: Option<f64>,
+    /// This trouble is confirmed already (see `SLOW_CONFIRM_SAMPLES`).
+    slow_confirmed: bool,
 }
 
 /// Below this share of the rung acknowledged in a window, a link is stalled,
@@ -96,6 +102,14 @@ const STALL_SHARE: f64 = 0.1;
 /// carrying part of the rung with data waiting. One such interval is also
 /// how a stall begins or ends (acknowledgements stop or resume within it).
 const SLOW_SAMPLES: u32 = 2;
+
+/// A link slow for this many successive samples, its queue behind live
+/// growing, and the kernel's own delivery rate below the rung, is confirmed
+/// without waiting any longer (0.6 s at the default sample interval): three
+/// measures agree that it does not carry the rung, and every further
+/// interval on the rung puts the viewer a fraction of it further behind
+/// (0.75 s a second on a link carrying a quarter of the rung).
+const SLOW_CONFIRM_SAMPLES: u32 = 3;
 
 /// Below this, kbit/s over one sample interval, a link is stalled whatever
 /// the rung: a few segments (four of 1448 bytes in 200 ms read 232 kbit/s),
@@ -120,10 +134,16 @@ fn carries_part(s: &LinkSample, rung_kbps: f64) -> bool {
 }
 
 /// What a troubled link carries: over the window, or per interval while it
-/// was slow if that is less.
+/// was slow if that is less, or what the kernel measured it delivering then
+/// if that is less still (one interval's figure swings by half either way
+/// with the timing of acknowledgements; the kernel's delivery rate is steadier).
 fn carried_kbps(st: &ViewerState) -> f64 {
     let window = st.last.throughput_kbps.max(0.0);
-    st.slow_kbps.map_or(window, |slow| slow.min(window))
+    let delivery = Some(st.last.delivery_kbps).filter(|k| *k > 0.0);
+    match st.slow_kbps {
+        Some(slow) => slow.min(window).min(delivery.unwrap_or(f64::INFINITY)),
+        None => window,
+    }
 }
 
 /// What is wrong with a link in this sample, if anything. Trouble is the link
@@ -250,9 +270,14 @@ impl Controller {
         self.rung
     }
 
-    /// A link's newest windowed sample, counted in decisions.
-    pub fn observe(&mut self, id: impl Into<LinkId>, s: LinkSample) {
-        self.record(id.into(), s, true);
+    /// A link's newest windowed sample, counted in decisions. True when the
+    /// link is in trouble now: a decision may be due before the next tick.
+    pub fn observe(&mut self, id: impl Into<LinkId>, s: LinkSample) -> bool {
+        let id = id.into();
+        self.record(id, s, true);
+        self.viewers
+            .get(&id)
+            .is_some_and(|st| st.bad_since.is_some())
     }
 
     /// A link's newest sample, kept (for `sample`) but not counted: a viewer
@@ -291,7 +316,9 @@ impl Controller {
             stall_only: false,
             partial_run: 0,
             partial_sum_kbps: 0.0,
+            partial_first_kbps: 0.0,
             slow_kbps: None,
+            slow_confirmed: false,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
@@ -311,6 +338,9 @@ impl Controller {
             true => (st.partial_run + 1, st.partial_sum_kbps + s.recent_kbps),
             false => (0, 0.0),
         };
+        if st.partial_run == 1 {
+            st.partial_first_kbps = s.recent_kbps;
+        }
         let slow_link = st.partial_run >= SLOW_SAMPLES;
         let why_bad = trouble(p, &s, rung_kbps, measurable, slow_link);
         if why_bad.is_some() && st.bad_since.is_none() {
@@ -323,13 +353,16 @@ impl Controller {
             // afterwards carries all of it), whatever the link carried before.
             st.stall_only = false;
             st.carried_the_rung = false;
-            st.slow_kbps = Some(st.partial_sum_kbps / f64::from(st.partial_run));
+            let later = st.partial_sum_kbps - st.partial_first_kbps;
+            st.slow_kbps = Some(later / f64::from(st.partial_run - 1));
         }
         // A link seen carrying part of the rung interval after interval is
         // as good a sign as loss or a long round trip that the queue will
         // not drain by itself: confirmed in half the time too.
         let slow_now = why_bad.is_some() && slow_link;
         st.hastened = measurable && (lossy || slow || slow_now) && !st.carried_the_rung;
+        let kernel_agrees = s.delivery_kbps > 0.0 && s.delivery_kbps < rung_kbps;
+        st.slow_confirmed = slow_now && st.partial_run >= SLOW_CONFIRM_SAMPLES && kernel_agrees;
         if !counts {
             // Judged afresh once it counts again.
             st.counts = false;
@@ -392,6 +425,13 @@ impl Controller {
     }
 
     /// The encoder for `to` is starting; hold decisions until it is done.
+    /// The rung it is moving down to because a link did not carry this one
+    /// (not an operator's pin).
+    pub fn stepping_down(&self) -> Option<usize> {
+        self.switching
+            .filter(|to| *to > self.rung && self.pinned.is_none())
+    }
+
     pub fn begin_switch(&mut self, to: usize) {
         self.switching = Some(to);
     }
@@ -430,7 +470,8 @@ impl Controller {
         } else {
             p.down_after_s
         };
-        if st.bad_since.is_some_and(|since| now - since >= confirm) {
+        let confirmed = st.bad_since.is_some() && st.slow_confirmed;
+        if confirmed || st.bad_since.is_some_and(|since| now - since >= confirm) {
             return Verdict::Down(self.step_down_to(st));
         }
         if self.rung > 0 {
@@ -1042,6 +1083,55 @@ mod tests {
             capped.first().is_some_and(|(t, to)| *t < 20.9 && *to == 3),
             "down to the rung below 600 kbit/s in half the wait: {capped:?}"
         );
+    }
+
+    #[test]
+    fn a_link_slow_three_intervals_running_with_the_kernel_agreeing_is_confirmed_at_the_third() {
+        // Slow from the first sample (20.0), trouble from the second (20.2),
+        // the kernel's delivery rate reads 600 throughout: confirmed at the
+        // third (20.4), not half a wait after the second (20.7).
+        let agreed = fall_to_with_loss(600.0, 0.0, 0.0);
+        assert_eq!(agreed.first(), Some(&(20.4, 3)), "{agreed:?}");
+        // The kernel still reads the link fast (its delivery-rate samples
+        // from before the fall, for a second): half the wait, as before.
+        let unsure = fall_to_with_loss(600.0, 1.0, 0.0);
+        let t = unsure.first().map(|(t, _)| *t).unwrap_or(f64::NAN);
+        assert!((20.6..20.9).contains(&t), "{unsure:?}");
+    }
+
+    #[test]
+    fn the_rung_stepped_to_fits_the_intervals_after_the_fall_and_the_kernels_delivery_rate() {
+        // A link that falls to 800 kbit/s, rung 2's rate: the first slow
+        // interval straddles the fall (1300), the next read 880 and 820 as
+        // acknowledgements come, the kernel measures 810 delivered. Rung 2
+        // would not fit; the average of every interval (1000) says it does.
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let intervals = [1300.0, 880.0, 820.0, 800.0, 800.0];
+        let down = run(&mut c, &[1], 20.0, 1.0, |_, t, _, _| {
+            let i = ((t - 20.0) / STEP).round() as usize;
+            LinkSample {
+                notsent_bytes: 30_000,
+                queued_bytes: 60_000,
+                lag_ms: 200 + 150 * i as u64,
+                throughput_kbps: 2000.0,
+                recent_kbps: intervals[i],
+                delivery_kbps: 810.0,
+                ..good(t)
+            }
+        });
+        assert_eq!(down.first().map(|d| d.1), Some(3), "{down:?}");
+    }
+
+    #[test]
+    fn a_dip_of_two_slow_intervals_is_no_step_down() {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let dip = run(&mut c, &[1], 20.0, 10.0, |_, t, _, _| match t < 20.3 {
+            true => congested(t, 600.0),
+            false => good(t),
+        });
+        assert!(dip.is_empty(), "{dip:?}");
     }
 
     #[test]

@@ -163,6 +163,9 @@ impl Inner {
 pub struct Viewers {
     clock: Clock,
     inner: Mutex<Inner>,
+    /// Woken by a sample showing a link in trouble, so that the daemon's
+    /// tick decides at once rather than up to a sample interval later.
+    pub trouble: tokio::sync::Notify,
 }
 
 impl Viewers {
@@ -184,6 +187,7 @@ impl Viewers {
                 next_viewer: 0,
                 pin: None,
             }),
+            trouble: tokio::sync::Notify::new(),
         }
     }
 
@@ -259,11 +263,16 @@ impl Viewers {
             return;
         };
         v.standing = standing;
-        if let Some(c) = g.controller_of(id) {
-            match standing {
-                Standing::Counted => c.observe(id, sample),
-                _ => c.note(id, sample),
+        let troubled = match (g.controller_of(id), standing) {
+            (Some(c), Standing::Counted) => c.observe(id, sample),
+            (Some(c), _) => {
+                c.note(id, sample);
+                false
             }
+            (None, _) => false,
+        };
+        if troubled {
+            self.trouble.notify_one();
         }
     }
 
@@ -274,11 +283,16 @@ impl Viewers {
         if !g.links.contains_key(&id) {
             return;
         }
-        if let Some(c) = g.controller_of(id) {
-            match sample {
-                Some(s) => c.observe(id, s),
-                None => c.remove(id),
+        let troubled = match (g.controller_of(id), sample) {
+            (Some(c), Some(s)) => c.observe(id, s),
+            (Some(c), None) => {
+                c.remove(id);
+                false
             }
+            (None, _) => false,
+        };
+        if troubled {
+            self.trouble.notify_one();
         }
     }
 
@@ -286,6 +300,17 @@ impl Viewers {
     pub fn want(&self, id: impl Into<LinkId>) -> Option<usize> {
         let g = self.inner.lock().unwrap();
         g.links.get(&id.into()).map(|l| l.want)
+    }
+
+    /// Whether the link's move to its wanted rung is a step down its own
+    /// controller decided because the link did not carry its rung: its
+    /// reader should then send nothing more of the old rung (`Reader::set_urgent`).
+    pub fn stepping_down(&self, id: impl Into<LinkId>) -> bool {
+        let g = self.inner.lock().unwrap();
+        g.links.get(&id.into()).is_some_and(|l| {
+            let down = l.controller.as_ref().and_then(Controller::stepping_down);
+            down == Some(l.want)
+        })
     }
 
     /// A link's reader now receives `rung` (first join, or a switch done).

@@ -258,6 +258,8 @@ impl Daemon {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeat_tick = tokio::time::interval(HEARTBEAT);
+        let viewers = self.viewers.clone();
+        let trouble = &viewers.trouble;
         loop {
             tokio::select! {
                 _ = heartbeat_tick.tick() => { *self.heartbeat.lock().unwrap() = Instant::now(); }
@@ -276,6 +278,8 @@ impl Daemon {
                     self.encoders.lock().unwrap().restart_all(NEW_TIMELINE);
                 }
                 _ = tick.tick() => self.tick(),
+                // A link in trouble: its step down may be due now.
+                _ = trouble.notified() => self.tick(),
             }
         }
     }

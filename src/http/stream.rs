@@ -104,6 +104,7 @@ pub async fn serve(
         if let Some(rung) = ctx.viewers.want(viewer) {
             reader.set_rung(rung);
         }
+        reader.set_urgent(ctx.viewers.stepping_down(viewer));
         let filled = reader.fill(&mut buf, WRITE_BATCH);
         if let Some(rung) = filled
             .as_ref()
@@ -283,12 +284,13 @@ fn socket_lag(ctx: &Context, reader: &Reader, queued: Option<u64>) -> Duration {
     }
 }
 
-/// The viewer should be on a lower rung than its reader is, is behind live,
-/// and that rung is ready for it: what is left of the old rung's frame is not
-/// worth the wait.
+/// The viewer should be on a lower rung than its reader is, is behind live
+/// or steps down because its link does not carry the rung, and that rung is
+/// ready for it: what is left of the old rung's frame is not worth the wait.
 fn must_move_down(ctx: &Context, viewer: u64, reader: &Reader) -> bool {
+    let late = || reader.lag() > MOVE_DOWN_BEHIND || ctx.viewers.stepping_down(viewer);
     match (ctx.viewers.want(viewer), reader.rung()) {
-        (Some(want), Some(on)) => want > on && reader.lag() > MOVE_DOWN_BEHIND && reader.can_move(),
+        (Some(want), Some(on)) => want > on && late() && reader.can_move(),
         _ => false,
     }
 }

@@ -783,7 +783,11 @@ impl Hub {
         let target = want.filter(|w| *w != gen);
         if let Some(w) = target {
             let tt = &g.tracks[&w];
-            let behind = lag > self.limits.switch_catch_up;
+            // A step down because its link does not carry its rung: every
+            // further frame of the old rung would only reach the viewer later
+            // than the last, so it moves as one behind live does.
+            let urgent = r.urgent && tt.rung > t.rung;
+            let behind = urgent || lag > self.limits.switch_catch_up;
             let newest = tt
                 .newest_keyframe()
                 .filter(|k| r.last.is_none_or_lt(k.when()))
@@ -798,8 +802,10 @@ impl Hub {
             }
             // Gapless: the current track's frames before the target's next
             // keyframe, then the target's from there.
-            if let Some((k_seq, Some(k_when))) =
-                tt.keyframe_after(r.last).map(|c| (c.seq, c.when()))
+            if let Some((k_seq, Some(k_when))) = tt
+                .keyframe_after(r.last)
+                .filter(|_| !urgent)
+                .map(|c| (c.seq, c.when()))
             {
                 let next_frame = t
                     .ring
@@ -830,10 +836,19 @@ impl Hub {
                 Some(_) => r.hold_since.get_or_insert_with(Instant::now).elapsed(),
                 None => Duration::ZERO,
             };
-            if let (Some(last), true) = (target_last, !behind && waited <= self.max_hold()) {
+            // An urgent step down waits with nothing more of the old rung (what
+            // its socket holds drains meanwhile) until the target has a
+            // keyframe past what it was sent.
+            let hold_from = match urgent {
+                true => r.last,
+                false => target_last.filter(|_| !behind),
+            };
+            if let (Some(from), true, true) =
+                (hold_from, target_last.is_some(), waited <= self.max_hold())
+            {
                 let until = Stamp {
-                    pts: (last.pts + 1) & ((1 << 33) - 1),
-                    ..last
+                    pts: (from.pts + 1) & ((1 << 33) - 1),
+                    ..from
                 };
                 return self.take(&g, r, batch, Some(until), max_bytes);
             }
@@ -961,6 +976,8 @@ struct Position {
     hold_since: Option<Instant>,
     /// What waits for it outside the hub (in its socket), as time.
     outside: Duration,
+    /// Its move to `want`, if down, is urgent (see `Reader::set_urgent`).
+    urgent: bool,
 }
 
 /// What a reader gets from one read.
@@ -1019,6 +1036,15 @@ impl Reader {
             self.pos.want = rung;
             self.pos.hold_since = None;
         }
+    }
+
+    /// Whether a move down to the wanted rung is urgent: its link does not
+    /// carry the rung it is on. It is then sent nothing more of that rung
+    /// and moves to the target's newest keyframe once it has one past what
+    /// it was sent (frames are skipped; none repeated). Otherwise a move is
+    /// gapless, unless it is behind live.
+    pub fn set_urgent(&mut self, urgent: bool) {
+        self.pos.urgent = urgent;
     }
 
     /// How much of its video waits outside the hub (in its socket, say): it
@@ -1372,6 +1398,38 @@ mod tests {
         assert_eq!(n(&pts), vec![15, 16, 17, 18, 19]);
         assert_eq!(switches, vec![1]);
         assert!(skipped);
+    }
+
+    #[test]
+    fn an_urgent_step_down_sends_nothing_more_of_the_old_rung_and_moves_to_the_newest_keyframe() {
+        let hub = hub();
+        start(&hub, 0, 1);
+        start(&hub, 1, 2);
+        frames(&hub, 1, 0, 10, 30);
+        frames(&hub, 2, 0, 8, 5);
+        let mut r = Reader::new(hub.clone(), 0, Duration::from_secs(10));
+        assert_eq!(n(&drain(&mut r).0), (0..10).collect::<Vec<_>>());
+        // The link does not carry rung 0: down to rung 1, urgently. The
+        // target has no keyframe past frame 9 yet: nothing more is sent.
+        r.set_rung(1);
+        r.set_urgent(true);
+        frames(&hub, 1, 10, 16, 30);
+        frames(&hub, 2, 8, 10, 5);
+        assert_eq!(n(&drain(&mut r).0), Vec::<u64>::new());
+        // Its keyframes 10 and 15 come: straight to the newest.
+        frames(&hub, 2, 10, 16, 5);
+        let (pts, switches, skipped) = drain(&mut r);
+        assert_eq!(n(&pts), vec![15]);
+        assert_eq!(switches, vec![1]);
+        assert!(skipped, "frames 10 to 14 were never sent");
+        // Back up (not urgent, whatever it is told): gapless as ever.
+        r.set_rung(0);
+        frames(&hub, 1, 16, 31, 30);
+        frames(&hub, 2, 16, 31, 5);
+        let (pts, switches, skipped) = drain(&mut r);
+        assert_eq!(n(&pts), (16..31).collect::<Vec<_>>());
+        assert_eq!(switches, vec![0]);
+        assert!(!skipped);
     }
 
     #[test]
