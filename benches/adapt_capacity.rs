@@ -570,7 +570,12 @@ fn main() {
                 _ => sys.name(),
             };
             eprintln!("run {run}/{}: {name}", a.runs);
-            let outcome = run_system(sys, &a, &camera, epoch, &dir);
+            // Each run's files apart (logs, the phones' frames), when there are several.
+            let run_dir = match a.runs {
+                1 => dir.clone(),
+                _ => dir.join(format!("run-{run}")),
+            };
+            let outcome = run_system(sys, &a, &camera, epoch, &run_dir);
             if let Outcome::Skipped(why) = &outcome {
                 eprintln!("  could not run: {why}");
             }
