@@ -692,6 +692,28 @@ mod tests {
         assert!(v.join(addr(3), places(2)).is_ok());
     }
 
+    async fn woken(v: &Viewers) -> bool {
+        let wait = v.trouble.notified();
+        tokio::time::timeout(Duration::from_millis(20), wait)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_sample_showing_trouble_wakes_the_tick_and_a_clean_one_does_not() {
+        let v = viewers(Policy::PerViewer);
+        let a = v.join(addr(1), places(2)).unwrap();
+        v.link(a, sample(10), Standing::Counted);
+        assert!(!woken(&v).await);
+        v.link(a, sample(5000), Standing::WarmingUp);
+        assert!(
+            !woken(&v).await,
+            "a link that does not count decides nothing"
+        );
+        v.link(a, sample(5000), Standing::Counted);
+        assert!(woken(&v).await);
+    }
+
     #[test]
     fn one_address_cannot_take_every_place() {
         let v = viewers(Policy::PerViewer);
