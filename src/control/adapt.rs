@@ -90,8 +90,6 @@ struct ViewerState {
     /// slow, kbit/s: the rung to step down to fits this, not the window's
     /// figure, which still holds the seconds before the link fell.
     slow_kbps: Option<f64>,
-    /// This trouble is confirmed already (see `SLOW_CONFIRM_SAMPLES`).
-    slow_confirmed: bool,
 }
 
 /// Below this share of the rung acknowledged in a window, a link is stalled,
@@ -325,7 +323,6 @@ impl Controller {
             partial_sum_kbps: 0.0,
             partial_first_kbps: 0.0,
             slow_kbps: None,
-            slow_confirmed: false,
         });
         st.last = s;
         st.measurable |= s.throughput_kbps > 0.0;
@@ -368,8 +365,6 @@ impl Controller {
         // not drain by itself: confirmed in half the time too.
         let slow_now = why_bad.is_some() && slow_link;
         st.hastened = measurable && (lossy || slow || slow_now) && !st.carried_the_rung;
-        let kernel_agrees = s.delivery_kbps > 0.0 && s.delivery_kbps < rung_kbps;
-        st.slow_confirmed = slow_now && st.partial_run >= SLOW_CONFIRM_SAMPLES && kernel_agrees;
         if !counts {
             // Judged afresh once it counts again.
             st.counts = false;
@@ -477,7 +472,13 @@ impl Controller {
         } else {
             p.down_after_s
         };
-        let confirmed = st.bad_since.is_some() && st.slow_confirmed;
+        // Trouble now (bad_since), and slow for SLOW_CONFIRM_SAMPLES with the
+        // kernel agreeing: confirmed without further wait.
+        let rung_kbps = f64::from(self.bitrates[self.rung]);
+        let delivered = st.last.delivery_kbps;
+        let kernel_agrees = delivered > 0.0 && delivered < rung_kbps;
+        let slow_long = st.partial_run >= SLOW_CONFIRM_SAMPLES && kernel_agrees;
+        let confirmed = st.bad_since.is_some() && slow_long;
         if confirmed || st.bad_since.is_some_and(|since| now - since >= confirm) {
             return Verdict::Down(self.step_down_to(st));
         }
