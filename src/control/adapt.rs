@@ -426,7 +426,6 @@ impl Controller {
         Ok(())
     }
 
-    /// The encoder for `to` is starting; hold decisions until it is done.
     /// The rung it is moving down to because a link did not carry this one
     /// (not an operator's pin).
     pub fn stepping_down(&self) -> Option<usize> {
@@ -434,6 +433,7 @@ impl Controller {
             .filter(|to| *to > self.rung && self.pinned.is_none())
     }
 
+    /// The encoder for `to` is starting; hold decisions until it is done.
     pub fn begin_switch(&mut self, to: usize) {
         self.switching = Some(to);
     }
@@ -512,8 +512,8 @@ impl Controller {
     }
 
     /// The rung a step down goes to: one whose cost on the wire fits what the
-    /// link actually carried, and at least one rung below. (A probed push link has no throughput figure:
-    /// one step at a time.)
+    /// link actually carried, and at least one rung below. (A probed push
+    /// link has no throughput figure: one step at a time.)
     fn step_down_to(&self, st: &ViewerState) -> usize {
         let carried = carried_kbps(st);
         let fits = match carried > 0.0 {
