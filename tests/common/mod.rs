@@ -21,21 +21,42 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read timeout of a connection the test keeps open (`connect`, `Viewer`).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A free loopback TCP port (a short race with other processes is accepted).
+/// A free loopback TCP port for a daemon to listen on.
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
 }
 
+/// A free loopback UDP port for a daemon to receive on.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port(|port| UdpSocket::bind(("127.0.0.1", port)).is_ok())
+}
+
+/// A port nothing is bound to, below the kernel's ephemeral range. A port
+/// from that range (what binding port 0 gives) may be handed, between this
+/// check and the daemon's bind, to any socket that sends or connects, such
+/// as an ffmpeg sending UDP in a test running beside it (the daemon then
+/// failed with "Address already in use" in CI). Below it only another
+/// test's allocation can collide: each process counts through the range from
+/// its own offset.
+fn free_port(bindable: impl Fn(u16) -> bool) -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(LOWEST).max(1);
+    let offset = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOWEST + offset.wrapping_add(n) % span;
+        if let Ok(port) = u16::try_from(port) {
+            if bindable(port) {
+                return port;
+            }
+        }
+    }
+    panic!("no free port between {LOWEST} and {ephemeral_low}");
 }
 
 /// A fresh directory under the target dir, removed by nobody (inspect after a failure).
