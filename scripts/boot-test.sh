@@ -333,7 +333,11 @@ power_off() {
 	else
 		fail "$1: clean power-off" "$(tail -n 20 "$SERIAL")"
 	fi
-	if tail -n +$((from + 1)) "$SERIAL" | grep -E 'FAILED|Failed (un)?mount|Failed to' >"$WORK/shutdown-failures"; then
+	# Not counted: journald's watchdog ping to PID 1 refused once PID 1 has
+	# begun its final shutdown (systemd's own race, seen once under qemu; no
+	# unit of ours is involved).
+	if tail -n +$((from + 1)) "$SERIAL" | grep -E 'FAILED|Failed (un)?mount|Failed to' |
+		grep -v 'systemd-journald\[[0-9]*\]: Failed to send WATCHDOG=1 notification message' >"$WORK/shutdown-failures"; then
 		fail "$1: no failure while shutting down" "$(cat "$WORK/shutdown-failures")"
 	else
 		pass "$1: no failure while shutting down"
