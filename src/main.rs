@@ -21,10 +21,8 @@ usage:
   (e.g. /boot/livestreamd.toml on the SD card); when it is bad the error is logged
   and the config is used. SIGHUP re-reads both.
   livestreamd check-config FILE            validate FILE and print the effective config
-  livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
-                        [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
-                        [--size WxH] [--fps N] [--ffmpeg PATH]
-                                           emulate a GoPro for tests (see docs/CAMERA.md)
+  livestreamd fake-gopro --model MODEL --http ADDR:PORT [--record FILE] [...]
+                                           emulate a GoPro for tests (fake-gopro --help)
   livestreamd --version | --help
 
 exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
@@ -39,6 +37,7 @@ enum Command {
     },
     CheckConfig(PathBuf),
     FakeGoPro(fake_gopro::Options),
+    FakeGoProHelp,
     Version,
     Help,
 }
@@ -57,7 +56,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         }
         Some("fake-gopro") => {
             let rest: Vec<String> = it.cloned().collect();
-            return fake_gopro::parse_args(&rest).map(Command::FakeGoPro);
+            return fake_gopro::parse_args(&rest).map(|p| match p {
+                fake_gopro::Parsed::Run(o) => Command::FakeGoPro(o),
+                fake_gopro::Parsed::Help => Command::FakeGoProHelp,
+            });
         }
         Some(c @ ("run" | "demo")) => c,
         Some(other) => return Err(format!("unknown command `{other}`")),
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
     match command {
         Command::Help => print_out(&format!("livestreamd {VERSION}\n{USAGE}")),
         Command::Version => print_out(&format!("livestreamd {VERSION}")),
+        Command::FakeGoProHelp => print_out(&fake_gopro::help()),
         Command::FakeGoPro(opts) => {
             init_logging(log::LevelFilter::Info);
             match tokio::runtime::Builder::new_current_thread()
@@ -273,10 +276,11 @@ mod tests {
 
     #[test]
     fn fake_gopro_parses() {
-        match parse("fake-gopro --kind open-gopro --http 127.0.0.1:18080 --record r.jsonl") {
+        match parse("fake-gopro --model hero12 --http 127.0.0.1:18080 --record r.jsonl") {
             Ok(Command::FakeGoPro(o)) => assert_eq!(o.http.port(), 18080),
             other => panic!("{other:?}"),
         }
+        assert_eq!(parse("fake-gopro --help").unwrap(), Command::FakeGoProHelp);
     }
 
     #[test]
@@ -290,7 +294,7 @@ mod tests {
             .contains("unexpected argument"));
         assert!(parse("demo --size 640").unwrap_err().contains("WxH"));
         assert!(parse("fly").unwrap_err().contains("unknown command"));
-        assert!(parse("fake-gopro --kind legacy")
+        assert!(parse("fake-gopro --model hero4")
             .unwrap_err()
             .contains("--http"));
         assert!(parse("run --config").unwrap_err().contains("needs a value"));

@@ -1,6 +1,7 @@
 //! Camera control end to end, with real processes: the built `livestreamd` binary runs both as
-//! the daemon and as `fake-gopro`, on free loopback ports, with real ffmpeg on both sides.
-//! Nothing here contacts 10.5.5.9: every camera address is 127.0.0.1.
+//! the daemon and as `fake-gopro --model …`, on free loopback ports, with real ffmpeg on both
+//! sides. Nothing here contacts 10.5.5.9: every camera address is 127.0.0.1 (tests/camera_netns.rs
+//! puts cameras at their real addresses in network namespaces).
 
 mod common;
 
@@ -51,13 +52,17 @@ struct LiveCamera {
     status: Value,
 }
 
-/// Emulates a camera of `kind` (`legacy`, `open-gopro`) in a fresh
-/// `temp_dir(name)`; `camera` is the daemon's `[camera]` kind and mode.
-fn live_camera(name: &str, kind: &str, camera: &str) -> LiveCamera {
+/// Emulates a camera of `model` (`hero4`, `hero12`, …; `extra`: more emulator arguments) in a
+/// fresh `temp_dir(name)`; `camera` is the daemon's `[camera]` kind and mode.
+fn live_camera(name: &str, model: &str, camera: &str) -> LiveCamera {
+    live_camera_with(name, model, &[], camera)
+}
+
+fn live_camera_with(name: &str, model: &str, extra: &[&str], camera: &str) -> LiveCamera {
     let dir = temp_dir(name);
     let p = Ports::new();
     let gopro = CameraPorts::new();
-    let fake = FakeGopro::start(&dir, kind, &p, &gopro);
+    let fake = FakeGopro::start_with(&dir, model, &p, &gopro, extra);
     let config = write_config(&dir, &p, &gopro, camera);
     let daemon = start_daemon(&dir, &config, &p);
     let status = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
@@ -148,8 +153,14 @@ fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
         mut daemon,
         status,
         ..
-    } = live_camera("camera-legacy", "legacy", "kind = \"gopro-legacy\"");
+    } = live_camera("camera-legacy", "hero4", "kind = \"gopro-legacy\"");
     assert_eq!(status["camera"]["kind"], "gopro-legacy");
+    assert_eq!(
+        status["camera"]["model"], "HERO4 Black",
+        "asked with /gp/gpControl"
+    );
+    assert_eq!(status["camera"]["firmware"], "HD4.02.05.00.00");
+    assert_eq!(status["camera"]["mode"], "live-view");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     // Several keep-alives go by while the camera is live.
@@ -184,7 +195,7 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
         ..
     } = live_camera(
         "camera-opengopro",
-        "open-gopro",
+        "hero12",
         "kind = \"open-gopro\"\nmode = \"preview\"",
     );
     let viewer = BackgroundViewer::connect(p.http);
@@ -201,14 +212,20 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
     let rec = record(&camera.record);
     let starts = http_requests(&rec, "/gopro/camera/stream/start");
     assert_eq!(starts.len(), 1, "{rec:#?}");
-    // The daemon does not listen on 8554, so it names its port.
+    // The daemon does not listen on 8554, and HERO12 takes `port`: it names its port.
     assert_eq!(starts[0]["query"], format!("port={}", p.source));
     let keepalives = http_requests(&rec, "/gopro/camera/keep_alive");
     assert_interval_about(&gaps(&keepalives), 1.0, "keep-alives");
+    // As GoPro's SDK does: the preview is stopped before it is started; and once on shutdown.
     let stops = http_requests(&rec, "/gopro/camera/stream/stop");
-    assert_eq!(stops.len(), 1, "stop sent once on shutdown: {rec:#?}");
+    assert_eq!(
+        stops.len(),
+        2,
+        "stop before the start and on shutdown: {rec:#?}"
+    );
+    assert!(stops[0]["t"].as_f64() <= starts[0]["t"].as_f64());
     let last_keepalive = keepalives.last().unwrap()["t"].as_f64().unwrap();
-    assert!(stops[0]["t"].as_f64().unwrap() >= last_keepalive);
+    assert!(stops[1]["t"].as_f64().unwrap() >= last_keepalive);
     assert!(rec
         .iter()
         .any(|e| e["event"] == "stream_stop" && e["detail"]["reason"] == "preview stream stop"));
@@ -223,7 +240,7 @@ fn a_ten_second_stall_is_reported_and_the_same_viewer_gets_video_again() {
         camera,
         mut daemon,
         ..
-    } = live_camera("camera-stall", "legacy", "kind = \"gopro-legacy\"");
+    } = live_camera("camera-stall", "hero4", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(30_000, Duration::from_secs(20));
 
@@ -323,12 +340,23 @@ fn an_unreachable_camera_is_retried_with_backoff_and_streams_once_it_appears() {
         (4..=8).contains(&attempts),
         "{attempts} attempts in 8 s: {s:#}"
     );
-    assert_eq!(
-        cam["requests"], cam["start_requests"],
-        "no keep-alives to a dead camera"
+    // Keep-alives go on every second whatever the camera answers (or not): one failed
+    // keep-alive never silences the next.
+    let keepalives = cam["keepalives"].as_u64().unwrap();
+    assert!(
+        (6..=9).contains(&keepalives),
+        "{keepalives} keep-alives in 8 s: {s:#}"
+    );
+    assert_eq!(cam["keepalive_failures"], cam["keepalives"], "{s:#}");
+    // One request per start sequence (webcam/status fails first) and per keep-alive (up to
+    // two of which may still be on their way).
+    let requests = cam["requests"].as_u64().unwrap();
+    assert!(
+        (attempts + keepalives - 2..=attempts + keepalives).contains(&requests),
+        "{requests} requests: {s:#}"
     );
 
-    let camera = FakeGopro::start(&dir, "open-gopro", &p, &gopro);
+    let camera = FakeGopro::start(&dir, "hero12", &p, &gopro);
     let s = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
         s["camera"]["state"] == "live"
     });
@@ -337,11 +365,19 @@ fn an_unreachable_camera_is_retried_with_backoff_and_streams_once_it_appears() {
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     assert_decodes(&viewer, &dir, "viewer.ts");
 
+    assert_eq!(s["camera"]["model"], "HERO12 Black");
+    assert_eq!(s["camera"]["mode"], "webcam");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
     let rec = record(&camera.record);
     let starts = http_requests(&rec, "/gopro/webcam/start");
     assert_eq!(starts.len(), 1, "{rec:#?}");
     assert_eq!(starts[0]["query"], format!("res=7&fov=4&port={}", p.source));
+    // The SDK's webcam flow: the status is read before the start.
+    let status_reads = http_requests(&rec, "/gopro/webcam/status");
+    assert!(
+        status_reads[0]["t"].as_f64() <= starts[0]["t"].as_f64(),
+        "{rec:#?}"
+    );
     let stop = http_requests(&rec, "/gopro/webcam/stop");
     let exit = http_requests(&rec, "/gopro/webcam/exit");
     assert_eq!((stop.len(), exit.len()), (1, 1), "{rec:#?}");
@@ -356,7 +392,7 @@ fn a_camera_that_restarts_its_stream_is_followed_on_the_same_viewer_connection()
         camera,
         daemon,
         ..
-    } = live_camera("camera-restart", "legacy", "kind = \"gopro-legacy\"");
+    } = live_camera("camera-restart", "hero7", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     // A few seconds of the first stream (its timestamps start near 1.4 s),
     // so that the restarted stream's are told from them.
