@@ -434,3 +434,351 @@ fn a_camera_that_restarts_its_stream_is_followed_on_the_same_viewer_connection()
         "the daemon started the camera again"
     );
 }
+
+/// About a second of the test pattern at 320x180, 15 fps, as the one-rung ladder encodes it.
+const PICTURE: usize = 4_000;
+
+/// Body bytes reach the viewer again: `more` bytes within `within` of `since`.
+fn picture_back(
+    viewer: &BackgroundViewer,
+    more: usize,
+    since: Instant,
+    within: Duration,
+    what: &str,
+) {
+    let had = viewer.len();
+    let left = within.saturating_sub(since.elapsed());
+    poll_until(left, || viewer.len() >= had + more).unwrap_or_else(|| {
+        panic!(
+            "{what}: the picture was not back within {within:?} ({} of {more} bytes)",
+            viewer.len() - had
+        )
+    });
+}
+
+fn poll_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<()> {
+    let end = Instant::now() + within;
+    loop {
+        if f() {
+            return Some(());
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The emulator refuses the first two starts with 409, then drops a keep-alive, then restarts
+/// its stream: keep-alives never stop, and the picture is back within 5 s of each fault.
+fn faults_are_ridden_through(name: &str, model: &str, kind: &str) {
+    let dir = temp_dir(name);
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let camera = FakeGopro::start_with(&dir, model, &p, &gopro, &["--refuse-starts", "2"]);
+    let config = write_config(&dir, &p, &gopro, &format!("kind = \"{kind}\""));
+    let started = Instant::now();
+    let daemon = start_daemon(&dir, &config, &p);
+    // 1. Two starts refused: the daemon says why and asks again.
+    let s = daemon.wait_status("a busy camera", Duration::from_secs(10), |s| {
+        s["camera"]["state"] == "busy"
+    });
+    let reason = s["camera"]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("409"), "{s:#}");
+    assert!(reason.contains("asking again"), "{s:#}");
+    assert!(
+        s["camera"]["last_answer"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 409"),
+        "{s:#}"
+    );
+    daemon.wait_status("a live camera", Duration::from_secs(10), |s| {
+        s["camera"]["state"] == "live"
+    });
+    let viewer = BackgroundViewer::connect(p.http);
+    viewer.wait_bytes(20_000, Duration::from_secs(20));
+    let rec = record(&camera.record);
+    let start_path = if kind == "gopro-legacy" {
+        "/gp/gpControl/execute"
+    } else {
+        "/gopro/camera/stream/start"
+    };
+    let starts = http_requests(&rec, start_path);
+    assert_eq!(
+        starts
+            .iter()
+            .map(|s| s["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [409, 409, 200],
+        "{rec:#?}"
+    );
+    // Retried with backoff (0.5, then 1 s), the picture within 5 s of the first refusal.
+    let first_refusal = starts[0]["t"].as_f64().unwrap();
+    let accepted = starts[2]["t"].as_f64().unwrap();
+    assert!(accepted - first_refusal >= 1.4, "{starts:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    if kind != "gopro-legacy" {
+        // Each start was preceded by a stop, as GoPro's SDK does.
+        let stops = http_requests(&rec, "/gopro/camera/stream/stop");
+        assert!(stops.len() >= 3, "{rec:#?}");
+    }
+
+    // 2. A keep-alive dropped (an HTTP one left unanswered; a datagram ignored).
+    let r = http_method(gopro.http, "POST", "/_test/drop_keepalives?n=1").unwrap();
+    assert_eq!(r.code, 200);
+    let fault = Instant::now();
+    picture_back(
+        &viewer,
+        PICTURE,
+        fault,
+        Duration::from_secs(5),
+        "a dropped keep-alive",
+    );
+    wait_keepalives(&camera.record, 4);
+    if kind != "gopro-legacy" {
+        let s = daemon.status().unwrap();
+        assert!(
+            s["camera"]["keepalive_failures"].as_u64() >= Some(1),
+            "{s:#}"
+        );
+    }
+
+    // 3. The camera restarts its stream: new timestamps.
+    let restarts = |s: &Value| {
+        s["encoder"]["restarts_by_reason"]["new timeline"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = restarts(&daemon.status().unwrap());
+    let r = http_method(gopro.http, "POST", "/_test/restart").unwrap();
+    assert_eq!(r.code, 200);
+    let fault = Instant::now();
+    daemon.wait_status(
+        "the encoder on the new timeline",
+        Duration::from_secs(5),
+        |s| restarts(s) > before,
+    );
+    picture_back(
+        &viewer,
+        PICTURE,
+        fault,
+        Duration::from_secs(5),
+        "a stream restart",
+    );
+    assert!(!viewer.ended());
+
+    // Keep-alives never stopped: one every second, the dropped one included.
+    wait_keepalives(&camera.record, 2);
+    let rec = record(&camera.record);
+    assert_interval_about(&gaps(&keepalives(&rec)), 1.0, "keep-alives");
+    assert!(
+        rec.iter().any(|e| e["dropped"] == true
+            || (e["path"] == "/gopro/camera/keep_alive" && e["status"].is_null())),
+        "a keep-alive was dropped: {rec:#?}"
+    );
+    assert_eq!(daemon.status().unwrap()["camera"]["state"], "live");
+}
+
+#[test]
+fn open_gopro_rides_through_refused_starts_a_dropped_keepalive_and_a_stream_restart() {
+    faults_are_ridden_through("camera-faults-ogp", "hero12", "open-gopro");
+}
+
+#[test]
+fn legacy_rides_through_refused_starts_a_dropped_keepalive_and_a_stream_restart() {
+    faults_are_ridden_through("camera-faults-legacy", "hero7", "gopro-legacy");
+}
+
+#[test]
+fn webcam_is_asked_only_where_the_model_offers_it_and_a_streaming_webcam_is_stopped_first() {
+    // HERO11 over Wi-Fi: no webcam mode (Open GoPro spec); the preview instead, said in /status.
+    let LiveCamera { camera, status, .. } = live_camera(
+        "camera-hero11-webcam",
+        "hero11",
+        "kind = \"open-gopro\"\nmode = \"webcam\"",
+    );
+    let cam = &status["camera"];
+    assert_eq!(cam["model"], "HERO11 Black", "{status:#}");
+    assert_eq!(cam["mode"], "preview", "{status:#}");
+    assert!(
+        cam["mode_reason"]
+            .as_str()
+            .unwrap()
+            .contains("only over USB"),
+        "{status:#}"
+    );
+    let rec = record(&camera.record);
+    assert!(
+        http_requests(&rec, "/gopro/webcam/start").is_empty(),
+        "{rec:#?}"
+    );
+    // HERO11 takes no `port` for the preview: none is sent (the emulator sends to the daemon's port).
+    let starts = http_requests(&rec, "/gopro/camera/stream/start");
+    assert_eq!(starts[0]["query"], "", "{rec:#?}");
+    drop(camera);
+
+    // HERO12, whose webcam is already streaming: status read, stopped, then started.
+    let dir = temp_dir("camera-webcam-busy");
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let camera = FakeGopro::start(&dir, "hero12", &p, &gopro);
+    let r = http_get(gopro.http, "/gopro/webcam/start?res=12&fov=0").unwrap();
+    assert_eq!(r.code, 200);
+    let config = write_config(&dir, &p, &gopro, "kind = \"open-gopro\"\nmode = \"webcam\"");
+    let daemon = start_daemon(&dir, &config, &p);
+    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    let rec = record(&camera.record);
+    let daemon_calls: Vec<String> = rec
+        .iter()
+        .filter(|e| {
+            e["type"] == "http" && e["path"].as_str().unwrap().starts_with("/gopro/webcam/")
+        })
+        .skip(1) // the test's own start
+        .map(|e| format!("{} {}", e["path"].as_str().unwrap(), e["status"]))
+        .collect();
+    assert_eq!(
+        daemon_calls[..4],
+        [
+            "/gopro/webcam/status 200",
+            "/gopro/webcam/stop 200",
+            "/gopro/webcam/status 200",
+            "/gopro/webcam/start 200"
+        ],
+        "{rec:#?}"
+    );
+}
+
+#[test]
+fn auto_finds_the_camera_and_a_different_one_that_comes_later_without_a_restart() {
+    let dir = temp_dir("camera-auto-swap");
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let camera = FakeGopro::start(&dir, "hero12", &p, &gopro);
+    // No kind: auto. Only the address (and, on loopback, the ports).
+    let config = write_config(&dir, &p, &gopro, "");
+    let mut daemon = start_daemon(&dir, &config, &p);
+    let s = daemon.wait_status("a live HERO12", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    let cam = &s["camera"];
+    assert_eq!(cam["kind"], "auto");
+    assert_eq!(cam["api"], "open-gopro");
+    assert_eq!(cam["api_version"], "2.0");
+    assert_eq!(cam["model"], "HERO12 Black");
+    assert_eq!(cam["model_number"], 62);
+    assert_eq!(cam["firmware"], "H23.01.02.32.00");
+    assert_eq!(cam["found_by"], "the configured address");
+    assert_eq!(cam["transport"], "wifi");
+    assert_eq!(cam["codec"], "h264");
+    assert_eq!(cam["address"], format!("http://127.0.0.1:{}", gopro.http));
+    let pid = daemon.pid();
+    drop(camera);
+
+    // The HERO12 goes (no answer to three start sequences: searching again); a HERO4 comes at
+    // the same address.
+    let s = daemon.wait_status("a search again", Duration::from_secs(15), |s| {
+        s["camera"]["state"] == "searching"
+    });
+    assert!(s["camera"]["mode"].is_null(), "{s:#}");
+    let _legacy = FakeGopro::start(&dir, "hero4", &p, &gopro);
+    let s = daemon.wait_status("a live HERO4", Duration::from_secs(30), |s| {
+        s["camera"]["state"] == "live" && s["camera"]["model"] == "HERO4 Black"
+    });
+    assert_eq!(s["camera"]["api"], "gopro-legacy");
+    assert_eq!(s["camera"]["mode"], "live-view");
+    assert!(s["camera"]["searches"].as_u64() >= Some(1), "{s:#}");
+    assert_eq!(daemon.pid(), pid);
+    assert!(daemon.proc.try_wait().is_none(), "not restarted");
+    let log = daemon.log_text();
+    assert!(log.contains("searching again"), "{log}");
+}
+
+#[test]
+fn auto_takes_a_sender_without_an_http_api_as_plain_udp() {
+    let dir = temp_dir("camera-auto-udp");
+    let p = Ports::new();
+    let nothing = CameraPorts::new(); // nobody listens on its HTTP port
+    let config = write_config(&dir, &p, &nothing, "");
+    let daemon = start_daemon(&dir, &config, &p);
+    let s = daemon.wait_status("searching", Duration::from_secs(10), |s| {
+        s["camera"]["searches"].as_u64() >= Some(1)
+    });
+    assert_eq!(s["camera"]["state"], "searching", "{s:#}");
+    assert!(
+        s["camera"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no camera found"),
+        "{s:#}"
+    );
+    let mut sender = std::process::Command::new("ffmpeg");
+    sender.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x180:rate=15",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "15",
+        "-f",
+        "mpegts",
+    ]);
+    sender.arg(format!("udp://127.0.0.1:{}?pkt_size=1316", p.source));
+    let _sender = Proc::spawn_command(&dir, "sender", sender, &[]).unwrap();
+    let s = daemon.wait_status("a live plain sender", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    assert_eq!(s["camera"]["api"], "udp", "{s:#}");
+    assert!(
+        s["camera"]["found_by"]
+            .as_str()
+            .unwrap()
+            .contains("no GoPro HTTP API"),
+        "{s:#}"
+    );
+    let viewer = BackgroundViewer::connect(p.http);
+    viewer.wait_bytes(30_000, Duration::from_secs(20));
+}
+
+#[test]
+fn the_shipped_config_and_every_image_leave_kind_to_auto() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cfg = livestreamd::config::load(&Path::new(root).join("configs/livestreamd.toml")).unwrap();
+    assert_eq!(cfg.camera.kind, livestreamd::config::CameraKind::Auto);
+    // The Debian image changes only the ladder and the preset; Buildroot and Yocto install the
+    // shipped file as it is.
+    let changes =
+        std::fs::read_to_string(Path::new(root).join("debian-image/config-changes.toml")).unwrap();
+    assert!(
+        !changes.lines().any(|l| l.trim_start().starts_with("kind")),
+        "{changes}"
+    );
+    for (file, needle) in [
+        (
+            "buildroot/package/livestreamd/livestreamd.mk",
+            "$(@D)/configs/livestreamd.toml",
+        ),
+        (
+            "yocto/meta-livestream/recipes-multimedia/livestreamd/livestreamd_0.1.0.bb",
+            "${S}/configs/livestreamd.toml",
+        ),
+    ] {
+        let text = std::fs::read_to_string(Path::new(root).join(file)).unwrap();
+        assert!(
+            text.contains(needle),
+            "{file} installs configs/livestreamd.toml"
+        );
+    }
+}

@@ -132,6 +132,16 @@ fn retry_backoff(cfg: &CameraConfig) -> Backoff {
     Backoff::new(s(cfg.retry_initial_s), s(cfg.retry_max_s), Duration::MAX)
 }
 
+/// The config the camera task runs on: the demo's camera is the demo's own ffmpeg, a plain
+/// sender with nothing to find or drive.
+pub fn for_demo(config: &Config, demo: bool) -> Config {
+    let mut c = config.clone();
+    if demo {
+        c.camera.kind = CameraKind::Udp;
+    }
+    c
+}
+
 /// Starts the camera task: it runs until `stop` is cancelled, then sends the stop command where
 /// the protocol has one and returns.
 pub fn spawn(

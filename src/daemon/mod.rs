@@ -149,7 +149,12 @@ impl Daemon {
         let CameraTask {
             status: camera_status,
             task: camera_task,
-        } = camera::spawn(&config, socket, source_stats.clone(), stop.clone());
+        } = camera::spawn(
+            &camera::for_demo(&config, opts.demo.is_some()),
+            socket,
+            source_stats.clone(),
+            stop.clone(),
+        );
         let demo_source = opts.demo.as_ref().map(|d| {
             let info: SharedInfo = Default::default();
             let spec = demo::spec(&config, d);
