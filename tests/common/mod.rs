@@ -1195,6 +1195,7 @@ pub fn frame_chroma(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+pub mod camnet;
 pub mod netns;
 pub mod peers;
 pub mod phone;
