@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -97,6 +98,8 @@ struct Ctx {
     stats: SharedStats,
     status: SharedCamera,
     target: Arc<Mutex<Option<Target>>>,
+    /// Tells the source which sender is the camera found (auto).
+    found: Arc<watch::Sender<Option<IpAddr>>>,
     host: Host,
 }
 
@@ -117,7 +120,9 @@ impl Ctx {
         f(&mut self.status.lock().unwrap())
     }
 
+    /// Keep-alives go to `id`, and the source admits only its video (None: nobody's).
     fn aim_keepalives(&self, id: Option<&Identity>) {
+        self.found.send_replace(id.map(|id| id.ip));
         *self.target.lock().unwrap() = id.map(|id| Target {
             api: id.api,
             http: SocketAddr::new(id.ip, id.port),
@@ -148,6 +153,7 @@ pub fn spawn(
     config: &Config,
     socket: Arc<UdpSocket>,
     stats: SharedStats,
+    found: watch::Sender<Option<IpAddr>>,
     stop: CancellationToken,
 ) -> CameraTask {
     let status: SharedCamera = Arc::new(Mutex::new(new_status(&config.camera)));
@@ -159,6 +165,7 @@ pub fn spawn(
         stats,
         status: status.clone(),
         target: Arc::new(Mutex::new(None)),
+        found: Arc::new(found),
         host: Host::default(),
     };
     CameraTask {

@@ -128,6 +128,8 @@ impl Daemon {
         let source_stats: SharedStats = Default::default();
         let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
         let (timeline_tx, timeline) = watch::channel(0u64);
+        // The camera `auto` finds: the source admits it alone.
+        let (found_tx, found_rx) = watch::channel(None);
         // The demo's camera is the demo's own sender.
         let camera_address = config.camera.address().or(opts
             .demo
@@ -142,6 +144,7 @@ impl Daemon {
                 stall_after,
             },
             timeline_tx,
+            found_rx,
         );
         tasks.spawn(until(stop.clone(), receive));
 
@@ -153,6 +156,7 @@ impl Daemon {
             &camera::for_demo(&config, opts.demo.is_some()),
             socket,
             source_stats.clone(),
+            found_tx,
             stop.clone(),
         );
         let demo_source = opts.demo.as_ref().map(|d| {
