@@ -233,3 +233,12 @@ fn goprocam_detects_and_starts_a_hero4() {
 fn goprocam_detects_and_starts_a_hero7() {
     goprocam_flow("hero7", "HERO7 Black");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests (scripts/test.sh)"
+)]
+fn the_sdk_opens_a_wired_hero13_whose_preview_is_hevc_and_webcam_h264() {
+    wired_flows("hero13", true, "hevc");
+}
