@@ -33,6 +33,8 @@ const TICK: Duration = Duration::from_millis(200);
 /// Start sequences that got no answer at all before a camera found by `auto` counts as gone and
 /// the search begins again (with the backoff of 1, 2, 4 s: about 7 s without an answer).
 const LOST_AFTER: u32 = 3;
+/// Senders of video asked whether they are a GoPro, remembered so that each is asked once.
+const MAX_ASKED_SENDERS: usize = 64;
 /// HTTP keep-alives outstanding at once: a camera that holds one does not delay the next, and a
 /// camera that holds them all gets no pile of connections.
 const KEEPALIVES_IN_FLIGHT: usize = 2;
@@ -275,6 +277,11 @@ async fn search(ctx: &Ctx, stop: &CancellationToken) -> Option<Found> {
     loop {
         let sender = ctx.stats.lock().unwrap().last_sender.map(|s| s.ip());
         if let Some(ip) = sender.filter(|_| ctx.live()) {
+            if asked_senders.len() >= MAX_ASKED_SENDERS {
+                // Senders come one per stall at most (the source holds the port for a live one);
+                // a long run of strangers still only ever costs this much memory.
+                asked_senders.clear();
+            }
             if asked_senders.insert(ip) {
                 let probe = session::identify(
                     ip,
