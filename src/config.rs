@@ -723,11 +723,21 @@ fn default_log_level() -> LogLevel {
     LogLevel::Info
 }
 
-/// The ladder used when the file has no `[[ladder]]`: 16:9, best first. The
-/// two lower rungs have keyframes twice a second: a viewer moves down at the
-/// lower rung's keyframe, so a struggling phone waits half as long for it.
+/// The ladder used when the file has no `[[ladder]]`, best first: the
+/// camera's own picture (its size, rate and bitrate measured from its stream;
+/// offered while it is H.264), then four encoded 16:9 rungs. The two lowest
+/// have keyframes twice a second: a viewer moves down at the lower rung's
+/// keyframe, so a struggling phone waits half as long for it.
 pub fn default_ladder() -> Vec<Rung> {
-    [
+    let camera = Rung {
+        passthrough: true,
+        width: None,
+        height: None,
+        fps: None,
+        bitrate_kbps: None,
+        keyframe_interval_s: None,
+    };
+    let encoded = [
         (1280, 720, 30, 2500, None),
         (960, 540, 30, 1500, None),
         (640, 360, 30, 800, Some(0.5)),
@@ -743,8 +753,8 @@ pub fn default_ladder() -> Vec<Rung> {
             fps: Some(fps),
             bitrate_kbps: Some(bitrate_kbps),
         },
-    )
-    .collect()
+    );
+    std::iter::once(camera).chain(encoded).collect()
 }
 
 impl Default for Source {
@@ -928,7 +938,13 @@ mod tests {
         assert_eq!(c.source.url.addr, "0.0.0.0:8554".parse().unwrap());
         assert_eq!(c.server.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.encoder.codec, Codec::Libx264);
-        assert_eq!(c.ladder().len(), 4);
+        assert_eq!(c.ladder().len(), 5);
+        assert!(c.ladder()[0].passthrough, "the camera's own picture on top");
+        assert_eq!(
+            c.ladder()[0].stated(),
+            Figures::default(),
+            "from its stream"
+        );
         assert_eq!(c.start_rung(), 0);
         assert_eq!(c.log.level, LogLevel::Info);
         assert!(c.outputs.is_empty());
@@ -1158,10 +1174,10 @@ level = "debug"
         assert_eq!(Config::default().adapt.standby_rung, None);
         let c = parse(Path::new("t.toml"), "[adapt]\nstandby_rung = 3\n").unwrap();
         assert_eq!(c.adapt.standby_rung, Some(3));
-        for bad in ["0", "4"] {
+        for bad in ["0", "5"] {
             let e = err(&format!("[adapt]\nstandby_rung = {bad}\n"));
             assert_eq!((e.line, e.column), (2, 1), "{e}");
-            assert!(e.reason.contains("a rung below the top from 1 to 3"), "{e}");
+            assert!(e.reason.contains("a rung below the top from 1 to 4"), "{e}");
         }
         let one = "[adapt]\nstandby_rung = 1\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n";
         assert!(err(one).reason.contains("one rung"), "{}", err(one));

@@ -52,9 +52,9 @@ fn bad_configs_are_refused_with_their_location_and_reason() {
         ("empty-ladder", "ladder = []\n", "1:1", "ladder is empty"),
         (
             "start-rung",
-            "[encoder]\nstart_rung = 4\n",
+            "[encoder]\nstart_rung = 5\n",
             "2:1",
-            "start_rung = 4 is out of range",
+            "start_rung = 5 is out of range",
         ),
         (
             "bad-listen",

@@ -351,9 +351,15 @@ mod tests {
     use crate::config;
     use std::path::Path;
 
+    /// The arguments for the start rung, or the first encoded rung below it
+    /// (the default ladder's top rung is the camera's own).
     fn args_for(toml: &str) -> Vec<String> {
         let cfg = config::parse(Path::new("t.toml"), toml).unwrap();
-        ffmpeg_args(&cfg, &cfg.ladder()[cfg.start_rung()])
+        let ladder = cfg.ladder();
+        let rung = (cfg.start_rung()..ladder.len())
+            .find(|r| !ladder[*r].passthrough)
+            .unwrap();
+        ffmpeg_args(&cfg, &ladder[rung])
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
@@ -402,7 +408,7 @@ mod tests {
     #[test]
     fn chosen_rung_and_keyframe_interval_are_used() {
         let a = args_for(
-            "[encoder]\nstart_rung = 1\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
+            "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
         );
         assert!(value_after(&a, "-vf").starts_with("scale=960:540"));
         assert_eq!(value_after(&a, "-b:v"), "1500k");
