@@ -782,3 +782,46 @@ fn the_shipped_config_and_every_image_leave_kind_to_auto() {
         );
     }
 }
+
+#[test]
+fn a_camera_out_of_range_for_a_while_is_driven_again_when_it_answers() {
+    let LiveCamera {
+        p,
+        gopro,
+        camera,
+        daemon,
+        ..
+    } = live_camera("camera-silent", "hero12", "kind = \"open-gopro\"");
+    let viewer = BackgroundViewer::connect(p.http);
+    viewer.wait_bytes(PICTURE, Duration::from_secs(20));
+    // No answers and no video for 5 s, as a camera out of Wi-Fi range.
+    let r = http_method(gopro.http, "POST", "/_test/silent?s=5").unwrap();
+    assert_eq!(r.code, 200);
+    let silent_from = Instant::now();
+    let s = daemon.wait_status("the camera unanswering", Duration::from_secs(5), |s| {
+        s["camera"]["state"] == "unreachable"
+    });
+    assert!(
+        s["camera"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer from"),
+        "{s:#}"
+    );
+    assert!(s["camera"]["stalled_since"].is_number(), "{s:#}");
+    daemon.wait_status("the camera live again", Duration::from_secs(15), |s| {
+        s["camera"]["state"] == "live"
+    });
+    assert!(silent_from.elapsed() >= Duration::from_secs(5));
+    picture_back(
+        &viewer,
+        PICTURE,
+        Instant::now(),
+        Duration::from_secs(5),
+        "after the silence",
+    );
+    // Keep-alives went on throughout (unanswered while silent).
+    let rec = record(&camera.record);
+    assert_interval_about(&gaps(&keepalives(&rec)), 1.0, "keep-alives");
+    assert!(daemon.status().unwrap()["camera"]["keepalive_failures"].as_u64() >= Some(3));
+}

@@ -222,6 +222,8 @@ fn streams_on_the_shipped_config(model: &str, name: &str, port: u16, api: &str) 
     assert_eq!(cam["state"], "live", "{s:#}");
     assert_eq!(cam["found_by"], "the configured address", "{s:#}");
     assert_eq!(cam["address"], format!("http://10.5.5.9:{port}"), "{s:#}");
+    let codec = if model == "hero13" { "hevc" } else { "h264" };
+    assert_eq!(cam["codec"], codec, "{s:#}");
 }
 
 macro_rules! field_test {
