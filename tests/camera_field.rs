@@ -267,6 +267,14 @@ field_test!(
     8080,
     "open-gopro"
 );
+// HEVC preview: decoded by the encoded rungs; phones get H.264 (no passthrough of HEVC).
+field_test!(
+    shipped_config_streams_a_hero13,
+    "hero13",
+    "HERO13 Black",
+    8080,
+    "open-gopro"
+);
 
 #[test]
 #[cfg_attr(
