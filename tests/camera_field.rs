@@ -76,14 +76,14 @@ fn daemon(dir: &Path, net: &CamNet, config: &Path, sysfs: Option<&Path>) -> Proc
     Proc::spawn_command(dir, "daemon", cmd, &[]).unwrap()
 }
 
-/// One GET inside the Pi's namespace: status code and body.
-fn pi_get(net: &CamNet, path: &str) -> Option<(u16, Vec<u8>)> {
-    let to: SocketAddr = PI_HTTP.parse().unwrap();
+/// One request made inside the Pi's namespace: status code and body.
+fn ns_request(net: &CamNet, to: &str, method: &str, path: &str) -> Option<(u16, Vec<u8>)> {
+    let to: SocketAddr = to.parse().unwrap();
     let mut s = net.pi.connect(to, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = Vec::new();
@@ -92,6 +92,16 @@ fn pi_get(net: &CamNet, path: &str) -> Option<(u16, Vec<u8>)> {
     let head = String::from_utf8_lossy(&buf[..end]);
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, buf[end + 4..].to_vec()))
+}
+
+fn pi_get(net: &CamNet, path: &str) -> Option<(u16, Vec<u8>)> {
+    ns_request(net, PI_HTTP, "GET", path)
+}
+
+/// A test hook of the emulated camera, from the Pi's side of the link.
+fn camera_hook(net: &CamNet, camera: &str, path: &str) {
+    let r = ns_request(net, camera, "POST", path);
+    assert_eq!(r.map(|r| r.0), Some(200), "POST {path} to the camera");
 }
 
 fn pi_status(net: &CamNet) -> Option<Value> {
@@ -197,19 +207,62 @@ fn h264_within(viewer: &PiViewer, dir: &Path, t0: Instant, within: Duration) -> 
     }
 }
 
-/// The first "done when": the emulated `model` at its address on the camera's Wi-Fi,
-/// the daemon on the shipped config with only `[camera] address` set: H.264 for a viewer within
-/// 15 s, and `/status` names the model.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn read_record(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Viewer bytes grow by `more` within 5 s of `since`.
+fn picture_back(viewer: &PiViewer, more: usize, since: Instant, what: &str) {
+    let had = viewer.bytes.lock().unwrap().len();
+    loop {
+        let now = viewer.bytes.lock().unwrap().len();
+        if now >= had + more {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "{what}: the picture was not back within 5 s ({} of {more} bytes)",
+            now - had
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The "done when", per model: `fake-gopro --model M --http 10.5.5.9:PORT` on the
+/// camera's Wi-Fi, the daemon on the shipped config with only `[camera] address` set: H.264 for
+/// a viewer within 15 s and `/status` names the model; then the emulator refusing the first two
+/// starts with 409, dropping a keep-alive and restarting its stream: keep-alives never stop, the
+/// picture is back within 5 s of each fault.
 fn streams_on_the_shipped_config(model: &str, name: &str, port: u16, api: &str) {
     netns::require();
     let dir = temp_dir(&format!("field-{model}"));
     let net = CamNet::create("10.5.5.9", "10.5.5.100", "wlan0");
-    let (_camera, _record) = emulator(&dir, &net, model, &format!("10.5.5.9:{port}"), &[]);
+    let camera_at = format!("10.5.5.9:{port}");
+    let (_camera, record) = emulator(&dir, &net, model, &camera_at, &["--refuse-starts", "2"]);
     let config = shipped_with(&dir, "address = \"10.5.5.9\"");
     let t0 = Instant::now();
     let _daemon = daemon(&dir, &net, &config, None);
+    let s = wait_pi_status(&net, "a busy camera (409)", Duration::from_secs(5), |s| {
+        s["camera"]["state"] == "busy"
+    });
+    assert!(
+        s["camera"]["reason"].as_str().unwrap().contains("409"),
+        "{s:#}"
+    );
     let viewer = PiViewer::connect(&net, Duration::from_secs(10));
     let took = h264_within(&viewer, &dir, t0, Duration::from_secs(15));
+    let picture_at = unix_now();
     eprintln!(
         "{model}: H.264 for the viewer {:.1} s after the daemon started",
         took.as_secs_f64()
@@ -221,9 +274,63 @@ fn streams_on_the_shipped_config(model: &str, name: &str, port: u16, api: &str) 
     assert_eq!(cam["api"], api, "{s:#}");
     assert_eq!(cam["state"], "live", "{s:#}");
     assert_eq!(cam["found_by"], "the configured address", "{s:#}");
-    assert_eq!(cam["address"], format!("http://10.5.5.9:{port}"), "{s:#}");
+    assert_eq!(cam["address"], format!("http://{camera_at}"), "{s:#}");
     let codec = if model == "hero13" { "hevc" } else { "h264" };
     assert_eq!(cam["codec"], codec, "{s:#}");
+    // 1. Two starts refused: asked again (1 s, 2 s), the picture within 5 s of the first refusal.
+    let rec = read_record(&record);
+    let starts: Vec<&Value> = rec
+        .iter()
+        .filter(|e| {
+            e["type"] == "http"
+                && matches!(
+                    e["path"].as_str(),
+                    Some("/gopro/camera/stream/start" | "/gp/gpControl/execute")
+                )
+        })
+        .collect();
+    let codes: Vec<u64> = starts.iter().filter_map(|e| e["status"].as_u64()).collect();
+    assert_eq!(codes[..3], [409, 409, 200], "{starts:#?}");
+    let first_refusal = starts[0]["t"].as_f64().unwrap();
+    assert!(
+        picture_at - first_refusal < 5.5,
+        "picture {:.1} s after the first refusal",
+        picture_at - first_refusal
+    );
+    // 2. A keep-alive dropped: the picture goes on.
+    camera_hook(&net, &camera_at, "/_test/drop_keepalives?n=1");
+    picture_back(&viewer, 50_000, Instant::now(), "a dropped keep-alive");
+    std::thread::sleep(Duration::from_secs(6));
+    // 3. The camera restarts its stream: a new timeline, the picture back within 5 s.
+    let timelines = |s: &Value| s["source"]["timelines"].as_u64().unwrap_or(0);
+    let before = timelines(&pi_status(&net).unwrap());
+    camera_hook(&net, &camera_at, "/_test/restart");
+    let fault = Instant::now();
+    wait_pi_status(&net, "the new timeline", Duration::from_secs(5), |s| {
+        timelines(s) > before
+    });
+    picture_back(&viewer, 50_000, fault, "a stream restart");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(pi_status(&net).unwrap()["camera"]["state"], "live");
+    // Keep-alives every 2.5 s (the shipped interval) all along, the dropped one included.
+    let rec = read_record(&record);
+    let keepalives: Vec<f64> = rec
+        .iter()
+        .filter(|e| e["type"] == "udp" || e["path"] == "/gopro/camera/keep_alive")
+        .map(|e| e["t"].as_f64().unwrap())
+        .collect();
+    assert!(keepalives.len() >= 5, "{keepalives:?}");
+    for w in keepalives.windows(2) {
+        assert!(
+            (w[1] - w[0] - 2.5).abs() < 0.4,
+            "keep-alives not every 2.5 s: {keepalives:?}"
+        );
+    }
+    assert!(
+        rec.iter().any(|e| e["dropped"] == true
+            || (e["path"] == "/gopro/camera/keep_alive" && e["status"].is_null())),
+        "a keep-alive was dropped"
+    );
 }
 
 macro_rules! field_test {
