@@ -2,7 +2,6 @@
 
 use livestreamd::camera::demo::DemoSource;
 use livestreamd::camera::emulator as fake_gopro;
-use livestreamd::config;
 use livestreamd::config::source::{self as config_source, Sources};
 use livestreamd::daemon::{self, RunOptions};
 use livestreamd::VERSION;
@@ -17,10 +16,12 @@ usage:
                                            run the daemon (default config: /etc/livestreamd/livestreamd.toml)
   livestreamd demo [--config FILE] [--override FILE] [--size WxH] [--fps N]
                                            run the daemon on a simulated GoPro (ffmpeg test pattern)
-  --override FILE: when FILE exists and is valid it replaces the config entirely
-  (e.g. /boot/livestreamd.toml on the SD card); when it is bad the error is logged
-  and the config is used. SIGHUP re-reads both.
-  livestreamd check-config FILE            validate FILE and print the effective config
+  --override FILE: when FILE exists and is valid it is laid over the config: each
+  [section] or [[array]] it writes replaces the config's one of that name (e.g.
+  /boot/livestreamd.toml on the SD card); when it is bad the error is logged and
+  the config is used alone. SIGHUP re-reads both.
+  livestreamd check-config FILE [--override FILE]
+                                           check, and print the configuration the daemon would run
   livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
                         [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
                         [--size WxH] [--fps N] [--ffmpeg PATH]
@@ -37,7 +38,10 @@ enum Command {
         override_file: Option<PathBuf>,
         demo: Option<DemoSource>,
     },
-    CheckConfig(PathBuf),
+    CheckConfig {
+        file: PathBuf,
+        override_file: Option<PathBuf>,
+    },
     FakeGoPro(fake_gopro::Options),
     Version,
     Help,
@@ -49,11 +53,23 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         None | Some("--help") | Some("-h") | Some("help") => return Ok(Command::Help),
         Some("--version") | Some("-V") => return Ok(Command::Version),
         Some("check-config") => {
-            let file = it.next().ok_or("check-config needs a FILE")?;
-            if let Some(extra) = it.next() {
-                return Err(format!("unexpected argument `{extra}`"));
+            let mut file = None;
+            let mut override_file = None;
+            while let Some(arg) = it.next() {
+                match arg.as_str() {
+                    "--override" => {
+                        let v = it.next().ok_or("--override needs a value")?;
+                        override_file = Some(PathBuf::from(v));
+                    }
+                    a if file.is_none() && !a.starts_with('-') => file = Some(PathBuf::from(a)),
+                    _ => return Err(format!("unexpected argument `{arg}`")),
+                }
             }
-            return Ok(Command::CheckConfig(PathBuf::from(file)));
+            let file = file.ok_or("check-config needs a FILE")?;
+            return Ok(Command::CheckConfig {
+                file,
+                override_file,
+            });
         }
         Some("fake-gopro") => {
             let rest: Vec<String> = it.cloned().collect();
@@ -109,13 +125,6 @@ fn init_logging(level: log::LevelFilter) {
     b.init();
 }
 
-fn load_or_exit(path: &std::path::Path) -> Result<config::Config, ExitCode> {
-    config::load(path).map_err(|e| {
-        eprintln!("livestreamd: bad config: {e}");
-        ExitCode::from(2)
-    })
-}
-
 /// Writes `text` and a newline to stdout. A reader that went away
 /// (`check-config FILE | head`) is not an error; println! would panic there.
 fn print_out(text: &str) -> ExitCode {
@@ -127,6 +136,40 @@ fn print_out(text: &str) -> ExitCode {
         Err(e) => {
             eprintln!("livestreamd: cannot write to stdout: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `check-config`: the same choice as the daemon's start. Every bad file is
+/// reported (exit 2); the configuration the daemon would run with, if any, is
+/// printed all the same.
+fn check_config(sources: Sources) -> ExitCode {
+    match config_source::load(&sources) {
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(2)
+        }
+        Ok(loaded) => {
+            for e in &loaded.ignored {
+                eprintln!("{e}");
+            }
+            let verdict = if loaded.ignored.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("{} bad file(s) ignored", loaded.ignored.len())
+            };
+            let printed = print_out(&format!(
+                "# {}: {verdict}; effective configuration:\n{}",
+                loaded.origin,
+                loaded.config.to_toml()
+            ));
+            if loaded.ignored.is_empty() {
+                printed
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }
@@ -156,14 +199,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig(path) => match load_or_exit(&path) {
-            Ok(cfg) => print_out(&format!(
-                "# {}: ok; effective configuration:\n{}",
-                path.display(),
-                cfg.to_toml()
-            )),
-            Err(code) => code,
-        },
+        Command::CheckConfig {
+            file,
+            override_file,
+        } => check_config(Sources {
+            main: Some(file),
+            override_file,
+        }),
         Command::Run {
             config,
             override_file,
@@ -227,7 +269,17 @@ mod tests {
         assert_eq!(parse("--version").unwrap(), Command::Version);
         assert_eq!(
             parse("check-config a.toml").unwrap(),
-            Command::CheckConfig("a.toml".into())
+            Command::CheckConfig {
+                file: "a.toml".into(),
+                override_file: None
+            }
+        );
+        assert_eq!(
+            parse("check-config a.toml --override b.toml").unwrap(),
+            Command::CheckConfig {
+                file: "a.toml".into(),
+                override_file: Some("b.toml".into())
+            }
         );
         assert_eq!(
             parse("run --config x.toml").unwrap(),
