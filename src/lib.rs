@@ -15,3 +15,7 @@ pub mod status;
 pub mod supervise;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit built (12 hex digits), or "unknown" (see build.rs).
+pub const COMMIT: &str = env!("LIVESTREAMD_COMMIT");
+/// The target triple built for, e.g. `aarch64-unknown-linux-musl`.
+pub const TARGET: &str = env!("LIVESTREAMD_TARGET");

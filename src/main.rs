@@ -4,31 +4,68 @@ use livestreamd::camera::demo::DemoSource;
 use livestreamd::camera::emulator as fake_gopro;
 use livestreamd::config::source::{self as config_source, Sources};
 use livestreamd::daemon::{self, RunOptions};
-use livestreamd::VERSION;
+use livestreamd::{COMMIT, TARGET, VERSION};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const DEFAULT_CONFIG: &str = "/etc/livestreamd/livestreamd.toml";
 
-const USAGE: &str = "\
-usage:
-  livestreamd run [--config FILE] [--override FILE]
-                                           run the daemon (default config: /etc/livestreamd/livestreamd.toml)
-  livestreamd demo [--config FILE] [--override FILE] [--size WxH] [--fps N]
-                                           run the daemon on a simulated GoPro (ffmpeg test pattern)
-  --override FILE: when FILE exists and is valid it is laid over the config: each
-  [section] or [[array]] it writes replaces the config's one of that name (e.g.
-  /boot/livestreamd.toml on the SD card); when it is bad the error is logged and
-  the config is used alone. SIGHUP re-reads both.
-  livestreamd check-config FILE [--override FILE]
-                                           check, and print the configuration the daemon would run
-  livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
-                        [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
-                        [--size WxH] [--fps N] [--ffmpeg PATH]
-                                           emulate a GoPro for tests (see docs/CAMERA.md)
-  livestreamd --version | --help
+/// Each subcommand's help: its usage line first, as `livestreamd --help` lists it.
+const RUN_HELP: &str = "\
+usage: livestreamd run [--config FILE] [--override FILE]
+  Run the daemon (under systemd: see systemd/livestreamd.service).
+  --config FILE    the configuration (default /etc/livestreamd/livestreamd.toml)
+  --override FILE  laid over it when it exists and is valid: each [section] or
+                   [[array]] it writes replaces the config's one of that name
+                   (e.g. /boot/livestreamd.toml on the SD card). A bad one is
+                   logged with FILE:LINE:COLUMN and the config is used alone.
+  SIGHUP reads both again; a bad file then keeps the running configuration.";
 
-exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
+const DEMO_HELP: &str = "\
+usage: livestreamd demo [--config FILE] [--override FILE] [--size WxH] [--fps N]
+  Run the daemon on a simulated GoPro (an ffmpeg test pattern); without
+  --config on the built-in defaults. --config and --override as for `run`.
+  --size WxH  the simulated camera's picture (default 1280x720)
+  --fps N     its frame rate (default 30)";
+
+const CHECK_HELP: &str = "\
+usage: livestreamd check-config FILE [--override FILE]
+  Check FILE (and the override laid over it) and print the configuration the
+  daemon would run with. Each bad file is named on stderr as one line
+  FILE:LINE:COLUMN: reason, and the exit status is 2.";
+
+const FAKE_GOPRO_HELP: &str = "\
+usage: livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record FILE
+                              [--udp-port N] [--keepalive-port N] [--keepalive-timeout S]
+                              [--size WxH] [--fps N] [--ffmpeg PATH]
+  Emulate a GoPro's HTTP API and live view for tests (see docs/CAMERA.md).";
+
+const SUBCOMMANDS: [(&str, &str); 4] = [
+    ("run", RUN_HELP),
+    ("demo", DEMO_HELP),
+    ("check-config", CHECK_HELP),
+    ("fake-gopro", FAKE_GOPRO_HELP),
+];
+
+/// `livestreamd --help`: every subcommand's usage line.
+fn usage() -> String {
+    let mut text = String::from("usage:\n");
+    for (_, help) in SUBCOMMANDS {
+        let line = help.lines().next().unwrap_or_default();
+        text += "  ";
+        text += line.strip_prefix("usage: ").unwrap_or(line);
+        text += "\n";
+    }
+    text += "  livestreamd help SUBCOMMAND | SUBCOMMAND --help\n";
+    text += "  livestreamd --version | --help\n\n";
+    text += "exit status: 0 ok, 1 runtime failure, 2 bad config or usage";
+    text
+}
+
+/// `--version`: the version, the commit and the target it was built for.
+fn version() -> String {
+    format!("livestreamd {VERSION} (commit {COMMIT}, {TARGET})")
+}
 
 /// Parsed command line.
 #[derive(Debug, PartialEq)]
@@ -45,12 +82,37 @@ enum Command {
     FakeGoPro(fake_gopro::Options),
     Version,
     Help,
+    /// One subcommand's help.
+    HelpFor(&'static str),
+}
+
+fn help_for(name: &str) -> Result<Command, String> {
+    if name == "help" {
+        return Ok(Command::Help);
+    }
+    SUBCOMMANDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, help)| Command::HelpFor(help))
+        .ok_or(format!("unknown command `{name}`"))
 }
 
 fn parse_args(args: &[String]) -> Result<Command, String> {
+    // `SUBCOMMAND --help` anywhere among its arguments, before they are checked.
+    if let Some(name) = args.first() {
+        if args[1..].iter().any(|a| a == "--help" || a == "-h") {
+            return help_for(name);
+        }
+    }
     let mut it = args.iter();
     let cmd = match it.next().map(String::as_str) {
-        None | Some("--help") | Some("-h") | Some("help") => return Ok(Command::Help),
+        Some("help") => {
+            return match it.next() {
+                Some(name) => help_for(name),
+                None => Ok(Command::Help),
+            }
+        }
+        None | Some("--help") | Some("-h") => return Ok(Command::Help),
         Some("--version") | Some("-V") => return Ok(Command::Version),
         Some("check-config") => {
             let mut file = None;
@@ -179,13 +241,14 @@ fn main() -> ExitCode {
     let command = match parse_args(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("livestreamd: {e}\n{USAGE}");
+            eprintln!("livestreamd: {e}\n{}", usage());
             return ExitCode::from(2);
         }
     };
     match command {
-        Command::Help => print_out(&format!("livestreamd {VERSION}\n{USAGE}")),
-        Command::Version => print_out(&format!("livestreamd {VERSION}")),
+        Command::Help => print_out(&format!("{}\n{}", version(), usage())),
+        Command::HelpFor(help) => print_out(help),
+        Command::Version => print_out(&version()),
         Command::FakeGoPro(opts) => {
             init_logging(log::LevelFilter::Info);
             match tokio::runtime::Builder::new_current_thread()
@@ -328,6 +391,39 @@ mod tests {
         match parse("fake-gopro --kind open-gopro --http 127.0.0.1:18080 --record r.jsonl") {
             Ok(Command::FakeGoPro(o)) => assert_eq!(o.http.port(), 18080),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_help_with_its_usage_listed() {
+        for (name, help) in SUBCOMMANDS {
+            assert_eq!(parse(&format!("{name} --help")), Ok(Command::HelpFor(help)));
+            assert_eq!(parse(&format!("help {name}")), Ok(Command::HelpFor(help)));
+            let usage_line = help.lines().next().unwrap();
+            assert!(usage_line.starts_with(&format!("usage: livestreamd {name}")));
+            assert!(usage().contains(usage_line.strip_prefix("usage: ").unwrap()));
+        }
+        assert_eq!(
+            parse("run --config x.toml -h"),
+            Ok(Command::HelpFor(RUN_HELP))
+        );
+        assert!(parse("fly --help").is_err());
+    }
+
+    /// The options `--help` names for each subcommand are the ones its parser
+    /// takes (fake-gopro's parser lives with the emulator).
+    #[test]
+    fn every_option_in_a_help_is_known_to_its_parser() {
+        for (name, help) in SUBCOMMANDS {
+            let options = help
+                .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+                .filter(|w| w.starts_with("--") && *w != "--help");
+            for option in options {
+                let args = [name.to_string(), option.to_string()];
+                if let Err(e) = parse_args(&args) {
+                    assert!(!e.contains("unexpected argument"), "{name} {option}: {e}");
+                }
+            }
         }
     }
 
