@@ -4,6 +4,10 @@
 //! recipe building from a tarball knows it), else from git when this very
 //! directory is the top of a git checkout (not when a tarball was unpacked
 //! inside some other repository, such as a Buildroot tree), else "unknown".
+//!
+//! It also records when the source is from (`SOURCE_DATE_EPOCH`, else the
+//! commit's time, else now): a clock earlier than that is not a plausible
+//! time (src/timekeep.rs).
 
 use std::path::Path;
 use std::process::Command;
@@ -50,6 +54,22 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=LIVESTREAMD_COMMIT={commit}");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let built = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .or_else(|| {
+            ours.then(|| git(&dir, &["log", "-1", "--format=%ct"]))
+                .flatten()
+                .and_then(|t| t.parse().ok())
+        })
+        .unwrap_or_else(now);
+    println!("cargo:rustc-env=LIVESTREAMD_SOURCE_UNIX={built}");
     let target = std::env::var("TARGET").expect("cargo sets TARGET");
     println!("cargo:rustc-env=LIVESTREAMD_TARGET={target}");
 }

@@ -7,12 +7,15 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod field_report;
 pub mod http;
 pub mod log_budget;
+pub mod log_ring;
 pub mod media;
 pub mod notify;
 pub mod status;
 pub mod supervise;
+pub mod timekeep;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The commit built (12 hex digits), or "unknown" (see build.rs).

@@ -1,4 +1,4 @@
-//! Command line: `run`, `demo`, `check-config`, `fake-gopro`.
+//! Command line: `run`, `demo`, `check-config`, `report`, `fake-gopro`.
 
 use livestreamd::camera::demo::DemoSource;
 use livestreamd::camera::emulator as fake_gopro;
@@ -12,13 +12,16 @@ const DEFAULT_CONFIG: &str = "/etc/livestreamd/livestreamd.toml";
 
 /// Each subcommand's help: its usage line first, as `livestreamd --help` lists it.
 const RUN_HELP: &str = "\
-usage: livestreamd run [--config FILE] [--override FILE]
+usage: livestreamd run [--config FILE] [--override FILE] [--set-clock]
   Run the daemon (under systemd: see systemd/livestreamd.service).
   --config FILE    the configuration (default /etc/livestreamd/livestreamd.toml)
   --override FILE  laid over it when it exists and is valid: each [section] or
                    [[array]] it writes replaces the config's one of that name
                    (e.g. /boot/livestreamd.toml on the SD card). A bad one is
                    logged with FILE:LINE:COLUMN and the config is used alone.
+  --set-clock      set the system clock from the camera's or a phone's when it
+                   is plainly unset (needs CAP_SYS_TIME; /status `clock`)
+  --check-args     check these arguments and exit (scripts/verify-unit.sh)
   SIGHUP reads both again; a bad file then keeps the running configuration.";
 
 const DEMO_HELP: &str = "\
@@ -40,12 +43,26 @@ usage: livestreamd fake-gopro --kind legacy|open-gopro --http ADDR:PORT --record
                               [--size WxH] [--fps N] [--ffmpeg PATH]
   Emulate a GoPro's HTTP API and live view for tests (see docs/CAMERA.md).";
 
-const SUBCOMMANDS: [(&str, &str); 4] = [
+const REPORT_HELP: &str = "\
+usage: livestreamd report [--address ADDR:PORT] [--to-boot]
+  Ask the running daemon for what the page's diagnosis panel shows (camera,
+  source, encoders, network, phones, recent warnings and errors, secrets
+  masked) and print it as text. Installed as `livestream-report`, it does
+  --to-boot: the text goes to livestream-report.txt on the boot partition
+  through /usr/sbin/livestream-bootfs.
+  --address ADDR:PORT  the daemon (default: server.listen of the configuration
+                       the daemon runs with, on 127.0.0.1)";
+
+const SUBCOMMANDS: [(&str, &str); 5] = [
     ("run", RUN_HELP),
     ("demo", DEMO_HELP),
     ("check-config", CHECK_HELP),
+    ("report", REPORT_HELP),
     ("fake-gopro", FAKE_GOPRO_HELP),
 ];
+
+/// The override the systemd unit gives (`--override`), read by `report`.
+const DEFAULT_OVERRIDE: &str = "/boot/livestreamd.toml";
 
 /// `livestreamd --help`: every subcommand's usage line.
 fn usage() -> String {
@@ -74,12 +91,19 @@ enum Command {
         config: Option<PathBuf>,
         override_file: Option<PathBuf>,
         demo: Option<DemoSource>,
+        set_clock: bool,
     },
+    /// `run … --check-args`: the arguments parse.
+    ArgsOk,
     CheckConfig {
         file: PathBuf,
         override_file: Option<PathBuf>,
     },
     FakeGoPro(fake_gopro::Options),
+    Report {
+        address: Option<std::net::SocketAddr>,
+        to_boot: bool,
+    },
     Version,
     Help,
     /// One subcommand's help.
@@ -133,6 +157,24 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 override_file,
             });
         }
+        Some("report") => {
+            let mut address = None;
+            let mut to_boot = false;
+            while let Some(arg) = it.next() {
+                match arg.as_str() {
+                    "--to-boot" => to_boot = true,
+                    "--address" => {
+                        let v = it.next().ok_or("--address needs a value")?;
+                        address = Some(
+                            v.parse()
+                                .map_err(|_| format!("--address `{v}`: expected ADDR:PORT"))?,
+                        );
+                    }
+                    _ => return Err(format!("unexpected argument `{arg}` for `report`")),
+                }
+            }
+            return Ok(Command::Report { address, to_boot });
+        }
         Some("fake-gopro") => {
             let rest: Vec<String> = it.cloned().collect();
             return fake_gopro::parse_args(&rest).map(Command::FakeGoPro);
@@ -143,9 +185,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut config = None;
     let mut override_file = None;
     let mut demo = (cmd == "demo").then(DemoSource::default);
+    let mut set_clock = false;
+    let mut check_only = false;
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("{arg} needs a value"));
         match (arg.as_str(), demo.as_mut()) {
+            ("--set-clock", None) => set_clock = true,
+            ("--check-args", _) => check_only = true,
             ("--config" | "-c", _) => config = Some(PathBuf::from(value()?)),
             ("--override", _) => override_file = Some(PathBuf::from(value()?)),
             ("--size", Some(d)) => {
@@ -165,10 +211,14 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             _ => return Err(format!("unexpected argument `{arg}` for `{cmd}`")),
         }
     }
+    if check_only {
+        return Ok(Command::ArgsOk);
+    }
     Ok(Command::Run {
         config,
         override_file,
         demo,
+        set_clock,
     })
 }
 
@@ -184,7 +234,10 @@ fn init_logging(level: log::LevelFilter) {
     } else {
         b.format_timestamp_millis();
     }
-    b.init();
+    // Warnings and errors are also kept for the phone's page (log_ring).
+    let logger = b.build();
+    let level = logger.filter();
+    livestreamd::log_ring::install(logger, level);
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away
@@ -236,8 +289,55 @@ fn check_config(sources: Sources) -> ExitCode {
     }
 }
 
+/// `report`: asks the daemon, prints the text or writes it to the boot partition.
+fn report(address: Option<std::net::SocketAddr>, to_boot: bool) -> ExitCode {
+    use livestreamd::field_report;
+    let address = address.unwrap_or_else(|| {
+        let sources = Sources {
+            main: Some(PathBuf::from(DEFAULT_CONFIG)),
+            override_file: Some(PathBuf::from(DEFAULT_OVERRIDE)),
+        };
+        let mut listen = config_source::load(&sources)
+            .map(|l| l.config.server.listen)
+            .unwrap_or_else(|_| livestreamd::config::Config::default().server.listen);
+        if listen.ip().is_unspecified() {
+            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        listen
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("livestreamd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let text = runtime.block_on(field_report::collect(address));
+    if !to_boot {
+        return print_out(text.trim_end());
+    }
+    match field_report::write_to_boot(field_report::REPORT_NAME, &text) {
+        Ok(()) => print_out(&format!(
+            "livestream-report: written to {} on the boot partition",
+            field_report::REPORT_NAME
+        )),
+        Err(e) => {
+            eprintln!("livestream-report: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // Installed under the name `livestream-report`: `report --to-boot`.
+    let name = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&name).file_name() == Some("livestream-report".as_ref()) {
+        args.splice(0..0, ["report".to_string(), "--to-boot".to_string()]);
+    }
     let command = match parse_args(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -249,6 +349,7 @@ fn main() -> ExitCode {
         Command::Help => print_out(&format!("{}\n{}", version(), usage())),
         Command::HelpFor(help) => print_out(help),
         Command::Version => print_out(&version()),
+        Command::ArgsOk => print_out("livestreamd: arguments ok"),
         Command::FakeGoPro(opts) => {
             init_logging(log::LevelFilter::Info);
             match tokio::runtime::Builder::new_current_thread()
@@ -262,6 +363,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report { address, to_boot } => report(address, to_boot),
         Command::CheckConfig {
             file,
             override_file,
@@ -273,7 +375,21 @@ fn main() -> ExitCode {
             config,
             override_file,
             demo,
+            set_clock,
         } => {
+            // CAP_SYS_TIME (for --set-clock) comes as an ambient capability:
+            // kept by the daemon, not passed on to the ffmpeg it starts.
+            // SAFETY: prctl with these arguments only clears the ambient set.
+            unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            livestreamd::timekeep::allow_setting(set_clock);
             let sources = Sources {
                 // `demo` without --config runs on the built-in defaults.
                 main: config.or_else(|| demo.is_none().then(|| PathBuf::from(DEFAULT_CONFIG))),
@@ -288,6 +404,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            livestreamd::log_ring::remember_secrets(&loaded.config);
             init_logging(loaded.config.log.level.as_filter());
             config_source::report_ignored(&loaded);
             log::info!("configuration: {}", loaded.origin);
@@ -349,7 +466,8 @@ mod tests {
             Command::Run {
                 config: Some("x.toml".into()),
                 override_file: None,
-                demo: None
+                demo: None,
+                set_clock: false,
             }
         );
         assert_eq!(
@@ -361,7 +479,8 @@ mod tests {
                     width: 640,
                     height: 360,
                     fps: 25
-                })
+                }),
+                set_clock: false,
             }
         );
     }
@@ -373,7 +492,8 @@ mod tests {
             Command::Run {
                 config: Some("a.toml".into()),
                 override_file: Some("/boot/b.toml".into()),
-                demo: None
+                demo: None,
+                set_clock: false,
             }
         );
         assert!(matches!(
@@ -417,6 +537,7 @@ mod tests {
         for (name, help) in SUBCOMMANDS {
             let options = help
                 .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+                .map(|w| w.trim_end_matches([':', ',', '.']))
                 .filter(|w| w.starts_with("--") && *w != "--help");
             for option in options {
                 let args = [name.to_string(), option.to_string()];

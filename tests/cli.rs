@@ -90,3 +90,43 @@ fn version_names_the_commit_and_the_target() {
         _ => assert!(!commit.is_empty(), "{line}"),
     }
 }
+
+/// `report` asks a running daemon and prints what the page's diagnosis panel
+/// shows; a daemon that does not answer is reported, not fatal.
+#[test]
+fn report_prints_the_daemons_state_and_warnings() {
+    let (_dir, mut daemon) = common::Daemon::small_demo("cli-report", "");
+    daemon.wait_healthy();
+    let address = format!("127.0.0.1:{}", daemon.http);
+    let (code, stdout, stderr) = run(&["report", "--address", &address]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for want in [
+        "livestreamd field report, ",
+        "== camera",
+        "== source",
+        "state: live",
+        "== network",
+        "== encoders",
+        "running",
+        "== phones watching: 0",
+        "== warnings and errors: ",
+    ] {
+        assert!(stdout.contains(want), "{want}\n{stdout}");
+    }
+    // Nothing listens on port 1.
+    let (code, stdout, _) = run(&["report", "--address", "127.0.0.1:1"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("the daemon does not answer: cannot connect"),
+        "{stdout}"
+    );
+    // Without the image's boot-partition writer, --to-boot fails and says why.
+    if !std::path::Path::new(livestreamd::field_report::BOOTFS_WRITER).exists() {
+        let (code, _, stderr) = run(&["report", "--address", &address, "--to-boot"]);
+        assert_eq!(code, Some(1));
+        assert!(
+            stderr.contains("cannot run /usr/sbin/livestream-bootfs"),
+            "{stderr}"
+        );
+    }
+}

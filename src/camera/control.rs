@@ -226,6 +226,13 @@ async fn watch_and_start(ctx: &Ctx, stop: &CancellationToken) {
                     match &result {
                         Ok(()) => {
                             info!("camera: start command accepted ({target})");
+                            // The Pi has no clock of its own: the camera's, once (src/timekeep.rs).
+                            crate::timekeep::from_camera(
+                                http_addr(&ctx.cfg),
+                                ctx.cfg.kind,
+                                ctx.timeout(),
+                            )
+                            .await;
                             last_logged_error = None;
                         }
                         // Log a failure when it changes, not on every retry.

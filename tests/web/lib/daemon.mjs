@@ -40,8 +40,10 @@ export const LADDER = [
 
 export class Daemon {
   // name: used for the log file (artifacts/web-NAME-daemon.log).
-  constructor(name, bin = process.env.LIVESTREAMD_BIN || path.join(repo, 'target', 'debug', 'livestreamd')) {
+  // extra: more configuration, appended to the file.
+  constructor(name, bin = process.env.LIVESTREAMD_BIN || path.join(repo, 'target', 'debug', 'livestreamd'), extra = '') {
     this.name = name;
+    this.extra = extra;
     this.bin = bin;
     this.child = null;
   }
@@ -63,7 +65,7 @@ preset = "ultrafast"
 ${LADDER.map((r) => `[[ladder]]\nwidth = ${r.width}\nheight = ${r.height}\nfps = ${r.fps}\nbitrate_kbps = ${r.bitrate_kbps}\n`).join('')}[server]
 listen = "127.0.0.1:${this.port}"
 max_viewers = 4
-`);
+${this.extra}`);
     return this;
   }
 
