@@ -20,6 +20,8 @@ echo "== the README's cross build and cross test, through podman with images fro
 scripts/test-cross-rs.sh
 echo "== systemd unit"
 scripts/verify-unit.sh
+echo "== GitHub workflows (schema; steps call this repository's scripts)"
+scripts/lint-workflows.sh
 echo "== image recipes, overlay scripts"
 scripts/lint-images.sh
 echo "== the phone's web page in Chromium, Firefox ESR and WebKitGTK"
