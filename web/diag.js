@@ -91,8 +91,9 @@
           for (const [k2, v2] of Object.entries(v)) if (scalar(v2) && !SECRET.test(k2)) add(label + ' · ' + k2, v2);
         }
       }
+      // Other words the daemon adds (counters stay in /status and /metrics).
       for (const [k, v] of Object.entries(obj)) {
-        if (seen.has(k) || SECRET.test(k) || !scalar(v)) continue;
+        if (seen.has(k) || SECRET.test(k) || !scalar(v) || typeof v === 'number') continue;
         add(k.replace(/_/g, ' '), v);
       }
     }
@@ -119,6 +120,10 @@
     if (src.foreign_datagrams) out.push(['warn', src.foreign_datagrams + ' datagrams from another sender than the camera were dropped']);
     for (const e of s.encoders || []) {
       if (!isNum(e.pid)) out.push(['bad', 'Encoder for rung ' + e.rung + ' not running' + (e.last_exit ? ': ' + e.last_exit : '')]);
+    }
+    for (const o of s.outputs || []) {
+      const err = o.push && (o.push.last_error || o.push.error);
+      if (err) out.push(['warn', 'Output ' + o.url + ': ' + err]);
     }
     if (s.network === null) out.push(['warn', 'The network reports nothing (no network status file)']);
     const n = s.network || {};

@@ -39,7 +39,7 @@ export async function diagnosis(ctx) {
         body: document.body.innerText,
         qrPage: document.getElementById('qr-page').dataset.text || null,
       }));
-      return { ...x, ok: x.open && /rtmp:\/\/127\.0\.0\.1:1\/live\/\*\*\*/.test(x.log) && x.phones >= 1 && /live/.test(x.camera) };
+      return { ...x, ok: x.open && /rtmp:\/\/127\.0\.0\.1:1\/live\/\*\*\*/.test(x.log) && /Output/.test(x.verdict) && x.phones >= 1 && /live/.test(x.camera) };
     }, 45000);
     console.log(`${engine}: diagnosis: ${shown.count}; camera ${JSON.stringify(shown.camera)}; network ${JSON.stringify(shown.network)}; verdict ${JSON.stringify(shown.verdict)}`);
     assert.match(shown.count, /warnings/);
@@ -47,6 +47,8 @@ export async function diagnosis(ctx) {
     const raw = await (await fetch(`${d.url}/log`)).text();
     assert.ok(!raw.includes(SECRET), 'the secret is in /log');
     assert.match(shown.log, /Connection refused/);
+    // What is wrong, in words: the output that cannot connect, masked.
+    assert.match(shown.verdict, /Output rtmp:\/\/127\.0\.0\.1:1\/live\/\*\*\*/);
     // This daemon has no network module's file: the panel says so rather than guess.
     assert.match(shown.network, /not reported/);
     fs.writeFileSync(path.join(ARTIFACTS, `web-${engine}-diag.png`), await page.screenshot());
