@@ -64,16 +64,18 @@
   // ---- facts ----------------------------------------------------------------
   // Known fields first, with their labels; then any other plain field the
   // daemon adds, under its own name (secrets never).
+  // The names /status uses (camera: src/status.rs; network: the image's
+  // /run/livestream/network.json, docs/IMAGES.md).
   const CAMERA_LABELS = [
-    ['state', 'State'], ['reason', 'Why'], ['last_error', 'Last error'], ['model', 'Model'],
-    ['firmware', 'Firmware'], ['api', 'API'], ['kind', 'Kind'], ['address', 'Address'],
-    ['found_by', 'Found by'], ['how_found', 'Found by'], ['link', 'Link'],
+    ['state', 'State'], ['reason', 'Why'], ['model', 'Model'], ['firmware', 'Firmware'],
+    ['api', 'API'], ['api_version', 'API version'], ['address', 'Address'], ['transport', 'Link'],
+    ['found_by', 'Found by'], ['mode', 'Mode'], ['mode_reason', 'Mode, why'], ['codec', 'Codec'],
+    ['last_error', 'Last error'], ['last_answer', 'Last answer'], ['kind', 'Configured kind'],
   ];
   const NETWORK_LABELS = [
-    ['access_point', 'Access point'], ['ap', 'Access point'], ['why', 'Why'], ['reason', 'Why'],
-    ['ssid', 'Wi-Fi name'], ['password', 'Wi-Fi password'], ['address', 'Page address'],
-    ['url', 'Page address'], ['short_name', 'Short name'], ['name', 'Short name'],
-    ['camera_link', 'Camera link'], ['state', 'State'],
+    ['access_point', 'Access point'], ['page', 'Page'], ['short_name', 'Short name'],
+    ['page_by_address', 'Page by address'], ['address', 'Pi\'s address'], ['camera', 'Camera link'],
+    ['state', 'State'],
   ];
 
   function facts(dl, obj, labels, allowed) {
@@ -127,6 +129,10 @@
     }
     if (s.network === null) out.push(['warn', 'The network reports nothing (no network status file)']);
     const n = s.network || {};
+    const ap = n.access_point;
+    if (ap && typeof ap === 'object' && ap.state && ap.state !== 'up') {
+      out.push(['bad', 'Access point ' + ap.state + (ap.why ? ': ' + ap.why : '')]);
+    }
     for (const w of [].concat(n.warnings || [], n.errors || [], n.problems || [])) {
       out.push(['warn', 'Network: ' + (typeof w === 'string' ? w : JSON.stringify(w))]);
     }
@@ -195,9 +201,12 @@
     return true;
   }
 
+  // The page's own address for the next phone: the image's short name if it
+  // has one, else its address, else what this phone used.
   function pageAddress(n) {
-    const a = n.url || n.page || n.address;
-    if (typeof a === 'string' && a) return /^https?:\/\//.test(a) ? a : 'http://' + a + '/';
+    for (const a of [n.page, n.page_by_address]) {
+      if (typeof a === 'string' && /^https?:\/\/[^\s]+$/.test(a)) return a;
+    }
     return location.origin + '/';
   }
 

@@ -44,6 +44,8 @@ export class Daemon {
   constructor(name, bin = process.env.LIVESTREAMD_BIN || path.join(repo, 'target', 'debug', 'livestreamd'), extra = '') {
     this.name = name;
     this.extra = extra;
+    // More environment for the daemon (e.g. LIVESTREAMD_NETWORK_FILE).
+    this.env = {};
     this.bin = bin;
     this.child = null;
   }
@@ -73,6 +75,7 @@ ${this.extra}`);
     const log = fs.openSync(this.log, 'a');
     const child = spawnOwned(this.bin, ['demo', '--config', this.config, '--size', '640x360', '--fps', '30'], {
       stdio: ['ignore', log, log],
+      env: { ...process.env, ...this.env },
     }, 10000);
     fs.closeSync(log);
     this.child = child;
