@@ -228,26 +228,23 @@ fn unix_of(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<f64> {
     Some((days * 86_400 + h * 3600 + mi * 60 + s) as f64)
 }
 
-/// The request that reads a camera's clock, by its kind.
-pub fn camera_time_request(kind: crate::config::CameraKind) -> Option<&'static str> {
-    use crate::config::CameraKind;
-    match kind {
-        CameraKind::OpenGopro => Some("/gopro/camera/get_date_time"),
-        CameraKind::GoproLegacy => Some("/gp/gpControl/status"),
+/// The request that reads a camera's clock, by the API it speaks (the names
+/// `/status` `camera.api` uses).
+pub fn camera_time_request(api: &str) -> Option<&'static str> {
+    match api {
+        "open-gopro" => Some("/gopro/camera/get_date_time"),
+        "gopro-legacy" => Some("/gp/gpControl/status"),
         _ => None,
     }
 }
 
-/// The camera side, in one call for the camera's control loop: reads the
-/// camera's clock once it answers and offers it. Once per process; quiet
-/// when the camera has no clock to read.
-pub async fn from_camera(
-    addr: std::net::SocketAddr,
-    kind: crate::config::CameraKind,
-    timeout: std::time::Duration,
-) {
+/// The camera side, in one call for the camera's control loop, once it knows
+/// the camera's HTTP address and API (`open-gopro`, `gopro-legacy`): reads
+/// the camera's clock and offers it. Once per process; quiet when the camera
+/// has no clock to read.
+pub async fn from_camera(addr: std::net::SocketAddr, api: &str, timeout: std::time::Duration) {
     static ASKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let Some(target) = camera_time_request(kind) else {
+    let Some(target) = camera_time_request(api) else {
         return;
     };
     if ASKED.swap(true, std::sync::atomic::Ordering::Relaxed) {

@@ -229,7 +229,7 @@ async fn watch_and_start(ctx: &Ctx, stop: &CancellationToken) {
                             // The Pi has no clock of its own: the camera's, once (src/timekeep.rs).
                             crate::timekeep::from_camera(
                                 http_addr(&ctx.cfg),
-                                ctx.cfg.kind,
+                                ctx.cfg.kind.name(),
                                 ctx.timeout(),
                             )
                             .await;
