@@ -1,6 +1,6 @@
 //! livestreamd: keeps a GoPro streaming, re-encodes its live view with ffmpeg,
 //! serves it to phones and adapts the quality to each viewer's link.
-//! README.md's architecture section draws the modules and the data path.
+//! docs/ARCHITECTURE.md draws the modules and the data path.
 
 pub mod camera;
 pub mod clock;
