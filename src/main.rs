@@ -59,8 +59,11 @@ fn fake_gopro_help() -> String {
     FAKE_GOPRO_HELP.to_string()
 }
 
-/// Each subcommand and its help, whose first line is its usage.
-const SUBCOMMANDS: [(&str, fn() -> String); 5] = [
+/// A subcommand's help text; its first line is its usage.
+type Help = fn() -> String;
+
+/// Each subcommand and its help.
+const SUBCOMMANDS: [(&str, Help); 5] = [
     ("run", || RUN_HELP.to_string()),
     ("demo", || DEMO_HELP.to_string()),
     ("check-config", || CHECK_HELP.to_string()),

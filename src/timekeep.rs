@@ -125,7 +125,8 @@ fn kernel_synchronized() -> bool {
 
 fn set_system_clock(unix: f64) -> Result<(), String> {
     let ts = libc::timespec {
-        tv_sec: unix.floor() as libc::time_t,
+        // time_t's width differs between targets (musl, glibc armv7).
+        tv_sec: unix.floor() as _,
         tv_nsec: ((unix - unix.floor()) * 1e9) as _,
     };
     // SAFETY: a valid timespec; the call only reads it.
