@@ -17,6 +17,7 @@
 use super::locate::{self, KeyPath, Seg};
 use super::{error_at, parse_as, validate, Config, ConfigError};
 use std::path::Path;
+use toml_edit::DocumentMut;
 
 /// A file's name and text.
 pub type Text<'a> = (&'a Path, &'a str);
@@ -27,21 +28,26 @@ pub fn parse_over(lower: Option<Text>, upper: Text) -> Result<Config, ConfigErro
     let (upper_file, upper_text) = upper;
     // Alone first: every key of the upper file is known and of its type.
     parse_as::<Config>(upper_file, upper_text)?;
-    let upper_table: toml::Table = parse_as(upper_file, upper_text)?;
-    let mut merged: toml::Table = match lower {
-        Some((file, text)) => parse_as(file, text)?,
-        None => toml::Table::new(),
+    // Then the two documents merged as text and parsed the one way every
+    // file is (a second way, through a value tree, cost 100 KB of binary).
+    let document = |file: &Path, text: &str| {
+        text.parse::<DocumentMut>()
+            .map_err(|e| error_at(file, text, 0, e.message()))
     };
-    for (name, value) in upper_table.iter() {
-        merged.insert(name.clone(), value.clone());
+    let upper_doc = document(upper_file, upper_text)?;
+    let mut merged = match lower {
+        Some((file, text)) => document(file, text)?,
+        None => DocumentMut::new(),
+    };
+    for (name, item) in upper_doc.iter() {
+        merged.insert(name, item.clone());
     }
-    let config: Config = toml::Value::Table(merged)
-        .try_into()
-        .map_err(|e: toml::de::Error| error_at(upper_file, upper_text, 0, e.message()))?;
+    let config: Config = toml::from_str(&merged.to_string())
+        .map_err(|e| error_at(upper_file, upper_text, 0, e.message()))?;
     validate::validate(&config).map_err(|invalid| {
         // Each place lives in the file that wrote its top-level name.
         let file_of = |path: &KeyPath| match (path.0.first(), lower) {
-            (Some(Seg::Key(name)), Some(lower)) if !upper_table.contains_key(*name) => lower,
+            (Some(Seg::Key(name)), Some(lower)) if !upper_doc.contains_key(name) => lower,
             _ => upper,
         };
         let mut fallback = None;
@@ -160,6 +166,29 @@ max_viewers = 3
             (Some("boot.toml"), 2, 1),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_way_of_writing_a_table_is_laid_over() {
+        // Dotted keys at the top, an inline table, an array of inline tables.
+        let c = over("server.max_viewers = 2\ncamera = { kind = \"open-gopro\" }\n").unwrap();
+        assert_eq!(c.server.max_viewers, 2);
+        assert_eq!(c.camera.kind, CameraKind::OpenGopro);
+        assert_eq!(c.ladder.len(), 2, "the image's ladder");
+        let c = over("ladder = [{ width = 320, height = 180, fps = 15, bitrate_kbps = 200 }, { width = 160, height = 90, fps = 15, bitrate_kbps = 100 }]\n").unwrap();
+        assert_eq!((c.ladder.len(), c.ladder[1].width), (2, 160));
+        // The image written with dotted keys, the card with headers.
+        let image = "encoder.start_rung = 0\nserver.max_viewers = 5\n[log]\nlevel = \"warn\"\n";
+        let c = parse_over(
+            Some((Path::new("image.toml"), image)),
+            (Path::new("boot.toml"), "[server]\nmax_connections = 64\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.server.max_viewers, c.server.max_connections),
+            (Config::default().server.max_viewers, 64)
+        );
+        assert_eq!(c.log.level, crate::config::LogLevel::Warn);
     }
 
     #[test]
