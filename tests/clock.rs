@@ -56,3 +56,60 @@ fn a_phones_clock_is_decided_bounded_and_shown() {
     assert_eq!(post(port, "/clock").0, 400);
     assert_eq!(http_get(port, "/clock").unwrap().code, 405);
 }
+
+/// The capability that setting the clock needs (CAP_SYS_TIME, granted by the
+/// unit as an ambient capability) stays with the daemon and reaches none of
+/// the ffmpeg it starts. Run as `nobody` with that ambient capability, as
+/// systemd runs the unit; needs root to get there.
+#[test]
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root (setpriv to another user): cargo test --features netns-tests (scripts/test.sh)"
+)]
+fn cap_sys_time_stays_with_the_daemon_and_no_ffmpeg_inherits_it() {
+    const CAP_SYS_TIME: u64 = 1 << 25;
+    let dir = temp_dir("clock-caps");
+    let ports = Ports::new();
+    let config = write_config(&dir, &ports, "");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+sys_time",
+        "--ambient-caps=+sys_time",
+        BIN,
+    ])
+    .args(demo_args(&config, &["--size", "320x180"]));
+    let proc = Proc::spawn_command(&dir, "daemon", cmd, &[INFO_LOG]).expect("setpriv");
+    let daemon = Daemon {
+        proc,
+        http: ports.http,
+    };
+    let status = daemon
+        .try_wait_status(std::time::Duration::from_secs(30), input_flowing)
+        .unwrap_or_else(|| panic!("{}", daemon.proc.log_text()));
+    let caps = |pid: i64| -> (u64, u64, u64) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+        };
+        (field("CapPrm:"), field("CapEff:"), field("CapAmb:"))
+    };
+    let (prm, eff, amb) = caps(i64::from(daemon.proc.pid()));
+    assert!(
+        prm & CAP_SYS_TIME != 0 && eff & CAP_SYS_TIME != 0,
+        "the daemon keeps CAP_SYS_TIME: {prm:x} {eff:x}"
+    );
+    assert_eq!(amb, 0, "its ambient set is cleared");
+    let children = child_pids(&status);
+    assert_eq!(
+        children.len(),
+        2,
+        "an encoder and the demo camera: {status}"
+    );
+    for pid in children {
+        assert_eq!(caps(pid), (0, 0, 0), "ffmpeg {pid} has capabilities");
+    }
+}
