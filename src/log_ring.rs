@@ -235,10 +235,11 @@ pub fn mask(text: &str, known: &[(String, String)]) -> String {
     masked
 }
 
+/// Whether a key word may start at `i`: at the start, or after anything but a
+/// letter (`wpa_passphrase`, `CAMERA_PASSWORD` and `"password"` count;
+/// `bypassword` does not).
 fn word_start(lower: &str, i: usize) -> bool {
-    // Inside a word only after `_` (wpa_passphrase) or a digit/letter run that
-    // ends the key (`camera_password`): any non-letter before counts.
-    i == 0 || !lower.as_bytes()[i - 1].is_ascii_alphabetic() || lower.as_bytes()[i - 1] == b'_'
+    i == 0 || !lower.as_bytes()[i - 1].is_ascii_alphabetic()
 }
 
 // ---- the process's ring and the logger that feeds it -----------------------
