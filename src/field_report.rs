@@ -33,6 +33,11 @@ fn plain(v: &Value) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
+        // A list of words (the network file's problems), one after another.
+        Value::Array(items) if !items.is_empty() => {
+            let words: Option<Vec<String>> = items.iter().map(plain).collect();
+            words.map(|w| w.join("; "))
+        }
         _ => None,
     }
 }
@@ -258,7 +263,8 @@ mod tests {
             "uptime_s": 12.0, "version": "0.1.0",
             "camera": { "state": "unreachable", "last_error": "timed out", "model": "HERO12" },
             "source": { "state": "waiting" },
-            "network": { "ssid": "livestream", "password": "hunter22", "access_point": { "why": "no second chip", "psk": "x" } },
+            "network": { "ssid": "livestream", "password": "hunter22", "access_point": { "why": "no second chip", "psk": "x" },
+                         "problems": ["no camera on USB", "channel 13 not allowed"] },
             "encoders": [{ "rung": 0, "width": 640, "height": 360, "fps": 30, "bitrate_kbps": 800, "pid": null, "last_exit": "exited 1" }],
             "viewers": [{ "address": "192.168.4.20:5000", "rung": 1, "lag_ms": 40, "link": { "rtt_ms": 12.5, "loss_pct": 0.0 } }],
         });
@@ -272,6 +278,7 @@ mod tests {
             "model: HERO12",
             "ssid: livestream",
             "access_point.why: no second chip",
+            "problems: no camera on USB; channel 13 not allowed",
             "rung 0 640x360@30 800 kbit/s: NOT running, last exit: exited 1",
             "== phones watching: 1",
             "192.168.4.20:5000 rung 1 rtt 12.5 ms",
