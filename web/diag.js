@@ -93,10 +93,14 @@
           for (const [k2, v2] of Object.entries(v)) if (scalar(v2) && !SECRET.test(k2)) add(label + ' · ' + k2, v2);
         }
       }
-      // Other words the daemon adds (counters stay in /status and /metrics).
+      // Other words the daemon adds (counters stay in /status and /metrics),
+      // and lists: of words, one after another; of entries, how many.
       for (const [k, v] of Object.entries(obj)) {
-        if (seen.has(k) || SECRET.test(k) || !scalar(v) || typeof v === 'number') continue;
-        add(k.replace(/_/g, ' '), v);
+        if (seen.has(k) || SECRET.test(k)) continue;
+        const label = k.replace(/_/g, ' ');
+        if (Array.isArray(v) && v.length) {
+          add(label, v.every((x) => typeof x === 'string') ? v.join('; ') : v.length + ' entries');
+        } else if (scalar(v) && typeof v !== 'number') add(label, v);
       }
     }
     dl.replaceChildren(...rows.flatMap(([k, v]) => {
