@@ -120,7 +120,7 @@ max_viewers = 3
         assert_eq!(c.server.max_viewers, Config::default().server.max_viewers);
         assert_eq!(c.server.max_connections, 100);
         assert_eq!(c.ladder.len(), 1);
-        assert_eq!(c.ladder[0].width, 426);
+        assert_eq!(c.ladder[0].width, Some(426));
     }
 
     #[test]
@@ -176,7 +176,7 @@ max_viewers = 3
         assert_eq!(c.camera.kind, CameraKind::OpenGopro);
         assert_eq!(c.ladder.len(), 2, "the image's ladder");
         let c = over("ladder = [{ width = 320, height = 180, fps = 15, bitrate_kbps = 200 }, { width = 160, height = 90, fps = 15, bitrate_kbps = 100 }]\n").unwrap();
-        assert_eq!((c.ladder.len(), c.ladder[1].width), (2, 160));
+        assert_eq!((c.ladder.len(), c.ladder[1].width), (2, Some(160)));
         // The image written with dotted keys, the card with headers.
         let image = "encoder.start_rung = 0\nserver.max_viewers = 5\n[log]\nlevel = \"warn\"\n";
         let c = parse_over(
