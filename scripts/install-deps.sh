@@ -34,6 +34,8 @@ if [ "$what" = all ] || [ "$what" = image ]; then
     # without loop devices) and its boot test (qemu-system-aarch64, below).
     apt_packages+=(mmdebstrap arch-test qemu-user-static dosfstools mtools fdisk
         e2fsprogs zstd file busybox iproute2 python3 gcc-aarch64-linux-gnu)
+    # The release's image forms (scripts/lib/publish-image.sh): .img.xz, .bmap.
+    apt_packages+=(xz-utils bmap-tools)
 fi
 
 # Another apt may hold the lock for a while: wait for it, never break it.
@@ -96,6 +98,12 @@ if [ "$what" = all ]; then
     # The Yocto layer's linter, pinned so that CI is repeatable.
     if ! command -v oelint-adv >/dev/null 2>&1; then
         python3 -m pip install -q --disable-pip-version-check oelint-adv==9.11.2
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    fi
+    # The workflows' checker (scripts/lint-workflows.sh): GitHub's workflow
+    # schema ships inside it, so it needs no network when it runs.
+    if ! command -v check-jsonschema >/dev/null 2>&1; then
+        python3 -m pip install -q --disable-pip-version-check check-jsonschema==0.39.0
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
     fi
 fi

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod layer;
 mod locate;
 pub mod source;
 mod validate;
@@ -887,25 +888,41 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An error at byte `offset` of `text`, the text of `file`.
+fn error_at(file: &Path, text: &str, offset: usize, reason: &str) -> ConfigError {
+    let (line, column) = locate::line_col(text, offset);
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        reason: locate::one_line(reason),
+    }
+}
+
+/// Parses `text` as `T` (the whole schema, or a bare table), with a TOML or
+/// serde error located in `file`.
+fn parse_as<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    // toml's message is the reason; its own rendering repeats the location.
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        error_at(
+            file,
+            text,
+            offset,
+            &locate::parser_reason(text, offset, e.message()),
+        )
+    })
+}
+
 /// Parses and validates a config document. `file` only labels errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let at = |offset: usize, reason: &str| {
-        let (line, column) = locate::line_col(text, offset);
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            reason: locate::one_line(reason),
-        }
-    };
-    // toml's message is the reason; its own rendering repeats the location.
-    let config: Config = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        at(offset, &locate::parser_reason(text, offset, e.message()))
-    })?;
-    validate::validate(&config).map_err(|e| at(locate::offset_of(text, &e.places), &e.reason))?;
+    let config: Config = parse_as(file, text)?;
+    validate::validate(&config)
+        .map_err(|e| error_at(file, text, locate::offset_of(text, &e.places), &e.reason))?;
     Ok(config)
 }
+
+pub use layer::parse_over;
 
 /// Reads and parses a file; I/O failures are reported at line 1, column 1.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {

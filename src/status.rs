@@ -37,6 +37,8 @@ pub struct Status {
     pub outputs: Vec<OutputStatus>,
     /// Server-wide totals (answers, viewers served and refused, bytes sent).
     pub http: Totals,
+    /// The wall clock: who set it this boot (the camera, a phone) or nobody.
+    pub clock: crate::timekeep::ClockStatus,
 }
 
 /// One running encoder.

@@ -521,6 +521,10 @@ async fn drive(
                 }
                 ctx.set(|s| s.start_requests += 1);
                 let started = session::start(&link, &mut plan, id.model, ctx.source_port).await;
+                if started == Started::Accepted {
+                    // The Pi has no clock of its own: the camera's, once (src/timekeep.rs).
+                    crate::timekeep::from_camera(link.addr, id.api.name(), ctx.timeout()).await;
+                }
                 let stalled = ctx.status.lock().unwrap().stalled_since.is_some();
                 let delay = match &started {
                     Started::FellBack(_) => Duration::ZERO,

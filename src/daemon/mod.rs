@@ -285,6 +285,7 @@ impl Daemon {
                     info!("SIGHUP: reloading the configuration");
                     let old = self.config.get();
                     if let Some(new) = config_source::reload_config(sources, &old) {
+                        crate::log_ring::remember_secrets(&new);
                         self.reload(&old, Arc::new(new)).await;
                     }
                 }

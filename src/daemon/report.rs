@@ -82,6 +82,7 @@ impl StatusSource for Report {
                 self.admission.stats(),
                 self.web.open_streams(),
             ),
+            clock: crate::timekeep::status(),
         }
     }
 

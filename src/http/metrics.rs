@@ -689,6 +689,7 @@ mod tests {
             }],
             outputs: Vec::new(),
             http: counters.snapshot(16, Default::default(), 0),
+            clock: Default::default(),
         }
     }
 
