@@ -127,7 +127,7 @@ fn check_config_prints_the_layered_configuration_and_names_a_bad_override() {
         "{stderr}"
     );
     let printed: toml::Table = toml::from_str(&stdout).unwrap();
-    assert_eq!(printed["camera"]["kind"].as_str(), Some("udp"));
+    assert_eq!(printed["camera"]["kind"].as_str(), Some("auto"));
     assert_eq!(printed["ladder"].as_array().map(Vec::len), Some(1));
 }
 
