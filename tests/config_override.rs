@@ -1,5 +1,5 @@
 //! The boot-partition override, with the real daemon: a good override is laid
-//! over the main file (its sections replace the main file's, the rest stays), a
+//! over the main file (its keys replace the main file's, the rest stays), a
 //! bad one is reported with its file:line:col and ignored, both bad
 //! refuse to start, and SIGHUP applies a good file but keeps the running
 //! configuration when the file is bad.

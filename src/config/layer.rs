@@ -1,23 +1,24 @@
 //! One file laid over another: the boot partition's few lines over the image's
 //! configuration.
 //!
-//! The rule is by top-level name: each table (`[camera]`, `[server]`, …) or
-//! array of tables (`[[ladder]]`, `[[output]]`) written in the upper file
-//! replaces the lower file's one of that name as a whole, with the defaults for
-//! the keys it leaves out; everything it does not name is kept from below. A
-//! whole table rather than single keys, so that what a section means can be
-//! read in one place (the upper file's), and a short `[camera]` never mixes
-//! with a camera section written for another camera.
+//! The rule is key by key: a key the upper file writes replaces the lower
+//! file's value of that key, a table (`[camera]`, `[server]`, however written:
+//! header, dotted keys, inline table) is laid over the lower one key by key,
+//! and an array — `[[ladder]]`, `[[output]]` — is replaced as a whole (rungs
+//! mean something only together). Everything the upper file does not write is
+//! kept from below. So a card that says only `[encoder] start_rung = 1` keeps
+//! the image's preset, which the image chose for the Pi's CPU.
 //!
 //! Errors name the file they are in: the upper file's syntax, unknown keys and
 //! types are checked in that file alone; a rule broken by the combination (a
 //! start rung past the end of the ladder below) points at the first key it
-//! names that is written, in the file that wrote it.
+//! names that is written, in the file that wrote it (the upper file where
+//! both do: its value is the one in force).
 
-use super::locate::{self, KeyPath, Seg};
+use super::locate;
 use super::{error_at, parse_as, validate, Config, ConfigError};
 use std::path::Path;
-use toml_edit::DocumentMut;
+use toml_edit::{DocumentMut, TableLike};
 
 /// A file's name and text.
 pub type Text<'a> = (&'a Path, &'a str);
@@ -39,30 +40,39 @@ pub fn parse_over(lower: Option<Text>, upper: Text) -> Result<Config, ConfigErro
         Some((file, text)) => document(file, text)?,
         None => DocumentMut::new(),
     };
-    for (name, item) in upper_doc.iter() {
-        merged.insert(name, item.clone());
-    }
+    lay_over(merged.as_table_mut(), upper_doc.as_table());
     let config: Config = toml::from_str(&merged.to_string())
         .map_err(|e| error_at(upper_file, upper_text, 0, e.message()))?;
     validate::validate(&config).map_err(|invalid| {
-        // Each place lives in the file that wrote its top-level name.
-        let file_of = |path: &KeyPath| match (path.0.first(), lower) {
-            (Some(Seg::Key(name)), Some(lower)) if !upper_doc.contains_key(name) => lower,
-            _ => upper,
-        };
+        // Each place lives in the file that wrote it, the upper one first.
         let mut fallback = None;
         for path in &invalid.places {
-            let (file, text) = file_of(path);
-            let (written, offset) = locate::place_in(text, path);
-            if written {
-                return error_at(file, text, offset, &invalid.reason);
+            for (file, text) in std::iter::once(upper).chain(lower) {
+                let (written, offset) = locate::place_in(text, path);
+                if written {
+                    return error_at(file, text, offset, &invalid.reason);
+                }
+                fallback.get_or_insert((file, text, offset));
             }
-            fallback.get_or_insert((file, text, offset));
         }
         let (file, text, offset) = fallback.unwrap_or((upper_file, upper_text, 0));
         error_at(file, text, offset, &invalid.reason)
     })?;
     Ok(config)
+}
+
+/// Lays `upper` over `lower` key by key: tables (of any form) recursively,
+/// anything else, arrays of tables included, replaced whole.
+fn lay_over(lower: &mut dyn TableLike, upper: &dyn TableLike) {
+    for (key, item) in upper.iter() {
+        let below = lower.get_mut(key).and_then(|l| l.as_table_like_mut());
+        match (below, item.as_table_like()) {
+            (Some(below), Some(above)) => lay_over(below, above),
+            _ => {
+                lower.insert(key, item.clone());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,19 +118,31 @@ max_viewers = 3
     }
 
     #[test]
-    fn a_section_written_replaces_the_image_one_as_a_whole() {
+    fn a_table_is_laid_over_key_by_key_and_an_array_replaced_whole() {
         let c = over(
             "[encoder]\n[server]\nmax_connections = 100\n\
-             [[ladder]]\nwidth = 426\nheight = 240\nfps = 15\nbitrate_kbps = 300\n",
+             [[ladder]]\nwidth = 426\nheight = 240\nfps = 15\nbitrate_kbps = 300\n\
+             [encoder]\n",
+        );
+        // Two [encoder] headers are a TOML error, in the card's file.
+        assert_eq!(c.unwrap_err().file.to_str(), Some("boot.toml"));
+        let c = over(
+            "[server]\nmax_connections = 100\n\
+             [[ladder]]\nwidth = 426\nheight = 240\nfps = 15\nbitrate_kbps = 300\n\
+             [encoder]\nstart_rung = 0\n",
         )
         .unwrap();
-        // An empty [encoder] is a whole one too: start_rung back to 0.
-        assert_eq!(c.encoder.start_rung, 0);
-        // max_viewers was the image's; the new [server] leaves it at its default.
-        assert_eq!(c.server.max_viewers, Config::default().server.max_viewers);
+        // The card's keys are in force ...
         assert_eq!(c.server.max_connections, 100);
+        assert_eq!(c.encoder.start_rung, 0);
+        // ... the image's other keys of the same tables stay ...
+        assert_eq!(c.server.max_viewers, 3);
+        // ... and the card's ladder is the whole ladder.
         assert_eq!(c.ladder.len(), 1);
         assert_eq!(c.ladder[0].width, Some(426));
+        // An empty table changes nothing.
+        let image = parse(Path::new("image.toml"), IMAGE).unwrap();
+        assert_eq!(over("[encoder]\n[server]\n").unwrap(), image);
     }
 
     #[test]
@@ -166,6 +188,13 @@ max_viewers = 3
             (Some("boot.toml"), 2, 1),
             "{e}"
         );
+        // Both write the key: the card's value is in force, so its line is named.
+        let e = over("# a comment\n[encoder]\nstart_rung = 2\n").unwrap_err();
+        assert_eq!(
+            (e.file.to_str(), e.line, e.column),
+            (Some("boot.toml"), 3, 1),
+            "{e}"
+        );
     }
 
     #[test]
@@ -184,10 +213,7 @@ max_viewers = 3
             (Path::new("boot.toml"), "[server]\nmax_connections = 64\n"),
         )
         .unwrap();
-        assert_eq!(
-            (c.server.max_viewers, c.server.max_connections),
-            (Config::default().server.max_viewers, 64)
-        );
+        assert_eq!((c.server.max_viewers, c.server.max_connections), (5, 64));
         assert_eq!(c.log.level, crate::config::LogLevel::Warn);
     }
 

@@ -2,10 +2,11 @@
 //!
 //! The main file (the image's) lives at `/etc/livestreamd/livestreamd.toml`. An
 //! override on the Pi's FAT boot partition (`/boot/livestreamd.toml`), editable
-//! from any laptop, is laid over it when it exists and is valid: each section
-//! it writes replaces the main file's section of that name, the rest is kept
-//! (see `layer`). A bad override is reported with its file:line:col and
-//! ignored, so a typo made in the field never stops the stream; only when
+//! from any laptop, is laid over it when it exists and is valid: each key it
+//! writes replaces the main file's, the rest is kept, and an array of tables
+//! it writes replaces the main file's whole (see `layer`). A bad override is
+//! reported with its file:line:col and ignored, so a typo made in the field
+//! never stops the stream; only when
 //! nothing usable is left does the daemon refuse to start. On SIGHUP the same
 //! choice is made again, and on failure the running configuration stays.
 
