@@ -336,14 +336,19 @@ async fn search(ctx: &Ctx, stop: &CancellationToken) -> Option<Found> {
                     );
                     last_candidates = ips;
                 }
-                ctx.set(|s| s.searches += 1);
+                // Counted when the round ends, together with its outcome, so a
+                // reader of /status never sees a round without its reason.
                 match round(ctx, &candidates).await {
-                    Ok(found) => return Some(found),
+                    Ok(found) => {
+                        ctx.set(|s| s.searches += 1);
+                        return Some(found);
+                    }
                     Err(misses) => {
                         let delay = backoff.delay_after(Duration::ZERO);
                         next_round = Instant::now() + delay;
                         debug!("camera: no camera found: {misses}");
                         ctx.set(|s| {
+                            s.searches += 1;
                             if s.state != "stalled" {
                                 s.state = "searching";
                             }
