@@ -19,6 +19,7 @@ use crate::http::events::Web;
 use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
 use crate::media::ladder::{ladder_now, LadderNow};
+use crate::media::passthrough::Passthrough;
 use crate::media::picture::PictureStatus;
 use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
@@ -129,6 +130,7 @@ impl Daemon {
 
         // The source: only the camera's datagrams, fanned out to the encoders.
         let feed = Arc::new(Feed::default());
+        let passthrough = Passthrough::new(hub.clone());
         let source_stats: SharedStats = Default::default();
         let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
         let (timeline_tx, timeline) = watch::channel(0u64);
@@ -140,6 +142,7 @@ impl Daemon {
         let receive = source::receive(
             socket.clone(),
             feed.clone(),
+            passthrough.clone(),
             source_stats.clone(),
             Expect {
                 camera: camera_address,
@@ -182,6 +185,7 @@ impl Daemon {
             },
             timeline: timeline.clone(),
             hub: hub.clone(),
+            passthrough,
             tasks: tasks.clone(),
         };
         let encoders = Arc::new(Mutex::new(Encoders::start(

@@ -10,6 +10,7 @@
 
 use crate::log_budget::{Allow, LogBudget};
 use crate::media::gate::{Gate, Refused, Verdict};
+use crate::media::passthrough::Passthrough;
 use crate::media::picture::PictureStatus;
 use bytes::Bytes;
 use serde::Serialize;
@@ -191,12 +192,14 @@ pub struct Expect {
     pub stall_after: Duration,
 }
 
-/// Receives datagrams forever, admits the camera's through the gate and
-/// publishes them. `timeline` counts the camera's timelines: the encoders are
+/// Receives datagrams forever, admits the camera's through the gate,
+/// relays them to the passthrough rung at once and publishes them for the
+/// encoders. `timeline` counts the camera's timelines: the encoders are
 /// restarted on each new one.
 pub async fn receive(
     socket: Arc<UdpSocket>,
     feed: Arc<Feed>,
+    passthrough: Arc<Passthrough>,
     stats: SharedStats,
     expect: Expect,
     timeline: watch::Sender<u64>,
@@ -262,11 +265,11 @@ pub async fn receive(
                 }
                 if let Some(why) = &new_timeline {
                     log::warn!("source: new camera timeline: {why}; restarting the encoders");
-                }
-                feed.publish(&buf[..n], keyframe, new_timeline.is_some(), &gate.psi());
-                if new_timeline.is_some() {
                     timeline.send_replace(gate.timelines());
                 }
+                // The passthrough rung first: nothing waits there.
+                passthrough.datagram(&buf[..n], *timeline.borrow());
+                feed.publish(&buf[..n], keyframe, new_timeline.is_some(), &gate.psi());
             }
         }
     }
