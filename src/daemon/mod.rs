@@ -80,6 +80,8 @@ struct Daemon {
     /// Every task, so that shutdown can wait for all of them.
     tasks: TaskTracker,
     hub: Arc<Hub>,
+    /// Feeds the passthrough rung from the source.
+    passthrough: Arc<Passthrough>,
     encoders: Arc<Mutex<Encoders>>,
     viewers: Arc<Viewers>,
     outputs: Option<Outputs>,
@@ -185,7 +187,7 @@ impl Daemon {
             },
             timeline: timeline.clone(),
             hub: hub.clone(),
-            passthrough,
+            passthrough: passthrough.clone(),
             tasks: tasks.clone(),
         };
         let encoders = Arc::new(Mutex::new(Encoders::start(
@@ -246,6 +248,7 @@ impl Daemon {
             stop,
             tasks,
             hub,
+            passthrough,
             encoders,
             viewers,
             outputs: Some(outputs),
@@ -360,6 +363,8 @@ impl Daemon {
     fn follow_the_camera(&mut self, cfg: &Config) {
         let picture = self.report.source.lock().unwrap().picture.clone();
         let now = ladder_now(cfg.ladder(), &picture);
+        let offered = now.passthrough.as_ref().is_some_and(|p| p.offered);
+        self.passthrough.set_offered(offered);
         if now.top != self.ladder.top {
             match &now.passthrough {
                 Some(p) if !p.offered => warn!("passthrough rung not offered: {}", p.reason),

@@ -48,11 +48,23 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     push(&["-map", "0:v:0", "-an", "-sn", "-dn"]);
     // An encoded rung states all four (validation).
     let f = rung.stated();
+    // At most `fps` frames a second, kept with the camera's timestamps: a
+    // frame is kept when it falls in a later 1/fps slot of source time than
+    // the last one kept (slots a quarter slot early, so that a camera's
+    // frames, on multiples of its own interval, never sit on a boundary).
+    // Decided on each frame alone: the `fps` filter holds every frame until
+    // the next one comes, a frame interval of latency. Dropped frames are
+    // dropped before they are scaled. `-r` tells the encoder the rate.
+    let fps = f.fps;
+    let slot = |t: &str| format!("floor({t}*{fps}+0.25)");
     let vf = format!(
-        "scale={}:{}:flags=fast_bilinear,fps={},format=yuv420p",
-        f.width, f.height, f.fps
+        "select='isnan(prev_selected_t)+gt({},{})',scale={}:{}:flags=fast_bilinear,format=yuv420p",
+        slot("t"),
+        slot("prev_selected_t"),
+        f.width,
+        f.height
     );
-    push(&["-vf", &vf]);
+    push(&["-vf", &vf, "-r", &fps.to_string()]);
     push(&["-c:v", e.codec.ffmpeg_name()]);
     let kbps = f.bitrate_kbps;
     let rate = format!("{kbps}k");
@@ -363,8 +375,14 @@ mod tests {
         let a = args_for("");
         assert_eq!(value_after(&a, "-i"), "pipe:0");
         assert_eq!(value_after(&a, "-f"), "mpegts", "input format comes first");
-        assert!(value_after(&a, "-vf").starts_with("scale=1280:720"));
-        assert!(value_after(&a, "-vf").contains("fps=30"));
+        let vf = value_after(&a, "-vf");
+        assert!(vf.contains(",scale=1280:720:"), "{vf}");
+        assert!(
+            vf.starts_with("select='isnan(prev_selected_t)+gt(floor(t*30+0.25),"),
+            "frames dropped on their own timestamps, before scaling: {vf}"
+        );
+        assert!(!vf.contains("fps="), "the fps filter holds a frame: {vf}");
+        assert_eq!(value_after(&a, "-r"), "30");
         assert_eq!(value_after(&a, "-c:v"), "libx264");
         assert_eq!(value_after(&a, "-b:v"), "2500k");
         assert_eq!(value_after(&a, "-maxrate"), "2500k");
@@ -398,7 +416,7 @@ mod tests {
         let a = args_for(
             "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
         );
-        assert!(value_after(&a, "-vf").starts_with("scale=960:540"));
+        assert!(value_after(&a, "-vf").contains("scale=960:540"));
         assert_eq!(value_after(&a, "-b:v"), "1500k");
         assert_eq!(
             value_after(&a, "-g"),

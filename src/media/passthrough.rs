@@ -34,6 +34,9 @@ pub struct Passthrough {
 
 #[derive(Default)]
 struct State {
+    /// The ladder has a passthrough rung offered: the camera's current group
+    /// of pictures is kept for it (see `set_offered`).
+    offered: bool,
     /// The hub track fed now (None: the rung is not running).
     generation: Option<u64>,
     remux: Remux,
@@ -50,10 +53,23 @@ impl Passthrough {
         })
     }
 
+    /// Whether the ladder has a passthrough rung that is offered: only then is
+    /// the camera's stream laid out and its group of pictures kept.
+    pub fn set_offered(&self, offered: bool) {
+        let mut s = self.state.lock().unwrap();
+        s.offered = offered;
+        if !offered {
+            s.gop = None;
+        }
+    }
+
     /// One datagram the source admitted from the camera, on the camera's
     /// timeline `epoch` (the encoders' numbering). Called as it arrives.
     pub fn datagram(&self, datagram: &[u8], epoch: u64) {
         let mut s = self.state.lock().unwrap();
+        if !s.offered && s.generation.is_none() {
+            return;
+        }
         let mut out = Vec::with_capacity(datagram.len() + 2 * PACKET_LEN);
         let keyframe = s.remux.push(datagram, &mut out);
         if out.is_empty() {
@@ -350,6 +366,7 @@ mod tests {
     fn a_track_that_starts_begins_with_the_cameras_group_of_pictures_then_follows_it() {
         let hub = Hub::new(Limits::default());
         let p = Passthrough::new(hub.clone());
+        p.set_offered(true);
         p.datagram(&camera_psi(0x1b), 0);
         for n in 0..5u64 {
             p.datagram(&pes_start(0x1011, n % 3 == 0, n * 3000, 1), 0);
@@ -375,6 +392,21 @@ mod tests {
         p.stop(7);
         p.datagram(&pes_start(0x1011, false, 6 * 3000, 1), 0);
         assert!(reader.fill(&mut buf, 1 << 20).is_none(), "stopped");
+    }
+
+    #[test]
+    fn nothing_is_kept_while_no_passthrough_rung_is_offered() {
+        let hub = Hub::new(Limits::default());
+        let p = Passthrough::new(hub.clone());
+        p.datagram(&camera_psi(0x1b), 0);
+        p.datagram(&pes_start(0x1011, true, 0, 5), 0);
+        assert!(p.state.lock().unwrap().gop.is_none());
+        p.set_offered(true);
+        p.datagram(&camera_psi(0x1b), 0);
+        p.datagram(&pes_start(0x1011, true, 3000, 5), 0);
+        assert!(p.state.lock().unwrap().gop.is_some());
+        p.set_offered(false);
+        assert!(p.state.lock().unwrap().gop.is_none(), "dropped at once");
     }
 
     #[test]
