@@ -39,7 +39,12 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     // what the probe read, so ffmpeg would wait for the camera's *next*
     // keyframe (up to a group of pictures, 0.5-1 s on cameras); kept, the
     // first frame comes about 0.1 s after the start, from the frames held.
-    push(&["-fflags", "+discardcorrupt", "-flags", "low_delay"]);
+    // No parser (`noparse`, with `nofillin`, which it needs): each PES is a
+    // whole frame, as cameras send it, and goes to the decoder as it ends.
+    // The H.264/HEVC parser would look for the start of the *next* frame in
+    // it first: one more frame interval (33 ms at 30 fps) of latency.
+    push(&["-fflags", "+discardcorrupt+noparse+nofillin"]);
+    push(&["-flags", "low_delay"]);
     push(&["-probesize", "65536", "-analyzeduration", "200000"]);
     // Keep the camera's timestamps, so every encoder (one per rung) stamps the
     // same frame alike and the hub can splice between them on one timeline.
@@ -405,9 +410,14 @@ mod tests {
             assert!(at < input, "{flag} must be an input option");
         }
         assert_eq!(value_after(&a, "-probesize"), "65536");
+        let fflags = value_after(&a, "-fflags");
         assert!(
-            !value_after(&a, "-fflags").contains("nobuffer"),
+            !fflags.contains("nobuffer"),
             "nobuffer drops the frames probed: the first frame would wait for the next keyframe"
+        );
+        assert!(
+            fflags.contains("+noparse+nofillin"),
+            "a parser holds each frame until the next one begins: {fflags}"
         );
     }
 
