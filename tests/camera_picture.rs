@@ -11,19 +11,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A camera: ffmpeg sending `codec` (libx264 or libx265) in MPEG-TS over UDP,
-/// 320x180 at 15 fps, a keyframe a second, 7 packets a datagram. Killed when dropped.
+/// 320x180 at `fps`, a keyframe a second, 7 packets a datagram. Killed when dropped.
 struct Camera(Child);
 
 impl Camera {
-    fn start(port: u16, codec: &str) -> Camera {
+    fn start(port: u16, codec: &str, fps: u32) -> Camera {
         let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
+        let source = format!("testsrc=size=320x180:rate={fps}");
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=15"])
+            .args(["-f", "lavfi", "-i", &source])
             .args(["-c:v", codec, "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+        let x265 = format!("log-level=error:keyint={fps}:bframes=0");
+        let gop = fps.to_string();
         match codec {
-            "libx265" => cmd.args(["-x265-params", "log-level=error:keyint=15:bframes=0"]),
-            _ => cmd.args(["-tune", "zerolatency", "-g", "15"]),
+            "libx265" => cmd.args(["-x265-params", &x265]),
+            _ => cmd.args(["-tune", "zerolatency", "-g", &gop]),
         };
         let child = cmd
             .args(["-b:v", "400k", "-f", "mpegts", &url])
@@ -60,7 +63,8 @@ fn start(name: &str) -> (std::path::PathBuf, Ports, Daemon) {
 #[test]
 fn an_hevc_camera_is_live_and_phones_get_it_encoded_as_h264() {
     let (dir, ports, daemon) = start("camera-hevc");
-    let _camera = Camera::start(ports.source, "libx265");
+    // 30 fps: the encoded rung (15 fps) keeps every second frame.
+    let _camera = Camera::start(ports.source, "libx265", 30);
     let s = daemon.wait_status(
         "the HEVC camera live, the passthrough rung not offered",
         Duration::from_secs(20),
@@ -88,7 +92,16 @@ fn an_hevc_camera_is_live_and_phones_get_it_encoded_as_h264() {
         "{} bytes",
         bytes.len()
     );
-    assert!(count_frames(&dir, "hevc-viewer.ts", &bytes) >= 10);
+    let pts: Vec<f64> = frames(&dir, "hevc-viewer.ts", &bytes)
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    assert!(pts.len() >= 10, "{pts:?}");
+    let rate = (pts.len() - 1) as f64 / (pts[pts.len() - 1] - pts[0]);
+    assert!(
+        (14.0..=16.0).contains(&rate),
+        "the rung's 15 fps: {rate:.1}"
+    );
     let s = daemon.status().unwrap();
     let passthrough_running = s["encoders"]
         .as_array()
@@ -103,7 +116,7 @@ fn an_hevc_camera_is_live_and_phones_get_it_encoded_as_h264() {
 #[test]
 fn an_h264_cameras_own_picture_is_the_top_rung_with_its_figures_from_the_stream() {
     let (dir, ports, daemon) = start("camera-h264");
-    let _camera = Camera::start(ports.source, "libx264");
+    let _camera = Camera::start(ports.source, "libx264", 15);
     let s = daemon.wait_status(
         "the passthrough rung's figures measured",
         Duration::from_secs(20),

@@ -19,6 +19,7 @@ use crate::http::events::Web;
 use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
 use crate::media::ladder::{ladder_now, LadderNow};
+use crate::media::passthrough::Passthrough;
 use crate::media::picture::PictureStatus;
 use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
@@ -79,6 +80,8 @@ struct Daemon {
     /// Every task, so that shutdown can wait for all of them.
     tasks: TaskTracker,
     hub: Arc<Hub>,
+    /// Feeds the passthrough rung from the source.
+    passthrough: Arc<Passthrough>,
     encoders: Arc<Mutex<Encoders>>,
     viewers: Arc<Viewers>,
     outputs: Option<Outputs>,
@@ -129,6 +132,7 @@ impl Daemon {
 
         // The source: only the camera's datagrams, fanned out to the encoders.
         let feed = Arc::new(Feed::default());
+        let passthrough = Passthrough::new(hub.clone());
         let source_stats: SharedStats = Default::default();
         let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
         let (timeline_tx, timeline) = watch::channel(0u64);
@@ -142,6 +146,7 @@ impl Daemon {
         let receive = source::receive(
             socket.clone(),
             feed.clone(),
+            passthrough.clone(),
             source_stats.clone(),
             Expect {
                 camera: camera_address,
@@ -191,6 +196,7 @@ impl Daemon {
             },
             timeline: timeline.clone(),
             hub: hub.clone(),
+            passthrough: passthrough.clone(),
             tasks: tasks.clone(),
         };
         let encoders = Arc::new(Mutex::new(Encoders::start(
@@ -251,6 +257,7 @@ impl Daemon {
             stop,
             tasks,
             hub,
+            passthrough,
             encoders,
             viewers,
             outputs: Some(outputs),
@@ -366,6 +373,8 @@ impl Daemon {
     fn follow_the_camera(&mut self, cfg: &Config) {
         let picture = self.report.source.lock().unwrap().picture.clone();
         let now = ladder_now(cfg.ladder(), &picture);
+        let offered = now.passthrough.as_ref().is_some_and(|p| p.offered);
+        self.passthrough.set_offered(offered);
         if now.top != self.ladder.top {
             match &now.passthrough {
                 Some(p) if !p.offered => warn!("passthrough rung not offered: {}", p.reason),

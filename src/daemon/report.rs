@@ -14,7 +14,7 @@ use crate::http::StatusSource;
 use crate::media::ladder::ladder_now;
 use crate::media::relay::Hub;
 use crate::media::source::SharedStats;
-use crate::status::{Counters, Status};
+use crate::status::{Counters, EncoderStatus, Status};
 use crate::supervise::SharedInfo;
 use crate::VERSION;
 use std::net::IpAddr;
@@ -88,11 +88,13 @@ impl StatusSource for Report {
 
     fn health(&self) -> (bool, String) {
         let s = self.status();
+        // A passthrough rung has no process: the camera's stream is its output.
+        let running = |e: &EncoderStatus| e.pid.is_some() || e.passthrough;
         match (&s.encoder, s.hub.last_input_age_ms) {
-            (Some(e), Some(age)) if e.pid.is_some() && age < HEALTHY_OUTPUT_AGE_MS => {
+            (Some(e), Some(age)) if running(e) && age < HEALTHY_OUTPUT_AGE_MS => {
                 (true, format!("ok: streaming rung {}", e.rung))
             }
-            (Some(e), _) if e.pid.is_none() => (
+            (Some(e), _) if !running(e) => (
                 false,
                 format!(
                     "encoder not running: {}",
@@ -112,7 +114,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let s = self.status();
         let encoder = match &s.encoder {
-            Some(e) if e.pid.is_some() => format!(
+            Some(e) if e.pid.is_some() || e.passthrough => format!(
                 "rung {} {}x{}@{} {} kb/s",
                 e.rung, e.width, e.height, e.fps, e.bitrate_kbps
             ),

@@ -4,9 +4,10 @@
 //! watchdog; the owner restarts it on a new camera timeline.
 
 use crate::config::{Codec, Config, Rung};
+use crate::media::passthrough::Passthrough;
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
-use crate::media::ts::{Aligner, Demux, Kind, VideoCodec, PACKET_LEN};
+use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
 use crate::supervise::{
     self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
 };
@@ -22,8 +23,10 @@ use tokio_util::task::TaskTracker;
 /// Why the owner restarts an encoder: the camera started a new timeline.
 pub const NEW_TIMELINE: &str = "new timeline";
 
-/// ffmpeg's arguments (without the program) to encode `rung` from MPEG-TS on
-/// stdin to MPEG-TS on stdout (pushes are fed from the hub, not from here).
+/// ffmpeg's arguments (without the program) to encode `rung` (an encoded
+/// one: a passthrough rung has no process, see `media::passthrough`) from
+/// MPEG-TS on stdin to MPEG-TS on stdout (pushes are fed from the hub, not
+/// from here).
 pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     let e = &cfg.encoder;
     let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
@@ -36,28 +39,37 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     // what the probe read, so ffmpeg would wait for the camera's *next*
     // keyframe (up to a group of pictures, 0.5-1 s on cameras); kept, the
     // first frame comes about 0.1 s after the start, from the frames held.
-    push(&["-fflags", "+discardcorrupt", "-flags", "low_delay"]);
+    // No parser (`noparse`, with `nofillin`, which it needs): each PES is a
+    // whole frame, as cameras send it, and goes to the decoder as it ends.
+    // The H.264/HEVC parser would look for the start of the *next* frame in
+    // it first: one more frame interval (33 ms at 30 fps) of latency.
+    push(&["-fflags", "+discardcorrupt+noparse+nofillin"]);
+    push(&["-flags", "low_delay"]);
     push(&["-probesize", "65536", "-analyzeduration", "200000"]);
     // Keep the camera's timestamps, so every encoder (one per rung) stamps the
     // same frame alike and the hub can splice between them on one timeline.
     push(&["-copyts"]);
     push(&["-f", "mpegts", "-i", "pipe:0"]);
     push(&["-map", "0:v:0", "-an", "-sn", "-dn"]);
-    if rung.passthrough {
-        // The camera's own H.264, remuxed: the same muxer and PIDs as the
-        // encoded rungs, so a viewer moves between them on one stream.
-        push(&["-c:v", "copy"]);
-        push(&["-flush_packets", "1", "-muxdelay", "0", "-muxpreload", "0"]);
-        push(&["-f", "mpegts", "pipe:1"]);
-        return a;
-    }
     // An encoded rung states all four (validation).
     let f = rung.stated();
+    // At most `fps` frames a second, kept with the camera's timestamps: a
+    // frame is kept when it falls in a later 1/fps slot of source time than
+    // the last one kept (slots a quarter slot early, so that a camera's
+    // frames, on multiples of its own interval, never sit on a boundary).
+    // Decided on each frame alone: the `fps` filter holds every frame until
+    // the next one comes, a frame interval of latency. Dropped frames are
+    // dropped before they are scaled. `-r` tells the encoder the rate.
+    let fps = f.fps;
+    let slot = |t: &str| format!("floor({t}*{fps}+0.25)");
     let vf = format!(
-        "scale={}:{}:flags=fast_bilinear,fps={},format=yuv420p",
-        f.width, f.height, f.fps
+        "select='isnan(prev_selected_t)+gt({},{})',scale={}:{}:flags=fast_bilinear,format=yuv420p",
+        slot("t"),
+        slot("prev_selected_t"),
+        f.width,
+        f.height
     );
-    push(&["-vf", &vf]);
+    push(&["-vf", &vf, "-r", &fps.to_string()]);
     push(&["-c:v", e.codec.ffmpeg_name()]);
     let kbps = f.bitrate_kbps;
     let rate = format!("{kbps}k");
@@ -103,6 +115,8 @@ pub struct Inputs {
     /// The camera's timeline: output is stamped with the one ffmpeg started on.
     pub timeline: watch::Receiver<u64>,
     pub hub: Arc<Hub>,
+    /// Feeds the passthrough rung's track: it has no process.
+    pub passthrough: Arc<Passthrough>,
     pub tasks: TaskTracker,
 }
 
@@ -130,18 +144,25 @@ impl Encoder {
         inputs: &Inputs,
         stop: CancellationToken,
     ) -> Encoder {
+        let (restart_tx, restart_rx) = mpsc::channel(1);
+        if cfg.ladder()[rung].passthrough {
+            // No process: the source relays the camera's stream into the hub.
+            let relay = inputs.passthrough.clone();
+            return Encoder {
+                generation,
+                rung,
+                settings: cfg.ladder()[rung].clone(),
+                info: SharedInfo::default(),
+                stop: stop.clone(),
+                restart_tx,
+                task: inputs.tasks.spawn(relay.run(generation, stop)),
+            };
+        }
         let e = &cfg.encoder;
         let secs = Duration::from_secs_f64;
         let progress = Progress::default();
         let spec = Spec {
-            name: format!(
-                "{}[{rung}]#{generation}",
-                if cfg.ladder()[rung].passthrough {
-                    "remux"
-                } else {
-                    "encoder"
-                }
-            ),
+            name: format!("encoder[{rung}]#{generation}"),
             program: e.ffmpeg.clone(),
             args: ffmpeg_args(cfg, &cfg.ladder()[rung]),
             pipe_stdin: true,
@@ -160,19 +181,13 @@ impl Encoder {
             redact: Vec::new(),
         };
         let info: SharedInfo = Arc::new(Mutex::new(ChildInfo::default()));
-        let (restart_tx, restart_rx) = mpsc::channel(1);
         let i = inputs.clone();
         let feed_stop = stop.clone();
         let info_out = info.clone();
-        let join = SourceJoin {
-            h264_only: cfg.ladder()[rung].passthrough,
-            ..SourceJoin::default()
-        };
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
-                let (i, join) = (i.clone(), join.clone());
                 i.tasks
-                    .spawn(feed(i.feed.subscribe(), stdin, join, feed_stop.clone()));
+                    .spawn(feed(i.feed.subscribe(), stdin, feed_stop.clone()));
             }
             if let Some(stdout) = pipes.stdout {
                 let epoch = *i.timeline.borrow();
@@ -222,9 +237,9 @@ impl Encoder {
 async fn feed(
     (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
     mut stdin: tokio::process::ChildStdin,
-    mut join: SourceJoin,
     stop: CancellationToken,
 ) {
+    let mut join = SourceJoin::default();
     for piece in gop {
         if join.admit(&piece) && stdin.write_all(&piece).await.is_err() {
             return;
@@ -256,13 +271,11 @@ async fn feed(
 /// Holds back the camera's stream from a new encoder until a keyframe, so the
 /// encoder's decoder starts clean (no "non-existing PPS" errors, a faster
 /// first frame). A source without detectable keyframes is let through after a while.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct SourceJoin {
     demux: Demux,
     started: bool,
     held: usize,
-    /// A remux (passthrough) takes H.264 only: phones are never sent another codec.
-    pub h264_only: bool,
 }
 
 impl SourceJoin {
@@ -270,14 +283,6 @@ impl SourceJoin {
 
     /// True when `datagram` should go to the encoder.
     pub fn admit(&mut self, datagram: &[u8]) -> bool {
-        if self.h264_only {
-            for pkt in datagram.chunks_exact(PACKET_LEN) {
-                self.demux.classify(pkt);
-            }
-            if self.demux.codec().is_some_and(|c| c != VideoCodec::H264) {
-                return false;
-            }
-        }
         if self.started {
             return true;
         }
@@ -375,8 +380,14 @@ mod tests {
         let a = args_for("");
         assert_eq!(value_after(&a, "-i"), "pipe:0");
         assert_eq!(value_after(&a, "-f"), "mpegts", "input format comes first");
-        assert!(value_after(&a, "-vf").starts_with("scale=1280:720"));
-        assert!(value_after(&a, "-vf").contains("fps=30"));
+        let vf = value_after(&a, "-vf");
+        assert!(vf.contains(",scale=1280:720:"), "{vf}");
+        assert!(
+            vf.starts_with("select='isnan(prev_selected_t)+gt(floor(t*30+0.25),"),
+            "frames dropped on their own timestamps, before scaling: {vf}"
+        );
+        assert!(!vf.contains("fps="), "the fps filter holds a frame: {vf}");
+        assert_eq!(value_after(&a, "-r"), "30");
         assert_eq!(value_after(&a, "-c:v"), "libx264");
         assert_eq!(value_after(&a, "-b:v"), "2500k");
         assert_eq!(value_after(&a, "-maxrate"), "2500k");
@@ -399,9 +410,14 @@ mod tests {
             assert!(at < input, "{flag} must be an input option");
         }
         assert_eq!(value_after(&a, "-probesize"), "65536");
+        let fflags = value_after(&a, "-fflags");
         assert!(
-            !value_after(&a, "-fflags").contains("nobuffer"),
+            !fflags.contains("nobuffer"),
             "nobuffer drops the frames probed: the first frame would wait for the next keyframe"
+        );
+        assert!(
+            fflags.contains("+noparse+nofillin"),
+            "a parser holds each frame until the next one begins: {fflags}"
         );
     }
 
@@ -410,7 +426,7 @@ mod tests {
         let a = args_for(
             "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
         );
-        assert!(value_after(&a, "-vf").starts_with("scale=960:540"));
+        assert!(value_after(&a, "-vf").contains("scale=960:540"));
         assert_eq!(value_after(&a, "-b:v"), "1500k");
         assert_eq!(
             value_after(&a, "-g"),
@@ -427,22 +443,12 @@ mod tests {
     }
 
     #[test]
-    fn a_passthrough_rung_is_remuxed_not_encoded() {
+    fn a_rung_below_a_passthrough_one_has_its_own_keyframe_interval() {
         let cfg = config::parse(
             Path::new("t.toml"),
-            "[[ladder]]\npassthrough = true\nwidth = 1280\nheight = 720\nfps = 30\nbitrate_kbps = 4000\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\nkeyframe_interval_s = 0.5\n",
+            "[[ladder]]\npassthrough = true\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\nkeyframe_interval_s = 0.5\n",
         )
         .unwrap();
-        let a = ffmpeg_args(&cfg, &cfg.ladder()[0]);
-        assert_eq!(value_after(&a, "-c:v"), "copy");
-        assert!(!a
-            .iter()
-            .any(|x| x == "-vf" || x == "-b:v" || x == "-force_key_frames"));
-        assert!(
-            a.contains(&"-copyts".to_string()),
-            "the camera's timestamps, like every rung"
-        );
-        assert_eq!(&a[a.len() - 3..], ["-f", "mpegts", "pipe:1"]);
         let b = ffmpeg_args(&cfg, &cfg.ladder()[1]);
         assert!(
             value_after(&b, "-force_key_frames").contains("/0.5)+1)*0.5"),

@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod gate;
 pub mod hls;
 pub mod ladder;
+pub mod passthrough;
 pub mod picture;
 pub mod push;
 pub mod relay;

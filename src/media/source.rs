@@ -10,6 +10,7 @@
 
 use crate::log_budget::{Allow, LogBudget};
 use crate::media::gate::{Gate, Refused, Verdict};
+use crate::media::passthrough::Passthrough;
 use crate::media::picture::PictureStatus;
 use bytes::Bytes;
 use serde::Serialize;
@@ -112,9 +113,52 @@ impl SourceStats {
 
 pub type SharedStats = Arc<Mutex<SourceStats>>;
 
-/// Binds the source socket; fails early (bad address, port in use) with the OS reason.
+/// The receive buffer asked for the camera's socket. A camera sends each
+/// keyframe as a burst (150 KB and more at 720p); on a fast link (USB,
+/// loopback) it arrives faster than the loop reads, and the kernel's default
+/// (208 KiB of buffer, about 90 datagrams of accounted memory) dropped part
+/// of every keyframe: every encoder then lost its keyframes, and so did the
+/// passthrough rung's viewers. Bounded: the kernel caps it at
+/// `net.core.rmem_max`.
+pub const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Binds the source socket; fails early (bad address, port in use) with the
+/// OS reason. Its receive buffer is enlarged (see `RECEIVE_BUFFER`); a
+/// kernel that allows less says so in the log.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(addr).await
+    let socket = UdpSocket::bind(addr).await?;
+    let got = set_receive_buffer(&socket, RECEIVE_BUFFER);
+    // Linux reports twice the size asked (its bookkeeping).
+    match got {
+        Some(bytes) if bytes / 2 >= RECEIVE_BUFFER => {
+            log::debug!("source: receive buffer {} KiB", bytes / 2048)
+        }
+        Some(bytes) => log::warn!(
+            "source: the camera socket's receive buffer is {} KiB, not the {} KiB asked for (net.core.rmem_max): a keyframe burst may be partly lost",
+            bytes / 2048,
+            RECEIVE_BUFFER >> 10
+        ),
+        None => log::warn!("source: could not size the camera socket's receive buffer"),
+    }
+    Ok(socket)
+}
+
+/// Asks for `bytes` of receive buffer; the size in effect, as the kernel reports it.
+fn set_receive_buffer(socket: &UdpSocket, bytes: usize) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let want = libc::c_int::try_from(bytes).ok()?;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket and a c_int of the stated size, for both calls.
+    unsafe {
+        let p = (&want as *const libc::c_int).cast();
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
+        let mut got: libc::c_int = 0;
+        let mut got_len = len;
+        let q = (&mut got as *mut libc::c_int).cast();
+        let ok = libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, q, &mut got_len) == 0;
+        ok.then(|| usize::try_from(got).ok()).flatten()
+    }
 }
 
 /// The camera's admitted stream, for every encoder: live pieces, and the
@@ -191,13 +235,15 @@ pub struct Expect {
     pub stall_after: Duration,
 }
 
-/// Receives datagrams forever, admits the camera's through the gate and
-/// publishes them. `timeline` counts the camera's timelines: the encoders are
-/// restarted on each new one. `found`: the camera `kind = "auto"` found, which
-/// the gate then admits alone.
+/// Receives datagrams forever, admits the camera's through the gate,
+/// relays them to the passthrough rung at once and publishes them for the
+/// encoders. `timeline` counts the camera's timelines: the encoders are
+/// restarted on each new one. `found`: the camera `kind = "auto"` found,
+/// which the gate then admits alone.
 pub async fn receive(
     socket: Arc<UdpSocket>,
     feed: Arc<Feed>,
+    passthrough: Arc<Passthrough>,
     stats: SharedStats,
     expect: Expect,
     timeline: watch::Sender<u64>,
@@ -267,11 +313,11 @@ pub async fn receive(
                 }
                 if let Some(why) = &new_timeline {
                     log::warn!("source: new camera timeline: {why}; restarting the encoders");
-                }
-                feed.publish(&buf[..n], keyframe, new_timeline.is_some(), &gate.psi());
-                if new_timeline.is_some() {
                     timeline.send_replace(gate.timelines());
                 }
+                // The passthrough rung first: nothing waits there.
+                passthrough.datagram(&buf[..n], *timeline.borrow());
+                feed.publish(&buf[..n], keyframe, new_timeline.is_some(), &gate.psi());
             }
         }
     }
@@ -314,6 +360,19 @@ mod tests {
             feed.subscribe().0.is_empty(),
             "a new timeline drops the old one's pictures"
         );
+    }
+
+    #[tokio::test]
+    async fn the_camera_socket_gets_a_larger_receive_buffer_within_the_kernels_cap() {
+        let socket = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let got = set_receive_buffer(&socket, 0).unwrap(); // the kernel's floor
+        let max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(212_992);
+        let after = set_receive_buffer(&socket, RECEIVE_BUFFER).unwrap();
+        assert!(after > got, "{after} > {got}");
+        assert_eq!(after / 2, RECEIVE_BUFFER.min(max), "asked, within rmem_max");
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub struct Demux {
     pmt_pid: Option<u16>,
     video_pid: Option<u16>,
     codec: Option<VideoCodec>,
+    pcr_pid: Option<u16>,
 }
 
 impl Demux {
@@ -146,6 +147,11 @@ impl Demux {
     /// The video's codec, once the PMT named it.
     pub fn codec(&self) -> Option<VideoCodec> {
         self.codec
+    }
+
+    /// The PID that carries the program's clock (PCR), once the PMT named it.
+    pub fn pcr_pid(&self) -> Option<u16> {
+        self.pcr_pid
     }
 
     pub fn classify(&mut self, pkt: &[u8]) -> Kind {
@@ -164,9 +170,11 @@ impl Demux {
         }
         if Some(pid) == self.pmt_pid {
             if p.unit_start() {
-                if let Some((video, codec)) = section(p.payload()).and_then(parse_pmt_video) {
+                let pmt = section(p.payload());
+                if let Some((video, codec)) = pmt.and_then(parse_pmt_video) {
                     self.video_pid = Some(video);
                     self.codec = Some(codec);
+                    self.pcr_pid = pmt.and_then(parse_pmt_pcr_pid);
                 }
             }
             return Kind::Pmt;
@@ -209,6 +217,11 @@ fn parse_pat(s: &[u8]) -> Option<u16> {
         let program = u16::from(e[0]) << 8 | u16::from(e[1]);
         (program != 0).then(|| (u16::from(e[2] & 0x1f) << 8) | u16::from(e[3]))
     })
+}
+
+/// The PCR PID of a PMT section.
+fn parse_pmt_pcr_pid(s: &[u8]) -> Option<u16> {
+    Some((u16::from(*s.get(8)? & 0x1f) << 8) | u16::from(*s.get(9)?))
 }
 
 /// The first H.264 or HEVC elementary stream's PID, and its codec, from a PMT section.

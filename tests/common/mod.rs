@@ -581,9 +581,11 @@ impl Daemon {
     }
 }
 
-/// The encoder runs and the hub holds output a viewer can join.
+/// The start rung's encoder runs (a passthrough rung has no process) and the
+/// hub holds output a viewer can join.
 pub fn encoded_output(s: &Value) -> bool {
-    s["hub"]["buffered_chunks"].as_u64().unwrap_or(0) > 10 && s["encoder"]["pid"].is_u64()
+    s["hub"]["buffered_chunks"].as_u64().unwrap_or(0) > 10
+        && (s["encoder"]["pid"].is_u64() || s["encoder"]["passthrough"] == true)
 }
 
 /// The encoder runs and input reached the hub within the last 2 s.

@@ -104,6 +104,20 @@ impl Camera {
         let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("camera relay: {e}"))?;
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
+        // The camera's keyframe bursts overflow the default receive buffer on
+        // loopback: the relay would lose part of every keyframe.
+        let rcvbuf: libc::c_int = 4 << 20;
+        // SAFETY: a valid socket and a c_int of the stated size.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&rcvbuf as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
         let to = sock.local_addr().unwrap();
         let demo = livestreamd::camera::demo::DemoSource {
             width: spec.width,
