@@ -50,7 +50,10 @@ impl StatusSource for Report {
             Duration::from_secs_f64(cfg.source.stall_timeout_s),
         );
         let readers = self.hub.readers();
-        let encoders = self.encoders.lock().unwrap().status(&readers);
+        let (encoders, decoder) = {
+            let mut e = self.encoders.lock().unwrap();
+            (e.status(&readers), e.decoder_status())
+        };
         let encoder = encoders
             .iter()
             .find(|e| e.rung == cfg.start_rung())
@@ -63,6 +66,7 @@ impl StatusSource for Report {
             camera: self.camera.lock().unwrap().clone(),
             encoder,
             encoders,
+            decoder,
             hub: self.hub.stats(),
             hls: self.hub.hls_stats(),
             adapt: self.viewers.adapt_status(),

@@ -581,6 +581,7 @@ mod tests {
             height: 540,
             fps: 30,
             bitrate_kbps: 1500,
+            input: "camera",
             pid: Some(42),
             restarts: 3,
             uptime_s: Some(4.0),
@@ -643,6 +644,7 @@ mod tests {
             },
             encoder: Some(encoder.clone()),
             encoders: vec![encoder],
+            decoder: None,
             hub: HubStats {
                 bytes_in: 5000,
                 buffered_bytes: 2000,

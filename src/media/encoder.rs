@@ -1,9 +1,13 @@
 //! The ffmpeg command for one rung (pure), and a running, supervised encoder
-//! that reads the camera's stream on stdin and hands MPEG-TS to the hub. An
-//! encoder that gives no output while the camera is live is restarted by its
-//! watchdog; the owner restarts it on a new camera timeline.
+//! that reads on stdin either the camera's stream (and decodes it itself) or
+//! the shared decoder's frames (`decoder`, `frames`), and hands MPEG-TS to
+//! the hub. An encoder that gives no output while its input flows is
+//! restarted by its watchdog; the owner restarts it on a new camera timeline
+//! (one reading frames follows the decoder's restart instead).
 
 use crate::config::{Codec, Config, Rung};
+use crate::media::decoder::widen_pipe;
+use crate::media::frames::{self, Frames};
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
 use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
@@ -22,11 +26,27 @@ use tokio_util::task::TaskTracker;
 /// Why the owner restarts an encoder: the camera started a new timeline.
 pub const NEW_TIMELINE: &str = "new timeline";
 
+/// Where an encoder's picture comes from.
+#[derive(Clone)]
+pub enum Input {
+    /// The camera's MPEG-TS: the encoder decodes it itself.
+    Camera,
+    /// Raw frames from the shared decoder.
+    Decoded(Arc<Frames>),
+}
+
+impl Input {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Input::Camera => "camera",
+            Input::Decoded(_) => "decoder",
+        }
+    }
+}
+
 /// ffmpeg's arguments (without the program) to encode `rung` from MPEG-TS on
 /// stdin to MPEG-TS on stdout (pushes are fed from the hub, not from here).
 pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
-    let e = &cfg.encoder;
-    let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
@@ -42,6 +62,27 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     // same frame alike and the hub can splice between them on one timeline.
     push(&["-copyts"]);
     push(&["-f", "mpegts", "-i", "pipe:0"]);
+    output_args(cfg, rung, a)
+}
+
+/// ffmpeg's arguments to encode `rung` from the shared decoder's frames (NUT
+/// on stdin, the camera's timestamps in it) to MPEG-TS on stdout.
+pub fn ffmpeg_args_from_frames(cfg: &Config, rung: &Rung) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
+    // The header says all there is to know: ffmpeg starts on the first frame
+    // instead of reading ahead to probe (5 MB: half a second of frames).
+    push(&["-probesize", "32", "-analyzeduration", "0"]);
+    push(&["-copyts", "-f", "nut", "-i", "pipe:0"]);
+    output_args(cfg, rung, a)
+}
+
+/// What follows the input: the rung's filters, encoder, keyframe grid, muxer.
+fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
+    let e = &cfg.encoder;
+    let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-map", "0:v:0", "-an", "-sn", "-dn"]);
     if rung.passthrough {
         // The camera's own H.264, remuxed: the same muxer and PIDs as the
@@ -110,6 +151,7 @@ pub struct Encoder {
     /// Index into the ladder it was started from, and that rung's settings.
     pub rung: usize,
     pub settings: Rung,
+    pub input: Input,
     pub info: SharedInfo,
     stop: CancellationToken,
     restart_tx: mpsc::Sender<&'static str>,
@@ -117,15 +159,16 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Starts a supervised ffmpeg for `rung`; it reads the camera's stream and
-    /// feeds the hub under `generation`. Cancelling `stop` (or calling `stop`)
-    /// ends it: input first, so ffmpeg finishes at once even when the camera
-    /// is silent, then its process group.
+    /// Starts a supervised ffmpeg for `rung`; it reads `input` and feeds the
+    /// hub under `generation`. Cancelling `stop` (or calling `stop`) ends it:
+    /// input first, so ffmpeg finishes at once even when the camera is
+    /// silent, then its process group.
     pub fn start(
         cfg: &Config,
         rung: usize,
         generation: u64,
         inputs: &Inputs,
+        input: Input,
         stop: CancellationToken,
     ) -> Encoder {
         let e = &cfg.encoder;
@@ -141,7 +184,10 @@ impl Encoder {
                 }
             ),
             program: e.ffmpeg.clone(),
-            args: ffmpeg_args(cfg, &cfg.ladder()[rung]),
+            args: match input {
+                Input::Camera => ffmpeg_args(cfg, &cfg.ladder()[rung]),
+                Input::Decoded(_) => ffmpeg_args_from_frames(cfg, &cfg.ladder()[rung]),
+            },
             pipe_stdin: true,
             pipe_stdout: true,
             backoff: Backoff::new(
@@ -153,7 +199,7 @@ impl Encoder {
             watchdog: Some(Watchdog {
                 progress: progress.clone(),
                 timeout: secs(e.output_timeout_s),
-                expected: inputs.live.clone(),
+                expected: expected(inputs, &input, secs(e.output_timeout_s)),
             }),
             redact: Vec::new(),
         };
@@ -162,10 +208,21 @@ impl Encoder {
         let i = inputs.clone();
         let feed_stop = stop.clone();
         let info_out = info.clone();
+        let (source, again) = (input.clone(), restart_tx.clone());
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
-                i.tasks
-                    .spawn(feed(i.feed.subscribe(), stdin, feed_stop.clone()));
+                match &source {
+                    Input::Camera => {
+                        i.tasks
+                            .spawn(feed_camera(i.feed.subscribe(), stdin, feed_stop.clone()));
+                    }
+                    Input::Decoded(frames) => {
+                        widen_pipe(&stdin);
+                        let f =
+                            frames::feed(frames.clone(), stdin, feed_stop.clone(), again.clone());
+                        i.tasks.spawn(f);
+                    }
+                }
             }
             if let Some(stdout) = pipes.stdout {
                 let epoch = *i.timeline.borrow();
@@ -190,6 +247,7 @@ impl Encoder {
             generation,
             rung,
             settings: cfg.ladder()[rung].clone(),
+            input,
             info,
             stop,
             restart_tx,
@@ -209,10 +267,26 @@ impl Encoder {
     }
 }
 
+/// When an encoder is expected to give output: while the camera is live and,
+/// reading the decoder's frames, while those come.
+fn expected(
+    inputs: &Inputs,
+    input: &Input,
+    within: Duration,
+) -> Arc<dyn Fn() -> bool + Send + Sync> {
+    match input {
+        Input::Camera => inputs.live.clone(),
+        Input::Decoded(frames) => {
+            let (live, frames) = (inputs.live.clone(), frames.clone());
+            Arc::new(move || live() && frames.flowing(within))
+        }
+    }
+}
+
 /// Copies the camera's stream into ffmpeg's stdin, from the current group of
 /// pictures on. A lagging ffmpeg loses whole pieces instead of holding up the
 /// receiver (overruns are not fatal).
-async fn feed(
+pub(crate) async fn feed_camera(
     (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
     mut stdin: tokio::process::ChildStdin,
     stop: CancellationToken,
