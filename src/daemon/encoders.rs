@@ -82,7 +82,14 @@ pub struct Encoders {
     old_decoders: Vec<Decoder>,
     decoder_cpu: CpuMeter,
     next_decoder: u64,
+    /// The shared decoder was given up on (it never gave a frame, e.g. an
+    /// ffmpeg without the NUT muxer): encoders decode the camera themselves
+    /// until the configuration changes.
+    decoder_failed: bool,
 }
+
+/// Runs of a decoder ended without a single frame after which it is given up on.
+const DECODER_TRIES: u64 = 3;
 
 /// Whether encoded rungs read one shared decoder's frames, with `encoded` of
 /// them running: from two on, when the configuration allows it and the
@@ -104,9 +111,34 @@ impl Encoders {
             old_decoders: Vec::new(),
             decoder_cpu: CpuMeter::default(),
             next_decoder: 1,
+            decoder_failed: false,
         };
         e.spawn(cfg, rung, Input::Camera);
         e
+    }
+
+    fn decode_once(&self, cfg: &Config, encoded: usize) -> bool {
+        !self.decoder_failed && decode_once(cfg, encoded)
+    }
+
+    /// Gives the shared decoder up when it has started `DECODER_TRIES` times
+    /// without giving a frame; its encoders are handed over to encoders of
+    /// the camera.
+    fn give_up_a_failing_decoder(&mut self, cfg: &Config) {
+        let Some(d) = &self.decoder else { return };
+        let (restarts, last) = {
+            let i = d.info.lock().unwrap();
+            (i.restarts, i.last_stderr.clone().or(i.last_exit.clone()))
+        };
+        if restarts < DECODER_TRIES || d.frames.counts().frames > 0 {
+            return;
+        }
+        log::warn!(
+            "the shared decoder gave no frame in {DECODER_TRIES} starts ({}); each encoder decodes the camera itself from now on",
+            last.unwrap_or_default()
+        );
+        self.decoder_failed = true;
+        self.settle(cfg);
     }
 
     /// Encoded rungs running (the passthrough rung is not encoded).
@@ -120,7 +152,7 @@ impl Encoders {
     /// The input a new encoder of `rung` gets with `encoded` encoded rungs
     /// running (itself included); starts the decoder if that input needs it.
     fn input_for(&mut self, cfg: &Config, rung: usize, encoded: usize) -> Input {
-        if cfg.ladder()[rung].passthrough || !decode_once(cfg, encoded) {
+        if cfg.ladder()[rung].passthrough || !self.decode_once(cfg, encoded) {
             return Input::Camera;
         }
         let size = decoder::picture(cfg).expect("decode_once checked it");
@@ -144,7 +176,7 @@ impl Encoders {
     /// rungs call for over to a new encoder with that input, make-before-break.
     fn settle(&mut self, cfg: &Config) {
         let encoded = self.encoded();
-        let want_frames = decode_once(cfg, encoded);
+        let want_frames = self.decode_once(cfg, encoded);
         let current = self.decoder.as_ref().map(|d| d.frames.clone());
         let stale: Vec<usize> = self
             .running
@@ -223,6 +255,7 @@ impl Encoders {
         keep: usize,
         idle_for: Duration,
     ) -> Stopped {
+        self.give_up_a_failing_decoder(cfg);
         let now = Instant::now();
         let mut stopped = Vec::new();
         let idle: Vec<usize> = self
@@ -303,8 +336,10 @@ impl Encoders {
         if rungs.is_empty() {
             rungs.push(cfg.start_rung());
         }
-        // New settings may mean a new decoder (another picture size) or none.
+        // New settings may mean a new decoder (another picture size) or none,
+        // and another chance for one that failed.
         self.old_decoders.extend(self.decoder.take());
+        self.decoder_failed = false;
         let encoded = rungs
             .iter()
             .filter(|r| !cfg.ladder()[**r].passthrough)
@@ -408,5 +443,28 @@ fn status_of(e: &Encoder) -> EncoderStatus {
         viewers: 0,
         cpu_pct: None,
         first_frame_s: i.first_output_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    fn cfg(toml: &str) -> Config {
+        config::parse(Path::new("t.toml"), toml).unwrap()
+    }
+
+    #[test]
+    fn the_camera_is_decoded_once_from_two_encoded_rungs_on() {
+        let c = cfg("");
+        assert!(!decode_once(&c, 1), "one rung decodes for itself");
+        assert!(decode_once(&c, 2));
+        assert!(decode_once(&c, 4));
+        let off = cfg("[encoder]\nshared_decoder = false\n");
+        assert!(!decode_once(&off, 3), "as configured");
+        let big = "[[ladder]]\nwidth = 2560\nheight = 1440\nfps = 30\nbitrate_kbps = 9000\n[[ladder]]\nwidth = 1280\nheight = 720\nfps = 30\nbitrate_kbps = 3000\n";
+        assert!(!decode_once(&cfg(big), 2), "frames too large to hold");
     }
 }

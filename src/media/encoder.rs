@@ -503,6 +503,31 @@ mod tests {
     }
 
     #[test]
+    fn an_encoder_of_decoded_frames_reads_nut_and_encodes_alike() {
+        let cfg = config::parse(Path::new("t.toml"), "").unwrap();
+        let rung = &cfg.ladder()[1];
+        let a = ffmpeg_args_from_frames(&cfg, rung);
+        let camera = ffmpeg_args(&cfg, rung);
+        let input = a.iter().position(|x| x == "-i").unwrap();
+        assert_eq!(&a[input - 2..=input + 1], ["-f", "nut", "-i", "pipe:0"]);
+        assert!(
+            a[..input].contains(&"-copyts".to_string()),
+            "the camera's time"
+        );
+        assert_eq!(
+            value_after(&a, "-probesize"),
+            "32",
+            "no reading ahead to probe"
+        );
+        let output = |v: &[String]| v[v.iter().position(|x| x == "-map").unwrap()..].to_vec();
+        assert_eq!(
+            output(&a),
+            output(&camera),
+            "the same filters, encoder, keyframe grid and muxer as an encoder of the camera"
+        );
+    }
+
+    #[test]
     fn hardware_encoder_has_no_x264_options() {
         let a = args_for("[encoder]\ncodec = \"h264_v4l2m2m\"\n");
         assert_eq!(value_after(&a, "-c:v"), "h264_v4l2m2m");
