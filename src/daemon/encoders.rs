@@ -27,6 +27,10 @@ use tokio_util::sync::CancellationToken;
 /// How long a replaced encoder (new settings on reload) may keep readers that
 /// have not moved on before it is stopped anyway.
 const RETIRE_WITHIN: Duration = Duration::from_secs(10);
+/// How long the output of a replaced encoder that nobody reads any more stays
+/// in the hub after it stopped: HLS players may still be fetching the
+/// segments listed from it (the hub lists 6 s of them).
+const LINGER: Duration = Duration::from_secs(8);
 
 /// CPU use of a process, from successive readings.
 #[derive(Default)]
@@ -75,6 +79,8 @@ pub struct Encoders {
     /// hand-over between decoding and reading frames), until their readers
     /// have moved on.
     retiring: Vec<(Encoder, Instant)>,
+    /// Hub tracks of replaced encoders that stopped unread, until `LINGER`.
+    lingering: Vec<(u64, Instant)>,
     next_generation: u64,
     /// The shared decoder, while encoders read it.
     decoder: Option<Decoder>,
@@ -106,6 +112,7 @@ impl Encoders {
             stop,
             running: BTreeMap::new(),
             retiring: Vec::new(),
+            lingering: Vec::new(),
             next_generation: 1,
             decoder: None,
             old_decoders: Vec::new(),
@@ -286,9 +293,20 @@ impl Encoders {
         });
         self.retiring = keep;
         for (e, _) in done {
-            hub.remove_track(e.generation);
+            if hub.track_readers(e.generation) == 0 {
+                self.lingering.push((e.generation, now));
+            } else {
+                hub.remove_track(e.generation);
+            }
             stopped.push(e);
         }
+        self.lingering.retain(|(generation, since)| {
+            let keep = now.duration_since(*since) < LINGER;
+            if !keep {
+                hub.remove_track(*generation);
+            }
+            keep
+        });
         Stopped {
             decoders: self.unread_decoders(),
             encoders: stopped,
