@@ -226,6 +226,7 @@ fn a_new_camera_timeline_restarts_the_decoder_and_its_encoders_count_it() {
     std::thread::sleep(Duration::from_secs(4));
     drop(camera);
     let before = viewer.len();
+    let restarted = Instant::now();
     let _camera = CameraSender::start("127.0.0.1", ports.source, "testsrc");
     let s = daemon.wait_status(
         "restarts on the new timeline",
@@ -250,6 +251,10 @@ fn a_new_camera_timeline_restarts_the_decoder_and_its_encoders_count_it() {
                 .count();
             (fresh >= 10).then_some(())
         },
+    );
+    println!(
+        "new-timeline frames at the viewer {:.1} s after the camera restarted",
+        restarted.elapsed().as_secs_f64()
     );
     assert!(!viewer.ended(), "the viewer kept its connection");
 }
