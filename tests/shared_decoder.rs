@@ -130,6 +130,15 @@ fn two_rungs_share_one_decoder_and_one_rung_decodes_for_itself_again() {
         (decoding_processes(daemon.proc.pid()) == (1, 2)).then_some(())
     });
     assert_eq!(s["decoder"]["width"], 320, "scaled to the largest rung");
+    let metrics = daemon.get("/metrics").text();
+    assert!(
+        metrics.contains("\nlivestreamd_decoder_up 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nlivestreamd_decoder_encoders 2\n"),
+        "{metrics}"
+    );
     let at = viewer.len();
     viewer.wait_bytes(at + 30_000, Duration::from_secs(10));
 
@@ -140,6 +149,10 @@ fn two_rungs_share_one_decoder_and_one_rung_decodes_for_itself_again() {
         |s| inputs(s) == [(0, "camera".into())] && s["decoder"].is_null(),
     );
     assert_eq!(s["viewers"][0]["rung"], 0);
+    assert!(daemon
+        .get("/metrics")
+        .text()
+        .contains("\nlivestreamd_decoder_up 0\n"));
     wait_until("the decoder gone", Duration::from_secs(10), || {
         (decoding_processes(daemon.proc.pid()) == (1, 0)).then_some(())
     });
