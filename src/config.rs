@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod layer;
 mod locate;
 pub mod source;
 mod validate;
@@ -204,18 +205,47 @@ impl Codec {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rung {
-    /// The camera's own H.264, remuxed, not re-encoded: the first rung only.
-    /// Its size, rate and bitrate are the camera's, as the operator states them.
+    /// The camera's own H.264, relayed, not re-encoded: the first rung only.
+    /// Its size, rate and bitrate are the camera's: as the operator states
+    /// them, or (any left out) as measured from the stream.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub passthrough: bool,
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub bitrate_kbps: u32,
+    /// An encoded rung states all four (validation); a passthrough rung may
+    /// leave any out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<u32>,
     /// Seconds between this rung's keyframes (lower rungs may use shorter, so
     /// a step down waits less); unset: `encoder.keyframe_interval_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe_interval_s: Option<f64>,
+}
+
+/// A rung's picture and bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Figures {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+}
+
+impl Rung {
+    /// The figures it states; one it leaves out (a passthrough rung's, taken
+    /// from the stream) is 0. An encoded rung states all four (validation).
+    pub fn stated(&self) -> Figures {
+        Figures {
+            width: self.width.unwrap_or(0),
+            height: self.height.unwrap_or(0),
+            fps: self.fps.unwrap_or(0),
+            bitrate_kbps: self.bitrate_kbps.unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -341,12 +371,14 @@ pub struct Camera {
     pub kind: CameraKind,
     /// The camera's IP address as written; read it through `address()` and
     /// `control_address()`. When set, datagrams from any other address are
-    /// never accepted. Unset: for kind "udp" any sender (the daemon locks onto
-    /// one while it is live); for the GoPro kinds 10.5.5.9 (a GoPro's own
-    /// access point).
+    /// never accepted, and "auto" looks for the camera only there. Unset: for
+    /// "auto" and "udp" any sender (the daemon locks onto one while it is
+    /// live; "auto" onto the camera it found); for the GoPro kinds 10.5.5.9 (a
+    /// GoPro's own access point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
-    /// The camera's HTTP port; unset means the model's own (80 legacy, 8080 Open GoPro).
+    /// The camera's HTTP port; unset means the API's own (80 legacy, 8080 Open GoPro). With
+    /// "auto" both APIs are asked on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_port: Option<u16>,
     /// The camera's UDP port for the legacy `_GPHD_` keep-alive.
@@ -376,8 +408,12 @@ pub struct Camera {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CameraKind {
-    /// Any MPEG-TS sender; the daemon only listens.
+    /// Find the camera (the configured address, the camera's Wi-Fi 10.5.5.9, the peer of each
+    /// USB network link), ask it what it is, and drive it with its own API; a sender without an
+    /// HTTP API is plain `udp`.
     #[default]
+    Auto,
+    /// Any MPEG-TS sender; the daemon only listens.
     Udp,
     /// HERO4 to HERO7 class: gpControl over HTTP and the UDP keep-alive.
     GoproLegacy,
@@ -388,6 +424,7 @@ pub enum CameraKind {
 impl CameraKind {
     pub fn name(self) -> &'static str {
         match self {
+            CameraKind::Auto => "auto",
             CameraKind::Udp => "udp",
             CameraKind::GoproLegacy => "gopro-legacy",
             CameraKind::OpenGopro => "open-gopro",
@@ -427,19 +464,19 @@ impl WebcamFov {
 
 impl Camera {
     /// The only address the source accepts datagrams from, or `None`: any
-    /// sender (kind "udp" with no address set). The GoPro kinds default to
-    /// 10.5.5.9.
+    /// sender (kinds "auto" and "udp" with no address set). The GoPro kinds
+    /// default to 10.5.5.9.
     pub fn address(&self) -> Option<IpAddr> {
         match (self.address, self.kind) {
             (Some(a), _) => Some(a),
-            (None, CameraKind::Udp) => None,
+            (None, CameraKind::Udp | CameraKind::Auto) => None,
             (None, CameraKind::GoproLegacy | CameraKind::OpenGopro) => Some(GOPRO_ADDRESS),
         }
     }
 
-    /// Where the controlled kinds send HTTP requests and UDP keep-alives: the
+    /// Where the GoPro kinds send HTTP requests and UDP keep-alives: the
     /// configured address, else 10.5.5.9. Meaningless for kind "udp", which
-    /// sends nothing.
+    /// sends nothing; "auto" finds its camera (see camera::discover).
     pub fn control_address(&self) -> IpAddr {
         self.address().unwrap_or(GOPRO_ADDRESS)
     }
@@ -450,6 +487,11 @@ impl Camera {
             CameraKind::OpenGopro => 8080,
             _ => 80,
         })
+    }
+
+    /// The port a camera speaking `api` is asked on: `http_port` if set, else the API's own.
+    pub fn port_for(&self, api: crate::camera::models::Api) -> u16 {
+        self.http_port.unwrap_or(api.default_port())
     }
 
     /// The Open GoPro webcam `res` parameter value for `resolution`.
@@ -701,11 +743,21 @@ fn default_log_level() -> LogLevel {
     LogLevel::Info
 }
 
-/// The ladder used when the file has no `[[ladder]]`: 16:9, best first. The
-/// two lower rungs have keyframes twice a second: a viewer moves down at the
-/// lower rung's keyframe, so a struggling phone waits half as long for it.
+/// The ladder used when the file has no `[[ladder]]`, best first: the
+/// camera's own picture (its size, rate and bitrate measured from its stream;
+/// offered while it is H.264), then four encoded 16:9 rungs. The two lowest
+/// have keyframes twice a second: a viewer moves down at the lower rung's
+/// keyframe, so a struggling phone waits half as long for it.
 pub fn default_ladder() -> Vec<Rung> {
-    [
+    let camera = Rung {
+        passthrough: true,
+        width: None,
+        height: None,
+        fps: None,
+        bitrate_kbps: None,
+        keyframe_interval_s: None,
+    };
+    let encoded = [
         (1280, 720, 30, 2500, None),
         (960, 540, 30, 1500, None),
         (640, 360, 30, 800, Some(0.5)),
@@ -716,13 +768,13 @@ pub fn default_ladder() -> Vec<Rung> {
         |(width, height, fps, bitrate_kbps, keyframe_interval_s)| Rung {
             passthrough: false,
             keyframe_interval_s,
-            width,
-            height,
-            fps,
-            bitrate_kbps,
+            width: Some(width),
+            height: Some(height),
+            fps: Some(fps),
+            bitrate_kbps: Some(bitrate_kbps),
         },
-    )
-    .collect()
+    );
+    std::iter::once(camera).chain(encoded).collect()
 }
 
 impl Default for Source {
@@ -844,25 +896,41 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An error at byte `offset` of `text`, the text of `file`.
+fn error_at(file: &Path, text: &str, offset: usize, reason: &str) -> ConfigError {
+    let (line, column) = locate::line_col(text, offset);
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        reason: locate::one_line(reason),
+    }
+}
+
+/// Parses `text` as `T` (the whole schema, or a bare table), with a TOML or
+/// serde error located in `file`.
+fn parse_as<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    // toml's message is the reason; its own rendering repeats the location.
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        error_at(
+            file,
+            text,
+            offset,
+            &locate::parser_reason(text, offset, e.message()),
+        )
+    })
+}
+
 /// Parses and validates a config document. `file` only labels errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let at = |offset: usize, reason: &str| {
-        let (line, column) = locate::line_col(text, offset);
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            reason: locate::one_line(reason),
-        }
-    };
-    // toml's message is the reason; its own rendering repeats the location.
-    let config: Config = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        at(offset, &locate::parser_reason(text, offset, e.message()))
-    })?;
-    validate::validate(&config).map_err(|e| at(locate::offset_of(text, &e.places), &e.reason))?;
+    let config: Config = parse_as(file, text)?;
+    validate::validate(&config)
+        .map_err(|e| error_at(file, text, locate::offset_of(text, &e.places), &e.reason))?;
     Ok(config)
 }
+
+pub use layer::parse_over;
 
 /// Reads and parses a file; I/O failures are reported at line 1, column 1.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -907,7 +975,13 @@ mod tests {
         assert_eq!(c.source.url.addr, "0.0.0.0:8554".parse().unwrap());
         assert_eq!(c.server.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.encoder.codec, Codec::Libx264);
-        assert_eq!(c.ladder().len(), 4);
+        assert_eq!(c.ladder().len(), 5);
+        assert!(c.ladder()[0].passthrough, "the camera's own picture on top");
+        assert_eq!(
+            c.ladder()[0].stated(),
+            Figures::default(),
+            "from its stream"
+        );
         assert_eq!(c.start_rung(), 0);
         assert_eq!(c.log.level, LogLevel::Info);
         assert!(c.outputs.is_empty());
@@ -949,7 +1023,7 @@ level = "debug"
         assert_eq!(c.encoder.codec.ffmpeg_name(), "h264_v4l2m2m");
         assert_eq!(c.outputs[0].url.format(), "mpegts");
         assert_eq!(c.outputs[1].url.format(), "flv");
-        assert_eq!(c.ladder()[1].width, 320);
+        assert_eq!(c.ladder()[1].width, Some(320));
     }
 
     #[test]
@@ -1092,6 +1166,32 @@ level = "debug"
     }
 
     #[test]
+    fn a_passthrough_rung_may_take_its_figures_from_the_stream() {
+        let encoded = "[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n";
+        let c = parse(
+            Path::new("t.toml"),
+            &format!("[[ladder]]\npassthrough = true\n{encoded}"),
+        )
+        .unwrap();
+        let top = &c.ladder()[0];
+        assert!(top.passthrough);
+        assert_eq!((top.width, top.fps, top.bitrate_kbps), (None, None, None));
+        assert_eq!(top.stated(), Figures::default());
+        let again = parse(Path::new("x"), &c.to_toml()).unwrap();
+        assert_eq!(again.ladder(), c.ladder(), "{}", c.to_toml());
+        // What it does state is checked as ever.
+        let e = err(&format!(
+            "[[ladder]]\npassthrough = true\nbitrate_kbps = 500\n{encoded}"
+        ));
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.reason.contains("must fall"), "{e}");
+        // An encoded rung states all four: the error points at its table.
+        let e = err("[[ladder]]\npassthrough = true\n[[ladder]]\nheight = 360\nfps = 30\nbitrate_kbps = 800\n");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.reason.starts_with("ladder[1].width is missing"), "{e}");
+    }
+
+    #[test]
     fn the_longest_keyframe_interval_is_of_an_encoded_rung() {
         let c = Config::default();
         assert_eq!(
@@ -1111,10 +1211,10 @@ level = "debug"
         assert_eq!(Config::default().adapt.standby_rung, None);
         let c = parse(Path::new("t.toml"), "[adapt]\nstandby_rung = 3\n").unwrap();
         assert_eq!(c.adapt.standby_rung, Some(3));
-        for bad in ["0", "4"] {
+        for bad in ["0", "5"] {
             let e = err(&format!("[adapt]\nstandby_rung = {bad}\n"));
             assert_eq!((e.line, e.column), (2, 1), "{e}");
-            assert!(e.reason.contains("a rung below the top from 1 to 3"), "{e}");
+            assert!(e.reason.contains("a rung below the top from 1 to 4"), "{e}");
         }
         let one = "[adapt]\nstandby_rung = 1\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n";
         assert!(err(one).reason.contains("one rung"), "{}", err(one));
@@ -1123,7 +1223,7 @@ level = "debug"
     #[test]
     fn camera_defaults_are_the_documented_ones() {
         let c = Config::default().camera;
-        assert_eq!(c.kind, CameraKind::Udp);
+        assert_eq!(c.kind, CameraKind::Auto);
         assert_eq!((c.address, c.address()), (None, None));
         let gopro = Camera {
             kind: CameraKind::GoproLegacy,
@@ -1183,6 +1283,11 @@ fov = "linear"
         assert_eq!(c.fov.id(), 4);
         let legacy = parse(Path::new("t"), "[camera]\nkind = \"gopro-legacy\"\n").unwrap();
         assert_eq!(legacy.camera.kind, CameraKind::GoproLegacy);
+        let auto = parse(Path::new("t"), "[camera]\nkind = \"auto\"\n").unwrap();
+        assert_eq!(auto.camera.kind, CameraKind::Auto);
+        assert_eq!(auto.camera.address(), None);
+        let none = parse(Path::new("t"), "[camera]\naddress = \"10.5.5.9\"\n").unwrap();
+        assert_eq!(none.camera.kind, CameraKind::Auto, "an absent kind is auto");
     }
 
     #[test]

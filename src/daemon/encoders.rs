@@ -13,7 +13,7 @@
 //! to one encoded rung, it is handed back to an encoder of the camera and
 //! the decoder stops once no encoder reads it.
 
-use crate::config::Config;
+use crate::config::{Config, Figures};
 use crate::media::decoder::{self, Decoder};
 use crate::media::encoder::{Encoder, Input, Inputs};
 use crate::media::frames::Frames;
@@ -92,6 +92,9 @@ pub struct Encoders {
     /// ffmpeg without the NUT muxer): encoders decode the camera themselves
     /// until the configuration changes.
     decoder_failed: bool,
+    /// The best rung offered now (1 while the passthrough rung is not: an
+    /// HEVC camera); nothing above it is started.
+    top: usize,
 }
 
 /// Runs of a decoder ended without a single frame after which it is given up on.
@@ -105,7 +108,8 @@ pub fn decode_once(cfg: &Config, encoded: usize) -> bool {
 }
 
 impl Encoders {
-    /// Starts the registry with `rung` running.
+    /// Starts the registry with `rung` running (every rung offered: the
+    /// camera's codec is not known yet).
     pub fn start(cfg: &Config, rung: usize, inputs: Inputs, stop: CancellationToken) -> Encoders {
         let mut e = Encoders {
             inputs,
@@ -119,9 +123,34 @@ impl Encoders {
             decoder_cpu: CpuMeter::default(),
             next_decoder: 1,
             decoder_failed: false,
+            top: 0,
         };
         e.spawn(cfg, rung, Input::Camera);
         e
+    }
+
+    /// The best rung offered is now `top`: the rungs above it are stopped
+    /// (returned, their tracks gone from the hub, so their readers move), and
+    /// the start rung as offered now runs.
+    pub fn set_top(&mut self, cfg: &Config, top: usize) -> Vec<Encoder> {
+        self.top = top;
+        let above: Vec<usize> = self.running.range(..top).map(|(r, _)| *r).collect();
+        let mut stopped = Vec::new();
+        for rung in above {
+            if let Some(r) = self.running.remove(&rung) {
+                log::info!("rung {rung}: no longer offered; stopping it");
+                self.inputs.hub.remove_track(r.encoder.generation);
+                stopped.push(r.encoder);
+            }
+        }
+        let start = cfg.start_rung().max(top);
+        if !self.running.contains_key(&start) {
+            let encoded = self.encoded() + usize::from(!cfg.ladder()[start].passthrough);
+            let input = self.input_for(cfg, start, encoded);
+            self.spawn(cfg, start, input);
+        }
+        self.settle(cfg);
+        stopped
     }
 
     fn decode_once(&self, cfg: &Config, encoded: usize) -> bool {
@@ -231,6 +260,7 @@ impl Encoders {
     /// or, with `max` encoders already running, the nearest lower running rung
     /// (else the nearest running one).
     pub fn admit(&mut self, cfg: &Config, rung: usize, max: usize) -> usize {
+        let rung = rung.max(self.top);
         if self.running.contains_key(&rung) {
             return rung;
         }
@@ -349,10 +379,10 @@ impl Encoders {
         let mut rungs: Vec<usize> = old
             .keys()
             .copied()
-            .filter(|r| *r < cfg.ladder().len())
+            .filter(|r| *r < cfg.ladder().len() && *r >= self.top)
             .collect();
         if rungs.is_empty() {
-            rungs.push(cfg.start_rung());
+            rungs.push(cfg.start_rung().max(self.top));
         }
         // New settings may mean a new decoder (another picture size) or none,
         // and another chance for one that failed.
@@ -386,14 +416,23 @@ impl Encoders {
         }
     }
 
-    /// The running encoders, with their readers (`readers` per rung) and CPU use.
-    pub fn status(&mut self, readers: &BTreeMap<usize, usize>) -> Vec<EncoderStatus> {
+    /// The running encoders, with their readers (`readers` per rung), CPU
+    /// use and figures (`figures` per rung: a passthrough rung's as measured).
+    pub fn status(
+        &mut self,
+        readers: &BTreeMap<usize, usize>,
+        figures: &[Figures],
+    ) -> Vec<EncoderStatus> {
         self.running
             .iter_mut()
             .map(|(rung, r)| {
                 let pid = r.encoder.info.lock().unwrap().pid;
                 let cpu = r.cpu.sample(pid);
-                let mut s = status_of(&r.encoder);
+                let f = figures
+                    .get(*rung)
+                    .copied()
+                    .unwrap_or(r.encoder.settings.stated());
+                let mut s = status_of(&r.encoder, f);
                 s.viewers = readers.get(rung).copied().unwrap_or(0);
                 s.cpu_pct = cpu;
                 s
@@ -438,18 +477,17 @@ pub struct Stopped {
     pub decoders: Vec<Decoder>,
 }
 
-/// What `/status` shows of one encoder.
-fn status_of(e: &Encoder) -> EncoderStatus {
-    let r = &e.settings;
+/// What `/status` shows of one encoder, whose rung has figures `f`.
+fn status_of(e: &Encoder, f: Figures) -> EncoderStatus {
     let i = e.info.lock().unwrap();
     EncoderStatus {
         generation: e.generation,
         rung: e.rung,
-        passthrough: r.passthrough,
-        width: r.width,
-        height: r.height,
-        fps: r.fps,
-        bitrate_kbps: r.bitrate_kbps,
+        passthrough: e.settings.passthrough,
+        width: f.width,
+        height: f.height,
+        fps: f.fps,
+        bitrate_kbps: f.bitrate_kbps,
         input: e.input.name(),
         pid: i.pid,
         restarts: i.restarts,

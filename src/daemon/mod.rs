@@ -18,6 +18,8 @@ use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
+use crate::media::ladder::{ladder_now, LadderNow};
+use crate::media::picture::PictureStatus;
 use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
 use crate::notify::Notifier;
@@ -85,6 +87,8 @@ struct Daemon {
     report: Arc<Report>,
     /// Counts the camera's timelines: each new one restarts the encoders.
     timeline: watch::Receiver<u64>,
+    /// The ladder as last applied to the encoders and controllers.
+    ladder: LadderNow,
     camera_task: JoinHandle<()>,
     notifier: Arc<Notifier>,
     heartbeat: Arc<Mutex<Instant>>,
@@ -128,6 +132,8 @@ impl Daemon {
         let source_stats: SharedStats = Default::default();
         let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
         let (timeline_tx, timeline) = watch::channel(0u64);
+        // The camera `auto` finds: the source admits it alone.
+        let (found_tx, found_rx) = watch::channel(None);
         // The demo's camera is the demo's own sender.
         let camera_address = config.camera.address().or(opts
             .demo
@@ -142,6 +148,7 @@ impl Daemon {
                 stall_after,
             },
             timeline_tx,
+            found_rx,
         );
         tasks.spawn(until(stop.clone(), receive));
 
@@ -149,7 +156,13 @@ impl Daemon {
         let CameraTask {
             status: camera_status,
             task: camera_task,
-        } = camera::spawn(&config, socket, source_stats.clone(), stop.clone());
+        } = camera::spawn(
+            &camera::for_demo(&config, opts.demo.is_some()),
+            socket,
+            source_stats.clone(),
+            found_tx,
+            stop.clone(),
+        );
         let demo_source = opts.demo.as_ref().map(|d| {
             let info: SharedInfo = Default::default();
             let spec = demo::spec(&config, d);
@@ -162,10 +175,12 @@ impl Daemon {
             info
         });
 
+        // Every rung offered until the camera's codec is known.
+        let ladder = ladder_now(config.ladder(), &PictureStatus::default());
         let viewers = Arc::new(Viewers::new(
             Clock::default(),
             config.adapt.clone(),
-            config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
+            ladder.bitrates.clone(),
             config.start_rung(),
         ));
         let inputs = Inputs {
@@ -243,6 +258,7 @@ impl Daemon {
             web,
             report,
             timeline,
+            ladder,
             camera_task,
             notifier,
             heartbeat,
@@ -269,6 +285,7 @@ impl Daemon {
                     info!("SIGHUP: reloading the configuration");
                     let old = self.config.get();
                     if let Some(new) = config_source::reload_config(sources, &old) {
+                        crate::log_ring::remember_secrets(&new);
                         self.reload(&old, Arc::new(new)).await;
                     }
                 }
@@ -288,6 +305,7 @@ impl Daemon {
     /// need (within `max_encoders`), and the rungs nobody uses any more stopped.
     fn tick(&mut self) {
         let cfg = self.config.get();
+        self.follow_the_camera(&cfg);
         let a = &cfg.adapt;
         let timeout = Duration::from_secs_f64(a.switch_timeout_s);
         let mut wanted = self.viewers.tick(a.mode == AdaptMode::Auto, timeout);
@@ -312,15 +330,17 @@ impl Daemon {
         // within `max_encoders` like any wanted rung; the rungs HLS clients
         // read are kept. No HLS request starts any other encoder.
         let shared = self.viewers.shared_rung();
+        let start = self.ladder.start(cfg.start_rung());
         let follow = (self.viewers.adapt_status().pinned)
             .or(shared)
-            .unwrap_or(cfg.start_rung());
+            .unwrap_or(start)
+            .max(self.ladder.top);
         self.hub.hls_follow(follow);
         let (hls_rungs, hls_live) = self.hub.hls_watched(HLS_WATCHED);
         if hls_live {
             encoders.admit(&cfg, follow, max);
         }
-        let keep = shared.unwrap_or(cfg.start_rung());
+        let keep = shared.unwrap_or(start).max(self.ladder.top);
         let mut in_use = self.viewers.rungs_in_use();
         in_use.extend(wanted);
         if hls_live {
@@ -344,6 +364,39 @@ impl Daemon {
         }
     }
 
+    /// The ladder for what the camera sends now (the passthrough rung offered
+    /// only for H.264, its figures measured): applied to the controllers and
+    /// the encoders when it changed.
+    fn follow_the_camera(&mut self, cfg: &Config) {
+        let picture = self.report.source.lock().unwrap().picture.clone();
+        let now = ladder_now(cfg.ladder(), &picture);
+        if now.top != self.ladder.top {
+            match &now.passthrough {
+                Some(p) if !p.offered => warn!("passthrough rung not offered: {}", p.reason),
+                Some(p) => info!("passthrough rung offered: {}", p.reason),
+                None => {}
+            }
+        }
+        // A measured bitrate wanders a little from second to second: the
+        // controllers are told when it moved by more than 5 %.
+        let moved = |a: u32, b: u32| a.abs_diff(b) * 20 > a.max(b);
+        let bitrates_moved = now.bitrates.len() != self.ladder.bitrates.len()
+            || now
+                .bitrates
+                .iter()
+                .zip(&self.ladder.bitrates)
+                .any(|(a, b)| moved(*a, *b));
+        if now.top != self.ladder.top {
+            for stopped in self.encoders.lock().unwrap().set_top(cfg, now.top) {
+                self.tasks.spawn(stopped.stop());
+            }
+        }
+        if bitrates_moved || now.top != self.ladder.top {
+            self.viewers.set_ladder(now.bitrates.clone(), now.top);
+            self.ladder = now;
+        }
+    }
+
     /// Applies a new configuration, component by component (see `reload`).
     async fn reload(&mut self, old: &Config, new: Arc<Config>) {
         self.config.set(new.clone());
@@ -364,9 +417,15 @@ impl Daemon {
         if changes.contains(&Apply::NewController) {
             // New thresholds or a new ladder: fresh controllers, keeping each
             // link's rung (within the ladder) and an operator's pin if it still fits.
-            let bitrates = new.ladder().iter().map(|r| r.bitrate_kbps).collect();
+            let picture = self.report.source.lock().unwrap().picture.clone();
+            let ladder = ladder_now(new.ladder(), &picture);
             self.viewers
-                .reconfigure(new.adapt.clone(), bitrates, new.start_rung());
+                .reconfigure(new.adapt.clone(), ladder.bitrates.clone(), new.start_rung());
+            self.viewers.set_ladder(ladder.bitrates.clone(), ladder.top);
+            for stopped in self.encoders.lock().unwrap().set_top(&new, ladder.top) {
+                self.tasks.spawn(stopped.stop());
+            }
+            self.ladder = ladder;
         }
         if changes.contains(&Apply::RestartOutputs) {
             if let Some(o) = self.outputs.take() {

@@ -11,6 +11,7 @@ use crate::daemon::outputs::OutputViews;
 use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::StatusSource;
+use crate::media::ladder::ladder_now;
 use crate::media::relay::Hub;
 use crate::media::source::SharedStats;
 use crate::status::{Counters, Status};
@@ -49,14 +50,16 @@ impl StatusSource for Report {
             self.camera_address,
             Duration::from_secs_f64(cfg.source.stall_timeout_s),
         );
+        let ladder = ladder_now(cfg.ladder(), &source.picture);
         let readers = self.hub.readers();
         let (encoders, decoder) = {
             let mut e = self.encoders.lock().unwrap();
-            (e.status(&readers), e.decoder_status())
+            (e.status(&readers, &ladder.figures), e.decoder_status())
         };
+        let start = ladder.start(cfg.start_rung());
         let encoder = encoders
             .iter()
-            .find(|e| e.rung == cfg.start_rung())
+            .find(|e| e.rung == start)
             .or(encoders.first())
             .cloned();
         Status {
@@ -67,6 +70,7 @@ impl StatusSource for Report {
             encoder,
             encoders,
             decoder,
+            passthrough: ladder.passthrough,
             hub: self.hub.stats(),
             hls: self.hub.hls_stats(),
             adapt: self.viewers.adapt_status(),
@@ -78,6 +82,7 @@ impl StatusSource for Report {
                 self.admission.stats(),
                 self.web.open_streams(),
             ),
+            clock: crate::timekeep::status(),
         }
     }
 
@@ -115,11 +120,17 @@ impl Report {
             Some(e) => format!("rung {} encoder restarting", e.rung),
             None => "no encoder".into(),
         };
+        // The camera by its model once known, else by its API or configured kind.
+        let camera = s
+            .camera
+            .model
+            .as_deref()
+            .or(s.camera.api)
+            .unwrap_or(s.camera.kind);
         format!(
-            "source {}, {encoder}, {} viewer(s), camera ({}) {}",
+            "source {}, {encoder}, {} viewer(s), camera ({camera}) {}",
             s.source.state,
             s.viewers.len(),
-            s.camera.kind,
             s.camera.state
         )
     }

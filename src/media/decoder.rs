@@ -10,7 +10,7 @@
 //! restarted by its owner on a new camera timeline, stderr within a budget.
 
 use crate::config::Config;
-use crate::media::encoder::{feed_camera, Inputs};
+use crate::media::encoder::{feed_camera, Inputs, SourceJoin};
 use crate::media::frames::Frames;
 use crate::media::nut::{Piece, Splitter};
 use crate::supervise::{
@@ -45,7 +45,8 @@ pub fn picture(cfg: &Config) -> Option<(u32, u32)> {
         .ladder()
         .iter()
         .filter(|r| !r.passthrough)
-        .map(|r| (r.width, r.height))
+        .map(|r| r.stated())
+        .map(|f| (f.width, f.height))
         .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))?;
     (frame_bytes(largest) <= MAX_FRAME_BYTES).then_some(largest)
 }
@@ -147,8 +148,12 @@ impl Decoder {
         let on_start = move |pipes: Pipes| {
             let run = f.begin_run();
             if let Some(stdin) = pipes.stdin {
-                i.tasks
-                    .spawn(feed_camera(i.feed.subscribe(), stdin, feed_stop.clone()));
+                i.tasks.spawn(feed_camera(
+                    i.feed.subscribe(),
+                    stdin,
+                    SourceJoin::default(),
+                    feed_stop.clone(),
+                ));
             }
             if let Some(stdout) = pipes.stdout {
                 widen_pipe(&stdout);

@@ -10,7 +10,7 @@ use crate::media::decoder::widen_pipe;
 use crate::media::frames::{self, Frames};
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
-use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
+use crate::media::ts::{Aligner, Demux, Kind, VideoCodec, PACKET_LEN};
 use crate::supervise::{
     self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
 };
@@ -92,13 +92,15 @@ fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
         push(&["-f", "mpegts", "pipe:1"]);
         return a;
     }
+    // An encoded rung states all four (validation).
+    let f = rung.stated();
     let vf = format!(
         "scale={}:{}:flags=fast_bilinear,fps={},format=yuv420p",
-        rung.width, rung.height, rung.fps
+        f.width, f.height, f.fps
     );
     push(&["-vf", &vf]);
     push(&["-c:v", e.codec.ffmpeg_name()]);
-    let kbps = rung.bitrate_kbps;
+    let kbps = f.bitrate_kbps;
     let rate = format!("{kbps}k");
     // The rate cap and a buffer of about one second keep bursts within what the link was measured to carry.
     push(&["-b:v", &rate, "-maxrate", &rate, "-bufsize", &rate]);
@@ -121,7 +123,7 @@ fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
     }
     // Keyframes on a grid of absolute source time (multiples of k seconds), so the
     // encoders of different rungs place them on the same frames: splice points.
-    let gop = ((f64::from(rung.fps) * k).round() as u64).max(1);
+    let gop = ((f64::from(f.fps) * k).round() as u64).max(1);
     let force = format!("expr:if(isnan(prev_forced_t),1,gte(t,(trunc(prev_forced_t/{k})+1)*{k}))");
     push(&["-g", &(gop * 2).to_string(), "-force_key_frames", &force]);
     let extra: Vec<&str> = e.extra_args.iter().map(String::as_str).collect();
@@ -208,13 +210,18 @@ impl Encoder {
         let i = inputs.clone();
         let feed_stop = stop.clone();
         let info_out = info.clone();
+        let join = SourceJoin {
+            h264_only: cfg.ladder()[rung].passthrough,
+            ..SourceJoin::default()
+        };
         let (source, again) = (input.clone(), restart_tx.clone());
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
                 match &source {
                     Input::Camera => {
-                        i.tasks
-                            .spawn(feed_camera(i.feed.subscribe(), stdin, feed_stop.clone()));
+                        let (i, join) = (i.clone(), join.clone());
+                        let f = feed_camera(i.feed.subscribe(), stdin, join, feed_stop.clone());
+                        i.tasks.spawn(f);
                     }
                     Input::Decoded(frames) => {
                         widen_pipe(&stdin);
@@ -289,9 +296,9 @@ fn expected(
 pub(crate) async fn feed_camera(
     (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
     mut stdin: tokio::process::ChildStdin,
+    mut join: SourceJoin,
     stop: CancellationToken,
 ) {
-    let mut join = SourceJoin::default();
     for piece in gop {
         if join.admit(&piece) && stdin.write_all(&piece).await.is_err() {
             return;
@@ -323,11 +330,13 @@ pub(crate) async fn feed_camera(
 /// Holds back the camera's stream from a new encoder until a keyframe, so the
 /// encoder's decoder starts clean (no "non-existing PPS" errors, a faster
 /// first frame). A source without detectable keyframes is let through after a while.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct SourceJoin {
     demux: Demux,
     started: bool,
     held: usize,
+    /// A remux (passthrough) takes H.264 only: phones are never sent another codec.
+    pub h264_only: bool,
 }
 
 impl SourceJoin {
@@ -335,6 +344,14 @@ impl SourceJoin {
 
     /// True when `datagram` should go to the encoder.
     pub fn admit(&mut self, datagram: &[u8]) -> bool {
+        if self.h264_only {
+            for pkt in datagram.chunks_exact(PACKET_LEN) {
+                self.demux.classify(pkt);
+            }
+            if self.demux.codec().is_some_and(|c| c != VideoCodec::H264) {
+                return false;
+            }
+        }
         if self.started {
             return true;
         }
@@ -408,9 +425,15 @@ mod tests {
     use crate::config;
     use std::path::Path;
 
+    /// The arguments for the start rung, or the first encoded rung below it
+    /// (the default ladder's top rung is the camera's own).
     fn args_for(toml: &str) -> Vec<String> {
         let cfg = config::parse(Path::new("t.toml"), toml).unwrap();
-        ffmpeg_args(&cfg, &cfg.ladder()[cfg.start_rung()])
+        let ladder = cfg.ladder();
+        let rung = (cfg.start_rung()..ladder.len())
+            .find(|r| !ladder[*r].passthrough)
+            .unwrap();
+        ffmpeg_args(&cfg, &ladder[rung])
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
@@ -459,7 +482,7 @@ mod tests {
     #[test]
     fn chosen_rung_and_keyframe_interval_are_used() {
         let a = args_for(
-            "[encoder]\nstart_rung = 1\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
+            "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
         );
         assert!(value_after(&a, "-vf").starts_with("scale=960:540"));
         assert_eq!(value_after(&a, "-b:v"), "1500k");

@@ -3,11 +3,13 @@
 //! Pure: datagrams and instants in, verdicts out. Anyone on the access point
 //! can send to the camera port, so a datagram is admitted only when it comes
 //! from the camera (its configured address, or else the one sender whose video
-//! is live) and is whole MPEG-TS packets. The source is live while H.264 with
-//! advancing timestamps arrives, not while any byte does. A jump of the
+//! is live) and is whole MPEG-TS packets. The source is live while video
+//! (H.264, or HEVC from HERO13 and later) with advancing timestamps arrives,
+//! not while any byte does. A jump of the
 //! camera's timestamps (it restarted its stream) or video returning after a
 //! stall starts a new timeline, on which the encoders must be restarted.
 
+use crate::media::picture::{Picture, PictureStatus};
 use crate::media::ts::{pts_diff, Demux, Kind, PACKET_LEN, SYNC};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -48,6 +50,9 @@ pub enum Verdict {
 pub struct Gate {
     /// The configured camera address; None: whoever sends live video.
     camera: Option<IpAddr>,
+    /// The camera `kind = "auto"` found (camera::control): while set, admitted alone, as a
+    /// configured address is.
+    found: Option<IpAddr>,
     stall_after: Duration,
     /// The sender whose video was admitted last.
     sender: Option<IpAddr>,
@@ -61,12 +66,15 @@ pub struct Gate {
     /// The newest PAT and PMT packets: a decoder started at a keyframe needs them first.
     pat: Option<Vec<u8>>,
     pmt: Option<Vec<u8>>,
+    /// The admitted stream's codec, size, frame rate and bitrate.
+    picture: Picture,
 }
 
 impl Gate {
     pub fn new(camera: Option<IpAddr>, stall_after: Duration) -> Gate {
         Gate {
             camera,
+            found: None,
             stall_after,
             sender: None,
             parsing: None,
@@ -76,7 +84,13 @@ impl Gate {
             timelines: 0,
             pat: None,
             pmt: None,
+            picture: Picture::default(),
         }
+    }
+
+    /// What the admitted stream is: codec, picture size, frame rate, bitrate.
+    pub fn picture(&self, now: Instant) -> PictureStatus {
+        self.picture.status(now)
     }
 
     /// When live video last arrived.
@@ -101,7 +115,13 @@ impl Gate {
 
     /// The sender the gate currently accepts video from.
     pub fn sender(&self) -> Option<IpAddr> {
-        self.camera.or(self.sender)
+        self.camera.or(self.found).or(self.sender)
+    }
+
+    /// Admits only `found` from now on (None: back to the sender of live video), unless an
+    /// address is configured.
+    pub fn follow(&mut self, found: Option<IpAddr>) {
+        self.found = found;
     }
 
     fn live(&self, now: Instant) -> bool {
@@ -111,7 +131,7 @@ impl Gate {
 
     /// Judges one datagram from `from`, received at `now`.
     pub fn admit(&mut self, from: IpAddr, datagram: &[u8], now: Instant) -> Verdict {
-        match self.camera {
+        match self.camera.or(self.found) {
             Some(camera) if camera != from => return Verdict::Refused(Refused::Foreign),
             // Without a configured address, the sender of live video holds the
             // port until its video stalls.
@@ -133,12 +153,17 @@ impl Gate {
             self.high = None;
             self.pat = None;
             self.pmt = None;
+            self.picture.reset();
         }
+        self.picture.datagram(datagram.len(), now);
         let mut video = false;
         let mut has_keyframe = false;
         let mut new_timeline = None;
         for pkt in datagram.chunks_exact(PACKET_LEN) {
-            let (keyframe, pts) = match self.demux.classify(pkt) {
+            let kind = self.demux.classify(pkt);
+            let (codec, pid) = (self.demux.codec(), self.demux.video_pid());
+            self.picture.packet(pkt, kind, codec, pid, now);
+            let (keyframe, pts) = match kind {
                 Kind::Video { keyframe, pts } => (keyframe, pts),
                 Kind::Pat => {
                     self.pat = Some(pkt.to_vec());
@@ -155,6 +180,7 @@ impl Gate {
             match self.timeline(pts, now) {
                 Step::Same { advanced } => video |= advanced,
                 Step::New(why) => {
+                    self.picture.new_timeline();
                     video = true;
                     new_timeline = Some(why);
                 }
@@ -254,6 +280,38 @@ mod tests {
     }
 
     #[test]
+    fn hevc_from_the_camera_is_live_video_with_its_keyframes() {
+        use crate::media::ts::tests::{hevc_pes_start, pmt_of};
+        use crate::media::ts::VideoCodec;
+        let t0 = Instant::now();
+        let mut g = Gate::new(Some(ip(CAMERA)), Duration::from_secs(3));
+        g.admit(
+            ip(CAMERA),
+            &[pat(0x1000), pmt_of(0x1000, VIDEO, 0x24)].concat(),
+            t0,
+        );
+        // An IDR_W_RADL (19), then a trailing picture (1).
+        assert_eq!(
+            g.admit(ip(CAMERA), &hevc_pes_start(VIDEO, 0, 19), t0),
+            Verdict::Admitted {
+                video: true,
+                new_timeline: None,
+                keyframe: true
+            }
+        );
+        assert_eq!(
+            g.admit(ip(CAMERA), &hevc_pes_start(VIDEO, 3000, 1), at(t0, 0.03)),
+            Verdict::Admitted {
+                video: true,
+                new_timeline: None,
+                keyframe: false
+            }
+        );
+        assert_eq!(g.last_video(), Some(at(t0, 0.03)));
+        assert_eq!(g.picture(at(t0, 0.03)).codec, Some(VideoCodec::Hevc));
+    }
+
+    #[test]
     fn only_the_configured_camera_is_admitted() {
         let t0 = Instant::now();
         let mut g = started(Some(CAMERA), CAMERA, t0, 0);
@@ -267,6 +325,26 @@ mod tests {
             Verdict::Refused(Refused::Foreign)
         );
         assert_eq!(g.sender(), Some(ip(CAMERA)));
+    }
+
+    #[test]
+    fn the_camera_auto_found_is_admitted_alone_until_it_is_lost() {
+        let t0 = Instant::now();
+        let mut g = started(None, CAMERA, t0, 0);
+        g.follow(Some(ip(CAMERA)));
+        // Silent for a minute: still nobody else's picture.
+        assert_eq!(
+            g.admit(ip(STRANGER), &frame(3000, true), at(t0, 60.0)),
+            Verdict::Refused(Refused::Foreign)
+        );
+        assert_eq!(g.sender(), Some(ip(CAMERA)));
+        // Lost: back to the sender of live video.
+        g.follow(None);
+        g.admit(ip(STRANGER), &psi(), at(t0, 61.0));
+        assert!(matches!(
+            g.admit(ip(STRANGER), &frame(0, true), at(t0, 61.1)),
+            Verdict::Admitted { video: true, .. }
+        ));
     }
 
     #[test]
