@@ -7,11 +7,14 @@
 //! The camera is a clip encoded the way a camera's encoder does (High
 //! profile, CABAC, B-frames, a keyframe a second; 848x480@30 at 4 Mbit/s
 //! unless `--camera WxH@FPS` / `--kbps N`), looped in real time over UDP by
-//! an ffmpeg of its own (not counted). One viewer on loopback; rungs are
-//! brought up by pinning (`POST /rung?set=N`: 1, then 2) with idle rungs kept,
-//! so rung 0 (the start rung), then 0 and 1, then 0, 1 and 2 run. Each step
-//! settles for 8 s and is measured for `--secs` (20): the CPU of the daemon
-//! and every process below it (its ffmpeg encoders and decoder), from /proc.
+//! an ffmpeg of its own (not counted). The image's ladder starts with the
+//! camera's own stream (rung 0, passthrough: the start rung, not encoded);
+//! one viewer on loopback; the encoded rungs are brought up by pinning
+//! (`POST /rung?set=N`: 1, then 2, then 3) with idle rungs kept, so 1, 2 and
+//! then 3 encoded rungs run. Each step settles for 8 s and is measured for
+//! `--secs` (20): the CPU of the daemon and of every ffmpeg below it that
+//! decodes or encodes (its encoders and the shared decoder; the passthrough
+//! rung's remux, the same in both modes, is left out), from /proc.
 //!
 //!   cargo bench --bench encoder_cpu                      (appended to benches/RESULTS.md)
 //!   cargo bench --bench encoder_cpu -- --secs 10 --no-record
@@ -147,9 +150,12 @@ impl Drop for Viewer {
 
 /// What one step measured.
 struct Step {
+    /// The encoded rungs running.
     rungs: Vec<i64>,
+    /// ffmpeg processes decoding or encoding.
     processes: usize,
-    /// Percent of one core: everything, the daemon alone, the decoder alone.
+    /// Percent of one core: those processes and the daemon, the daemon
+    /// alone, the decoder alone.
     total: f64,
     daemon: f64,
     decoder: Option<f64>,
@@ -193,7 +199,7 @@ fn run_mode(
             "{ladder}\n[adapt]\nmode = \"fixed\"\nmax_encoders = 4\nidle_rung_s = 3600.0\n"
         ))
         .text()
-        .replace("preset = \"ultrafast\"\n", "");
+        .replacen("preset = \"ultrafast\"\n", "", 1);
     let path = dir.join("livestreamd.toml");
     std::fs::write(&path, config).unwrap();
     check_config(bin, &path)?;
@@ -222,36 +228,46 @@ fn run_mode(
     ready.ok_or_else(|| format!("{name}: no encoded picture in 30 s:\n{}", daemon.log_text()))?;
     let _viewer = Viewer::start(port);
     let mut steps = Vec::new();
-    for pin in [None, Some(1), Some(2)] {
-        if let Some(rung) = pin {
-            let r = http_method(port, "POST", &format!("/rung?set={rung}"))
-                .map_err(|e| e.to_string())?;
-            if r.code != 200 {
-                return Err(format!("POST /rung?set={rung}: {}", r.head));
-            }
+    for rung in 1..=3 {
+        let r =
+            http_method(port, "POST", &format!("/rung?set={rung}")).map_err(|e| e.to_string())?;
+        if r.code != 200 {
+            return Err(format!("POST /rung?set={rung}: {}", r.head));
         }
         sleep_until(Instant::now() + Duration::from_secs(8));
         let cpu = measure(daemon.pid(), window);
         let s = status(port);
-        let rungs: Vec<i64> = s["encoders"]
-            .as_array()
-            .unwrap()
+        let encoders = s["encoders"].as_array().unwrap();
+        let encoded = |e: &&serde_json::Value| e["passthrough"] != true;
+        let rungs: Vec<i64> = encoders
             .iter()
+            .filter(encoded)
             .filter_map(|e| e["rung"].as_i64())
+            .collect();
+        let remux: Vec<i32> = encoders
+            .iter()
+            .filter(|e| !encoded(e))
+            .filter_map(|e| e["pid"].as_i64())
+            .map(|p| p as i32)
+            .collect();
+        let working: Vec<i32> = ffmpeg_below(daemon.pid())
+            .into_iter()
+            .filter(|p| !remux.contains(p))
             .collect();
         let decoder = s["decoder"]["pid"]
             .as_i64()
             .map(|p| cpu.percent(Some(p as i32)));
+        let daemon_cpu = cpu.percent(Some(daemon.pid()));
         let step = Step {
-            processes: ffmpeg_below(daemon.pid()).len(),
-            total: cpu.percent(None),
-            daemon: cpu.percent(Some(daemon.pid())),
+            processes: working.len(),
+            total: daemon_cpu + working.iter().map(|p| cpu.percent(Some(*p))).sum::<f64>(),
+            daemon: daemon_cpu,
             decoder,
             skipped: s["decoder"]["frames_skipped"].as_u64(),
             rungs,
         };
         eprintln!(
-            "{name}: rungs {:?}, {} ffmpeg, {:.1} % in all",
+            "{name}: encoded rungs {:?}, {} ffmpeg decoding or encoding, {:.1} % with the daemon",
             step.rungs, step.processes, step.total
         );
         steps.push(step);
@@ -329,8 +345,8 @@ fn main() {
 Command: `{command}` (release build; {minutes:.1} min). livestreamd build {commit}.\n\
 Machine: 2 cores, shared with other work: load average {load_start} at the start, {load_end} at the end.\n\
 Camera: {camera}, sent over UDP by its own ffmpeg (not counted).\n\
-Ladder and preset: the Debian image's (`{preset}`; 640x360@30 1000, 480x270@30 600, 320x180@15 250 kbit/s); `adapt.mode = \"fixed\"`, one viewer on loopback; rungs brought up by pinning 1, then 2 (idle rungs kept), 8 s to settle, then {secs} s measured. CPU: the daemon and every process below it, from /proc, % of one core. *Before*: `shared_decoder = false` (each encoder decodes the camera, as every build before this one); *after*: the default (one decoder for all while two or more encoded rungs run; one rung alone still decodes for itself).\n\n\
-| encoded rungs | running | before: ffmpeg processes | before: CPU in all | before: daemon | after: ffmpeg processes | after: CPU in all | after: daemon | after: decoder | frames skipped | after / before |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}",
+Ladder and preset: the Debian image's (`{preset}`; the camera's own stream as rung 0, the start rung, then 640x360@30 1000, 480x270@30 600, 320x180@15 250 kbit/s encoded); `adapt.mode = \"fixed\"`, one viewer on loopback; encoded rungs brought up by pinning 1, then 2, then 3 (idle rungs kept), 8 s to settle, then {secs} s measured. CPU from /proc, % of one core: the daemon and every ffmpeg below it that decodes or encodes (the passthrough rung's remux, the same in both, left out). *Before*: `shared_decoder = false` (each encoder decodes the camera, as every build before this one); *after*: the default (one decoder for all while two or more encoded rungs run; one encoded rung alone still decodes for itself).\n\n\
+| encoded rungs | running | before: ffmpeg decoding or encoding | before: CPU with the daemon | before: daemon | after: ffmpeg decoding or encoding | after: CPU with the daemon | after: daemon | after: decoder | frames skipped | after / before |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}",
         date = utc_now(),
         command = args.command("encoder_cpu"),
         minutes = began.elapsed().as_secs_f64() / 60.0,
