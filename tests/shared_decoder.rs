@@ -512,3 +512,41 @@ fn a_decoder_that_never_gives_a_frame_is_given_up_for_encoders_of_the_camera() {
     let at = viewer.len();
     viewer.wait_bytes(at + 30_000, Duration::from_secs(10));
 }
+
+#[test]
+fn a_viewer_watching_a_rung_handed_over_to_the_decoder_sees_no_gap() {
+    // A standby rung (1) starts as soon as someone watches rung 0: rung 0,
+    // watched, is handed over from decoding the camera to the decoder's frames.
+    let dir = temp_dir("shared-handover");
+    let ports = Ports::new();
+    let config = Config::new(&ports)
+        .extra("[adapt]\nmode = \"fixed\"\nstandby_rung = 1\n")
+        .write(&dir.join("livestreamd.toml"));
+    let daemon = Daemon::start_with(
+        &dir,
+        &demo_args(&config, &["--size", "640x360"]),
+        &[INFO_LOG],
+        ports.http,
+    );
+    daemon.wait_streaming();
+    let viewer = BackgroundViewer::connect(ports.http);
+    let s = daemon.wait_status("rung 0 handed over", Duration::from_secs(20), |s| {
+        inputs(s) == [(0, "decoder".into()), (1, "decoder".into())]
+            && s["viewers"][0]["rung"] == 0
+            && s["hub"]["tracks"]
+                .as_array()
+                .is_some_and(|t| t.iter().filter(|t| t["rung"] == 0).count() == 1)
+    });
+    let generation = s["encoders"][0]["generation"].as_u64().unwrap();
+    assert!(
+        generation > 1,
+        "a new encoder of rung 0: {:#}",
+        s["encoders"]
+    );
+    let at = viewer.len();
+    viewer.wait_bytes(at + 50_000, Duration::from_secs(10));
+    let frames = frames(&dir, "handover.ts", &viewer.bytes_from(0));
+    println!("{} frames across the hand-over", frames.len());
+    assert!(frames.iter().all(|f| f.1 == 320), "rung 0 throughout");
+    assert_gapless(&frames);
+}
