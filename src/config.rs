@@ -182,6 +182,10 @@ pub struct Encoder {
     /// for this long while the source is live is killed and restarted.
     #[serde(default = "default_output_timeout")]
     pub output_timeout_s: f64,
+    /// While two or more encoded rungs run, decode the camera once for all of
+    /// them (one shared decoder) instead of once per encoder.
+    #[serde(default = "default_true")]
+    pub shared_decoder: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -673,6 +677,9 @@ fn default_request_timeout() -> f64 {
 fn default_output_timeout() -> f64 {
     3.0
 }
+fn default_true() -> bool {
+    true
+}
 fn default_max_viewers_per_address() -> usize {
     4
 }
@@ -715,6 +722,7 @@ impl Default for Encoder {
             restart_reset_s: default_restart_reset(),
             stop_grace_s: default_stop_grace(),
             output_timeout_s: default_output_timeout(),
+            shared_decoder: true,
         }
     }
 }

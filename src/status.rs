@@ -25,6 +25,8 @@ pub struct Status {
     pub encoder: Option<EncoderStatus>,
     /// Every running encoder, one per hot rung.
     pub encoders: Vec<EncoderStatus>,
+    /// The decoder shared by the encoded rungs, while two or more run.
+    pub decoder: Option<DecoderStatus>,
     /// The ladder's passthrough rung, if it has one: offered or not, and why.
     pub passthrough: Option<PassthroughStatus>,
     pub hub: HubStats,
@@ -52,12 +54,15 @@ pub struct EncoderStatus {
     pub height: u32,
     pub fps: u32,
     pub bitrate_kbps: u32,
+    /// What it reads: "camera" (it decodes the camera's stream itself) or
+    /// "decoder" (the shared decoder's frames).
+    pub input: &'static str,
     pub pid: Option<u32>,
     pub restarts: u64,
     pub uptime_s: Option<f64>,
     pub last_exit: Option<String>,
     pub last_stderr: Option<String>,
-    /// Restarts by reason: "exited", "no output", "new timeline".
+    /// Restarts by reason: "exited", "no output", "new timeline", "decoder restarted".
     pub restarts_by_reason: BTreeMap<&'static str, u64>,
     /// ffmpeg's stderr lines not logged (over the log budget).
     pub stderr_suppressed: u64,
@@ -68,6 +73,30 @@ pub struct EncoderStatus {
     /// Seconds from its ffmpeg's (latest) start to its first frame: how long
     /// a viewer stepping to this rung while it was cold waited for it.
     pub first_frame_s: Option<f64>,
+}
+
+/// The shared decoder: one ffmpeg decoding the camera for every encoded rung.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecoderStatus {
+    pub name: String,
+    /// The picture it hands out (the largest encoded rung's).
+    pub width: u32,
+    pub height: u32,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub uptime_s: Option<f64>,
+    pub last_exit: Option<String>,
+    pub last_stderr: Option<String>,
+    /// Restarts by reason: "exited", "no output", "new timeline", "bad output".
+    pub restarts_by_reason: BTreeMap<&'static str, u64>,
+    pub stderr_suppressed: u64,
+    /// Encoders reading its frames.
+    pub encoders: usize,
+    /// Frames handed out, and frames slow encoders skipped.
+    pub frames: u64,
+    pub frames_skipped: u64,
+    /// Its ffmpeg's CPU use, percent of one core.
+    pub cpu_pct: Option<f64>,
 }
 
 /// The camera's side, for `/status` and `/events` (docs/CAMERA.md explains every field).

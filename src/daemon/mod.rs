@@ -362,8 +362,12 @@ impl Daemon {
                 .into_iter()
                 .filter_map(|(rung, n)| (n > 0).then_some(rung)),
         );
-        for stopped in encoders.reap(&in_use, keep, idle) {
-            self.tasks.spawn(stopped.stop());
+        let stopped = encoders.reap(&cfg, &in_use, keep, idle);
+        for e in stopped.encoders {
+            self.tasks.spawn(e.stop());
+        }
+        for d in stopped.decoders {
+            self.tasks.spawn(d.stop());
         }
     }
 

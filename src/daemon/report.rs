@@ -52,11 +52,10 @@ impl StatusSource for Report {
         );
         let ladder = ladder_now(cfg.ladder(), &source.picture);
         let readers = self.hub.readers();
-        let encoders = self
-            .encoders
-            .lock()
-            .unwrap()
-            .status(&readers, &ladder.figures);
+        let (encoders, decoder) = {
+            let mut e = self.encoders.lock().unwrap();
+            (e.status(&readers, &ladder.figures), e.decoder_status())
+        };
         let start = ladder.start(cfg.start_rung());
         let encoder = encoders
             .iter()
@@ -70,6 +69,7 @@ impl StatusSource for Report {
             camera: self.camera.lock().unwrap().clone(),
             encoder,
             encoders,
+            decoder,
             passthrough: ladder.passthrough,
             hub: self.hub.stats(),
             hls: self.hub.hls_stats(),

@@ -308,7 +308,7 @@ pub fn render(status: &Status) -> String {
     o.family(
         "livestreamd_encoder_restarts_by_reason_total",
         "counter",
-        "Restarts of the rung's ffmpeg by reason: exited, no output (alive but silent), new timeline (the camera restarted its stream).",
+        "Restarts of the rung's ffmpeg by reason: exited, no output (alive but silent), new timeline (the camera restarted its stream), decoder restarted (the shared decoder it reads did).",
     );
     for e in &status.encoders {
         let (rung, generation) = labels(e);
@@ -316,6 +316,7 @@ pub fn render(status: &Status) -> String {
             crate::supervise::EXITED,
             crate::supervise::NO_OUTPUT,
             crate::media::encoder::NEW_TIMELINE,
+            crate::media::frames::DECODER_RESTARTED,
         ] {
             let n = e.restarts_by_reason.get(reason).copied().unwrap_or(0);
             let l = [
@@ -324,6 +325,52 @@ pub fn render(status: &Status) -> String {
                 ("reason", reason),
             ];
             o.sample("livestreamd_encoder_restarts_by_reason_total", &l, n as f64);
+        }
+    }
+    // The shared decoder, while two or more encoded rungs read it.
+    let d = status.decoder.as_ref();
+    o.single(
+        "livestreamd_decoder_up",
+        "gauge",
+        "1 while one ffmpeg decodes the camera for the encoded rungs (two or more run).",
+        f64::from(u8::from(d.is_some_and(|d| d.pid.is_some()))),
+    );
+    if let Some(d) = d {
+        for (name, kind, help, v) in [
+            (
+                "livestreamd_decoder_encoders",
+                "gauge",
+                "Encoders reading the shared decoder's frames.",
+                d.encoders as f64,
+            ),
+            (
+                "livestreamd_decoder_frames_total",
+                "counter",
+                "Frames the shared decoder handed out.",
+                d.frames as f64,
+            ),
+            (
+                "livestreamd_decoder_frames_skipped_total",
+                "counter",
+                "Frames encoders behind the others skipped.",
+                d.frames_skipped as f64,
+            ),
+            (
+                "livestreamd_decoder_restarts_total",
+                "counter",
+                "Restarts of the shared decoder's ffmpeg.",
+                d.restarts as f64,
+            ),
+        ] {
+            o.single(name, kind, help, v);
+        }
+        if let Some(p) = d.cpu_pct {
+            o.single(
+                "livestreamd_decoder_cpu_ratio",
+                "gauge",
+                "CPU used by the shared decoder's ffmpeg, in cores.",
+                p / 100.0,
+            );
         }
     }
 
@@ -589,6 +636,7 @@ mod tests {
             height: 540,
             fps: 30,
             bitrate_kbps: 1500,
+            input: "camera",
             pid: Some(42),
             restarts: 3,
             uptime_s: Some(4.0),
@@ -652,6 +700,7 @@ mod tests {
             },
             encoder: Some(encoder.clone()),
             encoders: vec![encoder],
+            decoder: None,
             passthrough: None,
             hub: HubStats {
                 bytes_in: 5000,

@@ -1,9 +1,13 @@
 //! The ffmpeg command for one rung (pure), and a running, supervised encoder
-//! that reads the camera's stream on stdin and hands MPEG-TS to the hub. An
-//! encoder that gives no output while the camera is live is restarted by its
-//! watchdog; the owner restarts it on a new camera timeline.
+//! that reads on stdin either the camera's stream (and decodes it itself) or
+//! the shared decoder's frames (`decoder`, `frames`), and hands MPEG-TS to
+//! the hub. An encoder that gives no output while its input flows is
+//! restarted by its watchdog; the owner restarts it on a new camera timeline
+//! (one reading frames follows the decoder's restart instead).
 
 use crate::config::{Codec, Config, Rung};
+use crate::media::decoder::widen_pipe;
+use crate::media::frames::{self, Frames};
 use crate::media::passthrough::Passthrough;
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
@@ -23,13 +27,29 @@ use tokio_util::task::TaskTracker;
 /// Why the owner restarts an encoder: the camera started a new timeline.
 pub const NEW_TIMELINE: &str = "new timeline";
 
+/// Where an encoder's picture comes from.
+#[derive(Clone)]
+pub enum Input {
+    /// The camera's MPEG-TS: the encoder decodes it itself.
+    Camera,
+    /// Raw frames from the shared decoder.
+    Decoded(Arc<Frames>),
+}
+
+impl Input {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Input::Camera => "camera",
+            Input::Decoded(_) => "decoder",
+        }
+    }
+}
+
 /// ffmpeg's arguments (without the program) to encode `rung` (an encoded
 /// one: a passthrough rung has no process, see `media::passthrough`) from
 /// MPEG-TS on stdin to MPEG-TS on stdout (pushes are fed from the hub, not
 /// from here).
 pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
-    let e = &cfg.encoder;
-    let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
@@ -50,6 +70,27 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     // same frame alike and the hub can splice between them on one timeline.
     push(&["-copyts"]);
     push(&["-f", "mpegts", "-i", "pipe:0"]);
+    output_args(cfg, rung, a)
+}
+
+/// ffmpeg's arguments to encode `rung` from the shared decoder's frames (NUT
+/// on stdin, the camera's timestamps in it) to MPEG-TS on stdout.
+pub fn ffmpeg_args_from_frames(cfg: &Config, rung: &Rung) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
+    // The header says all there is to know: ffmpeg starts on the first frame
+    // instead of reading ahead to probe (5 MB: half a second of frames).
+    push(&["-probesize", "32", "-analyzeduration", "0"]);
+    push(&["-copyts", "-f", "nut", "-i", "pipe:0"]);
+    output_args(cfg, rung, a)
+}
+
+/// What follows the input: the rung's filters, encoder, keyframe grid, muxer.
+fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
+    let e = &cfg.encoder;
+    let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-map", "0:v:0", "-an", "-sn", "-dn"]);
     // An encoded rung states all four (validation).
     let f = rung.stated();
@@ -126,6 +167,7 @@ pub struct Encoder {
     /// Index into the ladder it was started from, and that rung's settings.
     pub rung: usize,
     pub settings: Rung,
+    pub input: Input,
     pub info: SharedInfo,
     stop: CancellationToken,
     restart_tx: mpsc::Sender<&'static str>,
@@ -133,15 +175,16 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Starts a supervised ffmpeg for `rung`; it reads the camera's stream and
-    /// feeds the hub under `generation`. Cancelling `stop` (or calling `stop`)
-    /// ends it: input first, so ffmpeg finishes at once even when the camera
-    /// is silent, then its process group.
+    /// Starts a supervised ffmpeg for `rung`; it reads `input` and feeds the
+    /// hub under `generation`. Cancelling `stop` (or calling `stop`) ends it:
+    /// input first, so ffmpeg finishes at once even when the camera is
+    /// silent, then its process group.
     pub fn start(
         cfg: &Config,
         rung: usize,
         generation: u64,
         inputs: &Inputs,
+        input: Input,
         stop: CancellationToken,
     ) -> Encoder {
         let (restart_tx, restart_rx) = mpsc::channel(1);
@@ -152,6 +195,7 @@ impl Encoder {
                 generation,
                 rung,
                 settings: cfg.ladder()[rung].clone(),
+                input,
                 info: SharedInfo::default(),
                 stop: stop.clone(),
                 restart_tx,
@@ -164,7 +208,10 @@ impl Encoder {
         let spec = Spec {
             name: format!("encoder[{rung}]#{generation}"),
             program: e.ffmpeg.clone(),
-            args: ffmpeg_args(cfg, &cfg.ladder()[rung]),
+            args: match input {
+                Input::Camera => ffmpeg_args(cfg, &cfg.ladder()[rung]),
+                Input::Decoded(_) => ffmpeg_args_from_frames(cfg, &cfg.ladder()[rung]),
+            },
             pipe_stdin: true,
             pipe_stdout: true,
             backoff: Backoff::new(
@@ -176,7 +223,7 @@ impl Encoder {
             watchdog: Some(Watchdog {
                 progress: progress.clone(),
                 timeout: secs(e.output_timeout_s),
-                expected: inputs.live.clone(),
+                expected: expected(inputs, &input, secs(e.output_timeout_s)),
             }),
             redact: Vec::new(),
         };
@@ -184,10 +231,22 @@ impl Encoder {
         let i = inputs.clone();
         let feed_stop = stop.clone();
         let info_out = info.clone();
+        let (source, again) = (input.clone(), restart_tx.clone());
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
-                i.tasks
-                    .spawn(feed(i.feed.subscribe(), stdin, feed_stop.clone()));
+                match &source {
+                    Input::Camera => {
+                        let i = i.clone();
+                        let f = feed_camera(i.feed.subscribe(), stdin, feed_stop.clone());
+                        i.tasks.spawn(f);
+                    }
+                    Input::Decoded(frames) => {
+                        widen_pipe(&stdin);
+                        let f =
+                            frames::feed(frames.clone(), stdin, feed_stop.clone(), again.clone());
+                        i.tasks.spawn(f);
+                    }
+                }
             }
             if let Some(stdout) = pipes.stdout {
                 let epoch = *i.timeline.borrow();
@@ -212,6 +271,7 @@ impl Encoder {
             generation,
             rung,
             settings: cfg.ladder()[rung].clone(),
+            input,
             info,
             stop,
             restart_tx,
@@ -231,10 +291,26 @@ impl Encoder {
     }
 }
 
+/// When an encoder is expected to give output: while the camera is live and,
+/// reading the decoder's frames, while those come.
+fn expected(
+    inputs: &Inputs,
+    input: &Input,
+    within: Duration,
+) -> Arc<dyn Fn() -> bool + Send + Sync> {
+    match input {
+        Input::Camera => inputs.live.clone(),
+        Input::Decoded(frames) => {
+            let (live, frames) = (inputs.live.clone(), frames.clone());
+            Arc::new(move || live() && frames.flowing(within))
+        }
+    }
+}
+
 /// Copies the camera's stream into ffmpeg's stdin, from the current group of
 /// pictures on. A lagging ffmpeg loses whole pieces instead of holding up the
 /// receiver (overruns are not fatal).
-async fn feed(
+pub(crate) async fn feed_camera(
     (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
     mut stdin: tokio::process::ChildStdin,
     stop: CancellationToken,
@@ -455,6 +531,31 @@ mod tests {
             "the rung's own interval"
         );
         assert_eq!(value_after(&b, "-g"), "30");
+    }
+
+    #[test]
+    fn an_encoder_of_decoded_frames_reads_nut_and_encodes_alike() {
+        let cfg = config::parse(Path::new("t.toml"), "").unwrap();
+        let rung = &cfg.ladder()[1];
+        let a = ffmpeg_args_from_frames(&cfg, rung);
+        let camera = ffmpeg_args(&cfg, rung);
+        let input = a.iter().position(|x| x == "-i").unwrap();
+        assert_eq!(&a[input - 2..=input + 1], ["-f", "nut", "-i", "pipe:0"]);
+        assert!(
+            a[..input].contains(&"-copyts".to_string()),
+            "the camera's time"
+        );
+        assert_eq!(
+            value_after(&a, "-probesize"),
+            "32",
+            "no reading ahead to probe"
+        );
+        let output = |v: &[String]| v[v.iter().position(|x| x == "-map").unwrap()..].to_vec();
+        assert_eq!(
+            output(&a),
+            output(&camera),
+            "the same filters, encoder, keyframe grid and muxer as an encoder of the camera"
+        );
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! and playlists cut from it (`hls`, pure) and the pushes fed from
 //! it (`push`). Knows nothing of HTTP or of quality decisions.
 
+pub mod decoder;
 pub mod encoder;
+pub mod frames;
 pub mod gate;
 pub mod hls;
 pub mod ladder;
+pub mod nut;
 pub mod passthrough;
 pub mod picture;
 pub mod push;
