@@ -8,10 +8,10 @@
 //!   retransmission timeout 200 ms), as the images had them;
 //! - `quickack`: route metric `quickack 1`;
 //! - `rto_min=TIME`: route metric `rto_min TIME` (e.g. `rto_min=50ms`);
-//! - `image`: what the images set now (`IMAGE_ROUTE`).
-//!
-//! The daemon's own socket options (`TCP_THIN_LINEAR_TIMEOUTS`) are on in
-//! every run: they are part of the daemon, not a setting.
+//! - `image`: what the images set now (`IMAGE_ROUTE`);
+//! - `no-linear`: no route metrics, and the daemon without its
+//!   `TCP_THIN_LINEAR_TIMEOUTS` on viewer sockets (it is on in every other
+//!   row; `LIVESTREAMD_VIEWER_TCP_OFF` tells the daemon to leave it off).
 
 use crate::common::netns::PhoneLink;
 use crate::common::peers::*;
@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct Remedy {
     pub key: String,
     pub route: String,
+    /// Viewer socket options the daemon leaves off (`LIVESTREAMD_VIEWER_TCP_OFF`).
+    pub daemon_off: &'static str,
 }
 
 /// What to run.
@@ -45,25 +47,30 @@ impl Default for Plan {
         Plan {
             secs: 60.0,
             phones: 3,
-            remedies: parse_remedies("none,quickack,rto_min=50ms,rto_min=10ms,image").unwrap(),
+            remedies: parse_remedies("no-linear,none,quickack,rto_min=50ms,rto_min=10ms,image")
+                .unwrap(),
             loss: 5,
         }
     }
 }
 
-/// `none,quickack,rto_min=10ms,image`.
+/// `no-linear,none,quickack,rto_min=10ms,image`.
 pub fn parse_remedies(text: &str) -> Result<Vec<Remedy>, String> {
     text.split(',')
         .map(|key| {
+            let daemon_off = match key {
+                "no-linear" => "thin_linear_timeouts",
+                _ => "",
+            };
             let route = match key {
-                "none" => String::new(),
+                "none" | "no-linear" => String::new(),
                 "quickack" => "quickack 1".into(),
                 "image" => super::IMAGE_ROUTE.into(),
                 k => match k.strip_prefix("rto_min=") {
                     Some(time) if !time.is_empty() => format!("rto_min {time}"),
                     _ => {
                         return Err(format!(
-                            "no remedy `{key}`: none, quickack, rto_min=TIME, image"
+                            "no remedy `{key}`: no-linear, none, quickack, rto_min=TIME, image"
                         ))
                     }
                 },
@@ -71,6 +78,7 @@ pub fn parse_remedies(text: &str) -> Result<Vec<Remedy>, String> {
             Ok(Remedy {
                 key: key.into(),
                 route,
+                daemon_off,
             })
         })
         .collect()
@@ -114,7 +122,11 @@ fn run_remedy(
         adapt: "policy = \"per-viewer\"".into(),
         top: Top::Passthrough,
     });
-    let mut running = system.launch(&launch)?;
+    // The daemon reads it when it starts; nothing else in this process does.
+    std::env::set_var("LIVESTREAMD_VIEWER_TCP_OFF", remedy.daemon_off);
+    let launched = system.launch(&launch);
+    std::env::remove_var("LIVESTREAMD_VIEWER_TCP_OFF");
+    let mut running = launched?;
     camera.send_to(Some(source_port));
     let ready = running.wait_ready(Duration::from_secs(40));
     if let Err(why) = ready {
@@ -161,10 +173,13 @@ fn run_remedy(
         .map(|g| format!("{:.2}", g.iter().copied().fold(0.0, f64::max)))
         .collect();
     let minutes = plan.secs * plan.phones as f64 / 60.0;
-    let route = match remedy.route.is_empty() {
+    let mut route = match remedy.route.is_empty() {
         true => "kernel defaults".to_string(),
         false => format!("`{}`", remedy.route),
     };
+    if !remedy.daemon_off.is_empty() {
+        route += &format!("; the daemon without `{}`", remedy.daemon_off);
+    }
     Ok(format!(
         "| {} | {route} | {} × {:.0} s | {frames} | {} s | {:.1} | {} | {:.3} s | {:.3} s | {} → {} | {} |\n",
         remedy.key,
@@ -201,8 +216,8 @@ pub fn run(plan: &Plan, common: &BenchArgs, camera: &Camera, epoch: Instant, dir
         }
     }
     format!(
-        "\nStall remedies: livestreamd per-viewer (the same config and camera), {phones} phones at once, each on its own veth link with {loss} % random loss (nft numgen) and nothing else, {secs:.0} s each after {settle:.0} s to settle; one remedy at a time, in this order. The route metrics are set on the host's route to each phone's /30 (`ip route replace … proto kernel scope link src …`), standing for the image's route to its access point's subnet. The daemon sets `TCP_THIN_LINEAR_TIMEOUTS` on viewer sockets in every row. A gap is the wait between two frames' last bytes at the phone (30 frames/s: 0.033 s without loss).\n\n\
-| remedy | route metrics | phones × time | frames | largest gap per phone | gaps > 0.25 s per phone-minute | gaps > 0.5 s | 99th percentile gap | 99.9th percentile gap | load at start → end | notes |\n\
+        "\nStall remedies: livestreamd per-viewer (the same config and camera), {phones} phones at once, each on its own veth link with {loss} % random loss (nft numgen) and nothing else, {secs:.0} s each after {settle:.0} s to settle; one remedy at a time, in this order. The route metrics are set on the host's route to each phone's /30 (`ip route replace … proto kernel scope link src …`), standing for the image's route to its access point's subnet. The daemon sets `TCP_THIN_LINEAR_TIMEOUTS` on viewer sockets in every row but `no-linear`. A gap is the wait between two frames' last bytes at the phone (30 frames/s: 0.033 s without loss).\n\n\
+| remedy | route metrics (and daemon) | phones × time | frames | largest gap per phone | gaps > 0.25 s per phone-minute | gaps > 0.5 s | 99th percentile gap | 99.9th percentile gap | load at start → end | notes |\n\
 | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |\n{rows}",
         phones = plan.phones,
         loss = plan.loss,

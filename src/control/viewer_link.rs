@@ -46,7 +46,19 @@ pub fn tune_viewer_socket(fd: RawFd) {
     // flight), where a lost tail segment waits for a retransmission timeout;
     // linear timeouts retry such a segment every RTO instead of doubling the
     // wait each time (0.2 + 0.4 + 0.8 s on a lossy link).
-    set(fd, libc::IPPROTO_TCP, libc::TCP_THIN_LINEAR_TIMEOUTS, 1);
+    if !left_off("thin_linear_timeouts") {
+        set(fd, libc::IPPROTO_TCP, libc::TCP_THIN_LINEAR_TIMEOUTS, 1);
+    }
+}
+
+/// The viewer socket options a measurement asks the daemon to leave off, to
+/// see what each does on a lossy link (benches/adapt_capacity.rs, stall
+/// remedies): `LIVESTREAMD_VIEWER_TCP_OFF=thin_linear_timeouts`. Read once.
+fn left_off(option: &str) -> bool {
+    static OFF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OFF.get_or_init(|| std::env::var("LIVESTREAMD_VIEWER_TCP_OFF").unwrap_or_default())
+        .split(',')
+        .any(|o| o.trim() == option)
 }
 
 /// The send buffer for a viewer sent `kbps` (its rung, and any probe padding):
