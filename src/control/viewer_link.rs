@@ -175,7 +175,7 @@ pub fn pad_bytes(kbps: u64, notsent: u32, outq: u64, min_rtt_us: u32) -> usize {
     }
     let per_second = kbps as f64 * 1000.0 / 8.0;
     let window = (PAD_QUEUE_RTTS * f64::from(min_rtt_us) / 1e6).max(PAD_QUEUE_MIN.as_secs_f64());
-    let room = (per_second * window - outq as f64).max(0.0);
+    let room = ((per_second * window).max(2.0 * 188.0) - outq as f64).max(0.0);
     let bytes = (per_second * PAD_EVERY.as_secs_f64()).max(188.0).min(room);
     ((bytes / 188.0).floor() as usize).min(PAD_PACKETS_MAX) * 188
 }
