@@ -31,7 +31,8 @@
 //! `--route METRICS` (the host's route metrics to each phone, `ip route` words,
 //! or `none`; default the images' `rto_min 10ms quickack 1`), `--stalls S`
 //! (seconds per stall remedy, 0: none; 60), `--stall-phones N` (3),
-//! `--remedies KEY,…` (see stalls.rs), `--bin PATH` (another livestreamd
+//! `--remedies KEY,…` (see stalls.rs), `--baseline PATH` (another build, run
+//! as `per-viewer-baseline` after `per-viewer`), `--bin PATH` (another livestreamd
 //! build, e.g. the lead's work tree), `--no-record` (print only). A full run
 //! of seven systems and the remedies takes about 25 minutes.
 
@@ -66,6 +67,9 @@ struct Args {
     loss: u32,
     route: String,
     stalls: stalls::Plan,
+    /// Another livestreamd build run as `per-viewer-baseline` right after
+    /// `per-viewer` (the old behaviour in the same run).
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -82,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         loss: 5,
         route: IMAGE_ROUTE.into(),
         stalls: stalls::Plan::default(),
+        baseline: None,
     };
     let mut it = rest.iter();
     while let Some(arg) = it.next() {
@@ -114,6 +119,7 @@ fn parse_args() -> Result<Args, String> {
                 a.route = if v == "none" { String::new() } else { v };
             }
             "--stalls" => a.stalls.secs = secs(value()?)?,
+            "--baseline" => a.baseline = Some(value()?.into()),
             "--stall-phones" => {
                 a.stalls.phones = value()?.parse().map_err(|_| "--stall-phones N")?
             }
@@ -133,8 +139,20 @@ fn parse_args() -> Result<Args, String> {
         ));
     }
     a.stalls.loss = a.loss;
+    if a.baseline.is_some() {
+        let at = a.systems.iter().position(|s| s.key() == "per-viewer");
+        let baseline = System::Livestreamd(DaemonSetup {
+            name: format!("per-viewer{BASELINE}"),
+            adapt: "policy = \"per-viewer\"".into(),
+            top: Top::Passthrough,
+        });
+        a.systems.insert(at.map_or(0, |i| i + 1), baseline);
+    }
     Ok(a)
 }
+
+/// The name ending of the systems run with `--baseline`'s build.
+const BASELINE: &str = "-baseline";
 
 /// When each phase began, seconds since the epoch.
 #[derive(Clone, Copy)]
@@ -180,12 +198,16 @@ fn run_system(
     let sdir = dir.join(sys.key());
     std::fs::create_dir_all(&sdir).unwrap();
     let (port, source_port) = (free_tcp_port(), free_udp_port());
+    let bin = match (&a.baseline, sys.key().ends_with(BASELINE)) {
+        (Some(baseline), true) => baseline,
+        _ => &a.common.bin,
+    };
     let launch = Launch {
         dir: &sdir,
         camera: &a.common.camera,
         source_port,
         port,
-        bin: &a.common.bin,
+        bin,
     };
     let mut running = match sys.launch(&launch) {
         Ok(r) => r,
@@ -916,7 +938,11 @@ fn main() {
 Command: `{command}` (as root; release build; {minutes:.0} min for the whole run).\n\
 Machine: 2 cores, shared with other work: load average {load_start} at the start, {load_end} at the end (each system's own below). Congestion control: the host's default, `{cc}` (the Pi images' kernels default to cubic).\n\
 Camera: ffmpeg test pattern {cam} (the demo camera's arguments — libx264 ultrafast — with light noise and a rate cap so it keeps its rate), measured {camera_mbit:.2} Mbit/s and {camera_fps:.1} frames/s, H.264 in MPEG-TS over UDP, 7 packets a datagram, relayed by the benchmark to one system at a time.\n\
-livestreamd build: {commit}, {build}; `preset = \"ultrafast\"`; ladder {ladder} kbit/s.\n",
+livestreamd build: {commit}, {build}{baseline}; `preset = \"ultrafast\"`; ladder {ladder} kbit/s.\n",
+        baseline = a.baseline.as_ref().map_or(String::new(), |b| format!(
+            "; `per-viewer{BASELINE}` is the build at `{}` (`--baseline`)",
+            b.display()
+        )),
         date = utc_now(),
         load_end = load_average(),
         cc = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
