@@ -746,8 +746,8 @@ impl Controller {
     }
 
     /// Ends the headroom probe: what each link carried becomes its measured
-    /// capacity. A probe that found no room is no failed climb (the viewer
-    /// saw nothing of it): it is repeated `PROBE_AGAIN` × `up_after_s` later.
+    /// capacity. A probe that found no room is no failed climb (it cost the
+    /// viewer no switch): it is repeated `PROBE_AGAIN` × `up_after_s` later.
     fn end_probe(&mut self, now: f64) {
         if self.probing.take().is_none() {
             return;
