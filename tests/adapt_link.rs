@@ -72,9 +72,10 @@ fn when_the_link_recovers_the_rung_climbs_back_through_loss_without_oscillating(
         "stepped down on a 300 kbit/s link: {:?}",
         daemon.status()
     );
-    // The link stays capped a while longer (its probes find no room), then
-    // comes back with 5 % random loss: ample, but stalling now and then.
-    std::thread::sleep(Duration::from_secs(12));
+    // The link stays capped half a minute longer (its probes find no room:
+    // when each doubled the wait, the next climb waited 24 s and more),
+    // then comes back with 5 % random loss: ample, but stalling now and then.
+    std::thread::sleep(Duration::from_secs(30));
     link.clear_rate();
     link.set_loss(5);
     let restored = client.elapsed();
