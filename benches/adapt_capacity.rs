@@ -5,24 +5,41 @@
 //! Needs root (network namespaces); VLC runs as `nobody`.
 //!
 //! Phone A: an ample link with random loss throughout. Phone B: ample, then
-//! capped at 1/4 of the top rung, then clean again. Each phone measures what
-//! it gets, frame by frame (arrival, PTS, picture width from the SPS): time
-//! until B's picture is on a lower rung, peak lag, largest frame gap, frames
-//! per second per phase, lag at the end, time back on the top rung, the widths
-//! each phone saw. livestreamd's `/status` only adds a column.
+//! capped at 1/4 of the top rung, then clean again. Phone C: capped like B,
+//! then a spell of random loss on an otherwise ample link, then clean. Each
+//! phone measures what it gets, frame by frame (arrival, PTS, picture width
+//! from the SPS): time until its picture is on a lower rung, peak lag, largest
+//! frame gap, frames per second per phase, lag at the end, time back on the top
+//! rung, the widths each phone saw. livestreamd's `/status` and log only add
+//! columns (the rungs it gave, when it decided). The host's routes to the
+//! phones carry the route metrics the images set on their access point's
+//! subnet (`--route`).
+//!
+//! Then the stall remedies (`adapt_capacity/stalls.rs`): livestreamd
+//! per-viewer with several phones on links like A's, once per remedy, each
+//! phone's frame gaps counted.
 //!
 //!   cargo bench --bench adapt_capacity                       (every system, results to benches/RESULTS.md)
 //!   cargo bench --bench adapt_capacity -- --systems vlc,fixed --cap 30 --no-record
+//!   cargo bench --bench adapt_capacity -- --systems none --stalls 60 --remedies none,image
 //!
-//! Options: `--systems per-viewer,per-viewer-standby,weakest,fixed,ffmpeg-listen,vlc,gstreamer`,
-//! `--runs N` (or a bare number), `--camera WxH@FPS` (default 960x540@30),
+//! Options: `--systems per-viewer,per-viewer-standby,weakest,fixed,ffmpeg-listen,vlc,gstreamer`
+//! (or `none`), `--runs N` (or a bare number), `--camera WxH@FPS` (default 960x540@30),
 //! `--kbps N` (the camera's rate; default 2400 at 960x540, scaled with the
-//! picture), `--ample S` (10), `--cap S` (60), `--clean S` (40), `--loss PCT`
-//! (5), `--bin PATH` (another livestreamd build, e.g. the lead's work tree),
-//! `--no-record` (print only). A full run of seven systems takes about 15 minutes.
+//! picture), `--ample S` (10), `--cap S` (60), `--clean S` (40), `--lossy S`
+//! (C's lossy spell at the start of the clean phase: 20), `--loss PCT` (5),
+//! `--route METRICS` (the host's route metrics to each phone, `ip route` words,
+//! or `none`; default the images' `rto_min 10ms quickack 1`), `--stalls S`
+//! (seconds per stall remedy, 0: none; 60), `--stall-phones N` (3),
+//! `--remedies KEY,…` (see stalls.rs), `--baseline PATH` (another build, run
+//! as `per-viewer-baseline` after `per-viewer`), `--bin PATH` (another livestreamd
+//! build, e.g. the lead's work tree), `--no-record` (print only). A full run
+//! of seven systems and the remedies takes about 25 minutes.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "adapt_capacity/stalls.rs"]
+mod stalls;
 
 use common::netns::{self, PhoneLink};
 use common::peers::*;
@@ -35,6 +52,10 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// The route metrics the images set on their access point's subnet
+/// (buildroot/board/livestreamd/rootfs-overlay/usr/sbin/livestream-net).
+const IMAGE_ROUTE: &str = "rto_min 10ms quickack 1";
+
 struct Args {
     common: BenchArgs,
     systems: Vec<System>,
@@ -42,7 +63,13 @@ struct Args {
     ample: f64,
     cap: f64,
     clean: f64,
+    lossy: f64,
     loss: u32,
+    route: String,
+    stalls: stalls::Plan,
+    /// Another livestreamd build run as `per-viewer-baseline` right after
+    /// `per-viewer` (the old behaviour in the same run).
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,7 +82,11 @@ fn parse_args() -> Result<Args, String> {
         ample: 10.0,
         cap: 60.0,
         clean: 40.0,
+        lossy: 20.0,
         loss: 5,
+        route: IMAGE_ROUTE.into(),
+        stalls: stalls::Plan::default(),
+        baseline: None,
     };
     let mut it = rest.iter();
     while let Some(arg) = it.next() {
@@ -69,7 +100,7 @@ fn parse_args() -> Result<Args, String> {
                 let want = value()?;
                 let all = all_systems();
                 a.systems = Vec::new();
-                for key in want.split(',') {
+                for key in want.split(',').filter(|k| *k != "none") {
                     let s = all.iter().find(|s| s.key() == key).ok_or_else(|| {
                         let keys: Vec<String> = all.iter().map(System::key).collect();
                         format!("no system `{key}`: {}", keys.join(", "))
@@ -81,7 +112,18 @@ fn parse_args() -> Result<Args, String> {
             "--ample" => a.ample = secs(value()?)?,
             "--cap" => a.cap = secs(value()?)?,
             "--clean" => a.clean = secs(value()?)?,
+            "--lossy" => a.lossy = secs(value()?)?,
             "--loss" => a.loss = value()?.parse().map_err(|_| "--loss PCT")?,
+            "--route" => {
+                let v = value()?;
+                a.route = if v == "none" { String::new() } else { v };
+            }
+            "--stalls" => a.stalls.secs = secs(value()?)?,
+            "--baseline" => a.baseline = Some(value()?.into()),
+            "--stall-phones" => {
+                a.stalls.phones = value()?.parse().map_err(|_| "--stall-phones N")?
+            }
+            "--remedies" => a.stalls.remedies = stalls::parse_remedies(&value()?)?,
             n if n.parse::<usize>().is_ok() => a.runs = n.parse().unwrap(),
             other => {
                 return Err(format!(
@@ -90,8 +132,27 @@ fn parse_args() -> Result<Args, String> {
             }
         }
     }
+    if a.lossy > a.clean {
+        return Err(format!(
+            "--lossy {} is longer than the clean phase (--clean {})",
+            a.lossy, a.clean
+        ));
+    }
+    a.stalls.loss = a.loss;
+    if a.baseline.is_some() {
+        let at = a.systems.iter().position(|s| s.key() == "per-viewer");
+        let baseline = System::Livestreamd(DaemonSetup {
+            name: format!("per-viewer{BASELINE}"),
+            adapt: "policy = \"per-viewer\"".into(),
+            top: Top::Passthrough,
+        });
+        a.systems.insert(at.map_or(0, |i| i + 1), baseline);
+    }
     Ok(a)
 }
+
+/// The name ending of the systems run with `--baseline`'s build.
+const BASELINE: &str = "-baseline";
 
 /// When each phase began, seconds since the epoch.
 #[derive(Clone, Copy)]
@@ -99,14 +160,19 @@ struct Phases {
     start: f64,
     cap: f64,
     clean: f64,
+    /// The end of C's lossy spell.
+    dry: f64,
     end: f64,
 }
 
 struct Ran {
     note: String,
     daemon: bool,
-    /// A, then B.
-    phones: [(PhoneLog, String, String); 2],
+    /// A, B, C.
+    phones: [(PhoneLog, String, String); 3],
+    /// livestreamd's rung decisions from its log: (seconds since the epoch,
+    /// the viewer's address or None for every viewer, from, to).
+    decisions: Vec<(f64, Option<String>, usize, usize)>,
     phases: Phases,
     cpu_pct: f64,
     max_encoders: usize,
@@ -132,12 +198,16 @@ fn run_system(
     let sdir = dir.join(sys.key());
     std::fs::create_dir_all(&sdir).unwrap();
     let (port, source_port) = (free_tcp_port(), free_udp_port());
+    let bin = match (&a.baseline, sys.key().ends_with(BASELINE)) {
+        (Some(baseline), true) => baseline,
+        _ => &a.common.bin,
+    };
     let launch = Launch {
         dir: &sdir,
         camera: &a.common.camera,
         source_port,
         port,
-        bin: &a.common.bin,
+        bin,
     };
     let mut running = match sys.launch(&launch) {
         Ok(r) => r,
@@ -149,7 +219,15 @@ fn run_system(
         return Outcome::Skipped(why);
     }
     sleep_until(Instant::now() + Duration::from_secs(2));
-    let (link_a, link_b) = (PhoneLink::create(), PhoneLink::create());
+    let links = [
+        PhoneLink::create(),
+        PhoneLink::create(),
+        PhoneLink::create(),
+    ];
+    for link in &links {
+        link.set_route_metrics(&a.route);
+    }
+    let [link_a, link_b, link_c] = &links;
     link_a.set_loss(a.loss);
     let target = |link: &PhoneLink| Target {
         addr: SocketAddr::new(link.host_ip.parse().unwrap(), port),
@@ -159,11 +237,12 @@ fn run_system(
     let begun = Instant::now();
     let start = epoch.elapsed().as_secs_f64();
     // B first: ffmpeg -listen serves one client.
-    let client_b = FrameClient::start(&link_b, target(&link_b), epoch, false);
+    let client_b = FrameClient::start(link_b, target(link_b), epoch, false);
     poll(Duration::from_secs(5), Duration::from_millis(20), || {
         client_b.connected().then_some(())
     });
-    let client_a = FrameClient::start(&link_a, target(&link_a), epoch, false);
+    let client_a = FrameClient::start(link_a, target(link_a), epoch, false);
+    let client_c = FrameClient::start(link_c, target(link_c), epoch, false);
     let monitor = monitor(
         running.pids(),
         running.daemon.then_some(port),
@@ -173,20 +252,31 @@ fn run_system(
     let cap_kbps = a.common.camera.kbps / 4;
     sleep_until(begun + Duration::from_secs_f64(a.ample));
     link_b.set_rate(cap_kbps);
+    link_c.set_rate(cap_kbps);
     let cap = epoch.elapsed().as_secs_f64();
-    eprintln!("  phone B capped at {cap_kbps} kbit/s");
+    eprintln!("  phones B and C capped at {cap_kbps} kbit/s");
     sleep_until(begun + Duration::from_secs_f64(a.ample + a.cap));
     link_b.clear_rate();
+    link_c.clear_rate();
+    link_c.set_loss(a.loss);
     let clean = epoch.elapsed().as_secs_f64();
-    eprintln!("  phone B clean again");
+    eprintln!("  phone B clean again, phone C with {} % loss", a.loss);
+    sleep_until(begun + Duration::from_secs_f64(a.ample + a.cap + a.lossy));
+    link_c.clear_loss();
+    let dry = epoch.elapsed().as_secs_f64();
+    eprintln!("  phone C clean again");
     sleep_until(begun + Duration::from_secs_f64(a.ample + a.cap + a.clean));
     let end = epoch.elapsed().as_secs_f64();
     let exit = running.exited();
     let (note, daemon) = (running.note.clone(), running.daemon);
     let mut log_notes = running.log_lines("overrun", 2);
     log_notes.extend(running.log_lines("panicked", 1));
-    let (log_b, log_a) = (client_b.finish(), client_a.finish());
-    for (name, log) in [("A", &log_a), ("B", &log_b)] {
+    let decisions = match daemon {
+        true => rung_decisions(&running.procs[0].log_text(), epoch),
+        false => Vec::new(),
+    };
+    let (log_b, log_a, log_c) = (client_b.finish(), client_a.finish(), client_c.finish());
+    for (name, log) in [("A", &log_a), ("B", &log_b), ("C", &log_c)] {
         write_frames(&sdir.join(format!("phone-{name}.csv")), log);
     }
     let watched = monitor.finish();
@@ -195,18 +285,22 @@ fn run_system(
     let load_end = load_average();
     let link_desc_a = format!("ample, {} % loss", a.loss);
     let link_desc_b = format!("cap {cap_kbps} kbit/s");
+    let link_desc_c = format!("cap {cap_kbps} kbit/s, then {} % loss", a.loss);
     let phones = [
         (log_a, link_a.phone_ip.clone(), link_desc_a),
         (log_b, link_b.phone_ip.clone(), link_desc_b),
+        (log_c, link_c.phone_ip.clone(), link_desc_c),
     ];
     Outcome::Ran(Box::new(Ran {
         note,
         daemon,
         phones,
+        decisions,
         phases: Phases {
             start,
             cap,
             clean,
+            dry,
             end,
         },
         cpu_pct: watched.cpu.as_ref().map_or(0.0, |c| c.percent(None)),
@@ -406,20 +500,89 @@ fn metrics(frames: &[Frame], p: Phases, top: u32, sent: &HashMap<u64, f64>) -> O
     })
 }
 
-/// The targets of issue 13 this phone missed.
-fn missed(m: &Metrics, phone_b: bool, fps: u32, whole_run_s: f64) -> Vec<&'static str> {
+/// The longest wait between two frames that came between `from` and `to`.
+fn largest_gap(frames: &[Frame], from: f64, to: f64) -> Option<f64> {
+    let during: Vec<f64> = frames
+        .iter()
+        .map(|f| f.end)
+        .filter(|t| (from..to).contains(t))
+        .collect();
+    during.windows(2).map(|w| w[1] - w[0]).reduce(f64::max)
+}
+
+/// One system's row of the issue 23 summary: C through its cap and lossy
+/// spell, B's climb, A's largest gap.
+type Seen = (Option<Metrics>, (Option<f64>, Option<f64>), Option<f64>);
+
+fn summary_row(sys: &str, rungs: bool, seen: &[Seen]) -> String {
+    let (Some(a), Some(b), Some(c)) = (&seen[0].0, &seen[1].0, &seen[2].0) else {
+        return format!("| {sys} | no picture on some phone | | | | | |\n");
+    };
+    let (down, up) = seen[2].1;
+    let said = |t: Option<f64>| t.map_or(String::new(), |t| format!(" (decided {t:.1} s)"));
+    let lower = match c.lower {
+        Lower::After(s) => secs(s) + &said(down),
+        Lower::Never if !rungs => "never (one rung)".into(),
+        Lower::Never => "never".into(),
+        Lower::Before => "before the cap".into(),
+    };
+    let back = |m: &Metrics, up: Option<f64>| match m.back {
+        Back::After(s) => secs(s) + &said(up),
+        Back::NeverLeft if !rungs => "never left (one rung)".into(),
+        Back::NeverLeft => "never left".into(),
+        Back::DuringCap => "during the cap".into(),
+        Back::NotBy(s) => format!("**not in {s:.0} s**"),
+    };
+    let gap = seen[2].2.map_or("–".into(), |g| format!("{g:.2} s"));
+    format!(
+        "| {sys} | {lower} | {} | {} / {} | {gap} | {:+.2} s | {} | {:.2} s |\n",
+        back(c, up),
+        c.switches_cap,
+        c.switches_clean,
+        c.peak_lag,
+        back(b, seen[1].1 .1),
+        a.gap_wall,
+    )
+}
+
+/// Which phone: A (lossy), B (capped, then clean), C (capped, then lossy).
+#[derive(Clone, Copy, PartialEq)]
+enum Phone {
+    A,
+    B,
+    C,
+}
+
+impl Phone {
+    const ALL: [Phone; 3] = [Phone::A, Phone::B, Phone::C];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phone::A => "A",
+            Phone::B => "B",
+            Phone::C => "C",
+        }
+    }
+}
+
+/// The targets of issues 13 (A, B) and 23 (A's gap, C) this phone missed.
+fn missed(m: &Metrics, phone: Phone, fps: u32, whole_run_s: f64) -> Vec<&'static str> {
     let mut out = Vec::new();
     let full = 0.9 * f64::from(fps);
-    if phone_b {
+    if phone != Phone::A {
         match m.lower {
             Lower::After(s) if s <= 2.0 => {}
             Lower::After(_) => out.push("lower rung > 2 s"),
             _ => out.push("no lower rung"),
         }
+        let (back_within, late) = match phone {
+            Phone::C => (10.0, "top rung > 10 s after"),
+            _ => (20.0, "top rung > 20 s after"),
+        };
         match m.back {
-            Back::After(s) if s <= 20.0 => {}
+            Back::After(s) if s <= back_within => {}
             Back::DuringCap | Back::NeverLeft => {}
-            _ => out.push("top rung > 20 s after"),
+            _ => out.push(late),
         }
         if m.switches_cap > 1 || m.switches_clean > 1 {
             out.push("flapping");
@@ -447,6 +610,97 @@ fn missed(m: &Metrics, phone_b: bool, fps: u32, whole_run_s: f64) -> Vec<&'stati
 
 fn secs(v: f64) -> String {
     format!("{v:.1} s")
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC stamp as env_logger
+/// writes it (`2026-12-04T08:44:01.123Z`).
+fn unix_secs(stamp: &str) -> Option<f64> {
+    let stamp = stamp.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (h, mi) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let sec = t.next()?.parse::<f64>().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + mi * 60.0 + sec)
+}
+
+/// livestreamd's rung decisions, from its log: when (seconds since the
+/// benchmark's epoch), for which viewer's address (None: every viewer, a
+/// shared controller), from which rung to which.
+fn rung_decisions(log: &str, epoch: Instant) -> Vec<(f64, Option<String>, usize, usize)> {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let epoch_unix = now_unix - epoch.elapsed().as_secs_f64();
+    let from_to = |text: &str| {
+        let (a, rest) = text.split_once(" -> ")?;
+        let b = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        Some((a.trim().parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+    };
+    let mut address: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some((stamp, rest)) = line.strip_prefix('[').and_then(|l| l.split_once(' ')) else {
+            continue;
+        };
+        let (Some(t), Some((_, msg))) = (unix_secs(stamp), rest.split_once("] ")) else {
+            continue;
+        };
+        let t = t - epoch_unix;
+        if let Some(v) = msg.strip_prefix("viewer ") {
+            // "viewer 3 (10.20.0.6:41234) connected", "viewer 3: rung 0 -> 3: why"
+            if let Some((id, peer)) = v
+                .strip_suffix(") connected")
+                .and_then(|v| v.split_once(" ("))
+            {
+                let ip = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip);
+                address.insert(id.to_string(), ip.to_string());
+            } else if let Some((id, rest)) = v.split_once(": rung ") {
+                if let Some((a, b)) = from_to(rest) {
+                    out.push((t, address.get(id).cloned(), a, b));
+                }
+            }
+        } else if let Some(rest) = msg.strip_prefix("rung ") {
+            // "rung 0 -> 3 for every viewer: why"
+            if let (true, Some((a, b))) = (rest.contains(" for every viewer"), from_to(rest)) {
+                out.push((t, None, a, b));
+            }
+        }
+    }
+    out
+}
+
+/// When the daemon decided a phone's first step down after `from`, and its
+/// first climb to the top after `top_from`, in seconds after each.
+fn decided(
+    decisions: &[(f64, Option<String>, usize, usize)],
+    ip: &str,
+    from: f64,
+    top_from: f64,
+) -> (Option<f64>, Option<f64>) {
+    let mine = || {
+        decisions
+            .iter()
+            .filter(move |d| d.1.as_deref().map_or(true, |a| a == ip))
+    };
+    let down = mine()
+        .find(|d| d.0 >= from && d.3 > d.2)
+        .map(|d| d.0 - from);
+    let up = mine()
+        .find(|d| d.0 >= top_from && d.3 == 0)
+        .map(|d| d.0 - top_from);
+    (down, up)
 }
 
 /// The rungs `/status` gave the viewer from `ip` (livestreamd builds that list them).
@@ -478,14 +732,16 @@ fn widths_text(w: &[u32]) -> String {
     format!("{}{more} ({})", shown.join("→"), w.len().saturating_sub(1))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn phone_row(
     sys: &str,
     rungs: bool,
     phone: &str,
     link: &str,
     log: &PhoneLog,
-    m: Option<Metrics>,
+    m: Option<&Metrics>,
     extra: (String, String),
+    decided: (Option<f64>, Option<f64>),
 ) -> String {
     let Some(m) = m else {
         let why = match log.events.last() {
@@ -499,16 +755,17 @@ fn phone_row(
             extra.1
         );
     };
+    let said = |t: Option<f64>| t.map_or(String::new(), |t| format!(" (decided {t:.1} s)"));
     let lower = match m.lower {
         Lower::Never if !rungs => "never (one rung)".into(),
         Lower::Never => "never".into(),
         Lower::Before => "before the cap".into(),
-        Lower::After(s) => secs(s),
+        Lower::After(s) => secs(s) + &said(decided.0),
     };
     let back = match m.back {
         Back::NeverLeft => "never left".into(),
         Back::DuringCap => "during the cap".into(),
-        Back::After(s) => secs(s),
+        Back::After(s) => secs(s) + &said(decided.1),
         Back::NotBy(s) => format!("not in {s:.0} s"),
     };
     let delay = m
@@ -582,6 +839,7 @@ fn main() {
             results.push((name, run, outcome));
         }
     }
+    let stall_section = stalls::run(&a.stalls, &a.common, &camera, epoch, &dir);
     let camera_frames = camera.frames();
     let camera_secs = camera_frames.last().map_or(0.0, |l| l.start)
         - camera_frames.first().map_or(0.0, |f| f.start);
@@ -592,6 +850,7 @@ fn main() {
 
     let mut phone_rows = String::new();
     let mut system_rows = String::new();
+    let mut summary_rows = String::new();
     let mut skipped = String::new();
     for (name, run, outcome) in &results {
         let label = if a.runs > 1 {
@@ -606,27 +865,32 @@ fn main() {
             }
             Outcome::Ran(r) => {
                 let whole = r.phases.end - r.phases.start;
-                for (i, (log, ip, link)) in r.phones.iter().enumerate() {
+                let mut seen = Vec::new();
+                for (phone, (log, ip, link)) in Phone::ALL.into_iter().zip(&r.phones) {
                     let m = metrics(log.frames(), r.phases, top, &sent);
                     let miss = m.as_ref().map_or(String::new(), |m| {
-                        let list = missed(m, i == 1, a.common.camera.fps, whole);
+                        let list = missed(m, phone, a.common.camera.fps, whole);
                         if list.is_empty() {
                             "none".into()
                         } else {
                             list.join(", ")
                         }
                     });
-                    let phone = if i == 0 { "A" } else { "B" };
+                    let when = decided(&r.decisions, ip, r.phases.cap, r.phases.clean);
                     phone_rows.push_str(&phone_row(
                         &label,
                         r.daemon,
-                        phone,
+                        phone.name(),
                         link,
                         log,
-                        m,
+                        m.as_ref(),
                         (miss, status_rungs(&r.status, ip)),
+                        when,
                     ));
+                    let lossy_gap = largest_gap(log.frames(), r.phases.clean, r.phases.dry);
+                    seen.push((m, when, lossy_gap));
                 }
+                summary_rows.push_str(&summary_row(&label, r.daemon, &seen));
                 let mut notes: Vec<String> = r.exit.iter().cloned().collect();
                 notes.extend(r.log_notes.iter().cloned());
                 let encoders = if r.daemon {
@@ -661,31 +925,57 @@ fn main() {
         })
         .collect();
     let command = a.common.command("adapt_capacity");
+    let route = match a.route.is_empty() {
+        true => "none (the kernel's defaults)".to_string(),
+        false => format!("`{}`", a.route),
+    };
+    let title = match results.is_empty() {
+        true => "Stall remedies on a lossy link",
+        false => "Three phones, one camera, every system",
+    };
     let mut report = format!(
-        "\n## Two phones, one camera, every system, {date}\n\n\
+        "\n## {title}, {date}\n\n\
 Command: `{command}` (as root; release build; {minutes:.0} min for the whole run).\n\
-Machine: 2 cores, shared with other work: load average {load_start} at the start, {load_end} at the end (each system's own below).\n\
+Machine: 2 cores, shared with other work: load average {load_start} at the start, {load_end} at the end (each system's own below). Congestion control: the host's default, `{cc}` (the Pi images' kernels default to cubic).\n\
 Camera: ffmpeg test pattern {cam} (the demo camera's arguments — libx264 ultrafast — with light noise and a rate cap so it keeps its rate), measured {camera_mbit:.2} Mbit/s and {camera_fps:.1} frames/s, H.264 in MPEG-TS over UDP, 7 packets a datagram, relayed by the benchmark to one system at a time.\n\
-livestreamd build: {commit}, {build}; `preset = \"ultrafast\"`; ladder {ladder} kbit/s.\n\
-Link profile: phone A — a veth link, {loss} % random loss (nft numgen) throughout; phone B — ample for {ample:.0} s, then `tc tbf` at {capk} kbit/s (1/4 of the top rung) for {cap:.0} s, then clean for {clean:.0} s. Both phones connect at the start (B first, A once B has its answer or after 5 s: ffmpeg -listen serves one client) and reconnect a second after a stream ends.\n\
-Measured at the phones, per frame (its last byte's arrival, its PTS, the width from the SPS before each keyframe): *lower rung* — first smaller picture after the cap; *peak lag* — how far behind live (wall clock against stream time) a frame is when its last byte comes, at its worst, against the system's own best before the cap (a stream that stops keeps falling behind until the end); *gap* — the longest wait between two frames (wall clock) and the largest PTS step (stream time skipped); *fps* — frames per second before the cap, from {cs:.0} s after the cap to its end, and after it; *lag at the end* — the newest frame's, and for a player that shows each frame at 1× speed once it has it and never skips by itself (a jump of over a second in the stream is shown at once); *back on top* — first top-size picture after the cap ends; *widths* — the picture widths in order (switches); *camera→phone* — median delay before the cap where the system keeps the camera's PTS; *targets missed* — issue 13's targets for that phone. Phone figures start {settle:.0} s after connecting.\n\n\
+livestreamd build: {commit}, {build}{baseline}; `preset = \"ultrafast\"`; ladder {ladder} kbit/s.\n",
+        baseline = a.baseline.as_ref().map_or(String::new(), |b| format!(
+            "; `per-viewer{BASELINE}` is the build at `{}` (`--baseline`)",
+            b.display()
+        )),
+        date = utc_now(),
+        load_end = load_average(),
+        cc = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+            .unwrap_or_default()
+            .trim(),
+        cam = a.common.camera.describe(),
+        commit = git_commit(),
+        ladder = ladder_desc.join(", "),
+    );
+    if !results.is_empty() {
+        write!(
+            report,
+            "Link profile: every phone on its own veth link; the host's route to each carries the route metrics {route} (standing for the image's route to its access point's subnet). Phone A — {loss} % random loss (nft numgen) throughout; phone B — ample for {ample:.0} s, then `tc tbf` at {capk} kbit/s (1/4 of the top rung) for {cap:.0} s, then clean for {clean:.0} s; phone C — as B, but the first {lossy:.0} s after the cap with {loss} % random loss on the otherwise ample link. The phones connect at the start (B first, A and C once B has its answer or after 5 s: ffmpeg -listen serves one client) and reconnect a second after a stream ends.\n\
+Measured at the phones, per frame (its last byte's arrival, its PTS, the width from the SPS before each keyframe): *lower rung* — first smaller picture after the cap, and when livestreamd's log says it decided the step; *peak lag* — how far behind live (wall clock against stream time) a frame is when its last byte comes, at its worst, against the system's own best before the cap (a stream that stops keeps falling behind until the end); *gap* — the longest wait between two frames (wall clock) and the largest PTS step (stream time skipped); *fps* — frames per second before the cap, from {cs:.0} s after the cap to its end, and after it; *lag at the end* — the newest frame's, and for a player that shows each frame at 1× speed once it has it and never skips by itself (a jump of over a second in the stream is shown at once); *back on top* — first top-size picture after the cap ends (and when the log says it decided the climb); *widths* — the picture widths in order (switches); *camera→phone* — median delay before the cap where the system keeps the camera's PTS; *targets missed* — issue 13's targets for A and B, issue 23's for C (back on top ≤ 10 s after the cap) and A (gap ≤ 0.5 s). Phone figures start {settle:.0} s after connecting.\n\n\
+Issue 23 at a glance (from the rows below):\n\n\
+| system | C on a lower rung after the cap | C back on top after the cap, through its lossy spell | C switches: in the cap / after it | C's largest gap in its lossy spell | C's peak lag | B back on top after the cap | A's largest gap |\n\
+| --- | --- | --- | --- | ---: | ---: | --- | ---: |\n{summary_rows}\n\
 | system | phone | link | frames | on a lower rung after the cap | peak lag | largest gap wall / PTS | fps before / cap / after | lag at the end: arrival / 1× player | back on top after the cap | widths seen (switches) | camera→phone before the cap | connections | /status rungs | targets missed |\n\
 | --- | --- | --- | ---: | --- | ---: | --- | --- | ---: | --- | --- | ---: | ---: | --- | --- |\n{phone_rows}\n\
 | system | setup | ran | CPU, all its processes (% of one core) | encoders at once | load at start → end | notes |\n\
 | --- | --- | --- | ---: | ---: | --- | --- |\n{system_rows}",
-        date = utc_now(),
-        load_end = load_average(),
-        cam = a.common.camera.describe(),
-        commit = git_commit(),
-        ladder = ladder_desc.join(", "),
-        loss = a.loss,
-        ample = a.ample,
-        capk = a.common.camera.kbps / 4,
-        cap = a.cap,
-        clean = a.clean,
-        cs = CAP_SETTLE,
-        settle = SETTLE,
-    );
+            loss = a.loss,
+            ample = a.ample,
+            capk = a.common.camera.kbps / 4,
+            cap = a.cap,
+            clean = a.clean,
+            lossy = a.lossy,
+            cs = CAP_SETTLE,
+            settle = SETTLE,
+        )
+        .unwrap();
+    }
+    report.push_str(&stall_section);
     if !skipped.is_empty() {
         write!(report, "\nCould not run:\n\n{skipped}").unwrap();
     }

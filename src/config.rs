@@ -93,7 +93,8 @@ pub struct Adapt {
     pub max_loss_pct: f64,
     /// Measured capacity must exceed the next rung's bitrate by this factor to climb.
     pub headroom: f64,
-    /// A climb that fails soon after doubles the clean period required, up to this factor.
+    /// A climb that fails soon after doubles the clean period required, up to
+    /// this factor; the doubling fades with the time since (see `control::adapt`).
     pub max_up_backoff: f64,
     /// How long a capacity measurement is trusted; older, a probe measures again.
     pub capacity_memory_s: f64,

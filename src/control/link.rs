@@ -83,6 +83,8 @@ pub struct TcpReading {
     /// Bytes in the send queue not yet acknowledged, unsent ones included
     /// (`SIOCOUTQ`).
     pub outq_bytes: u64,
+    /// The lowest round trip seen, microseconds: the path without its queues.
+    pub min_rtt_us: u32,
 }
 
 /// Reads TCP_INFO from a connected TCP socket.
@@ -125,6 +127,7 @@ pub fn read_tcp_info(fd: RawFd) -> std::io::Result<TcpReading> {
     }
     Ok(TcpReading {
         outq_bytes: u64::try_from(outq).unwrap_or(0),
+        min_rtt_us: raw.min_rtt,
         rtt_us: raw.rtt,
         rttvar_us: raw.rttvar,
         total_retrans: raw.total_retrans,

@@ -46,7 +46,19 @@ pub fn tune_viewer_socket(fd: RawFd) {
     // flight), where a lost tail segment waits for a retransmission timeout;
     // linear timeouts retry such a segment every RTO instead of doubling the
     // wait each time (0.2 + 0.4 + 0.8 s on a lossy link).
-    set(fd, libc::IPPROTO_TCP, libc::TCP_THIN_LINEAR_TIMEOUTS, 1);
+    if !left_off("thin_linear_timeouts") {
+        set(fd, libc::IPPROTO_TCP, libc::TCP_THIN_LINEAR_TIMEOUTS, 1);
+    }
+}
+
+/// The viewer socket options a measurement asks the daemon to leave off, to
+/// see what each does on a lossy link (benches/adapt_capacity.rs, stall
+/// remedies): `LIVESTREAMD_VIEWER_TCP_OFF=thin_linear_timeouts`. Read once.
+fn left_off(option: &str) -> bool {
+    static OFF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OFF.get_or_init(|| std::env::var("LIVESTREAMD_VIEWER_TCP_OFF").unwrap_or_default())
+        .split(',')
+        .any(|o| o.trim() == option)
 }
 
 /// The send buffer for a viewer sent `kbps` (its rung, and any probe padding):
@@ -140,25 +152,44 @@ pub fn has_room(fd: RawFd) -> bool {
 
 /// Null TS packets (PID 0x1FFF), which every player discards.
 static NULL_PACKETS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+/// Most null packets written at once.
+const PAD_PACKETS_MAX: usize = 64;
 
-/// The padding to write now for `kbps`, or None while the socket still holds
-/// unsent data: a link that cannot drain what it has is not asked for more.
+/// What a probe may have on its way to the viewer, unacknowledged, as time
+/// at its padding's rate: `PAD_QUEUE_RTTS` of the path's lowest round trip,
+/// and at least `PAD_QUEUE_MIN`. A link with room carries the padding within
+/// that; a link without it holds no more than that ahead of the video in
+/// its queues (30 ms of 3.7 Mbit/s is 0.2 s at 600 kbit/s), where it was a
+/// whole send buffer and a shaper's queue (0.7 s of lag at each probe).
+const PAD_QUEUE_RTTS: f64 = 4.0;
+const PAD_QUEUE_MIN: Duration = Duration::from_millis(30);
+
+/// Bytes of padding to write now for `kbps`, given what the socket holds
+/// (`notsent`, `outq` bytes: unsent, and not yet acknowledged) and the
+/// path's lowest round trip: none while unsent data waits (a link that cannot
+/// drain what it has is not asked for more), and never more than keeps the
+/// unacknowledged bytes within `PAD_QUEUE_RTTS` round trips of padding.
+pub fn pad_bytes(kbps: u64, notsent: u32, outq: u64, min_rtt_us: u32) -> usize {
+    if notsent > 4096 {
+        return 0;
+    }
+    let per_second = kbps as f64 * 1000.0 / 8.0;
+    let window = (PAD_QUEUE_RTTS * f64::from(min_rtt_us) / 1e6).max(PAD_QUEUE_MIN.as_secs_f64());
+    let room = ((per_second * window).max(2.0 * 188.0) - outq as f64).max(0.0);
+    let bytes = (per_second * PAD_EVERY.as_secs_f64()).max(188.0).min(room);
+    ((bytes / 188.0).floor() as usize).min(PAD_PACKETS_MAX) * 188
+}
+
+/// The padding to write now for `kbps` (see `pad_bytes`), or None.
 pub fn padding(fd: RawFd, kbps: u64) -> Option<&'static [u8]> {
-    const MAX_PACKETS: usize = 64;
     let nulls = NULL_PACKETS.get_or_init(|| {
         let mut p = [0xffu8; 188];
         p[..4].copy_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
-        p.repeat(MAX_PACKETS)
+        p.repeat(PAD_PACKETS_MAX)
     });
-    let unsent = read_tcp_info(fd)
-        .map(|t| t.notsent_bytes)
-        .unwrap_or(u32::MAX);
-    if unsent > 4096 {
-        return None;
-    }
-    let bytes = kbps as f64 * 1000.0 / 8.0 * PAD_EVERY.as_secs_f64();
-    let packets = ((bytes / 188.0).ceil() as usize).clamp(1, MAX_PACKETS);
-    Some(&nulls[..packets * 188])
+    let tcp = read_tcp_info(fd).ok()?;
+    let bytes = pad_bytes(kbps, tcp.notsent_bytes, tcp.outq_bytes, tcp.min_rtt_us);
+    (bytes > 0).then(|| &nulls[..bytes])
 }
 
 /// Samples one viewer's link on a timer and reports it.
@@ -340,6 +371,22 @@ mod tests {
         };
         assert_eq!(carried_lately(&faster), Some(2000.0));
         assert_eq!(carried_lately(&LinkSample::default()), None);
+    }
+
+    #[test]
+    fn a_probe_keeps_little_padding_on_its_way() {
+        // 3.7 Mbit/s of padding, 20 ms of it a write: 9250 bytes, 49 packets.
+        assert_eq!(pad_bytes(3700, 0, 0, 50), 49 * 188);
+        // Up to 30 ms of it unacknowledged (13 875 bytes) on a short path.
+        assert_eq!(pad_bytes(3700, 0, 10_000, 50), 20 * 188);
+        assert_eq!(pad_bytes(3700, 0, 14_000, 50), 0, "a queue builds");
+        // A path with a 20 ms round trip may have 80 ms of it on its way.
+        assert_eq!(pad_bytes(3700, 0, 14_000, 20_000), 49 * 188);
+        assert_eq!(pad_bytes(3700, 0, 37_000, 20_000), 0);
+        // Unsent data waiting: nothing.
+        assert_eq!(pad_bytes(3700, 5000, 0, 50), 0);
+        assert_eq!(pad_bytes(100_000, 0, 0, 50), 64 * 188, "at most 64 packets");
+        assert_eq!(pad_bytes(20, 0, 0, 50), 188, "at least one packet");
     }
 
     #[test]

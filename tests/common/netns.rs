@@ -131,6 +131,31 @@ impl PhoneLink {
         .unwrap();
     }
 
+    /// Replaces the host's route to the phone's /30 with the same route
+    /// carrying `metrics` (`ip route` words, e.g. `rto_min 10ms quickack 1`;
+    /// empty: none): what an image sets on its access point's subnet route.
+    pub fn set_route_metrics(&self, metrics: &str) {
+        let last: u32 = self.host_ip.rsplit('.').next().unwrap().parse().unwrap();
+        let prefix = self.host_ip.rsplit_once('.').unwrap().0;
+        let net = format!("{prefix}.{}/30", last & !3);
+        let mut args = vec![
+            "ip",
+            "route",
+            "replace",
+            &net,
+            "dev",
+            &self.host_if,
+            "proto",
+            "kernel",
+            "scope",
+            "link",
+            "src",
+            &self.host_ip,
+        ];
+        args.extend(metrics.split_whitespace());
+        run(&args).unwrap_or_else(|e| panic!("route metrics `{metrics}`: {e}"));
+    }
+
     /// Back to the full speed of the veth pair.
     pub fn clear_rate(&self) {
         let _ = run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);

@@ -393,6 +393,13 @@ else
 	else
 		fail "namespace: lsap0 is up" "$(ip -n "$NS_AP" link show dev lsap0)"
 	fi
+	route=$(ip -n "$NS_AP" -4 route show 192.168.4.0/24 dev lsap0)
+	case $route in
+	*"src 192.168.4.1 "*"rto_min lock 10ms quickack 1"*)
+		pass "namespace: the route to the phones retransmits after rto_min 10ms, quickack"
+		;;
+	*) fail "namespace: the route to the phones retransmits after rto_min 10ms, quickack" "$route" ;;
+	esac
 	R2="$WORK/ns-missing"
 	printf 'AP_IFACE=lsnothere0\n' >"$WORK/ns-missing.txt"
 	gen ns-missing "$WORK/ns-missing.txt"
