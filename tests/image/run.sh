@@ -750,6 +750,13 @@ for want in "livestreamd.mk:1: header" "not properly prefixed: FOO_LICENSE" "Con
 done
 check "format checker passes the real package files" "$REPO/scripts/lint-images.sh" --br-format "$BRW"/package/livestreamd/* "$BRW"/configs/* "$BRW"/Config.in "$BRW"/external.mk "$BRW"/external.desc
 
+echo "# livestream-bootfs: tests/image/bootfs.sh (its FAT32 part runs in the booted image: scripts/pull-test.sh)"
+if out=$(bash "$HERE/bootfs.sh" 2>&1); then
+	pass "tests/image/bootfs.sh: $(tail -n 1 <<<"$out")"
+else
+	fail "tests/image/bootfs.sh" "$(grep -vE '^(ok|#)' <<<"$out")"
+fi
+
 echo "# gen-yocto-crates.sh"
 GEN="$REPO/scripts/gen-yocto-crates.sh"
 if "$GEN" "$FIX/Cargo.lock" livestreamd >"$WORK/crates.inc" 2>"$WORK/crates.err"; then

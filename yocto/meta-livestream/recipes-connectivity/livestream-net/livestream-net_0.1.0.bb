@@ -21,6 +21,8 @@ do_compile[noexec] = "1"
 do_install() {
     install -d ${D}${sbindir} ${D}${systemd_system_unitdir} ${D}${datadir}/livestream-net
     install -m 0755 ${OVERLAY}/usr/sbin/livestream-net ${D}${sbindir}/livestream-net
+    # the one writer of the read-only boot partition (atomic replace)
+    install -m 0755 ${OVERLAY}/usr/sbin/livestream-bootfs ${D}${sbindir}/livestream-bootfs
     for unit in livestream-net livestream-camera livestream-ap livestream-dhcp; do
         install -m 0644 ${OVERLAY}/usr/lib/systemd/system/$unit.service ${D}${systemd_system_unitdir}/$unit.service
     done
