@@ -580,6 +580,7 @@ mkdir -p "$T/etc"
 printf '/dev/root / ext2 rw,noauto 0 1\n' >"$T/etc/fstab"
 check "post-build.sh runs" "$REPO/buildroot/board/livestreamd/post-build.sh" "$T"
 check "post-build.sh: fstab mounts the first partition at /boot" grep -qE '^/dev/mmcblk0p1[[:space:]]+/boot[[:space:]]+vfat' "$T/etc/fstab"
+check "post-build.sh: /boot is read-only, checked at boot (passno 2)" grep -qE '^/dev/mmcblk0p1[[:space:]]+/boot[[:space:]]+vfat[[:space:]]+ro,[^[:space:]]*[[:space:]]+0[[:space:]]+2$' "$T/etc/fstab"
 "$REPO/buildroot/board/livestreamd/post-build.sh" "$T"
 if [ "$(grep -c '/boot' "$T/etc/fstab")" = 1 ]; then
 	pass "post-build.sh: running twice adds /boot once"
