@@ -179,7 +179,7 @@ fi
 if [ "$vfat_ok" = 1 ]; then
 	mkdir -p "$MNT"
 	rm -f "$WORK/fat.img"
-	if ! mkfs.vfat -C -F 32 -s 1 -n TESTBOOT "$WORK/fat.img" 65536 >/dev/null 2>&1; then
+	if ! mkfs.vfat -C -F 32 -s 1 -n TESTBOOT "$WORK/fat.img" 40960 >/dev/null 2>&1; then
 		vfat_ok=0 why="mkfs.vfat failed"
 	elif ! LOOP=$(losetup --find --show "$WORK/fat.img" 2>/dev/null) || [ -z "$LOOP" ]; then
 		vfat_ok=0 why="no loop device" LOOP=''

@@ -758,6 +758,13 @@ else
 	fail "tests/image/bootfs.sh" "$(grep -vE '^(ok|#)' <<<"$out")"
 fi
 
+echo "# livestream-growroot: tests/image/growroot.sh (needs MBR partitions on a loop device; the pull test runs it in the booted image)"
+if out=$(bash "$HERE/growroot.sh" 2>&1); then
+	pass "tests/image/growroot.sh: $(tail -n 1 <<<"$out")"
+else
+	fail "tests/image/growroot.sh" "$(grep -vE '^(ok|#)' <<<"$out")"
+fi
+
 echo "# gen-yocto-crates.sh"
 GEN="$REPO/scripts/gen-yocto-crates.sh"
 if "$GEN" "$FIX/Cargo.lock" livestreamd >"$WORK/crates.inc" 2>"$WORK/crates.err"; then
