@@ -164,9 +164,13 @@ check "cmdline.txt mounts RASPIROOT by label" grep -q 'root=LABEL=RASPIROOT' "$W
 # the Pi's cmdline with qemu's console instead of the Pi's
 APPEND="$(tr ' ' '\n' <"$WORK/cmdline.txt" | grep . | grep -v '^console=' | paste -sd ' ') console=ttyAMA0 systemd.show_status=1 systemd.status_unit_format=name"
 
+# The camera below sends this picture: a passthrough rung that states no
+# figures shows it as it is.
+CAM_W=848 CAM_H=480 CAM_FPS=30
 # The shipped config's start rung and the rung boot 2 pins (the last one).
 ladder() { # CONFIG INDEX -> "WIDTH HEIGHT FPS"
-	awk -v want="$2" '
+	awk -v want="$2" -v cw="$CAM_W" -v ch="$CAM_H" -v cf="$CAM_FPS" '
+	BEGIN { v["width"] = cw; v["height"] = ch; v["fps"] = cf }
 	/^\[\[ladder\]\]/ { n++; on = 1; next }
 	/^\[/ { on = 0 }
 	on && n - 1 == want && /^(width|height|fps) *=/ { v[$1] = $3 }
@@ -237,7 +241,7 @@ boot() {
 	exec 7<>"$WORK/ser.in"
 	# the camera: livestreamd demo's ffmpeg pipeline (src/demo.rs), into the
 	# guest's UDP port 8554 through qemu
-	ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i testsrc=size=848x480:rate=30 \
+	ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "testsrc=size=${CAM_W}x${CAM_H}:rate=$CAM_FPS" \
 		-c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p -g 30 -b:v 3M \
 		-f mpegts "udp://127.0.0.1:$UPORT?pkt_size=1316" >"$WORK/camera-$name.log" 2>&1 &
 	CAM_PID=$!
