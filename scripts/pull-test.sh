@@ -16,10 +16,10 @@
 # has a phase and a random moment in it, drawn from the seed:
 #   boot       a first boot (a fresh card with the user's files), 1 to 45 s
 #              after power-on: firmware, kernel, initramfs fsck, early systemd
-#   password   a first boot, 0 to 3 s after systemd starts livestream-net, the
+#   password   a first boot, 0 to 4 s after systemd starts livestream-net, the
 #              unit that writes the Wi-Fi password into livestream-network.txt
 #              on the FAT: before, during or after the write
-#   grow       a first boot, 0 to 4 s after systemd starts livestream-growroot
+#   grow       a first boot, 0 to 2.5 s after systemd starts livestream-growroot
 #              (root partition, then the ext4 file system, to the card's end)
 #   streaming  a card that has had its first boot, 0 to 30 s after the first
 #              video byte
@@ -189,7 +189,7 @@ import sys
 
 seed, pulls = int(sys.argv[1]), int(sys.argv[2])
 r = random.Random(seed)
-span = {"boot": (1000, 45000), "password": (0, 3000), "grow": (0, 4000), "streaming": (0, 30000)}
+span = {"boot": (1000, 45000), "password": (0, 4000), "grow": (0, 2500), "streaming": (0, 30000)}
 phases = ["boot", "password", "grow", "streaming"]
 for i in range(pulls):
     p = phases[i % 4]
