@@ -34,14 +34,18 @@
 # (old) or the password shown (new) and every other byte the user's, the
 # user's other files on the FAT byte for byte.
 #
-# The first recovery boot also runs tests/image/bootfs.sh inside the guest
-# (livestream-bootfs on a loop-mounted FAT32, with the image's own kernel and
-# livestream-bootfs; delivered as a tar on a second, read-only disk, started
-# by systemd.run= on the kernel command line, with systemd.wants= for the
-# normal boot beside it). The last recovery boot keeps
-# a viewer on /stream.ts for M minutes (5) and reads qemu's block statistics
-# of the card (QMP query-blockstats) before and after: nothing may be
-# written.
+# One recovery boot also runs tests/image/bootfs.sh, growroot.sh and
+# maintenance.sh inside the guest (livestream-bootfs on a loop-mounted FAT32,
+# livestream-growroot on a partitioned loop device, with the image's own
+# kernel and scripts; then livestream-maintenance on the running system),
+# delivered as a tar on a second, read-only disk and started by systemd.run=
+# on the kernel command line (with systemd.wants= for the normal boot beside
+# it): the boot before the first streaming pull, whose card that pull boots
+# again. A boot of a card past its first boot, after a pull while streaming,
+# has nothing to repair: from power-on to the first byte nothing may be
+# written to the card. The last recovery boot keeps a viewer on /stream.ts
+# for M minutes (5) and reads qemu's block statistics of the card (QMP
+# query-blockstats) before and after: nothing may be written.
 #
 # The seed and each pull's phase and moment are printed; --seed S replays a
 # run's moments, --only I runs its pull I alone. Needs root and what
@@ -64,7 +68,7 @@ while [ $# -gt 0 ]; do
 	--stream-minutes) STREAM_MIN=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help)
-		sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
+		awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 		exit 0
 		;;
 	-*)
@@ -136,8 +140,8 @@ fresh_card() {
 
 # The tests the first recovery boot runs inside the guest, on a read-only
 # second disk (a tar read by tar -xf /dev/vdb).
-tar -C "$REPO/tests/image" -cf "$WORK/tests.tar" bootfs.sh growroot.sh checks.sh
-GUEST_TEST="systemd.run=\"/bin/sh -c 'mkdir -p /run/t && tar -xf /dev/vdb -C /run/t && export TMPDIR=/run && { bash /run/t/bootfs.sh --require-vfat --bootfs /usr/sbin/livestream-bootfs; bash /run/t/growroot.sh --require --growroot /usr/sbin/livestream-growroot; } >/dev/console 2>&1'\" systemd.run_success_action=none systemd.run_failure_action=none systemd.wants=multi-user.target"
+tar -C "$REPO/tests/image" -cf "$WORK/tests.tar" bootfs.sh growroot.sh maintenance.sh checks.sh
+GUEST_TEST="systemd.run=\"/bin/sh -c 'mkdir -p /run/t && tar -xf /dev/vdb -C /run/t && export TMPDIR=/run && { bash /run/t/bootfs.sh --require-vfat --bootfs /usr/sbin/livestream-bootfs; bash /run/t/growroot.sh --require --growroot /usr/sbin/livestream-growroot; bash /run/t/maintenance.sh --in-image; } >/dev/console 2>&1'\" systemd.run_success_action=none systemd.run_failure_action=none systemd.wants=multi-user.target"
 
 # --- the card from outside --------------------------------------------------------
 
@@ -198,11 +202,21 @@ for i in range(pulls):
 PYEOF
 }
 mapfile -t MOMENTS < <(moments)
+# The tests inside the guest run in the boot after the first pull whose
+# card the next pull takes on (a streaming pull: it boots that card again,
+# after livestream-maintenance, and must write nothing); else the first.
+GUEST_AT=1
+for i in $(seq 1 $((PULLS - 1))); do
+	if [ "${MOMENTS[$i]%% *}" = streaming ]; then
+		GUEST_AT=$i
+		break
+	fi
+done
+[ -z "$ONLY" ] || GUEST_AT=$ONLY
 PULLED=0
 SURVIVED=0
 FIRST_BYTES=()
 READYS=()
-BOOTFS_DONE=0
 PASSWORD=''
 FIRST_BOOT_DONE=0
 SUMMARY=()
@@ -265,7 +279,7 @@ for i in $(seq 1 "$PULLS"); do
 	name="pull $i, boot after"
 	extra=''
 	qargs=()
-	if [ "$BOOTFS_DONE" = 0 ]; then
+	if [ "$i" = "$GUEST_AT" ]; then
 		extra=$GUEST_TEST
 		qargs=(-drive "file=$WORK/tests.tar,format=raw,if=none,id=tests,readonly=on" -device "virtio-blk-pci,drive=tests")
 	fi
@@ -283,6 +297,12 @@ for i in $(seq 1 "$PULLS"); do
 		t_byte=$(cat "$WORK/first-byte" 2>/dev/null || true)
 		if [ -n "$t_byte" ]; then
 			pass "$name: power-on -> systemd $(since "$T_ON" "$t_sys") s -> READY $(since "$T_ON" "$t_ready") s -> first video byte $(since "$T_ON" "$t_byte") s"
+			if [ "$card" != "a fresh card" ]; then
+				# a card past its first boot, pulled while nothing was being
+				# written: this boot has nothing to repair and writes nothing
+				read -r w o d < <(card_writes)
+				check "$name: nothing written to the card from power-on to the first byte ($w bytes in $o writes, $d discarded)" test "$w$o$d" = 000
+			fi
 			FIRST_BYTES+=("$(since "$T_ON" "$t_byte")")
 			READYS+=("$(since "$T_ON" "$t_ready")")
 		else
@@ -300,12 +320,13 @@ for i in $(seq 1 "$PULLS"); do
 		else
 			fail "$name: the password shown is the one on the FAT" "shown '$shown', on the FAT '${PASSWORD:-none}'"
 		fi
-		if [ "$BOOTFS_DONE" = 0 ]; then
-			# two summary lines: tests/image/bootfs.sh, then growroot.sh
+		if [ "$i" = "$GUEST_AT" ]; then
+			# three summary lines: tests/image/bootfs.sh, growroot.sh, maintenance.sh
 			deadline=$((SECONDS + 300))
-			while [ "$(grep -a -c -E '^[0-9.]+ [0-9]+ passed, [0-9]+ failed' "$SERIAL")" -lt 2 ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
+			while [ "$(grep -a -c -E '^[0-9.]+ [0-9]+ passed, [0-9]+ failed' "$SERIAL")" -lt 3 ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
 			n=0
-			for what in "tests/image/bootfs.sh (livestream-bootfs on a loop-mounted FAT32)" "tests/image/growroot.sh (livestream-growroot on a partitioned loop device)"; do
+			for what in "tests/image/bootfs.sh (livestream-bootfs on a loop-mounted FAT32)" "tests/image/growroot.sh (livestream-growroot on a partitioned loop device)" \
+				"tests/image/maintenance.sh (livestream-maintenance; the next boot of this card is pull $((i + 1))'s)"; do
 				n=$((n + 1))
 				line=$(grep -a -E '^[0-9.]+ [0-9]+ passed, [0-9]+ failed' "$SERIAL" | sed -n "${n}p" | cut -d ' ' -f 2-)
 				if [[ $line =~ ^[0-9]+\ passed,\ 0\ failed ]]; then
@@ -315,7 +336,6 @@ for i in $(seq 1 "$PULLS"); do
 ${line:-no summary line}"
 				fi
 			done
-			BOOTFS_DONE=1
 		fi
 		if [ "$i" = "$PULLS" ] || [ -n "$ONLY" ]; then
 			# steady state: M minutes of streaming, nothing written
