@@ -85,6 +85,10 @@ customize() {
 	cp -a "$OVERLAY/." "$root/"
 	cp -a "$HERE/rootfs/." "$root/"
 	install -D -m 0755 "$bin" "$root/usr/bin/livestreamd"
+	# livestreamd under this name is `livestreamd report --to-boot`: the
+	# diagnosis as livestream-report.txt on the boot partition (through
+	# livestream-bootfs, as root, on the console; no maintenance mode needed)
+	ln -sf livestreamd "$root/usr/bin/livestream-report"
 	install -D -m 0644 "$REPO/systemd/livestreamd.service" "$root/usr/lib/systemd/system/livestreamd.service"
 	install -D -m 0644 "$REPO/systemd/livestreamd.sysusers" "$root/usr/lib/sysusers.d/livestreamd.conf"
 	install -D -m 0644 "$config" "$root/etc/livestreamd/livestreamd.toml"
