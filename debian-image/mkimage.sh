@@ -85,6 +85,10 @@ customize() {
 	cp -a "$OVERLAY/." "$root/"
 	cp -a "$HERE/rootfs/." "$root/"
 	install -D -m 0755 "$bin" "$root/usr/bin/livestreamd"
+	# livestreamd under this name is `livestreamd report --to-boot`: the
+	# diagnosis as livestream-report.txt on the boot partition (through
+	# livestream-bootfs, as root, on the console; no maintenance mode needed)
+	ln -sf livestreamd "$root/usr/bin/livestream-report"
 	install -D -m 0644 "$REPO/systemd/livestreamd.service" "$root/usr/lib/systemd/system/livestreamd.service"
 	install -D -m 0644 "$REPO/systemd/livestreamd.sysusers" "$root/usr/lib/sysusers.d/livestreamd.conf"
 	install -D -m 0644 "$config" "$root/etc/livestreamd/livestreamd.toml"
@@ -109,9 +113,24 @@ customize() {
 		apt-daily.timer apt-daily-upgrade.timer
 	# An appliance never stops at boot to ask for a locale or a password.
 	systemctl --root="$root" mask systemd-firstboot.service
+	# A read-only card (docs/RELIABILITY.md): no weekly fstrim (discards on
+	# the card), no LVM scrubbing (e2scrub; there is no LVM) nor its reaper
+	# at every boot, no daily copy of dpkg's database into /var/backups.
+	systemctl --root="$root" disable fstrim.timer e2scrub_all.timer e2scrub_reap.service dpkg-db-backup.timer
 	for unit in livestreamd livestream-net livestream-camera livestream-ap livestream-dhcp systemd-networkd livestream-growroot; do
 		[ "$(systemctl --root="$root" is-enabled "$unit.service")" = enabled ] || die "$unit.service is not enabled"
 	done
+
+	say "customize: read-only root (docs/RELIABILITY.md)"
+	# /etc/machine-id empty: systemd puts a new one in RAM at each boot (a
+	# read-only root) and never takes the boot for a first boot (which would
+	# try to write presets into /etc).
+	: >"$root/etc/machine-id"
+	# No battery-backed clock on a Pi: systemd starts the clock at no earlier
+	# than this file's time, the image's build.
+	touch "$root/usr/lib/clock-epoch"
+	# /var is a tmpfs (etc/fstab): it starts empty at each boot.
+	grep -qE '^tmpfs[[:space:]]+/var[[:space:]]' "$root/etc/fstab" || die "etc/fstab has no tmpfs on /var"
 
 	say "customize: root login on the local console without a password (as Debian's raspi images and Buildroot's default; no network login)"
 	chroot "$root" passwd --quiet --delete root
@@ -128,6 +147,10 @@ customize() {
 	chroot "$root" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
 	chroot "$root" update-initramfs -c -k all
 	grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" || die "raspi-firmware did not write cmdline.txt with root=LABEL=RASPIROOT"
+	# raspi-firmware writes "rw" and then /etc/default/raspi-extra-cmdline:
+	# the last of ro/rw wins, for the kernel and for the initramfs.
+	[ "$(tr ' ' '\n' <"$root/boot/firmware/cmdline.txt" | grep -xE 'ro|rw' | tail -n 1)" = ro ] ||
+		die "cmdline.txt does not end with ro (etc/default/raspi-extra-cmdline): $(cat "$root/boot/firmware/cmdline.txt")"
 	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 	chroot "$root" dpkg-query -W -f '${Package} ${Version}\n' >"$root/.packages"
 }
@@ -316,6 +339,10 @@ step "FAT32 boot partition (RASPIFIRM, ${FAT_MIB} MiB): firmware, kernel, initrd
 [ -z "$(ls -A "$R/boot/firmware")" ] || die "$R/boot/firmware is not empty"
 mkfs.vfat -C -F 32 -n RASPIFIRM "$WORK/fat.img" $((FAT_MIB * 1024)) >/dev/null
 mcopy -s -p -m -i "$WORK/fat.img" "$WORK/fat/"* ::/
+# livestream-bootfs's place for its temporary files (hidden on a laptop; it
+# makes the directory itself if a user deletes it)
+mmd -i "$WORK/fat.img" ::/.livestream-tmp
+mattrib -i "$WORK/fat.img" +h ::/.livestream-tmp
 
 step "ext4 root partition (RASPIROOT)"
 used_mib=$(du -s -x -m "$R" | cut -f1)

@@ -3,7 +3,7 @@
 # qemu-system-aarch64 (TCG, -M virt, cortex-a72, 2 CPUs, 1 GiB) and check it
 # from outside, as a camera, a phone and a technician on the serial console.
 #
-#   scripts/boot-test.sh [--keep] [IMAGE]
+#   scripts/boot-test.sh [--keep] [--pulls N] [IMAGE]
 #
 # IMAGE: artifacts/debian-rpi-arm64/livestream-debian-rpi-arm64.img.zst by
 # default (.img.zst or .img). The image is never changed: the test works on a
@@ -36,6 +36,10 @@
 #     rung with its frame rate; the host reads the same;
 #   - the password from boot 1 stays; clean power-off again.
 # Prints power-on -> systemd -> READY -> first video byte for both boots.
+# Then scripts/pull-test.sh pulls the plug N times (8; --pulls 0: none) at
+# seeded random moments of first boots and of streaming, and checks after
+# each that the card boots, streams and lost nothing, and that nothing is
+# written to the card while it streams (its own header says how).
 #
 # Needs root, qemu-system-aarch64 (qemu-system-arm), mtools, zstd, fdisk,
 # e2fsprogs, dosfstools, ffmpeg/ffprobe, curl, busybox (udhcpc), iproute2
@@ -48,11 +52,16 @@ set -euo pipefail
 REPO=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 IMAGE="$REPO/artifacts/debian-rpi-arm64/livestream-debian-rpi-arm64.img.zst"
 KEEP=0
+PULLS=8
 while [ $# -gt 0 ]; do
 	case $1 in
 	--keep) KEEP=1 ;;
+	--pulls)
+		PULLS=$2
+		shift
+		;;
 	-h | --help)
-		sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	-*)
@@ -524,6 +533,15 @@ else
 fi
 fs_check "after boot 2"
 check "the password stays across boots" grep -qx "AP_PASSWORD=${PW:-none}" <(mtype -i "$FAT" ::livestream-network.txt | tr -d '\r')
+
+if [ "$PULLS" -gt 0 ]; then
+	echo "# pulling the plug: scripts/pull-test.sh --pulls $PULLS"
+	if "$REPO/scripts/pull-test.sh" --pulls "$PULLS" "$IMAGE"; then
+		pass "pull-test: $PULLS pulls survived, nothing written to the card while streaming"
+	else
+		fail "pull-test (its seed and each pull's moment are above)"
+	fi
+fi
 
 echo
 echo "image: $(basename "$IMAGE") ($(stat -c %s "$IMAGE" | awk '{ printf "%.0f", $1 / 1e6 }') MB, $((IMAGE_BYTES / 1048576)) MiB raw)"

@@ -587,6 +587,7 @@ mkdir -p "$T/etc"
 printf '/dev/root / ext2 rw,noauto 0 1\n' >"$T/etc/fstab"
 check "post-build.sh runs" "$REPO/buildroot/board/livestreamd/post-build.sh" "$T"
 check "post-build.sh: fstab mounts the first partition at /boot" grep -qE '^/dev/mmcblk0p1[[:space:]]+/boot[[:space:]]+vfat' "$T/etc/fstab"
+check "post-build.sh: /boot is read-only, checked at boot (passno 2)" grep -qE '^/dev/mmcblk0p1[[:space:]]+/boot[[:space:]]+vfat[[:space:]]+ro,[^[:space:]]*[[:space:]]+0[[:space:]]+2$' "$T/etc/fstab"
 "$REPO/buildroot/board/livestreamd/post-build.sh" "$T"
 if [ "$(grep -c '/boot' "$T/etc/fstab")" = 1 ]; then
 	pass "post-build.sh: running twice adds /boot once"
@@ -828,6 +829,20 @@ for want in "livestreamd.mk:1: header" "not properly prefixed: FOO_LICENSE" "Con
 	check "format checker reports: $want" grep -qF "$want" "$WORK/brneg.out"
 done
 check "format checker passes the real package files" "$REPO/scripts/lint-images.sh" --br-format "$BRW"/package/livestreamd/* "$BRW"/configs/* "$BRW"/Config.in "$BRW"/external.mk "$BRW"/external.desc
+
+echo "# livestream-bootfs: tests/image/bootfs.sh (its FAT32 part runs in the booted image: scripts/pull-test.sh)"
+if out=$(bash "$HERE/bootfs.sh" 2>&1); then
+	pass "tests/image/bootfs.sh: $(tail -n 1 <<<"$out")"
+else
+	fail "tests/image/bootfs.sh" "$(grep -vE '^(ok|#)' <<<"$out")"
+fi
+
+echo "# livestream-growroot: tests/image/growroot.sh (needs MBR partitions on a loop device; the pull test runs it in the booted image)"
+if out=$(bash "$HERE/growroot.sh" 2>&1); then
+	pass "tests/image/growroot.sh: $(tail -n 1 <<<"$out")"
+else
+	fail "tests/image/growroot.sh" "$(grep -vE '^(ok|#)' <<<"$out")"
+fi
 
 echo "# gen-yocto-crates.sh"
 GEN="$REPO/scripts/gen-yocto-crates.sh"

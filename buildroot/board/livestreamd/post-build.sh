@@ -4,7 +4,12 @@
 # Called by Buildroot with the target directory as $1 (also $TARGET_DIR),
 # after the raspberrypi board's own post-build script. It mounts the FAT boot
 # partition (the first partition of the SD card) at /boot, where the user
-# edits livestreamd.toml and livestream-network.txt.
+# edits livestreamd.toml and livestream-network.txt: read-only, like the
+# root file system (BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW is off; /var is a
+# tmpfs filled from Buildroot's factory), so that a pulled plug finds both
+# consistent. livestream-bootfs makes it read-write for the moment of a
+# write; fsck.fat (passno 2, dosfstools) repairs what a cut left, at boot,
+# before it is mounted.
 
 set -eu
 
@@ -14,7 +19,7 @@ if [ -z "$TARGET" ] || [ ! -d "$TARGET" ]; then
 	exit 1
 fi
 
-BOOT_LINE='/dev/mmcblk0p1	/boot	vfat	defaults,nofail,noatime,umask=0022	0	2'
+BOOT_LINE='/dev/mmcblk0p1	/boot	vfat	ro,nofail,noatime,umask=0022	0	2'
 
 mkdir -p "$TARGET/boot"
 touch "$TARGET/etc/fstab"

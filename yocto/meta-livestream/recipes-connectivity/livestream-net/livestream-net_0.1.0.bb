@@ -21,6 +21,12 @@ do_compile[noexec] = "1"
 do_install() {
     install -d ${D}${sbindir} ${D}${systemd_system_unitdir} ${D}${datadir}/livestream-net
     install -m 0755 ${OVERLAY}/usr/sbin/livestream-net ${D}${sbindir}/livestream-net
+    # the one writer of the read-only boot partition (atomic replace)
+    install -m 0755 ${OVERLAY}/usr/sbin/livestream-bootfs ${D}${sbindir}/livestream-bootfs
+    install -m 0755 ${OVERLAY}/usr/sbin/livestream-maintenance ${D}${sbindir}/livestream-maintenance
+    # the journal in RAM (the card is read-only)
+    install -d ${D}${nonarch_libdir}/systemd/journald.conf.d
+    install -m 0644 ${OVERLAY}/usr/lib/systemd/journald.conf.d/livestream.conf ${D}${nonarch_libdir}/systemd/journald.conf.d/livestream.conf
     for unit in livestream-net livestream-camera livestream-ap livestream-dhcp; do
         install -m 0644 ${OVERLAY}/usr/lib/systemd/system/$unit.service ${D}${systemd_system_unitdir}/$unit.service
     done
@@ -41,6 +47,7 @@ do_deploy() {
 addtask deploy after do_install before do_build
 
 FILES:${PN} += "${sysconfdir}/systemd/network/99-default.link \
-                ${sysconfdir}/sysctl.d/60-livestream-net.conf"
+                ${sysconfdir}/sysctl.d/60-livestream-net.conf \
+                ${nonarch_libdir}/systemd/journald.conf.d/livestream.conf"
 
 RDEPENDS:${PN} = "dnsmasq hostapd iproute2 wpa-supplicant"

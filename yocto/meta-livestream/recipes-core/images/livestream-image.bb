@@ -10,9 +10,16 @@ LICENSE = "MIT"
 inherit core-image
 
 IMAGE_FEATURES += "ssh-server-dropbear"
+# The plug is pulled at any moment: the root file system is read-only
+# (/var/volatile and the volatile binds in RAM, the journal with /var/log),
+# and the boot partition too (wic/livestream-raspberrypi.wks);
+# livestream-maintenance makes them writable until the next boot.
+IMAGE_FEATURES += "read-only-rootfs"
+WKS_FILE = "livestream-raspberrypi.wks"
 
 IMAGE_INSTALL:append = " \
     ffmpeg \
+    dosfstools \
     iw \
     linux-firmware-ath9k \
     linux-firmware-mt7601u \
