@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod http;
 pub mod log_budget;
 pub mod media;
+pub mod network;
 pub mod notify;
 pub mod status;
 pub mod supervise;

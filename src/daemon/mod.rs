@@ -20,6 +20,7 @@ use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
 use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
+use crate::network::NetworkFile;
 use crate::notify::Notifier;
 use crate::supervise::{self, SharedInfo};
 use crate::VERSION;
@@ -190,6 +191,7 @@ impl Daemon {
         let web = Arc::new(Web::new(config.server.max_viewers));
         let counters = Arc::new(Default::default());
         let admission = Arc::new(Admission::default());
+        let network = Arc::new(NetworkFile::from_env());
         let report = Arc::new(Report {
             started: Instant::now(),
             config: current.clone(),
@@ -204,6 +206,7 @@ impl Daemon {
             counters: Arc::clone(&counters),
             admission: admission.clone(),
             web: web.clone(),
+            network: network.clone(),
         });
         let ctx = Arc::new(Context {
             config: current.clone(),
@@ -213,6 +216,7 @@ impl Daemon {
             counters,
             admission,
             web: web.clone(),
+            network,
         });
         tasks.spawn(server::serve(listener, ctx, stop.clone(), tasks.clone()));
         info!(

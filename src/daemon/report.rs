@@ -13,6 +13,7 @@ use crate::http::events::Web;
 use crate::http::StatusSource;
 use crate::media::relay::Hub;
 use crate::media::source::SharedStats;
+use crate::network::NetworkFile;
 use crate::status::{Counters, Status};
 use crate::supervise::SharedInfo;
 use crate::VERSION;
@@ -39,6 +40,7 @@ pub struct Report {
     pub counters: Arc<Counters>,
     pub admission: Arc<Admission>,
     pub web: Arc<Web>,
+    pub network: Arc<NetworkFile>,
 }
 
 impl StatusSource for Report {
@@ -74,6 +76,7 @@ impl StatusSource for Report {
                 self.admission.stats(),
                 self.web.open_streams(),
             ),
+            network: self.network.read(),
         }
     }
 
