@@ -247,9 +247,13 @@ check "the test's field is in the copy (fieldtest and its units)" \
 	sh -c "debugfs -R 'stat /usr/local/sbin/fieldtest' '$ROOTFS' 2>/dev/null | grep -q 'Mode:  0755' &&
 		debugfs -R 'ls /etc/systemd/system/sysinit.target.wants' '$ROOTFS' 2>/dev/null | grep -q livestream-fieldtest.service"
 
+# The camera (fake-gopro's default test pattern) sends this picture: a
+# passthrough rung that states no figures shows it as it is.
+CAM_W=848 CAM_H=480 CAM_FPS=30
 # The shipped config's start rung and the rung boot 2 pins (the last one).
 ladder() { # CONFIG INDEX -> "WIDTH HEIGHT FPS"
-	awk -v want="$2" '
+	awk -v want="$2" -v cw="$CAM_W" -v ch="$CAM_H" -v cf="$CAM_FPS" '
+	BEGIN { v["width"] = cw; v["height"] = ch; v["fps"] = cf }
 	/^\[\[ladder\]\]/ { n++; on = 1; next }
 	/^\[/ { on = 0 }
 	on && n - 1 == want && /^(width|height|fps) *=/ { v[$1] = $3 }
@@ -337,7 +341,7 @@ camera_up() {
 		--dhcp-range="$range,255.255.255.0,1h" --dhcp-authoritative --dhcp-leasefile="$WORK/camera-$name.leases" \
 		--pid-file="$WORK/camera-dnsmasq.pid" --log-dhcp >"$WORK/camera-dhcp-$name.log" 2>&1 &
 	DHCP_PID=$!
-	ip netns exec "$NS_CAM" "$HOSTBIN" fake-gopro "${CAM_MODEL[@]}" --http "$addr:8080" \
+	ip netns exec "$NS_CAM" "$HOSTBIN" fake-gopro "${CAM_MODEL[@]}" --http "$addr:8080" --size "${CAM_W}x$CAM_H" --fps "$CAM_FPS" \
 		--record "$WORK/camera-$name.jsonl" >"$WORK/camera-$name.log" 2>&1 &
 	CAM_PID=$!
 }

@@ -200,18 +200,47 @@ impl Codec {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rung {
-    /// The camera's own H.264, remuxed, not re-encoded: the first rung only.
-    /// Its size, rate and bitrate are the camera's, as the operator states them.
+    /// The camera's own H.264, relayed, not re-encoded: the first rung only.
+    /// Its size, rate and bitrate are the camera's: as the operator states
+    /// them, or (any left out) as measured from the stream.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub passthrough: bool,
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub bitrate_kbps: u32,
+    /// An encoded rung states all four (validation); a passthrough rung may
+    /// leave any out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<u32>,
     /// Seconds between this rung's keyframes (lower rungs may use shorter, so
     /// a step down waits less); unset: `encoder.keyframe_interval_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe_interval_s: Option<f64>,
+}
+
+/// A rung's picture and bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Figures {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+}
+
+impl Rung {
+    /// The figures it states; one it leaves out (a passthrough rung's, taken
+    /// from the stream) is 0. An encoded rung states all four (validation).
+    pub fn stated(&self) -> Figures {
+        Figures {
+            width: self.width.unwrap_or(0),
+            height: self.height.unwrap_or(0),
+            fps: self.fps.unwrap_or(0),
+            bitrate_kbps: self.bitrate_kbps.unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -694,11 +723,21 @@ fn default_log_level() -> LogLevel {
     LogLevel::Info
 }
 
-/// The ladder used when the file has no `[[ladder]]`: 16:9, best first. The
-/// two lower rungs have keyframes twice a second: a viewer moves down at the
-/// lower rung's keyframe, so a struggling phone waits half as long for it.
+/// The ladder used when the file has no `[[ladder]]`, best first: the
+/// camera's own picture (its size, rate and bitrate measured from its stream;
+/// offered while it is H.264), then four encoded 16:9 rungs. The two lowest
+/// have keyframes twice a second: a viewer moves down at the lower rung's
+/// keyframe, so a struggling phone waits half as long for it.
 pub fn default_ladder() -> Vec<Rung> {
-    [
+    let camera = Rung {
+        passthrough: true,
+        width: None,
+        height: None,
+        fps: None,
+        bitrate_kbps: None,
+        keyframe_interval_s: None,
+    };
+    let encoded = [
         (1280, 720, 30, 2500, None),
         (960, 540, 30, 1500, None),
         (640, 360, 30, 800, Some(0.5)),
@@ -709,13 +748,13 @@ pub fn default_ladder() -> Vec<Rung> {
         |(width, height, fps, bitrate_kbps, keyframe_interval_s)| Rung {
             passthrough: false,
             keyframe_interval_s,
-            width,
-            height,
-            fps,
-            bitrate_kbps,
+            width: Some(width),
+            height: Some(height),
+            fps: Some(fps),
+            bitrate_kbps: Some(bitrate_kbps),
         },
-    )
-    .collect()
+    );
+    std::iter::once(camera).chain(encoded).collect()
 }
 
 impl Default for Source {
@@ -899,7 +938,13 @@ mod tests {
         assert_eq!(c.source.url.addr, "0.0.0.0:8554".parse().unwrap());
         assert_eq!(c.server.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.encoder.codec, Codec::Libx264);
-        assert_eq!(c.ladder().len(), 4);
+        assert_eq!(c.ladder().len(), 5);
+        assert!(c.ladder()[0].passthrough, "the camera's own picture on top");
+        assert_eq!(
+            c.ladder()[0].stated(),
+            Figures::default(),
+            "from its stream"
+        );
         assert_eq!(c.start_rung(), 0);
         assert_eq!(c.log.level, LogLevel::Info);
         assert!(c.outputs.is_empty());
@@ -941,7 +986,7 @@ level = "debug"
         assert_eq!(c.encoder.codec.ffmpeg_name(), "h264_v4l2m2m");
         assert_eq!(c.outputs[0].url.format(), "mpegts");
         assert_eq!(c.outputs[1].url.format(), "flv");
-        assert_eq!(c.ladder()[1].width, 320);
+        assert_eq!(c.ladder()[1].width, Some(320));
     }
 
     #[test]
@@ -1084,6 +1129,32 @@ level = "debug"
     }
 
     #[test]
+    fn a_passthrough_rung_may_take_its_figures_from_the_stream() {
+        let encoded = "[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n";
+        let c = parse(
+            Path::new("t.toml"),
+            &format!("[[ladder]]\npassthrough = true\n{encoded}"),
+        )
+        .unwrap();
+        let top = &c.ladder()[0];
+        assert!(top.passthrough);
+        assert_eq!((top.width, top.fps, top.bitrate_kbps), (None, None, None));
+        assert_eq!(top.stated(), Figures::default());
+        let again = parse(Path::new("x"), &c.to_toml()).unwrap();
+        assert_eq!(again.ladder(), c.ladder(), "{}", c.to_toml());
+        // What it does state is checked as ever.
+        let e = err(&format!(
+            "[[ladder]]\npassthrough = true\nbitrate_kbps = 500\n{encoded}"
+        ));
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.reason.contains("must fall"), "{e}");
+        // An encoded rung states all four: the error points at its table.
+        let e = err("[[ladder]]\npassthrough = true\n[[ladder]]\nheight = 360\nfps = 30\nbitrate_kbps = 800\n");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.reason.starts_with("ladder[1].width is missing"), "{e}");
+    }
+
+    #[test]
     fn the_longest_keyframe_interval_is_of_an_encoded_rung() {
         let c = Config::default();
         assert_eq!(
@@ -1103,10 +1174,10 @@ level = "debug"
         assert_eq!(Config::default().adapt.standby_rung, None);
         let c = parse(Path::new("t.toml"), "[adapt]\nstandby_rung = 3\n").unwrap();
         assert_eq!(c.adapt.standby_rung, Some(3));
-        for bad in ["0", "4"] {
+        for bad in ["0", "5"] {
             let e = err(&format!("[adapt]\nstandby_rung = {bad}\n"));
             assert_eq!((e.line, e.column), (2, 1), "{e}");
-            assert!(e.reason.contains("a rung below the top from 1 to 3"), "{e}");
+            assert!(e.reason.contains("a rung below the top from 1 to 4"), "{e}");
         }
         let one = "[adapt]\nstandby_rung = 1\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n";
         assert!(err(one).reason.contains("one rung"), "{}", err(one));

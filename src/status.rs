@@ -5,6 +5,7 @@
 use crate::control::adapt::AdaptStatus;
 use crate::control::link::LinkSample;
 pub use crate::control::viewers::ViewerStatus;
+use crate::media::ladder::PassthroughStatus;
 use crate::media::push::PushStatus;
 use crate::media::relay::{HlsStats, HubStats};
 use crate::media::source::SourceStatus;
@@ -24,6 +25,8 @@ pub struct Status {
     pub encoder: Option<EncoderStatus>,
     /// Every running encoder, one per hot rung.
     pub encoders: Vec<EncoderStatus>,
+    /// The ladder's passthrough rung, if it has one: offered or not, and why.
+    pub passthrough: Option<PassthroughStatus>,
     pub hub: HubStats,
     /// HLS: the multivariant playlist's path, the playlists and their windows.
     pub hls: HlsStats,

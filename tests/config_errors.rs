@@ -52,9 +52,9 @@ fn bad_configs_are_refused_with_their_location_and_reason() {
         ("empty-ladder", "ladder = []\n", "1:1", "ladder is empty"),
         (
             "start-rung",
-            "[encoder]\nstart_rung = 4\n",
+            "[encoder]\nstart_rung = 5\n",
             "2:1",
-            "start_rung = 4 is out of range",
+            "start_rung = 5 is out of range",
         ),
         (
             "bad-listen",
@@ -140,7 +140,7 @@ fn range_and_location_cases() -> Vec<(&'static str, String, &'static str, &'stat
         ("second-output-range", two_outputs("probe_interval_ms = 10\n"), "6:1", "output[1].probe_interval_ms = 10 must be milliseconds from 50 to 10000"),
         ("second-output-unknown", two_outputs("\nprob = \"udp\"\n"), "7:1", "unknown field `prob`"),
         ("third-rung", third_rung_bad, "14:1", "ladder[2].fps = 0 must be a frame rate from 1 to 120"),
-        ("third-rung-missing", rung(640, 360, 30, 800) + &rung(480, 270, 30, 600) + "[[ladder]]\nwidth = 320\nheight = 180\n", "11:1", "ladder[2]: missing field `fps`"),
+        ("third-rung-missing", rung(640, 360, 30, 800) + &rung(480, 270, 30, 600) + "[[ladder]]\nwidth = 320\nheight = 180\n", "11:1", "ladder[2].fps is missing: an encoded rung states width, height, fps and bitrate_kbps"),
         ("inline-ladder", t("ladder = [{ width = 640, height = 360, fps = 30, bitrate_kbps = 800 },\n  { width = 641, height = 360, fps = 30, bitrate_kbps = 500 }]\n"), "2:5", "ladder[1].width = 641"),
         ("inline-ladder-unknown", t("ladder = [{ width = 640, height = 360, fps = 30, bitrate_kbps = 800, x = 1 }]\n"), "1:70", "unknown field `x`"),
         ("inline-camera", t("camera = { kind = \"udp\", keepalive_interval_s = 0 }\n"), "1:26", "camera.keepalive_interval_s = 0.0 must be a number of seconds from 0.1 to 60.0"),

@@ -200,6 +200,23 @@ fn validate_ladder(c: &Config) -> Result<(), Invalid> {
             }
             within(key("keyframe_interval_s"), k, 0.1..=10.0, SECONDS)?;
         }
+        if !r.passthrough {
+            // An encoded rung is made here: it says what to make.
+            let stated = [
+                ("width", r.width),
+                ("height", r.height),
+                ("fps", r.fps),
+                ("bitrate_kbps", r.bitrate_kbps),
+            ];
+            if let Some((k, _)) = stated.iter().find(|(_, v)| v.is_none()) {
+                return fail(
+                    key(k),
+                    format!(
+                        "ladder[{i}].{k} is missing: an encoded rung states width, height, fps and bitrate_kbps (only a passthrough rung may take them from the camera's stream)"
+                    ),
+                );
+            }
+        }
         // The camera's stream is not encoded here: no encoder limit applies.
         let (max_w, max_h) = if r.passthrough {
             (8192, 4320)
@@ -207,6 +224,7 @@ fn validate_ladder(c: &Config) -> Result<(), Invalid> {
             (max_w, max_h)
         };
         for (k, v, max) in [("width", r.width, max_w), ("height", r.height, max_h)] {
+            let Some(v) = v else { continue };
             if !(16..=max).contains(&v) || v % 2 != 0 {
                 return fail(
                     key(k),
@@ -217,20 +235,19 @@ fn validate_ladder(c: &Config) -> Result<(), Invalid> {
                 );
             }
         }
-        within(key("fps"), r.fps, 1..=120, "a frame rate")?;
-        within(
-            key("bitrate_kbps"),
-            r.bitrate_kbps,
-            50..=100_000,
-            "a bitrate in kb/s",
-        )?;
-        if i > 0 && r.bitrate_kbps >= ladder[i - 1].bitrate_kbps {
+        if let Some(fps) = r.fps {
+            within(key("fps"), fps, 1..=120, "a frame rate")?;
+        }
+        let Some(kbps) = r.bitrate_kbps else { continue };
+        within(key("bitrate_kbps"), kbps, 50..=100_000, "a bitrate in kb/s")?;
+        // Against the rung above, when it states one (a passthrough rung's
+        // measured bitrate is not known here: the daemon keeps it above).
+        let above = i.checked_sub(1).and_then(|j| ladder[j].bitrate_kbps);
+        if let Some(above) = above.filter(|a| kbps >= *a) {
             return fail(
                 key("bitrate_kbps"),
                 format!(
-                    "ladder[{i}].bitrate_kbps = {}: rungs go from best to lowest, so bitrate_kbps must fall (below {} of ladder[{}])",
-                    r.bitrate_kbps,
-                    ladder[i - 1].bitrate_kbps,
+                    "ladder[{i}].bitrate_kbps = {kbps}: rungs go from best to lowest, so bitrate_kbps must fall (below {above} of ladder[{}])",
                     i - 1
                 ),
             );

@@ -238,6 +238,9 @@ pub struct Controller {
     params: Params,
     /// kbit/s per rung, best first.
     bitrates: Vec<u32>,
+    /// The best rung offered now (the passthrough rung is not, for an HEVC
+    /// camera): climbs and probes go no higher.
+    top: usize,
     rung: usize,
     switching: Option<usize>,
     pinned: Option<usize>,
@@ -257,6 +260,7 @@ impl Controller {
         Controller {
             params,
             bitrates,
+            top: 0,
             rung: start_rung,
             switching: None,
             pinned: None,
@@ -273,6 +277,18 @@ impl Controller {
 
     pub fn rung(&self) -> usize {
         self.rung
+    }
+
+    /// The ladder as it stands now: its bitrates (a passthrough rung's is
+    /// measured from the camera's stream, and changes) and the best rung
+    /// offered. A controller above `top` is moved down to it.
+    pub fn set_ladder(&mut self, bitrates: Vec<u32>, top: usize) {
+        assert_eq!(bitrates.len(), self.bitrates.len(), "the same ladder");
+        self.bitrates = bitrates;
+        self.top = top.min(self.bitrates.len() - 1);
+        if self.rung < self.top && self.switching.is_none() {
+            self.switching = Some(self.top);
+        }
     }
 
     /// A link's newest windowed sample, counted in decisions. True when the
@@ -482,7 +498,7 @@ impl Controller {
         if confirmed || st.bad_since.is_some_and(|since| now - since >= confirm) {
             return Verdict::Down(self.step_down_to(st));
         }
-        if self.rung > 0 {
+        if self.rung > self.top {
             let wait = p.up_after_s * self.up_backoff;
             let next = f64::from(self.bitrates[self.rung - 1]);
             // Headroom: the link must have shown, recently, that it carries the
@@ -501,7 +517,7 @@ impl Controller {
                             .iter()
                             .position(|b| f64::from(*b) * p.headroom <= kbps)
                             .unwrap_or(self.rung - 1);
-                        Verdict::Up(best.min(self.rung - 1))
+                        Verdict::Up(best.clamp(self.top, self.rung - 1))
                     }
                     _ if now - self.last_probe_end >= wait => Verdict::Probe,
                     _ => Verdict::Hold,
@@ -566,6 +582,8 @@ impl Controller {
             return None;
         }
         if let Some(pin) = self.pinned {
+            // A pin above what is offered holds at the best offered rung.
+            let pin = pin.max(self.top);
             return (pin != self.rung).then(|| self.decide(pin, "pinned by the operator".into()));
         }
         // A climb that held for a clean period was a success: the next one waits
@@ -634,7 +652,7 @@ impl Controller {
             );
             return Some(self.decide(to, reason));
         }
-        if let (Some(to), true) = (up, self.rung > 0) {
+        if let (Some(to), true) = (up, self.rung > self.top) {
             let known = self
                 .viewers
                 .values()
@@ -648,11 +666,11 @@ impl Controller {
             );
             return Some(self.decide(to, reason));
         }
-        if probe && self.rung > 0 {
+        if probe && self.rung > self.top {
             // Ask for what the top rung needs, and a little more, so that one
             // probe tells how many rungs the link carries; the padding is only
             // written while the socket drains, so a weak link is not flooded.
-            let target_kbps = f64::from(self.bitrates[0]) * self.params.headroom * 1.1;
+            let target_kbps = f64::from(self.bitrates[self.top]) * self.params.headroom * 1.1;
             self.probing = Some(Probe {
                 start: now,
                 target_kbps,
@@ -828,6 +846,44 @@ mod tests {
         );
         c.observe(1, good(0.6));
         assert!(c.prospects().is_empty());
+    }
+
+    #[test]
+    fn nothing_above_the_best_rung_offered_is_climbed_to_probed_for_or_kept() {
+        let mut c = Controller::new(Params::default(), LADDER.to_vec(), 3);
+        // The top rung is the camera's own picture, not offered (HEVC).
+        c.set_ladder(LADDER.to_vec(), 1);
+        let mut paddings: Vec<f64> = Vec::new();
+        let mut t = 0.0;
+        let mut switches = Vec::new();
+        while t < 300.0 {
+            let pad = c.padding_kbps().unwrap_or(0.0);
+            paddings.push(pad);
+            c.observe(1, link(t, c.rung(), pad, 50_000.0));
+            if let Some(d) = c.tick(t) {
+                c.begin_switch(d.to);
+                c.switched(t);
+                switches.push(d.to);
+            }
+            t += STEP;
+        }
+        assert_eq!(c.rung(), 1, "up to the best offered: {switches:?}");
+        assert!(!switches.contains(&0), "{switches:?}");
+        let most = paddings.iter().copied().fold(0.0, f64::max);
+        let wanted = f64::from(LADDER[1]) * Params::default().headroom * 1.1;
+        assert!(
+            most <= wanted,
+            "a probe asks for rung 1, not rung 0: {most}"
+        );
+        // A pin above it holds at it.
+        c.pin(Some(0)).unwrap();
+        assert_eq!(c.tick(t), None);
+        // A controller on a rung no longer offered is moved down to the best one.
+        let mut on_top = controller();
+        on_top.set_ladder(LADDER.to_vec(), 1);
+        assert_eq!(on_top.status().switching_to, Some(1));
+        on_top.switched(0.0);
+        assert_eq!(on_top.rung(), 1);
     }
 
     #[test]

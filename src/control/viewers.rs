@@ -104,6 +104,8 @@ struct Link {
 struct Inner {
     params: Adapt,
     bitrates: Vec<u32>,
+    /// The best rung offered now (see `Viewers::set_ladder`).
+    top: usize,
     start_rung: usize,
     links: BTreeMap<LinkId, Link>,
     /// One controller for everyone ("weakest", "strongest").
@@ -116,7 +118,9 @@ struct Inner {
 
 impl Inner {
     fn new_controller(&self, rung: usize) -> Controller {
-        Controller::new(self.params.clone(), self.bitrates.clone(), rung)
+        let mut c = Controller::new(self.params.clone(), self.bitrates.clone(), rung);
+        c.set_ladder(self.bitrates.clone(), self.top);
+        c
     }
 
     /// The controller that decides for `id`.
@@ -130,7 +134,7 @@ impl Inner {
     fn join(&mut self, id: LinkId, viewer: Option<Viewer>) {
         let want = match &self.shared {
             Some(c) => c.status().switching_to.unwrap_or(c.rung()),
-            None => self.start_rung,
+            None => self.start_rung.max(self.top),
         };
         let controller = self.shared.is_none().then(|| {
             let mut c = self.new_controller(want);
@@ -181,6 +185,7 @@ impl Viewers {
             inner: Mutex::new(Inner {
                 params,
                 bitrates,
+                top: 0,
                 start_rung,
                 links: BTreeMap::new(),
                 shared,
@@ -513,8 +518,11 @@ impl Viewers {
         g.bitrates = bitrates.clone();
         g.start_rung = start_rung;
         g.pin = pin;
+        g.top = g.top.min(rungs - 1);
+        let top = g.top;
         g.shared = params.policy.shared().then(|| {
             let mut c = Controller::new(params.clone(), bitrates.clone(), shared_rung);
+            c.set_ladder(bitrates.clone(), top);
             let _ = c.pin(pin);
             c
         });
@@ -528,11 +536,44 @@ impl Viewers {
             l.moving_since = None;
             l.controller = g.shared.is_none().then(|| {
                 let mut c = Controller::new(params.clone(), bitrates.clone(), rung);
+                c.set_ladder(bitrates.clone(), top);
                 let _ = c.pin(pin);
                 c
             });
             if l.rung.is_some_and(|r| r >= rungs) {
                 l.rung = None;
+            }
+        }
+    }
+
+    /// The ladder as it stands now (the same rungs): its bitrates (a
+    /// passthrough rung's is measured from the camera's stream) and the best
+    /// rung offered (1 while the passthrough rung is not). Controllers keep
+    /// their state; a link above `top` is moved down to it.
+    pub fn set_ladder(&self, bitrates: Vec<u32>, top: usize) {
+        let now = self.now();
+        let mut g = self.inner.lock().unwrap();
+        let g = &mut *g;
+        if bitrates.len() != g.bitrates.len() {
+            return; // a reload with another ladder is under way: reconfigure
+        }
+        let top = top.min(bitrates.len() - 1);
+        g.bitrates = bitrates.clone();
+        g.top = top;
+        if let Some(c) = &mut g.shared {
+            c.set_ladder(bitrates.clone(), top);
+        }
+        for l in g.links.values_mut() {
+            if let Some(c) = &mut l.controller {
+                c.set_ladder(bitrates.clone(), top);
+            }
+            let moving_to = match (&g.shared, &l.controller) {
+                (Some(c), _) | (None, Some(c)) => c.status().switching_to,
+                _ => None,
+            };
+            if l.want < top {
+                l.want = moving_to.unwrap_or(top).max(top);
+                l.moving_since = Some(now);
             }
         }
     }
@@ -826,6 +867,28 @@ mod tests {
         v.redirect(1, 2);
         assert_eq!(v.want(a), Some(2));
         assert_eq!(v.rungs_in_use(), BTreeSet::from([0, 2]));
+    }
+
+    #[test]
+    fn a_rung_no_longer_offered_moves_its_links_to_the_best_one_that_is() {
+        for policy in [Policy::PerViewer, Policy::Weakest] {
+            let v = viewers(policy);
+            let a = v.join(addr(1), places(4)).unwrap();
+            v.reached(a, 0);
+            // The camera turns out to send HEVC: no passthrough rung 0.
+            v.set_ladder(LADDER.to_vec(), 1);
+            assert_eq!(v.want(a), Some(1), "{policy:?}");
+            v.reached(a, 1);
+            let b = v.join(addr(2), places(4)).unwrap();
+            assert_eq!(v.want(b), Some(1), "a newcomer starts there ({policy:?})");
+            // The measured bitrate changes: nobody moves.
+            v.set_ladder(vec![5000, 1000, 500], 1);
+            assert_eq!((v.want(a), v.bitrate_kbps(0)), (Some(1), Some(5000)));
+            assert!(v
+                .tick(true, Duration::from_secs(10))
+                .iter()
+                .all(|r| *r >= 1));
+        }
     }
 
     #[test]

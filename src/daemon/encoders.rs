@@ -5,7 +5,7 @@
 //! runs, so a new viewer has a picture at once. `max_encoders` bounds the set.
 //! `/status` reads the encoders themselves here.
 
-use crate::config::Config;
+use crate::config::{Config, Figures};
 use crate::media::encoder::{Encoder, Inputs};
 use crate::status::EncoderStatus;
 use crate::supervise::cpu_seconds;
@@ -64,10 +64,14 @@ pub struct Encoders {
     /// their readers have moved on.
     retiring: Vec<(Encoder, Instant)>,
     next_generation: u64,
+    /// The best rung offered now (1 while the passthrough rung is not: an
+    /// HEVC camera); nothing above it is started.
+    top: usize,
 }
 
 impl Encoders {
-    /// Starts the registry with `rung` running.
+    /// Starts the registry with `rung` running (every rung offered: the
+    /// camera's codec is not known yet).
     pub fn start(cfg: &Config, rung: usize, inputs: Inputs, stop: CancellationToken) -> Encoders {
         let mut e = Encoders {
             inputs,
@@ -75,9 +79,31 @@ impl Encoders {
             running: BTreeMap::new(),
             retiring: Vec::new(),
             next_generation: 1,
+            top: 0,
         };
         e.spawn(cfg, rung);
         e
+    }
+
+    /// The best rung offered is now `top`: the rungs above it are stopped
+    /// (returned, their tracks gone from the hub, so their readers move), and
+    /// the start rung as offered now runs.
+    pub fn set_top(&mut self, cfg: &Config, top: usize) -> Vec<Encoder> {
+        self.top = top;
+        let above: Vec<usize> = self.running.range(..top).map(|(r, _)| *r).collect();
+        let mut stopped = Vec::new();
+        for rung in above {
+            if let Some(r) = self.running.remove(&rung) {
+                log::info!("rung {rung}: no longer offered; stopping it");
+                self.inputs.hub.remove_track(r.encoder.generation);
+                stopped.push(r.encoder);
+            }
+        }
+        let start = cfg.start_rung().max(top);
+        if !self.running.contains_key(&start) {
+            self.spawn(cfg, start);
+        }
+        stopped
     }
 
     fn spawn(&mut self, cfg: &Config, rung: usize) {
@@ -99,6 +125,7 @@ impl Encoders {
     /// or, with `max` encoders already running, the nearest lower running rung
     /// (else the nearest running one).
     pub fn admit(&mut self, cfg: &Config, rung: usize, max: usize) -> usize {
+        let rung = rung.max(self.top);
         if self.running.contains_key(&rung) {
             return rung;
         }
@@ -165,13 +192,13 @@ impl Encoders {
         let old = std::mem::take(&mut self.running);
         let now = Instant::now();
         for (rung, r) in old {
-            if rung < cfg.ladder().len() {
+            if rung < cfg.ladder().len() && rung >= self.top {
                 self.spawn(cfg, rung);
             }
             self.retiring.push((r.encoder, now));
         }
         if self.running.is_empty() {
-            self.spawn(cfg, cfg.start_rung());
+            self.spawn(cfg, cfg.start_rung().max(self.top));
         }
     }
 
@@ -182,14 +209,23 @@ impl Encoders {
         }
     }
 
-    /// The running encoders, with their readers (`readers` per rung) and CPU use.
-    pub fn status(&mut self, readers: &BTreeMap<usize, usize>) -> Vec<EncoderStatus> {
+    /// The running encoders, with their readers (`readers` per rung), CPU
+    /// use and figures (`figures` per rung: a passthrough rung's as measured).
+    pub fn status(
+        &mut self,
+        readers: &BTreeMap<usize, usize>,
+        figures: &[Figures],
+    ) -> Vec<EncoderStatus> {
         self.running
             .iter_mut()
             .map(|(rung, r)| {
                 let pid = r.encoder.info.lock().unwrap().pid;
                 let cpu = r.cpu.sample(pid);
-                let mut s = status_of(&r.encoder);
+                let f = figures
+                    .get(*rung)
+                    .copied()
+                    .unwrap_or(r.encoder.settings.stated());
+                let mut s = status_of(&r.encoder, f);
                 s.viewers = readers.get(rung).copied().unwrap_or(0);
                 s.cpu_pct = cpu;
                 s
@@ -204,18 +240,17 @@ impl Encoders {
     }
 }
 
-/// What `/status` shows of one encoder.
-fn status_of(e: &Encoder) -> EncoderStatus {
-    let r = &e.settings;
+/// What `/status` shows of one encoder, whose rung has figures `f`.
+fn status_of(e: &Encoder, f: Figures) -> EncoderStatus {
     let i = e.info.lock().unwrap();
     EncoderStatus {
         generation: e.generation,
         rung: e.rung,
-        passthrough: r.passthrough,
-        width: r.width,
-        height: r.height,
-        fps: r.fps,
-        bitrate_kbps: r.bitrate_kbps,
+        passthrough: e.settings.passthrough,
+        width: f.width,
+        height: f.height,
+        fps: f.fps,
+        bitrate_kbps: f.bitrate_kbps,
         pid: i.pid,
         restarts: i.restarts,
         uptime_s: i.uptime().map(|d| d.as_secs_f64()),

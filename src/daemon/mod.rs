@@ -18,6 +18,8 @@ use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::{server, Context};
 use crate::media::encoder::{Inputs, NEW_TIMELINE};
+use crate::media::ladder::{ladder_now, LadderNow};
+use crate::media::picture::PictureStatus;
 use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
 use crate::network::NetworkFile;
@@ -86,6 +88,8 @@ struct Daemon {
     report: Arc<Report>,
     /// Counts the camera's timelines: each new one restarts the encoders.
     timeline: watch::Receiver<u64>,
+    /// The ladder as last applied to the encoders and controllers.
+    ladder: LadderNow,
     camera_task: JoinHandle<()>,
     notifier: Arc<Notifier>,
     heartbeat: Arc<Mutex<Instant>>,
@@ -163,10 +167,12 @@ impl Daemon {
             info
         });
 
+        // Every rung offered until the camera's codec is known.
+        let ladder = ladder_now(config.ladder(), &PictureStatus::default());
         let viewers = Arc::new(Viewers::new(
             Clock::default(),
             config.adapt.clone(),
-            config.ladder().iter().map(|r| r.bitrate_kbps).collect(),
+            ladder.bitrates.clone(),
             config.start_rung(),
         ));
         let inputs = Inputs {
@@ -247,6 +253,7 @@ impl Daemon {
             web,
             report,
             timeline,
+            ladder,
             camera_task,
             notifier,
             heartbeat,
@@ -292,6 +299,7 @@ impl Daemon {
     /// need (within `max_encoders`), and the rungs nobody uses any more stopped.
     fn tick(&mut self) {
         let cfg = self.config.get();
+        self.follow_the_camera(&cfg);
         let a = &cfg.adapt;
         let timeout = Duration::from_secs_f64(a.switch_timeout_s);
         let mut wanted = self.viewers.tick(a.mode == AdaptMode::Auto, timeout);
@@ -316,15 +324,17 @@ impl Daemon {
         // within `max_encoders` like any wanted rung; the rungs HLS clients
         // read are kept. No HLS request starts any other encoder.
         let shared = self.viewers.shared_rung();
+        let start = self.ladder.start(cfg.start_rung());
         let follow = (self.viewers.adapt_status().pinned)
             .or(shared)
-            .unwrap_or(cfg.start_rung());
+            .unwrap_or(start)
+            .max(self.ladder.top);
         self.hub.hls_follow(follow);
         let (hls_rungs, hls_live) = self.hub.hls_watched(HLS_WATCHED);
         if hls_live {
             encoders.admit(&cfg, follow, max);
         }
-        let keep = shared.unwrap_or(cfg.start_rung());
+        let keep = shared.unwrap_or(start).max(self.ladder.top);
         let mut in_use = self.viewers.rungs_in_use();
         in_use.extend(wanted);
         if hls_live {
@@ -341,6 +351,39 @@ impl Daemon {
         );
         for stopped in encoders.reap(&in_use, keep, idle) {
             self.tasks.spawn(stopped.stop());
+        }
+    }
+
+    /// The ladder for what the camera sends now (the passthrough rung offered
+    /// only for H.264, its figures measured): applied to the controllers and
+    /// the encoders when it changed.
+    fn follow_the_camera(&mut self, cfg: &Config) {
+        let picture = self.report.source.lock().unwrap().picture.clone();
+        let now = ladder_now(cfg.ladder(), &picture);
+        if now.top != self.ladder.top {
+            match &now.passthrough {
+                Some(p) if !p.offered => warn!("passthrough rung not offered: {}", p.reason),
+                Some(p) => info!("passthrough rung offered: {}", p.reason),
+                None => {}
+            }
+        }
+        // A measured bitrate wanders a little from second to second: the
+        // controllers are told when it moved by more than 5 %.
+        let moved = |a: u32, b: u32| a.abs_diff(b) * 20 > a.max(b);
+        let bitrates_moved = now.bitrates.len() != self.ladder.bitrates.len()
+            || now
+                .bitrates
+                .iter()
+                .zip(&self.ladder.bitrates)
+                .any(|(a, b)| moved(*a, *b));
+        if now.top != self.ladder.top {
+            for stopped in self.encoders.lock().unwrap().set_top(cfg, now.top) {
+                self.tasks.spawn(stopped.stop());
+            }
+        }
+        if bitrates_moved || now.top != self.ladder.top {
+            self.viewers.set_ladder(now.bitrates.clone(), now.top);
+            self.ladder = now;
         }
     }
 
@@ -364,9 +407,15 @@ impl Daemon {
         if changes.contains(&Apply::NewController) {
             // New thresholds or a new ladder: fresh controllers, keeping each
             // link's rung (within the ladder) and an operator's pin if it still fits.
-            let bitrates = new.ladder().iter().map(|r| r.bitrate_kbps).collect();
+            let picture = self.report.source.lock().unwrap().picture.clone();
+            let ladder = ladder_now(new.ladder(), &picture);
             self.viewers
-                .reconfigure(new.adapt.clone(), bitrates, new.start_rung());
+                .reconfigure(new.adapt.clone(), ladder.bitrates.clone(), new.start_rung());
+            self.viewers.set_ladder(ladder.bitrates.clone(), ladder.top);
+            for stopped in self.encoders.lock().unwrap().set_top(&new, ladder.top) {
+                self.tasks.spawn(stopped.stop());
+            }
+            self.ladder = ladder;
         }
         if changes.contains(&Apply::RestartOutputs) {
             if let Some(o) = self.outputs.take() {

@@ -11,6 +11,7 @@ use crate::daemon::outputs::OutputViews;
 use crate::http::admission::Admission;
 use crate::http::events::Web;
 use crate::http::StatusSource;
+use crate::media::ladder::ladder_now;
 use crate::media::relay::Hub;
 use crate::media::source::SharedStats;
 use crate::network::NetworkFile;
@@ -51,11 +52,17 @@ impl StatusSource for Report {
             self.camera_address,
             Duration::from_secs_f64(cfg.source.stall_timeout_s),
         );
+        let ladder = ladder_now(cfg.ladder(), &source.picture);
         let readers = self.hub.readers();
-        let encoders = self.encoders.lock().unwrap().status(&readers);
+        let encoders = self
+            .encoders
+            .lock()
+            .unwrap()
+            .status(&readers, &ladder.figures);
+        let start = ladder.start(cfg.start_rung());
         let encoder = encoders
             .iter()
-            .find(|e| e.rung == cfg.start_rung())
+            .find(|e| e.rung == start)
             .or(encoders.first())
             .cloned();
         Status {
@@ -65,6 +72,7 @@ impl StatusSource for Report {
             camera: self.camera.lock().unwrap().clone(),
             encoder,
             encoders,
+            passthrough: ladder.passthrough,
             hub: self.hub.stats(),
             hls: self.hub.hls_stats(),
             adapt: self.viewers.adapt_status(),

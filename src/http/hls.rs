@@ -122,10 +122,20 @@ fn multivariant(ctx: &Context) -> Option<String> {
         rungs.sort_by_key(|r| (r.rung != start, r.rung));
         rungs
     };
+    // A passthrough rung's figures may be measured from the camera's stream:
+    // the running encoders' figures are the ones in effect.
+    let running = match ladder.iter().any(|r| r.passthrough) {
+        true => ctx.status.status().encoders,
+        false => Vec::new(),
+    };
     let variants: Vec<Variant> = listed
         .into_iter()
         .filter_map(|r| {
-            let rung = ladder.get(r.rung)?;
+            let mut rung = ladder.get(r.rung)?.stated();
+            if let Some(e) = running.iter().find(|e| e.rung == r.rung) {
+                (rung.width, rung.height) = (e.width, e.height);
+                (rung.fps, rung.bitrate_kbps) = (e.fps, e.bitrate_kbps);
+            }
             let configured = u64::from(rung.bitrate_kbps) * 1000;
             Some(Variant {
                 uri: r.playlist,

@@ -615,6 +615,7 @@ mod tests {
                 last_foreign_sender: Some("192.168.4.9:4000".into()),
                 malformed_datagrams: 2,
                 timelines: 3,
+                picture: Default::default(),
             },
             camera: CameraStatus {
                 kind: "gopro-legacy",
@@ -643,6 +644,7 @@ mod tests {
             },
             encoder: Some(encoder.clone()),
             encoders: vec![encoder],
+            passthrough: None,
             hub: HubStats {
                 bytes_in: 5000,
                 buffered_bytes: 2000,

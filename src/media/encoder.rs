@@ -6,7 +6,7 @@
 use crate::config::{Codec, Config, Rung};
 use crate::media::relay::Hub;
 use crate::media::source::Feed;
-use crate::media::ts::{Aligner, Demux, Kind, PACKET_LEN};
+use crate::media::ts::{Aligner, Demux, Kind, VideoCodec, PACKET_LEN};
 use crate::supervise::{
     self, Backoff, ChildInfo, Control, Pipes, Progress, SharedInfo, Spec, Watchdog,
 };
@@ -51,13 +51,15 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
         push(&["-f", "mpegts", "pipe:1"]);
         return a;
     }
+    // An encoded rung states all four (validation).
+    let f = rung.stated();
     let vf = format!(
         "scale={}:{}:flags=fast_bilinear,fps={},format=yuv420p",
-        rung.width, rung.height, rung.fps
+        f.width, f.height, f.fps
     );
     push(&["-vf", &vf]);
     push(&["-c:v", e.codec.ffmpeg_name()]);
-    let kbps = rung.bitrate_kbps;
+    let kbps = f.bitrate_kbps;
     let rate = format!("{kbps}k");
     // The rate cap and a buffer of about one second keep bursts within what the link was measured to carry.
     push(&["-b:v", &rate, "-maxrate", &rate, "-bufsize", &rate]);
@@ -80,7 +82,7 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     }
     // Keyframes on a grid of absolute source time (multiples of k seconds), so the
     // encoders of different rungs place them on the same frames: splice points.
-    let gop = ((f64::from(rung.fps) * k).round() as u64).max(1);
+    let gop = ((f64::from(f.fps) * k).round() as u64).max(1);
     let force = format!("expr:if(isnan(prev_forced_t),1,gte(t,(trunc(prev_forced_t/{k})+1)*{k}))");
     push(&["-g", &(gop * 2).to_string(), "-force_key_frames", &force]);
     let extra: Vec<&str> = e.extra_args.iter().map(String::as_str).collect();
@@ -162,10 +164,15 @@ impl Encoder {
         let i = inputs.clone();
         let feed_stop = stop.clone();
         let info_out = info.clone();
+        let join = SourceJoin {
+            h264_only: cfg.ladder()[rung].passthrough,
+            ..SourceJoin::default()
+        };
         let on_start = move |pipes: Pipes| {
             if let Some(stdin) = pipes.stdin {
+                let (i, join) = (i.clone(), join.clone());
                 i.tasks
-                    .spawn(feed(i.feed.subscribe(), stdin, feed_stop.clone()));
+                    .spawn(feed(i.feed.subscribe(), stdin, join, feed_stop.clone()));
             }
             if let Some(stdout) = pipes.stdout {
                 let epoch = *i.timeline.borrow();
@@ -215,9 +222,9 @@ impl Encoder {
 async fn feed(
     (gop, mut rx): (Vec<Bytes>, broadcast::Receiver<Bytes>),
     mut stdin: tokio::process::ChildStdin,
+    mut join: SourceJoin,
     stop: CancellationToken,
 ) {
-    let mut join = SourceJoin::default();
     for piece in gop {
         if join.admit(&piece) && stdin.write_all(&piece).await.is_err() {
             return;
@@ -249,11 +256,13 @@ async fn feed(
 /// Holds back the camera's stream from a new encoder until a keyframe, so the
 /// encoder's decoder starts clean (no "non-existing PPS" errors, a faster
 /// first frame). A source without detectable keyframes is let through after a while.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct SourceJoin {
     demux: Demux,
     started: bool,
     held: usize,
+    /// A remux (passthrough) takes H.264 only: phones are never sent another codec.
+    pub h264_only: bool,
 }
 
 impl SourceJoin {
@@ -261,6 +270,14 @@ impl SourceJoin {
 
     /// True when `datagram` should go to the encoder.
     pub fn admit(&mut self, datagram: &[u8]) -> bool {
+        if self.h264_only {
+            for pkt in datagram.chunks_exact(PACKET_LEN) {
+                self.demux.classify(pkt);
+            }
+            if self.demux.codec().is_some_and(|c| c != VideoCodec::H264) {
+                return false;
+            }
+        }
         if self.started {
             return true;
         }
@@ -334,9 +351,15 @@ mod tests {
     use crate::config;
     use std::path::Path;
 
+    /// The arguments for the start rung, or the first encoded rung below it
+    /// (the default ladder's top rung is the camera's own).
     fn args_for(toml: &str) -> Vec<String> {
         let cfg = config::parse(Path::new("t.toml"), toml).unwrap();
-        ffmpeg_args(&cfg, &cfg.ladder()[cfg.start_rung()])
+        let ladder = cfg.ladder();
+        let rung = (cfg.start_rung()..ladder.len())
+            .find(|r| !ladder[*r].passthrough)
+            .unwrap();
+        ffmpeg_args(&cfg, &ladder[rung])
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
@@ -385,7 +408,7 @@ mod tests {
     #[test]
     fn chosen_rung_and_keyframe_interval_are_used() {
         let a = args_for(
-            "[encoder]\nstart_rung = 1\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
+            "[encoder]\nstart_rung = 2\nkeyframe_interval_s = 2.0\npreset = \"ultrafast\"\nextra_args = [\"-threads\", \"1\"]\n",
         );
         assert!(value_after(&a, "-vf").starts_with("scale=960:540"));
         assert_eq!(value_after(&a, "-b:v"), "1500k");

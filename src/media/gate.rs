@@ -3,11 +3,13 @@
 //! Pure: datagrams and instants in, verdicts out. Anyone on the access point
 //! can send to the camera port, so a datagram is admitted only when it comes
 //! from the camera (its configured address, or else the one sender whose video
-//! is live) and is whole MPEG-TS packets. The source is live while H.264 with
-//! advancing timestamps arrives, not while any byte does. A jump of the
+//! is live) and is whole MPEG-TS packets. The source is live while video
+//! (H.264, or HEVC from HERO13 and later) with advancing timestamps arrives,
+//! not while any byte does. A jump of the
 //! camera's timestamps (it restarted its stream) or video returning after a
 //! stall starts a new timeline, on which the encoders must be restarted.
 
+use crate::media::picture::{Picture, PictureStatus};
 use crate::media::ts::{pts_diff, Demux, Kind, PACKET_LEN, SYNC};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -61,6 +63,8 @@ pub struct Gate {
     /// The newest PAT and PMT packets: a decoder started at a keyframe needs them first.
     pat: Option<Vec<u8>>,
     pmt: Option<Vec<u8>>,
+    /// The admitted stream's codec, size, frame rate and bitrate.
+    picture: Picture,
 }
 
 impl Gate {
@@ -76,7 +80,13 @@ impl Gate {
             timelines: 0,
             pat: None,
             pmt: None,
+            picture: Picture::default(),
         }
+    }
+
+    /// What the admitted stream is: codec, picture size, frame rate, bitrate.
+    pub fn picture(&self, now: Instant) -> PictureStatus {
+        self.picture.status(now)
     }
 
     /// When live video last arrived.
@@ -133,12 +143,17 @@ impl Gate {
             self.high = None;
             self.pat = None;
             self.pmt = None;
+            self.picture.reset();
         }
+        self.picture.datagram(datagram.len(), now);
         let mut video = false;
         let mut has_keyframe = false;
         let mut new_timeline = None;
         for pkt in datagram.chunks_exact(PACKET_LEN) {
-            let (keyframe, pts) = match self.demux.classify(pkt) {
+            let kind = self.demux.classify(pkt);
+            let (codec, pid) = (self.demux.codec(), self.demux.video_pid());
+            self.picture.packet(pkt, kind, codec, pid, now);
+            let (keyframe, pts) = match kind {
                 Kind::Video { keyframe, pts } => (keyframe, pts),
                 Kind::Pat => {
                     self.pat = Some(pkt.to_vec());
@@ -155,6 +170,7 @@ impl Gate {
             match self.timeline(pts, now) {
                 Step::Same { advanced } => video |= advanced,
                 Step::New(why) => {
+                    self.picture.new_timeline();
                     video = true;
                     new_timeline = Some(why);
                 }
@@ -251,6 +267,38 @@ mod tests {
 
     fn at(t0: Instant, secs: f64) -> Instant {
         t0 + Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn hevc_from_the_camera_is_live_video_with_its_keyframes() {
+        use crate::media::ts::tests::{hevc_pes_start, pmt_of};
+        use crate::media::ts::VideoCodec;
+        let t0 = Instant::now();
+        let mut g = Gate::new(Some(ip(CAMERA)), Duration::from_secs(3));
+        g.admit(
+            ip(CAMERA),
+            &[pat(0x1000), pmt_of(0x1000, VIDEO, 0x24)].concat(),
+            t0,
+        );
+        // An IDR_W_RADL (19), then a trailing picture (1).
+        assert_eq!(
+            g.admit(ip(CAMERA), &hevc_pes_start(VIDEO, 0, 19), t0),
+            Verdict::Admitted {
+                video: true,
+                new_timeline: None,
+                keyframe: true
+            }
+        );
+        assert_eq!(
+            g.admit(ip(CAMERA), &hevc_pes_start(VIDEO, 3000, 1), at(t0, 0.03)),
+            Verdict::Admitted {
+                video: true,
+                new_timeline: None,
+                keyframe: false
+            }
+        );
+        assert_eq!(g.last_video(), Some(at(t0, 0.03)));
+        assert_eq!(g.picture(at(t0, 0.03)).codec, Some(VideoCodec::Hevc));
     }
 
     #[test]

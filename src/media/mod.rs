@@ -7,7 +7,10 @@
 pub mod encoder;
 pub mod gate;
 pub mod hls;
+pub mod ladder;
+pub mod picture;
 pub mod push;
 pub mod relay;
 pub mod source;
+pub mod sps;
 pub mod ts;

@@ -10,6 +10,7 @@
 
 use crate::log_budget::{Allow, LogBudget};
 use crate::media::gate::{Gate, Refused, Verdict};
+use crate::media::picture::PictureStatus;
 use bytes::Bytes;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +28,8 @@ pub const PIECE: usize = 7 * crate::media::ts::PACKET_LEN;
 pub const MAX_GOP_BYTES: usize = 4 << 20;
 /// Refused datagrams are logged at most this often (with a count).
 const REFUSED_LOG_WINDOW: Duration = Duration::from_secs(60);
+/// The camera's picture figures are refreshed this often.
+const PICTURE_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default)]
 pub struct SourceStats {
@@ -43,6 +46,8 @@ pub struct SourceStats {
     pub last_sender: Option<SocketAddr>,
     /// Timelines the camera started (the first video is the first).
     pub timelines: u64,
+    /// What the camera sends: codec, picture size, frame rate, bitrate.
+    pub picture: PictureStatus,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -61,6 +66,8 @@ pub struct SourceStatus {
     pub last_foreign_sender: Option<String>,
     pub malformed_datagrams: u64,
     pub timelines: u64,
+    /// The camera's codec ("h264", "hevc"), and its picture as measured.
+    pub picture: PictureStatus,
 }
 
 impl SourceStats {
@@ -88,6 +95,7 @@ impl SourceStats {
             last_foreign_sender: self.last_foreign_sender.map(|s| s.to_string()),
             malformed_datagrams: self.malformed,
             timelines: self.timelines,
+            picture: self.picture.clone(),
         }
     }
 
@@ -196,6 +204,7 @@ pub async fn receive(
     let mut gate = Gate::new(expect.camera, expect.stall_after);
     let mut refused_log = LogBudget::new(1, REFUSED_LOG_WINDOW);
     let mut buf = vec![0u8; 65536];
+    let mut picture_at: Option<Instant> = None;
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -246,6 +255,10 @@ pub async fn receive(
                         s.last_video = Some(now);
                     }
                     s.timelines = gate.timelines();
+                    if picture_at.map_or(true, |t| now.duration_since(t) >= PICTURE_EVERY) {
+                        s.picture = gate.picture(now);
+                        picture_at = Some(now);
+                    }
                 }
                 if let Some(why) = &new_timeline {
                     log::warn!("source: new camera timeline: {why}; restarting the encoders");

@@ -1,5 +1,6 @@
-//! MPEG-TS packets (ISO/IEC 13818-1): packet alignment, PAT/PMT, the H.264 video
-//! PID, random-access points and continuity counters.
+//! MPEG-TS packets (ISO/IEC 13818-1): packet alignment, PAT/PMT, the video
+//! PID (H.264, or HEVC as HERO13 and later send), random-access points and
+//! continuity counters.
 //!
 //! Pure: no I/O, no async. The relay uses it to start viewers at a keyframe,
 //! to skip a slow viewer to the next keyframe, and to splice between encoders.
@@ -8,6 +9,35 @@ pub const PACKET_LEN: usize = 188;
 pub const SYNC: u8 = 0x47;
 pub const PAT_PID: u16 = 0;
 const STREAM_TYPE_H264: u8 = 0x1b;
+const STREAM_TYPE_HEVC: u8 = 0x24;
+
+/// The camera's video codec, from the PMT's stream type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// AVC, stream type 0x1b: what phones play, and what a passthrough rung needs.
+    H264,
+    /// Stream type 0x24: the preview of HERO13 and later. Encoded rungs decode
+    /// it; phones are sent H.264 only.
+    Hevc,
+}
+
+impl VideoCodec {
+    fn of_stream_type(t: u8) -> Option<VideoCodec> {
+        match t {
+            STREAM_TYPE_H264 => Some(VideoCodec::H264),
+            STREAM_TYPE_HEVC => Some(VideoCodec::Hevc),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Hevc => "hevc",
+        }
+    }
+}
 
 /// Accessors for one 188-byte packet.
 #[derive(Clone, Copy)]
@@ -105,11 +135,17 @@ pub enum Kind {
 pub struct Demux {
     pmt_pid: Option<u16>,
     video_pid: Option<u16>,
+    codec: Option<VideoCodec>,
 }
 
 impl Demux {
     pub fn video_pid(&self) -> Option<u16> {
         self.video_pid
+    }
+
+    /// The video's codec, once the PMT named it.
+    pub fn codec(&self) -> Option<VideoCodec> {
+        self.codec
     }
 
     pub fn classify(&mut self, pkt: &[u8]) -> Kind {
@@ -128,8 +164,9 @@ impl Demux {
         }
         if Some(pid) == self.pmt_pid {
             if p.unit_start() {
-                if let Some(video) = section(p.payload()).and_then(parse_pmt_video_pid) {
+                if let Some((video, codec)) = section(p.payload()).and_then(parse_pmt_video) {
                     self.video_pid = Some(video);
+                    self.codec = Some(codec);
                 }
             }
             return Kind::Pmt;
@@ -142,7 +179,11 @@ impl Demux {
                 };
             }
             let (pts, es) = pes_header(p.payload());
-            let keyframe = p.random_access() || es.is_some_and(starts_idr);
+            let keyframe = p.random_access()
+                || es.is_some_and(|es| match self.codec {
+                    Some(VideoCodec::Hevc) => starts_irap(es),
+                    _ => starts_idr(es),
+                });
             return Kind::Video { keyframe, pts };
         }
         Kind::Other
@@ -170,8 +211,8 @@ fn parse_pat(s: &[u8]) -> Option<u16> {
     })
 }
 
-/// The first H.264 elementary stream's PID from a PMT section.
-fn parse_pmt_video_pid(s: &[u8]) -> Option<u16> {
+/// The first H.264 or HEVC elementary stream's PID, and its codec, from a PMT section.
+fn parse_pmt_video(s: &[u8]) -> Option<(u16, VideoCodec)> {
     if *s.first()? != 0x02 {
         return None;
     }
@@ -182,8 +223,8 @@ fn parse_pmt_video_pid(s: &[u8]) -> Option<u16> {
         let stream_type = s[i];
         let pid = (u16::from(s[i + 1] & 0x1f) << 8) | u16::from(s[i + 2]);
         let es_info = usize::from(u16::from(s[i + 3] & 0x0f) << 8 | u16::from(s[i + 4]));
-        if stream_type == STREAM_TYPE_H264 {
-            return Some(pid);
+        if let Some(codec) = VideoCodec::of_stream_type(stream_type) {
+            return Some((pid, codec));
         }
         i += 5 + es_info;
     }
@@ -231,17 +272,35 @@ fn starts_idr(es: &[u8]) -> bool {
     false
 }
 
-/// The RFC 6381 codec of H.264 video (`avc1.PPCCLL`: profile, constraint
-/// flags, level) from the SPS at the start of the first PES of `video_pid`
-/// in `packets` (a keyframe's chunk); None when that PES has no SPS within
-/// its first few packets.
-pub fn avc_codec(packets: &[u8], video_pid: u16) -> Option<String> {
+/// True when the HEVC Annex B bytes contain a VPS, an SPS or an IRAP slice
+/// (IDR, CRA, BLA: NAL unit types 16 to 23) before any other slice.
+fn starts_irap(es: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 3 < es.len() {
+        if es[i] == 0 && es[i + 1] == 0 && es[i + 2] == 1 {
+            match (es[i + 3] >> 1) & 0x3f {
+                16..=23 | 32 | 33 => return true,
+                0..=15 => return false,
+                _ => {}
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The elementary-stream bytes of the first PES of `video_pid` in `packets`,
+/// from at most its first `max_packets` packets (enough for the parameter
+/// sets at a keyframe's start).
+pub fn first_pes_bytes(packets: &[u8], video_pid: u16, max_packets: usize) -> Option<Vec<u8>> {
     let mut es: Vec<u8> = Vec::new();
     let mut started = false;
     let video = packets
         .chunks_exact(PACKET_LEN)
         .filter(|p| p[0] == SYNC && Packet(p).pid() == video_pid);
-    for pkt in video.take(4) {
+    for pkt in video.take(max_packets) {
         let p = Packet(pkt);
         if p.unit_start() {
             if started {
@@ -253,6 +312,15 @@ pub fn avc_codec(packets: &[u8], video_pid: u16) -> Option<String> {
             es.extend_from_slice(p.payload());
         }
     }
+    started.then_some(es)
+}
+
+/// The RFC 6381 codec of H.264 video (`avc1.PPCCLL`: profile, constraint
+/// flags, level) from the SPS at the start of the first PES of `video_pid`
+/// in `packets` (a keyframe's chunk); None when that PES has no SPS within
+/// its first few packets.
+pub fn avc_codec(packets: &[u8], video_pid: u16) -> Option<String> {
+    let es = first_pes_bytes(packets, video_pid, 4)?;
     let i = es
         .windows(4)
         .position(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)?;
@@ -346,6 +414,11 @@ pub mod tests {
     }
 
     pub fn pmt(pmt_pid: u16, video_pid: u16) -> Vec<u8> {
+        pmt_of(pmt_pid, video_pid, STREAM_TYPE_H264)
+    }
+
+    /// A PMT naming one video stream of `stream_type`.
+    pub fn pmt_of(pmt_pid: u16, video_pid: u16, stream_type: u8) -> Vec<u8> {
         let s = with_crc(vec![
             0x02,
             0xb0,
@@ -359,7 +432,7 @@ pub mod tests {
             video_pid as u8,
             0xf0,
             0,
-            STREAM_TYPE_H264,
+            stream_type,
             0xe0 | (video_pid >> 8) as u8,
             video_pid as u8,
             0xf0,
@@ -385,6 +458,50 @@ pub mod tests {
         payload.extend_from_slice(&[0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, nal]);
         payload.resize(150, 0xab);
         packet(video_pid, true, rai, 0, &payload)
+    }
+
+    /// An HEVC PES start: an access unit delimiter (type 35), then a NAL unit of `nal_type`.
+    pub fn hevc_pes_start(video_pid: u16, pts: u64, nal_type: u8) -> Vec<u8> {
+        let mut payload = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5];
+        payload.extend_from_slice(&encode_pts(pts));
+        payload.extend_from_slice(&[0, 0, 0, 1, 35 << 1, 1, 0x50, 0, 0, 0, 1, nal_type << 1, 1]);
+        payload.resize(150, 0xab);
+        packet(video_pid, true, false, 0, &payload)
+    }
+
+    #[test]
+    fn hevc_is_video_too_with_its_own_keyframes() {
+        let mut d = Demux::default();
+        d.classify(&pat(0x1000));
+        assert_eq!(d.classify(&pmt_of(0x1000, 0x100, 0x24)), Kind::Pmt);
+        assert_eq!(
+            (d.video_pid(), d.codec()),
+            (Some(0x100), Some(VideoCodec::Hevc))
+        );
+        let key = |nal| match d.clone().classify(&hevc_pes_start(0x100, 900, nal)) {
+            Kind::Video { keyframe, pts } => {
+                assert_eq!(pts, Some(900));
+                keyframe
+            }
+            other => panic!("{other:?}"),
+        };
+        // VPS, SPS, IDR_W_RADL, IDR_N_LP, CRA: a decoder can start there.
+        for nal in [32, 33, 19, 20, 21] {
+            assert!(key(nal), "NAL type {nal}");
+        }
+        // TRAIL_R, TRAIL_N, RASL: it cannot. (An H.264 reading of these bytes
+        // would see other types: the codec decides.)
+        for nal in [1, 0, 9] {
+            assert!(!key(nal), "NAL type {nal}");
+        }
+        let mut h264 = Demux::default();
+        h264.classify(&pat(0x1000));
+        h264.classify(&pmt(0x1000, 0x100));
+        assert_eq!(h264.codec(), Some(VideoCodec::H264));
+        let mut other = Demux::default();
+        other.classify(&pat(0x1000));
+        other.classify(&pmt_of(0x1000, 0x100, 0x02)); // MPEG-2 video
+        assert_eq!((other.video_pid(), other.codec()), (None, None));
     }
 
     #[test]
