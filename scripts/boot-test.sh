@@ -217,18 +217,19 @@ APPEND="$(tr ' ' '\n' <"$WORK/cmdline.txt" | grep . | grep -v '^console=' | past
 # unit that brings up the simulated radios, the phone, and the phone's
 # resolv.conf (ip netns exec binds /etc/netns/phone/resolv.conf).
 ROOTFS="$CARD?offset=$((ROOT_START * 512))"
-rootfs_do() { # debugfs requests on stdin
-	debugfs -w -f - "$ROOTFS" >"$WORK/debugfs.log" 2>&1
-	if grep -E 'Could not|not found|No such|error' "$WORK/debugfs.log" | grep -v '^debugfs ' >&2; then
-		return 1
-	fi
+# rootfs_put FILE DEST: replace DEST in the copy's root file system with FILE.
+# rm and write in separate debugfs runs: in one run, write reuses the freed
+# inode with its old size (the guest then read a file cut to the old length).
+rootfs_put() {
+	debugfs -w -R "rm $2" "$ROOTFS" >/dev/null 2>&1
+	debugfs -w -R "write $1 $2" "$ROOTFS" >"$WORK/debugfs.log" 2>&1
+	debugfs -R "cat $2" "$ROOTFS" 2>/dev/null | cmp -s - "$1" &&
+		[ "$(debugfs -R "stat $2" "$ROOTFS" 2>/dev/null | grep -o 'Size: [0-9]*' | head -n 1)" = "Size: $(stat -c %s "$1")" ]
 }
 # fieldtest_conf LINES...: the test unit's settings for the next boot
 fieldtest_conf() {
 	printf '%s\n' "$@" >"$WORK/fieldtest.conf"
-	printf 'rm /etc/livestream-fieldtest.conf\nwrite %s /etc/livestream-fieldtest.conf\n' "$WORK/fieldtest.conf" |
-		debugfs -w -f - "$ROOTFS" >"$WORK/debugfs.log" 2>&1
-	debugfs -R 'cat /etc/livestream-fieldtest.conf' "$ROOTFS" 2>/dev/null | cmp -s - "$WORK/fieldtest.conf"
+	rootfs_put "$WORK/fieldtest.conf" /etc/livestream-fieldtest.conf
 }
 {
 	echo "write $FIELD/fieldtest /usr/local/sbin/fieldtest"
@@ -574,8 +575,7 @@ fat_put "$WORK/bad.toml" livestreamd.toml
 if [ "$SHIP_KIND" != auto ]; then
 	# Until the daemon finds the camera by itself, the image's own config names it.
 	camera_kind "$WORK/shipped.toml" "$USB_CAM" >"$WORK/image-usb.toml"
-	printf 'rm /etc/livestreamd/livestreamd.toml\nwrite %s /etc/livestreamd/livestreamd.toml\n' "$WORK/image-usb.toml" |
-		debugfs -w -f - "$ROOTFS" >"$WORK/debugfs.log" 2>&1
+	rootfs_put "$WORK/image-usb.toml" /etc/livestreamd/livestreamd.toml || fail "the image's config names the camera" "$(cat "$WORK/debugfs.log")"
 	echo "(the shipped config has kind = \"$SHIP_KIND\": this boot's image config names the camera, open-gopro at $USB_CAM)"
 fi
 check "boot1: the test unit's settings (USB camera, two radios)" fieldtest_conf SCENARIO=usb RADIOS=2 "MGMT_MAC=$MGMT_MAC"
@@ -608,7 +608,7 @@ if boot boot1 "$USB_CAM" "${USB_CAM%.*}.52,${USB_CAM%.*}.60" -device qemu-xhci -
 	# the camera's USB link: up by DHCP, with nothing configured
 	# shellcheck disable=SC2016 # expanded by the guest's shell
 	out=$(guest 60 'for d in /sys/class/net/*/device/driver; do i=${d#/sys/class/net/}; i=${i%%/*}; echo "$i $(basename "$(readlink "$d")") $(ip -4 -o addr show dev "$i" | awk "{ print \$4 }")"; done' || true)
-	usb=$(grep -E ' (cdc_ncm|cdc_ether|rndis_host) ' <<<"$out" || true)
+	usb=$(grep -E ' (cdc_ncm|cdc_ether|rndis_host|cdc_subset) ' <<<"$out" || true)
 	check "boot1: the camera's USB link is up by DHCP with nothing configured ($usb)" grep -qE " ${USB_CAM%.*}\.[0-9]+/24$" <<<"$usb"
 	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$HPORT/healthz" || true)
 	check "boot1: /healthz 200 (got $code)" test "$code" = 200

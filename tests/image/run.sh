@@ -260,7 +260,7 @@ check "wifi reads iw output from stdin too" cmp "$WORK/wifi-brcmfmac.out" "$WORK
 
 echo "# the camera on USB"
 USBNET="$OVERLAY/usr/lib/systemd/network/20-livestream-usb-camera.network"
-check "every USB network link of a camera (NCM, ECM, RNDIS) gets DHCP" has "$USBNET" "Driver=cdc_ncm cdc_ether rndis_host"
+check "every USB network link of a camera (NCM, ECM, RNDIS, CDC subset) gets DHCP" has "$USBNET" "Driver=cdc_ncm cdc_ether rndis_host cdc_subset"
 check "the camera's USB link is no default route" has "$USBNET" "UseRoutes=no"
 
 echo "# livestream-net: bad input"
