@@ -2,9 +2,9 @@
 # build-image.sh: build a livestreamd SD card image from Debian's packages,
 # with Buildroot or with kas/Yocto.
 #
-#   scripts/build-image.sh debian rpi-arm64 [--output DIR] [--dry-run]
-#   scripts/build-image.sh buildroot BOARD [--buildroot DIR] [--output DIR] [--release] [--dry-run]
-#   scripts/build-image.sh yocto MACHINE [--release] [--dry-run]
+#   scripts/build-image.sh debian rpi-arm64 [--output DIR] [--publish] [--dry-run]
+#   scripts/build-image.sh buildroot BOARD [--buildroot DIR] [--output DIR] [--release] [--publish] [--dry-run]
+#   scripts/build-image.sh yocto MACHINE [--release] [--publish] [--dry-run]
 #
 # Debian: rpi-arm64 (Pi 3, 4, 400, Zero 2 W), see debian-image/mkimage.sh.
 #   Needs root and Debian's mirrors; .debs are cached in
@@ -25,6 +25,9 @@
 # yocto/kas/livestream-base.yml), so the release placeholders (the .hash
 # lines, SRCREV) do not stop a first build. --release builds the v0.1.0
 # release instead (Buildroot: its tarball; Yocto: yocto/kas/release.yml).
+# --publish also writes the image as people's tools take it, beside it:
+# NAME.xz, NAME.xz.sha256 and NAME.bmap (scripts/lib/publish-image.sh; the
+# release workflow uses it).
 # Every command is printed before it runs; --dry-run only prints them.
 
 set -eu
@@ -32,11 +35,12 @@ set -eu
 REPO=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 DRY_RUN=0
 RELEASE=0
+PUBLISH=0
 BUILDROOT=${BUILDROOT_DIR:-}
 OUTPUT=''
 
 usage() {
-	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 run() {
@@ -66,6 +70,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--release) RELEASE=1 ;;
+	--publish) PUBLISH=1 ;;
 	# the default since images build from the working tree; kept for old scripts
 	--local) RELEASE=0 ;;
 	--dry-run) DRY_RUN=1 ;;
@@ -95,6 +100,7 @@ debian)
 	else
 		run "$REPO/debian-image/mkimage.sh"
 	fi
+	IMAGE_OUT="${OUTPUT:-$REPO/artifacts/debian-rpi-arm64}/livestream-debian-rpi-arm64.img.zst"
 	;;
 buildroot)
 	case $TARGET in
@@ -124,6 +130,7 @@ buildroot)
 	run make -C "$BUILDROOT" O="$OUTPUT" BR2_EXTERNAL="$REPO/buildroot" "livestreamd_${TARGET}_defconfig"
 	run make -C "$BUILDROOT" O="$OUTPUT"
 	echo "build-image.sh: image: $OUTPUT/images/sdcard.img"
+	IMAGE_OUT="$OUTPUT/images/sdcard.img"
 	;;
 yocto)
 	case $TARGET in
@@ -143,9 +150,15 @@ yocto)
 	fi
 	run kas build "$KAS_FILE"
 	echo "build-image.sh: image: build/tmp/deploy/images/$TARGET/livestream-image-$TARGET*.wic.bz2"
+	IMAGE_OUT=$(find "build/tmp/deploy/images/$TARGET" -maxdepth 1 -name "livestream-image-$TARGET*.wic.bz2" -type f 2>/dev/null | head -n 1)
 	;;
 *)
 	usage >&2
 	exit 2
 	;;
 esac
+
+# The output step: the image as people's tools take it.
+if [ "$PUBLISH" = 1 ]; then
+	run "$REPO/scripts/lib/publish-image.sh" "${IMAGE_OUT:-the image}"
+fi

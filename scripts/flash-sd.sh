@@ -1,12 +1,18 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # flash-sd.sh: write a livestreamd image to an SD card, carefully.
 #
 #   scripts/flash-sd.sh [--dry-run] [--yes] IMAGE DEVICE
 #
 # IMAGE is sdcard.img (Buildroot), *.wic (Yocto) or
-# livestream-debian-rpi-arm64.img.zst (Debian), optionally compressed
+# livestream-debian-rpi-arm64.img.xz / .img.zst (Debian), optionally compressed
 # (.gz, .bz2, .xz, .zst). DEVICE is the whole card, e.g. /dev/sdb or
 # /dev/mmcblk0, never a partition.
+#
+# Before writing: IMAGE.sha256 (written beside every image the build makes,
+# and published with each release), when present, must match, and a
+# compressed image must decompress whole, so a truncated or damaged download
+# never reaches the card. After writing: the card is read back (bypassing the
+# page cache) and compared with what was written; any difference is an error.
 #
 # It refuses to write to:
 #   - anything that is not a block device,
@@ -22,7 +28,7 @@
 # /proc/self/mounts and /proc/swaps, LIVESTREAM_FLASH_ALLOW_FILE=1 accepts a
 # regular file as DEVICE (its checks then come from the fake sysfs).
 
-set -eu
+set -euo pipefail
 
 PROG=flash-sd.sh
 SYSFS=${LIVESTREAM_FLASH_SYSFS:-/sys}
@@ -42,12 +48,22 @@ Usage: scripts/flash-sd.sh [--dry-run] [--yes] IMAGE DEVICE
   --dry-run  check everything and print the write command, write nothing
   --yes      do not ask for confirmation (the safety checks still apply)
 
+IMAGE.sha256, when present, is checked before anything is written, and the
+card is read back and compared afterwards.
+
 List candidate cards with: lsblk -d -o NAME,SIZE,RM,TRAN,MODEL
 EOF
 }
 
 refuse() {
 	printf '%s: refusing: %s\n' "$PROG" "$*" >&2
+	exit 1
+}
+
+# A failure once writing has begun: the card is not usable.
+refuse_after() {
+	printf '%s: FAILED: %s\n' "$PROG" "$*" >&2
+	printf '%s: the card is not usable as it is; write it again\n' "$PROG" >&2
 	exit 1
 }
 
@@ -77,6 +93,8 @@ done
 }
 IMAGE=$1
 DEVICE=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/flash-sd.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
 
 if [ ! -f "$IMAGE" ] || [ ! -r "$IMAGE" ]; then
 	refuse "image $IMAGE does not exist or is not readable"
@@ -148,7 +166,28 @@ else
 	WRITE_CMD="dd if='$IMAGE' of='$REAL' bs=4M conv=fsync"
 fi
 
+# The image itself, before anything is written.
+if [ -f "$IMAGE.sha256" ]; then
+	want=$(awk '{ print $1; exit }' "$IMAGE.sha256")
+	have=$(sha256sum "$IMAGE" | cut -d' ' -f1)
+	[ "$want" = "$have" ] ||
+		refuse "$IMAGE does not match $IMAGE.sha256 (a truncated or damaged download?): expected $want, got $have"
+	CHECKSUM="matches $IMAGE.sha256"
+else
+	CHECKSUM="no $IMAGE.sha256 beside it: not checked"
+fi
+if [ -n "$DECOMPRESS" ]; then
+	# Decompressing to nowhere reads it whole: a truncated file fails here.
+	raw_bytes=$($DECOMPRESS "$IMAGE" 2>"$tmp/decompress.err" | wc -c) ||
+		refuse "$IMAGE does not decompress whole ($(tr '\n' ' ' <"$tmp/decompress.err"))"
+else
+	raw_bytes=$(stat -c %s "$IMAGE")
+fi
+[ "$raw_bytes" -le $((size_sectors * 512)) ] ||
+	refuse "the image ($((raw_bytes / 1048576)) MiB) is larger than $DEVICE (${size_mb} MiB)"
+
 echo "$PROG: image:  $IMAGE"
+echo "$PROG: checksum: $CHECKSUM"
 echo "$PROG: target: $REAL ($model, ${size_mb} MiB, removable)"
 echo "$PROG: command: $WRITE_CMD"
 
@@ -170,10 +209,32 @@ if [ "$ASSUME_YES" != 1 ]; then
 	fi
 fi
 
-if [ -n "$DECOMPRESS" ]; then
-	$DECOMPRESS "$IMAGE" | dd of="$REAL" bs=4M conv=fsync
-else
-	dd if="$IMAGE" of="$REAL" bs=4M conv=fsync
-fi
+# The write, and what went to the card: its SHA-256 and its length.
+source_stream() {
+	if [ -n "$DECOMPRESS" ]; then $DECOMPRESS "$IMAGE"; else cat "$IMAGE"; fi
+}
+echo "$PROG: writing..."
+source_stream | tee >(sha256sum >"$tmp/written.sha256") |
+	dd of="$REAL" bs=4M iflag=fullblock conv=fsync 2>"$tmp/dd.log" ||
+	refuse_after "writing failed: $(tail -n 2 "$tmp/dd.log" | tr '\n' ' ')"
 sync
+# tee's process substitution may still be writing its sum.
+for _ in $(seq 50); do [ -s "$tmp/written.sha256" ] && break; sleep 0.1; done
+written=$(sed -n 's/^\([0-9][0-9]*\) bytes.*/\1/p' "$tmp/dd.log")
+[ -n "$written" ] || refuse_after "dd did not say how much it wrote: $(cat "$tmp/dd.log")"
+
+echo "$PROG: reading the card back to compare ($written bytes)..."
+# O_DIRECT reads the card, not the page cache; a regular file (the test
+# hook) may live where O_DIRECT is not supported.
+direct=,direct
+[ -b "$REAL" ] || direct=
+# Drop the device's cached pages as well where O_DIRECT alone may not.
+if [ -b "$REAL" ]; then blockdev --flushbufs "$REAL" 2>/dev/null || true; fi
+dd if="$REAL" bs=4M iflag=count_bytes,fullblock$direct count="$written" status=none |
+	sha256sum >"$tmp/read.sha256" ||
+	refuse_after "cannot read the card back"
+if [ "$(cut -d' ' -f1 "$tmp/written.sha256")" != "$(cut -d' ' -f1 "$tmp/read.sha256")" ]; then
+	refuse_after "the card does not hold what was written (read back $(cut -c1-16 "$tmp/read.sha256"), wrote $(cut -c1-16 "$tmp/written.sha256")): a failing card or reader; try another"
+fi
+echo "$PROG: verified: the card holds the image (sha256 $(cut -c1-16 "$tmp/written.sha256")…)"
 echo "$PROG: done; you can remove the card"

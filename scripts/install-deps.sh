@@ -21,7 +21,8 @@ fi
 if [ "$what" = all ]; then
     # libc6-dev-armhf-cross: the static armv7 link (crt1.o, libc.a); only a
     # Recommends of gcc-arm-linux-gnueabihf, so --no-install-recommends drops it.
-    apt_packages+=(iproute2 nftables procps file shellcheck systemd python3
+    # python3-venv: the venv of GoPro's SDK for the camera conformance tests (below).
+    apt_packages+=(iproute2 nftables procps file shellcheck systemd python3 python3-venv
         gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
         qemu-user-static dnsmasq-base busybox)
     # cross through podman, with images built from Debian's packages
@@ -33,6 +34,8 @@ if [ "$what" = all ] || [ "$what" = image ]; then
     # without loop devices) and its boot test (qemu-system-aarch64, below).
     apt_packages+=(mmdebstrap arch-test qemu-user-static dosfstools mtools fdisk
         e2fsprogs zstd file busybox iproute2 python3 gcc-aarch64-linux-gnu)
+    # The release's image forms (scripts/lib/publish-image.sh): .img.xz, .bmap.
+    apt_packages+=(xz-utils bmap-tools)
 fi
 
 # Another apt may hold the lock for a while: wait for it, never break it.
@@ -96,6 +99,28 @@ if [ "$what" = all ]; then
     if ! command -v oelint-adv >/dev/null 2>&1; then
         python3 -m pip install -q --disable-pip-version-check oelint-adv==9.11.2
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    fi
+    # The workflows' checker (scripts/lint-workflows.sh): GitHub's workflow
+    # schema ships inside it, so it needs no network when it runs.
+    if ! command -v check-jsonschema >/dev/null 2>&1; then
+        python3 -m pip install -q --disable-pip-version-check check-jsonschema==0.39.0
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    fi
+fi
+if [ "$what" = all ]; then
+    # GoPro's official Python SDK (open-gopro) and goprocam, for tests/gopro_sdk.rs: a venv of
+    # Debian's python3 holding exactly tests/gopro/requirements.txt (every package pinned,
+    # installed without resolving anything else), made again whenever that file changes.
+    venv=${LIVESTREAMD_GOPRO_VENV:-/opt/livestreamd/gopro-sdk-venv}
+    req="$(cd "$(dirname "$0")/.." && pwd)/tests/gopro/requirements.txt"
+    if ! cmp -s "$req" "$venv/requirements.txt"; then
+        echo "install-deps: GoPro SDK venv in $venv"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$req"
+        "$venv/bin/pip" check >/dev/null
+        cp "$req" "$venv/requirements.txt"
     fi
 fi
 echo "install-deps: $what ready"

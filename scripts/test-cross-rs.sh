@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The `cross build` the README tells users to run, run here for both targets:
+# The `cross build` docs/CROSS_AND_SYSTEMD.md tells users to run, run here for both targets:
 # cross 0.2.5 from crates.io, podman, and images built here from Debian's
 # packages, so that no container registry is needed (or asked).
 #
 #   1. installs what it needs: Debian packages and rustup targets
 #      (scripts/install-deps.sh), cross 0.2.5 into $CROSS_ROOT (a folder of its
 #      own; ~/.cargo/bin is not touched), the images (scripts/cross-images.sh);
-#   2. with cross/env.sh sourced, runs the README's commands
+#   2. with cross/env.sh sourced, runs those commands
 #        cross build --release --locked --target aarch64-unknown-linux-musl
 #        cross build --release --locked --target armv7-unknown-linux-gnueabihf
 #      into target/cross-rs (scripts/build-release.sh's binaries stay apart);
@@ -121,7 +121,7 @@ check "build-release.sh" step build-release scripts/build-release.sh "${targets[
 # every crate, dev-dependencies too, from the host's cargo home.
 check "cargo fetch --locked" step cargo-fetch cargo fetch --locked
 
-# The README's commands, in the environment cross/env.sh describes.
+# docs/CROSS_AND_SYSTEMD.md's commands, in the environment cross/env.sh describes.
 host_path=$PATH
 # shellcheck source=cross/env.sh
 . cross/env.sh

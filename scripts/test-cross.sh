@@ -201,12 +201,13 @@ for t in $targets; do
         *) fail "$t: file: $desc (expected a static $(arch_word "$t") binary)" ;;
     esac
 
+    # The version, the commit and the target it was built for.
     v=$("$qemu" "$bin" --version 2>&1)
-    if [ "$v" = "livestreamd $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" ]; then
-        pass "$t: --version: $v"
-    else
-        fail "$t: --version: $v"
-    fi
+    case $v in
+    "livestreamd $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1) (commit "*", $t)")
+        pass "$t: --version: $v" ;;
+    *) fail "$t: --version: $v (expected the version, a commit and $t)" ;;
+    esac
 
     if "$qemu" "$bin" check-config configs/livestreamd.toml >/dev/null 2>"$tmp/err"; then
         pass "$t: check-config configs/livestreamd.toml: exit 0"

@@ -16,10 +16,14 @@ cargo test --locked --features netns-tests -- --test-threads="${TEST_THREADS:-2}
 echo "== static aarch64 and armv7 builds, run under qemu-user"
 scripts/build-release.sh
 scripts/test-cross.sh
-echo "== the README's cross build and cross test, through podman with images from Debian's packages"
+echo "== the documented cross build and cross test (docs/CROSS_AND_SYSTEMD.md), through podman with images from Debian's packages"
 scripts/test-cross-rs.sh
 echo "== systemd unit"
 scripts/verify-unit.sh
+echo "== GitHub workflows (schema; steps call this repository's scripts)"
+scripts/lint-workflows.sh
+echo "== README and docs (links, one home per fact)"
+scripts/lint-docs.sh
 echo "== image recipes, overlay scripts"
 scripts/lint-images.sh
 echo "== the phone's web page in Chromium, Firefox ESR and WebKitGTK"

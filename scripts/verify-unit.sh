@@ -22,6 +22,28 @@ trap 'rm -rf "$tmp"' EXIT
 
 grep -q '^ExecStart=/usr/bin/livestreamd ' systemd/livestreamd.service ||
     { echo "error: ExecStart= no longer starts /usr/bin/livestreamd" >&2; exit 1; }
+# --set-clock needs CAP_SYS_TIME (bounding and ambient), the @clock system
+# calls, and no ProtectClock= (which forbids setting the clock).
+if grep -q '^ExecStart=.* --set-clock' systemd/livestreamd.service; then
+    for want in '^CapabilityBoundingSet=.*CAP_SYS_TIME' '^AmbientCapabilities=.*CAP_SYS_TIME' '^SystemCallFilter=.*@clock'; do
+        grep -q "$want" systemd/livestreamd.service ||
+            { echo "error: ExecStart= has --set-clock but the unit lacks $want" >&2; exit 1; }
+    done
+    if grep -q '^ProtectClock=yes' systemd/livestreamd.service; then
+        echo "error: ExecStart= has --set-clock but ProtectClock=yes forbids it" >&2
+        exit 1
+    fi
+    echo "ok   --set-clock: CAP_SYS_TIME, @clock, no ProtectClock="
+fi
+# The binary takes the unit's command line.
+args=$(sed -n 's|^ExecStart=/usr/bin/livestreamd ||p' systemd/livestreamd.service)
+# shellcheck disable=SC2086 # the unit's words, split as systemd splits them
+if ! "$bin" $args --check-args >"$tmp/out" 2>&1; then
+    cat "$tmp/out" >&2
+    echo "FAIL livestreamd does not take the unit's ExecStart= arguments: $args" >&2
+    exit 1
+fi
+echo "ok   livestreamd takes the unit's arguments: $args"
 sed "s|^ExecStart=/usr/bin/livestreamd |ExecStart=$bin |" \
     systemd/livestreamd.service >"$tmp/livestreamd.service"
 

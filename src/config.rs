@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod layer;
 mod locate;
 pub mod source;
 mod validate;
@@ -366,12 +367,14 @@ pub struct Camera {
     pub kind: CameraKind,
     /// The camera's IP address as written; read it through `address()` and
     /// `control_address()`. When set, datagrams from any other address are
-    /// never accepted. Unset: for kind "udp" any sender (the daemon locks onto
-    /// one while it is live); for the GoPro kinds 10.5.5.9 (a GoPro's own
-    /// access point).
+    /// never accepted, and "auto" looks for the camera only there. Unset: for
+    /// "auto" and "udp" any sender (the daemon locks onto one while it is
+    /// live; "auto" onto the camera it found); for the GoPro kinds 10.5.5.9 (a
+    /// GoPro's own access point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
-    /// The camera's HTTP port; unset means the model's own (80 legacy, 8080 Open GoPro).
+    /// The camera's HTTP port; unset means the API's own (80 legacy, 8080 Open GoPro). With
+    /// "auto" both APIs are asked on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_port: Option<u16>,
     /// The camera's UDP port for the legacy `_GPHD_` keep-alive.
@@ -401,8 +404,12 @@ pub struct Camera {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CameraKind {
-    /// Any MPEG-TS sender; the daemon only listens.
+    /// Find the camera (the configured address, the camera's Wi-Fi 10.5.5.9, the peer of each
+    /// USB network link), ask it what it is, and drive it with its own API; a sender without an
+    /// HTTP API is plain `udp`.
     #[default]
+    Auto,
+    /// Any MPEG-TS sender; the daemon only listens.
     Udp,
     /// HERO4 to HERO7 class: gpControl over HTTP and the UDP keep-alive.
     GoproLegacy,
@@ -413,6 +420,7 @@ pub enum CameraKind {
 impl CameraKind {
     pub fn name(self) -> &'static str {
         match self {
+            CameraKind::Auto => "auto",
             CameraKind::Udp => "udp",
             CameraKind::GoproLegacy => "gopro-legacy",
             CameraKind::OpenGopro => "open-gopro",
@@ -452,19 +460,19 @@ impl WebcamFov {
 
 impl Camera {
     /// The only address the source accepts datagrams from, or `None`: any
-    /// sender (kind "udp" with no address set). The GoPro kinds default to
-    /// 10.5.5.9.
+    /// sender (kinds "auto" and "udp" with no address set). The GoPro kinds
+    /// default to 10.5.5.9.
     pub fn address(&self) -> Option<IpAddr> {
         match (self.address, self.kind) {
             (Some(a), _) => Some(a),
-            (None, CameraKind::Udp) => None,
+            (None, CameraKind::Udp | CameraKind::Auto) => None,
             (None, CameraKind::GoproLegacy | CameraKind::OpenGopro) => Some(GOPRO_ADDRESS),
         }
     }
 
-    /// Where the controlled kinds send HTTP requests and UDP keep-alives: the
+    /// Where the GoPro kinds send HTTP requests and UDP keep-alives: the
     /// configured address, else 10.5.5.9. Meaningless for kind "udp", which
-    /// sends nothing.
+    /// sends nothing; "auto" finds its camera (see camera::discover).
     pub fn control_address(&self) -> IpAddr {
         self.address().unwrap_or(GOPRO_ADDRESS)
     }
@@ -475,6 +483,11 @@ impl Camera {
             CameraKind::OpenGopro => 8080,
             _ => 80,
         })
+    }
+
+    /// The port a camera speaking `api` is asked on: `http_port` if set, else the API's own.
+    pub fn port_for(&self, api: crate::camera::models::Api) -> u16 {
+        self.http_port.unwrap_or(api.default_port())
     }
 
     /// The Open GoPro webcam `res` parameter value for `resolution`.
@@ -875,25 +888,41 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An error at byte `offset` of `text`, the text of `file`.
+fn error_at(file: &Path, text: &str, offset: usize, reason: &str) -> ConfigError {
+    let (line, column) = locate::line_col(text, offset);
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        reason: locate::one_line(reason),
+    }
+}
+
+/// Parses `text` as `T` (the whole schema, or a bare table), with a TOML or
+/// serde error located in `file`.
+fn parse_as<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    // toml's message is the reason; its own rendering repeats the location.
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        error_at(
+            file,
+            text,
+            offset,
+            &locate::parser_reason(text, offset, e.message()),
+        )
+    })
+}
+
 /// Parses and validates a config document. `file` only labels errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let at = |offset: usize, reason: &str| {
-        let (line, column) = locate::line_col(text, offset);
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            reason: locate::one_line(reason),
-        }
-    };
-    // toml's message is the reason; its own rendering repeats the location.
-    let config: Config = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        at(offset, &locate::parser_reason(text, offset, e.message()))
-    })?;
-    validate::validate(&config).map_err(|e| at(locate::offset_of(text, &e.places), &e.reason))?;
+    let config: Config = parse_as(file, text)?;
+    validate::validate(&config)
+        .map_err(|e| error_at(file, text, locate::offset_of(text, &e.places), &e.reason))?;
     Ok(config)
 }
+
+pub use layer::parse_over;
 
 /// Reads and parses a file; I/O failures are reported at line 1, column 1.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -1186,7 +1215,7 @@ level = "debug"
     #[test]
     fn camera_defaults_are_the_documented_ones() {
         let c = Config::default().camera;
-        assert_eq!(c.kind, CameraKind::Udp);
+        assert_eq!(c.kind, CameraKind::Auto);
         assert_eq!((c.address, c.address()), (None, None));
         let gopro = Camera {
             kind: CameraKind::GoproLegacy,
@@ -1246,6 +1275,11 @@ fov = "linear"
         assert_eq!(c.fov.id(), 4);
         let legacy = parse(Path::new("t"), "[camera]\nkind = \"gopro-legacy\"\n").unwrap();
         assert_eq!(legacy.camera.kind, CameraKind::GoproLegacy);
+        let auto = parse(Path::new("t"), "[camera]\nkind = \"auto\"\n").unwrap();
+        assert_eq!(auto.camera.kind, CameraKind::Auto);
+        assert_eq!(auto.camera.address(), None);
+        let none = parse(Path::new("t"), "[camera]\naddress = \"10.5.5.9\"\n").unwrap();
+        assert_eq!(none.camera.kind, CameraKind::Auto, "an absent kind is auto");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Status {
     /// The field network as the image set it up (`/run/livestream/network.json`,
     /// docs/IMAGES.md); `null` without that file.
     pub network: Option<serde_json::Value>,
+    /// The wall clock: who set it this boot (the camera, a phone) or nobody.
+    pub clock: crate::timekeep::ClockStatus,
 }
 
 /// One running encoder.
@@ -71,33 +73,61 @@ pub struct EncoderStatus {
     pub first_frame_s: Option<f64>,
 }
 
-/// The camera's side, for `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The camera's side, for `/status` and `/events` (docs/CAMERA.md explains every field).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct CameraStatus {
+    /// The configured kind: `auto`, `udp`, `gopro-legacy` or `open-gopro`.
     pub kind: &'static str,
-    /// `waiting` (nothing yet), `starting` (asked, no video yet), `live`, `stalled`
-    /// (video stopped; asking again), `unreachable` (the last request failed), `stopped`.
+    /// `searching` (auto: no camera found yet), `waiting` (udp: nothing received yet),
+    /// `starting` (asked, no video yet), `live`, `busy` (the camera answered 409: retrying),
+    /// `refused` (it answered another error: retrying), `stalled` (video stopped; asking
+    /// again), `unreachable` (no answer), `stopped`.
     pub state: &'static str,
-    /// The camera's HTTP base, for the controlled kinds.
+    /// Why it is in that state and what the daemon does next, in words.
+    pub reason: Option<String>,
+    /// The API the camera speaks: `open-gopro`, `gopro-legacy`, or `udp` (a sender without an
+    /// HTTP API); null until known.
+    pub api: Option<&'static str>,
+    /// Open GoPro's API version (`/gopro/version`).
+    pub api_version: Option<String>,
+    /// The model as the camera names itself, or as the daemon infers it.
+    pub model: Option<String>,
+    pub model_number: Option<u32>,
+    pub firmware: Option<String>,
+    /// The camera's HTTP base (`http://10.5.5.9:8080`), once known.
     pub address: Option<String>,
+    /// `wifi` or `usb`.
+    pub transport: Option<&'static str>,
+    /// How the camera was found: the configured address, the camera's Wi-Fi, a USB link, the
+    /// video it sent.
+    pub found_by: Option<String>,
+    /// What the daemon asks for: `preview`, `webcam` or `live-view` (legacy).
+    pub mode: Option<&'static str>,
+    /// Why the mode differs from the configured one, or what the camera cannot do here.
+    pub mode_reason: Option<String>,
+    /// The codec the model sends its stream in (`h264`; `hevc` for HERO13's preview).
+    pub codec: Option<&'static str>,
+    /// The camera's last answer to a command: request, status and its `error` field.
+    pub last_answer: Option<String>,
     pub last_error: Option<String>,
     /// Unix time (s) of the last request the camera accepted.
     pub last_ok_unix: Option<f64>,
-    /// HTTP requests sent to the camera (start, keep-alive, stop).
+    /// HTTP requests sent to the camera (commands and keep-alives; not discovery's probes).
     pub requests: u64,
-    /// Of those, start commands (the retried ones).
+    /// Start sequences sent (the retried ones).
     pub start_requests: u64,
-    /// Requests that failed (no connection, timeout, error status).
+    /// Requests that failed (no connection, timeout, error status or error field).
     pub failures: u64,
-    /// Keep-alives sent (UDP datagrams for legacy, HTTP requests for Open GoPro).
+    /// Keep-alives sent (UDP datagrams for legacy, HTTP requests for Open GoPro), and those
+    /// that got no good answer.
     pub keepalives: u64,
+    pub keepalive_failures: u64,
+    /// Discovery rounds (auto): each asks every candidate address once.
+    pub searches: u64,
     /// Unix time (s) the video stopped arriving, while it stays stopped.
     pub stalled_since: Option<f64>,
-    /// Seconds until the start command is sent again, while it is being retried.
+    /// Seconds until the start sequence (or, while searching, the next round) is sent again.
     pub next_retry_s: Option<f64>,
-    /// Whether the camera answered the last request (a keep-alive needs an awake camera).
-    #[serde(skip)]
-    pub reachable: bool,
 }
 
 /// One `[[output]]` and what its probe measured.

@@ -1,6 +1,7 @@
 //! Camera control end to end, with real processes: the built `livestreamd` binary runs both as
-//! the daemon and as `fake-gopro`, on free loopback ports, with real ffmpeg on both sides.
-//! Nothing here contacts 10.5.5.9: every camera address is 127.0.0.1.
+//! the daemon and as `fake-gopro --model …`, on free loopback ports, with real ffmpeg on both
+//! sides. Nothing here contacts 10.5.5.9: every camera address is 127.0.0.1 (tests/camera_netns.rs
+//! puts cameras at their real addresses in network namespaces).
 
 mod common;
 
@@ -51,13 +52,17 @@ struct LiveCamera {
     status: Value,
 }
 
-/// Emulates a camera of `kind` (`legacy`, `open-gopro`) in a fresh
-/// `temp_dir(name)`; `camera` is the daemon's `[camera]` kind and mode.
-fn live_camera(name: &str, kind: &str, camera: &str) -> LiveCamera {
+/// Emulates a camera of `model` (`hero4`, `hero12`, …; `extra`: more emulator arguments) in a
+/// fresh `temp_dir(name)`; `camera` is the daemon's `[camera]` kind and mode.
+fn live_camera(name: &str, model: &str, camera: &str) -> LiveCamera {
+    live_camera_with(name, model, &[], camera)
+}
+
+fn live_camera_with(name: &str, model: &str, extra: &[&str], camera: &str) -> LiveCamera {
     let dir = temp_dir(name);
     let p = Ports::new();
     let gopro = CameraPorts::new();
-    let fake = FakeGopro::start(&dir, kind, &p, &gopro);
+    let fake = FakeGopro::start_with(&dir, model, &p, &gopro, extra);
     let config = write_config(&dir, &p, &gopro, camera);
     let daemon = start_daemon(&dir, &config, &p);
     let status = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
@@ -148,8 +153,14 @@ fn legacy_camera_is_started_kept_alive_and_its_video_reaches_a_viewer() {
         mut daemon,
         status,
         ..
-    } = live_camera("camera-legacy", "legacy", "kind = \"gopro-legacy\"");
+    } = live_camera("camera-legacy", "hero4", "kind = \"gopro-legacy\"");
     assert_eq!(status["camera"]["kind"], "gopro-legacy");
+    assert_eq!(
+        status["camera"]["model"], "HERO4 Black",
+        "asked with /gp/gpControl"
+    );
+    assert_eq!(status["camera"]["firmware"], "HD4.02.05.00.00");
+    assert_eq!(status["camera"]["mode"], "live-view");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     // Several keep-alives go by while the camera is live.
@@ -184,7 +195,7 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
         ..
     } = live_camera(
         "camera-opengopro",
-        "open-gopro",
+        "hero12",
         "kind = \"open-gopro\"\nmode = \"preview\"",
     );
     let viewer = BackgroundViewer::connect(p.http);
@@ -201,14 +212,20 @@ fn open_gopro_preview_is_started_kept_alive_streamed_and_stopped_on_shutdown() {
     let rec = record(&camera.record);
     let starts = http_requests(&rec, "/gopro/camera/stream/start");
     assert_eq!(starts.len(), 1, "{rec:#?}");
-    // The daemon does not listen on 8554, so it names its port.
+    // The daemon does not listen on 8554, and HERO12 takes `port`: it names its port.
     assert_eq!(starts[0]["query"], format!("port={}", p.source));
     let keepalives = http_requests(&rec, "/gopro/camera/keep_alive");
     assert_interval_about(&gaps(&keepalives), 1.0, "keep-alives");
+    // As GoPro's SDK does: the preview is stopped before it is started; and once on shutdown.
     let stops = http_requests(&rec, "/gopro/camera/stream/stop");
-    assert_eq!(stops.len(), 1, "stop sent once on shutdown: {rec:#?}");
+    assert_eq!(
+        stops.len(),
+        2,
+        "stop before the start and on shutdown: {rec:#?}"
+    );
+    assert!(stops[0]["t"].as_f64() <= starts[0]["t"].as_f64());
     let last_keepalive = keepalives.last().unwrap()["t"].as_f64().unwrap();
-    assert!(stops[0]["t"].as_f64().unwrap() >= last_keepalive);
+    assert!(stops[1]["t"].as_f64().unwrap() >= last_keepalive);
     assert!(rec
         .iter()
         .any(|e| e["event"] == "stream_stop" && e["detail"]["reason"] == "preview stream stop"));
@@ -223,7 +240,7 @@ fn a_ten_second_stall_is_reported_and_the_same_viewer_gets_video_again() {
         camera,
         mut daemon,
         ..
-    } = live_camera("camera-stall", "legacy", "kind = \"gopro-legacy\"");
+    } = live_camera("camera-stall", "hero4", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     viewer.wait_bytes(30_000, Duration::from_secs(20));
 
@@ -323,12 +340,23 @@ fn an_unreachable_camera_is_retried_with_backoff_and_streams_once_it_appears() {
         (4..=8).contains(&attempts),
         "{attempts} attempts in 8 s: {s:#}"
     );
-    assert_eq!(
-        cam["requests"], cam["start_requests"],
-        "no keep-alives to a dead camera"
+    // Keep-alives go on every second whatever the camera answers (or not): one failed
+    // keep-alive never silences the next.
+    let keepalives = cam["keepalives"].as_u64().unwrap();
+    assert!(
+        (6..=9).contains(&keepalives),
+        "{keepalives} keep-alives in 8 s: {s:#}"
+    );
+    assert_eq!(cam["keepalive_failures"], cam["keepalives"], "{s:#}");
+    // One request per start sequence (webcam/status fails first) and per keep-alive (up to
+    // two of which may still be on their way).
+    let requests = cam["requests"].as_u64().unwrap();
+    assert!(
+        (attempts + keepalives - 2..=attempts + keepalives).contains(&requests),
+        "{requests} requests: {s:#}"
     );
 
-    let camera = FakeGopro::start(&dir, "open-gopro", &p, &gopro);
+    let camera = FakeGopro::start(&dir, "hero12", &p, &gopro);
     let s = daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
         s["camera"]["state"] == "live"
     });
@@ -337,11 +365,19 @@ fn an_unreachable_camera_is_retried_with_backoff_and_streams_once_it_appears() {
     viewer.wait_bytes(60_000, Duration::from_secs(20));
     assert_decodes(&viewer, &dir, "viewer.ts");
 
+    assert_eq!(s["camera"]["model"], "HERO12 Black");
+    assert_eq!(s["camera"]["mode"], "webcam");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
     let rec = record(&camera.record);
     let starts = http_requests(&rec, "/gopro/webcam/start");
     assert_eq!(starts.len(), 1, "{rec:#?}");
     assert_eq!(starts[0]["query"], format!("res=7&fov=4&port={}", p.source));
+    // The SDK's webcam flow: the status is read before the start.
+    let status_reads = http_requests(&rec, "/gopro/webcam/status");
+    assert!(
+        status_reads[0]["t"].as_f64() <= starts[0]["t"].as_f64(),
+        "{rec:#?}"
+    );
     let stop = http_requests(&rec, "/gopro/webcam/stop");
     let exit = http_requests(&rec, "/gopro/webcam/exit");
     assert_eq!((stop.len(), exit.len()), (1, 1), "{rec:#?}");
@@ -356,7 +392,7 @@ fn a_camera_that_restarts_its_stream_is_followed_on_the_same_viewer_connection()
         camera,
         daemon,
         ..
-    } = live_camera("camera-restart", "legacy", "kind = \"gopro-legacy\"");
+    } = live_camera("camera-restart", "hero7", "kind = \"gopro-legacy\"");
     let viewer = BackgroundViewer::connect(p.http);
     // A few seconds of the first stream (its timestamps start near 1.4 s),
     // so that the restarted stream's are told from them.
@@ -397,4 +433,395 @@ fn a_camera_that_restarts_its_stream_is_followed_on_the_same_viewer_connection()
         2,
         "the daemon started the camera again"
     );
+}
+
+/// About a second of the test pattern at 320x180, 15 fps, as the one-rung ladder encodes it.
+const PICTURE: usize = 4_000;
+
+/// Body bytes reach the viewer again: `more` bytes within `within` of `since`.
+fn picture_back(
+    viewer: &BackgroundViewer,
+    more: usize,
+    since: Instant,
+    within: Duration,
+    what: &str,
+) {
+    let had = viewer.len();
+    let left = within.saturating_sub(since.elapsed());
+    poll_until(left, || viewer.len() >= had + more).unwrap_or_else(|| {
+        panic!(
+            "{what}: the picture was not back within {within:?} ({} of {more} bytes)",
+            viewer.len() - had
+        )
+    });
+}
+
+fn poll_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<()> {
+    let end = Instant::now() + within;
+    loop {
+        if f() {
+            return Some(());
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The emulator refuses the first two starts with 409, then drops a keep-alive, then restarts
+/// its stream: keep-alives never stop, and the picture is back within 5 s of each fault.
+fn faults_are_ridden_through(name: &str, model: &str, kind: &str) {
+    let dir = temp_dir(name);
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let camera = FakeGopro::start_with(&dir, model, &p, &gopro, &["--refuse-starts", "2"]);
+    let config = write_config(&dir, &p, &gopro, &format!("kind = \"{kind}\""));
+    let started = Instant::now();
+    let daemon = start_daemon(&dir, &config, &p);
+    // 1. Two starts refused: the daemon says why and asks again.
+    let s = daemon.wait_status("a busy camera", Duration::from_secs(10), |s| {
+        s["camera"]["state"] == "busy"
+    });
+    let reason = s["camera"]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("409"), "{s:#}");
+    assert!(reason.contains("asking again"), "{s:#}");
+    assert!(
+        s["camera"]["last_answer"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 409"),
+        "{s:#}"
+    );
+    daemon.wait_status("a live camera", Duration::from_secs(10), |s| {
+        s["camera"]["state"] == "live"
+    });
+    let viewer = BackgroundViewer::connect(p.http);
+    viewer.wait_bytes(20_000, Duration::from_secs(20));
+    let rec = record(&camera.record);
+    let start_path = if kind == "gopro-legacy" {
+        "/gp/gpControl/execute"
+    } else {
+        "/gopro/camera/stream/start"
+    };
+    let starts = http_requests(&rec, start_path);
+    assert_eq!(
+        starts
+            .iter()
+            .map(|s| s["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [409, 409, 200],
+        "{rec:#?}"
+    );
+    // Retried with backoff (0.5, then 1 s), the picture within 5 s of the first refusal.
+    let first_refusal = starts[0]["t"].as_f64().unwrap();
+    let accepted = starts[2]["t"].as_f64().unwrap();
+    assert!(accepted - first_refusal >= 1.4, "{starts:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    if kind != "gopro-legacy" {
+        // Each start was preceded by a stop, as GoPro's SDK does.
+        let stops = http_requests(&rec, "/gopro/camera/stream/stop");
+        assert!(stops.len() >= 3, "{rec:#?}");
+    }
+
+    // 2. A keep-alive dropped (an HTTP one left unanswered; a datagram ignored).
+    let r = http_method(gopro.http, "POST", "/_test/drop_keepalives?n=1").unwrap();
+    assert_eq!(r.code, 200);
+    let fault = Instant::now();
+    picture_back(
+        &viewer,
+        PICTURE,
+        fault,
+        Duration::from_secs(5),
+        "a dropped keep-alive",
+    );
+    wait_keepalives(&camera.record, 4);
+    if kind != "gopro-legacy" {
+        let s = daemon.status().unwrap();
+        assert!(
+            s["camera"]["keepalive_failures"].as_u64() >= Some(1),
+            "{s:#}"
+        );
+    }
+
+    // 3. The camera restarts its stream: new timestamps.
+    let restarts = |s: &Value| {
+        s["encoder"]["restarts_by_reason"]["new timeline"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = restarts(&daemon.status().unwrap());
+    let r = http_method(gopro.http, "POST", "/_test/restart").unwrap();
+    assert_eq!(r.code, 200);
+    let fault = Instant::now();
+    daemon.wait_status(
+        "the encoder on the new timeline",
+        Duration::from_secs(5),
+        |s| restarts(s) > before,
+    );
+    picture_back(
+        &viewer,
+        PICTURE,
+        fault,
+        Duration::from_secs(5),
+        "a stream restart",
+    );
+    assert!(!viewer.ended());
+
+    // Keep-alives never stopped: one every second, the dropped one included.
+    wait_keepalives(&camera.record, 2);
+    let rec = record(&camera.record);
+    assert_interval_about(&gaps(&keepalives(&rec)), 1.0, "keep-alives");
+    assert!(
+        rec.iter().any(|e| e["dropped"] == true
+            || (e["path"] == "/gopro/camera/keep_alive" && e["status"].is_null())),
+        "a keep-alive was dropped: {rec:#?}"
+    );
+    assert_eq!(daemon.status().unwrap()["camera"]["state"], "live");
+}
+
+#[test]
+fn open_gopro_rides_through_refused_starts_a_dropped_keepalive_and_a_stream_restart() {
+    faults_are_ridden_through("camera-faults-ogp", "hero12", "open-gopro");
+}
+
+#[test]
+fn legacy_rides_through_refused_starts_a_dropped_keepalive_and_a_stream_restart() {
+    faults_are_ridden_through("camera-faults-legacy", "hero7", "gopro-legacy");
+}
+
+#[test]
+fn webcam_is_asked_only_where_the_model_offers_it_and_a_streaming_webcam_is_stopped_first() {
+    // HERO11 over Wi-Fi: no webcam mode (Open GoPro spec); the preview instead, said in /status.
+    let LiveCamera { camera, status, .. } = live_camera(
+        "camera-hero11-webcam",
+        "hero11",
+        "kind = \"open-gopro\"\nmode = \"webcam\"",
+    );
+    let cam = &status["camera"];
+    assert_eq!(cam["model"], "HERO11 Black", "{status:#}");
+    assert_eq!(cam["mode"], "preview", "{status:#}");
+    assert!(
+        cam["mode_reason"]
+            .as_str()
+            .unwrap()
+            .contains("only over USB"),
+        "{status:#}"
+    );
+    let rec = record(&camera.record);
+    assert!(
+        http_requests(&rec, "/gopro/webcam/start").is_empty(),
+        "{rec:#?}"
+    );
+    // HERO11 takes no `port` for the preview: none is sent (the emulator sends to the daemon's port).
+    let starts = http_requests(&rec, "/gopro/camera/stream/start");
+    assert_eq!(starts[0]["query"], "", "{rec:#?}");
+    drop(camera);
+
+    // HERO12, whose webcam is already streaming: status read, stopped, then started.
+    let dir = temp_dir("camera-webcam-busy");
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let camera = FakeGopro::start(&dir, "hero12", &p, &gopro);
+    let r = http_get(gopro.http, "/gopro/webcam/start?res=12&fov=0").unwrap();
+    assert_eq!(r.code, 200);
+    let config = write_config(&dir, &p, &gopro, "kind = \"open-gopro\"\nmode = \"webcam\"");
+    let daemon = start_daemon(&dir, &config, &p);
+    daemon.wait_status("a live camera", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    let rec = record(&camera.record);
+    let daemon_calls: Vec<String> = rec
+        .iter()
+        .filter(|e| {
+            e["type"] == "http" && e["path"].as_str().unwrap().starts_with("/gopro/webcam/")
+        })
+        .skip(1) // the test's own start
+        .map(|e| format!("{} {}", e["path"].as_str().unwrap(), e["status"]))
+        .collect();
+    assert_eq!(
+        daemon_calls[..4],
+        [
+            "/gopro/webcam/status 200",
+            "/gopro/webcam/stop 200",
+            "/gopro/webcam/status 200",
+            "/gopro/webcam/start 200"
+        ],
+        "{rec:#?}"
+    );
+}
+
+#[test]
+fn auto_finds_the_camera_and_a_different_one_that_comes_later_without_a_restart() {
+    let dir = temp_dir("camera-auto-swap");
+    let p = Ports::new();
+    let gopro = CameraPorts::new();
+    let camera = FakeGopro::start(&dir, "hero12", &p, &gopro);
+    // No kind: auto. Only the address (and, on loopback, the ports).
+    let config = write_config(&dir, &p, &gopro, "");
+    let mut daemon = start_daemon(&dir, &config, &p);
+    let s = daemon.wait_status("a live HERO12", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    let cam = &s["camera"];
+    assert_eq!(cam["kind"], "auto");
+    assert_eq!(cam["api"], "open-gopro");
+    assert_eq!(cam["api_version"], "2.0");
+    assert_eq!(cam["model"], "HERO12 Black");
+    assert_eq!(cam["model_number"], 62);
+    assert_eq!(cam["firmware"], "H23.01.02.32.00");
+    assert_eq!(cam["found_by"], "the configured address");
+    assert_eq!(cam["transport"], "wifi");
+    assert_eq!(cam["codec"], "h264");
+    assert_eq!(cam["address"], format!("http://127.0.0.1:{}", gopro.http));
+    let pid = daemon.pid();
+    drop(camera);
+
+    // The HERO12 goes (no answer to three start sequences: searching again); a HERO4 comes at
+    // the same address.
+    let s = daemon.wait_status("a search again", Duration::from_secs(15), |s| {
+        s["camera"]["state"] == "searching"
+    });
+    assert!(s["camera"]["mode"].is_null(), "{s:#}");
+    let _legacy = FakeGopro::start(&dir, "hero4", &p, &gopro);
+    let s = daemon.wait_status("a live HERO4", Duration::from_secs(30), |s| {
+        s["camera"]["state"] == "live" && s["camera"]["model"] == "HERO4 Black"
+    });
+    assert_eq!(s["camera"]["api"], "gopro-legacy");
+    assert_eq!(s["camera"]["mode"], "live-view");
+    assert!(s["camera"]["searches"].as_u64() >= Some(1), "{s:#}");
+    assert_eq!(daemon.pid(), pid);
+    assert!(daemon.proc.try_wait().is_none(), "not restarted");
+    let log = daemon.log_text();
+    assert!(log.contains("searching again"), "{log}");
+}
+
+#[test]
+fn auto_takes_a_sender_without_an_http_api_as_plain_udp() {
+    let dir = temp_dir("camera-auto-udp");
+    let p = Ports::new();
+    let nothing = CameraPorts::new(); // nobody listens on its HTTP port
+    let config = write_config(&dir, &p, &nothing, "");
+    let daemon = start_daemon(&dir, &config, &p);
+    let s = daemon.wait_status("searching", Duration::from_secs(10), |s| {
+        s["camera"]["searches"].as_u64() >= Some(1)
+    });
+    assert_eq!(s["camera"]["state"], "searching", "{s:#}");
+    assert!(
+        s["camera"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no camera found"),
+        "{s:#}"
+    );
+    let mut sender = std::process::Command::new("ffmpeg");
+    sender.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x180:rate=15",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "15",
+        "-f",
+        "mpegts",
+    ]);
+    sender.arg(format!("udp://127.0.0.1:{}?pkt_size=1316", p.source));
+    let _sender = Proc::spawn_command(&dir, "sender", sender, &[]).unwrap();
+    let s = daemon.wait_status("a live plain sender", Duration::from_secs(20), |s| {
+        s["camera"]["state"] == "live"
+    });
+    assert_eq!(s["camera"]["api"], "udp", "{s:#}");
+    assert!(
+        s["camera"]["found_by"]
+            .as_str()
+            .unwrap()
+            .contains("no GoPro HTTP API"),
+        "{s:#}"
+    );
+    let viewer = BackgroundViewer::connect(p.http);
+    viewer.wait_bytes(30_000, Duration::from_secs(20));
+}
+
+#[test]
+fn the_shipped_config_and_every_image_leave_kind_to_auto() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cfg = livestreamd::config::load(&Path::new(root).join("configs/livestreamd.toml")).unwrap();
+    assert_eq!(cfg.camera.kind, livestreamd::config::CameraKind::Auto);
+    // The Debian image changes only the ladder and the preset; Buildroot and Yocto install the
+    // shipped file as it is.
+    let changes =
+        std::fs::read_to_string(Path::new(root).join("debian-image/config-changes.toml")).unwrap();
+    assert!(
+        !changes.lines().any(|l| l.trim_start().starts_with("kind")),
+        "{changes}"
+    );
+    for (file, needle) in [
+        (
+            "buildroot/package/livestreamd/livestreamd.mk",
+            "$(@D)/configs/livestreamd.toml",
+        ),
+        (
+            "yocto/meta-livestream/recipes-multimedia/livestreamd/livestreamd_0.1.0.bb",
+            "${S}/configs/livestreamd.toml",
+        ),
+    ] {
+        let text = std::fs::read_to_string(Path::new(root).join(file)).unwrap();
+        assert!(
+            text.contains(needle),
+            "{file} installs configs/livestreamd.toml"
+        );
+    }
+}
+
+#[test]
+fn a_camera_out_of_range_for_a_while_is_driven_again_when_it_answers() {
+    let LiveCamera {
+        p,
+        gopro,
+        camera,
+        daemon,
+        ..
+    } = live_camera("camera-silent", "hero12", "kind = \"open-gopro\"");
+    let viewer = BackgroundViewer::connect(p.http);
+    viewer.wait_bytes(PICTURE, Duration::from_secs(20));
+    // No answers and no video for 5 s, as a camera out of Wi-Fi range.
+    let r = http_method(gopro.http, "POST", "/_test/silent?s=5").unwrap();
+    assert_eq!(r.code, 200);
+    let silent_from = Instant::now();
+    let s = daemon.wait_status("the camera unanswering", Duration::from_secs(5), |s| {
+        s["camera"]["state"] == "unreachable"
+    });
+    assert!(
+        s["camera"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer from"),
+        "{s:#}"
+    );
+    assert!(s["camera"]["stalled_since"].is_number(), "{s:#}");
+    daemon.wait_status("the camera live again", Duration::from_secs(15), |s| {
+        s["camera"]["state"] == "live"
+    });
+    assert!(silent_from.elapsed() >= Duration::from_secs(5));
+    picture_back(
+        &viewer,
+        PICTURE,
+        Instant::now(),
+        Duration::from_secs(5),
+        "after the silence",
+    );
+    // Keep-alives went on throughout (unanswered while silent).
+    let rec = record(&camera.record);
+    assert_interval_about(&gaps(&keepalives(&rec)), 1.0, "keep-alives");
+    assert!(daemon.status().unwrap()["camera"]["keepalive_failures"].as_u64() >= Some(3));
 }

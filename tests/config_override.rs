@@ -1,5 +1,6 @@
-//! The boot-partition override, with the real daemon: a good override wins
-//! entirely, a bad one is reported with its file:line:col and ignored, both bad
+//! The boot-partition override, with the real daemon: a good override is laid
+//! over the main file (its keys replace the main file's, the rest stays), a
+//! bad one is reported with its file:line:col and ignored, both bad
 //! refuse to start, and SIGHUP applies a good file but keeps the running
 //! configuration when the file is bad.
 
@@ -49,31 +50,85 @@ fn stop(mut daemon: Daemon) {
 }
 
 #[test]
-fn good_override_wins_entirely() {
-    let dir = temp_dir("override-good");
+fn an_override_with_only_camera_keeps_the_main_ladder_and_server() {
+    let dir = temp_dir("override-camera-only");
     let (main, over) = (dir.join("main.toml"), dir.join("boot.toml"));
-    let (main_http, over_http) = (free_tcp_port(), free_tcp_port());
-    write(&main, &config_text(free_udp_port(), main_http, 4));
-    write(&over, &config_text(free_udp_port(), over_http, 4));
-    let daemon = start(&dir, &main, &over, over_http);
-    let status = wait_streaming(&daemon);
-    assert!(
-        status.is_some(),
-        "not serving on the override's port\n{}",
-        daemon.log_text()
+    let http = free_tcp_port();
+    write(&main, &config_text(free_udp_port(), http, 4));
+    // What a user writes on the boot partition: the camera, nothing else. The
+    // demo camera sends from 127.0.0.1, so its datagrams are now refused.
+    write(&over, "[camera]\naddress = \"127.0.0.2\"\n");
+    let daemon = start(&dir, &main, &over, http);
+    let status = daemon
+        .try_wait_status(START, |s| {
+            s["source"]["foreign_datagrams"].as_u64() > Some(0) && s["encoder"]["pid"].is_number()
+        })
+        .unwrap_or_else(|| panic!("not serving on the main file's port\n{}", daemon.log_text()));
+    // The override's camera is in force...
+    let source = &status["source"];
+    assert_eq!(source["camera_address"], "127.0.0.2", "{status}");
+    assert_eq!(source["state"], "waiting", "{status}");
+    // ...and the main file's one rung, not the built-in four (1280x720 first).
+    let e = &status["encoder"];
+    assert_eq!(
+        (&e["width"], &e["height"], &e["fps"], &e["bitrate_kbps"]),
+        (&320.into(), &180.into(), &15.into(), &300.into()),
+        "{status}"
     );
+    assert_eq!(status["encoders"].as_array().map(Vec::len), Some(1));
+    assert_eq!(status["http"]["max_viewers"], 4);
     assert!(
-        http_get(main_http, "/status").is_err(),
-        "the main file's port must not be used"
-    );
-    assert!(
-        daemon
-            .log_text()
-            .contains(&format!("configuration: {} (override)", over.display())),
+        daemon.log_text().contains(&format!(
+            "configuration: {} laid over {}",
+            over.display(),
+            main.display()
+        )),
         "{}",
         daemon.log_text()
     );
     stop(daemon);
+}
+
+#[test]
+fn check_config_prints_the_layered_configuration_and_names_a_bad_override() {
+    let dir = temp_dir("override-check-config");
+    let (main, over) = (dir.join("main.toml"), dir.join("boot.toml"));
+    write(&main, &config_text(free_udp_port(), free_tcp_port(), 4));
+    write(&over, "[camera]\nkind = \"gopro-legacy\"\n");
+    let check = || {
+        let out = std::process::Command::new(BIN)
+            .args(["check-config", main.to_str().unwrap(), "--override"])
+            .arg(&over)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, Some(0), "{stderr}");
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(printed["camera"]["kind"].as_str(), Some("gopro-legacy"));
+    let ladder = printed["ladder"].as_array().unwrap();
+    assert_eq!(ladder.len(), 1, "{stdout}");
+    assert_eq!(ladder[0]["width"].as_integer(), Some(320));
+    assert_eq!(printed["server"]["max_viewers"].as_integer(), Some(4));
+
+    // A typo: named at its place in the override, exit 2, and the main file
+    // alone is what the daemon would run (and what is printed).
+    write(
+        &over,
+        "[camera]\nkind = \"gopro-legacy\"\nadress = \"10.5.5.9\"\n",
+    );
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!("{}:3:1: unknown field `adress`", over.display())),
+        "{stderr}"
+    );
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(printed["camera"]["kind"].as_str(), Some("auto"));
+    assert_eq!(printed["ladder"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
@@ -132,12 +187,16 @@ fn missing_override_is_normal() {
     write(&main, &config_text(free_udp_port(), http, 4));
     let absent = dir.join("no-such-boot.toml");
     let daemon = start(&dir, &main, &absent, http);
-    assert!(wait_streaming(&daemon).is_some(), "{}", daemon.log_text());
+    let status = wait_streaming(&daemon).unwrap_or_else(|| panic!("{}", daemon.log_text()));
+    // The main file alone: its one rung, named as the configuration.
+    assert_eq!(status["encoder"]["width"], 320, "{status}");
+    let log = daemon.log_text();
     assert!(
-        !daemon.log_text().contains("bad config"),
-        "{}",
-        daemon.log_text()
+        log.contains(&format!("configuration: {}\n", main.display())),
+        "{log}"
     );
+    assert!(!log.contains("bad config"), "{log}");
+    assert!(!log.contains("laid over"), "{log}");
     stop(daemon);
 }
 

@@ -276,7 +276,29 @@ fn ffmpeg_plays_the_live_playlist_and_stays_live() {
     println!(
         "ffmpeg's HLS client behind a /stream.ts viewer (frames out of ffmpeg vs. into the viewer): median {median:.2} s, p95 {p95:.2} s, max {max:.2} s over {n} frames"
     );
-    assert!(max < 10.0, "ffmpeg fell {max:.1} s behind live");
+    // Live: within the playlist's window. A client further behind than every
+    // segment listed plus one target duration would be asking for segments
+    // that have left it. (How far behind it is, is measured by the web
+    // benchmark, benches/RESULTS.md, not asserted here.)
+    let window_s: f64 = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    let target = tag_u64(&first, "EXT-X-TARGETDURATION") as f64;
+    assert!(
+        max <= window_s + target,
+        "ffmpeg fell {max:.2} s behind live, past the window of {window_s:.1} s + {target} s"
+    );
+    // And it stays live: no drift from the first third of the run to the last.
+    let played = &frames[t0..];
+    let third = played.len() / 3;
+    let (_, early, _, _) = lag(&played[..third], &live.frames());
+    let (_, late, _, _) = lag(&played[played.len() - third..], &live.frames());
+    assert!(
+        late <= early + target,
+        "the HLS client drifted behind: median {early:.2} s in the first third, {late:.2} s in the last"
+    );
 
     // The window moved on; media sequence numbers only grow.
     let later = daemon.get("/hls/0/index.m3u8").text();

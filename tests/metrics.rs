@@ -85,6 +85,10 @@ const DOCUMENTED: &[(&str, SampleType)] = &[
     ),
     ("livestreamd_camera_failures_total", SampleType::Counter),
     ("livestreamd_camera_keepalives_total", SampleType::Counter),
+    (
+        "livestreamd_camera_keepalive_failures_total",
+        SampleType::Counter,
+    ),
     ("livestreamd_adapt_target_rung", SampleType::Gauge),
     ("livestreamd_adapt_manual", SampleType::Gauge),
     ("livestreamd_adapt_up_backoff", SampleType::Gauge),

@@ -179,21 +179,51 @@ fn notify_on_an_abstract_socket() {
     run_with(&format!("@{name}"), &sock, &dir);
 }
 
+/// No usable `$NOTIFY_SOCKET`: unset, or a relative path (which systemd
+/// never gives). A socket listens at that relative path: it must receive
+/// nothing, and the daemon streams and stops as usual.
 #[test]
-fn no_notify_socket_means_no_notifications_and_a_normal_run() {
+fn no_usable_notify_socket_means_no_notifications_and_a_normal_run() {
     let dir = temp_dir("notify-none");
-    let mut daemon = start_demo(&dir, &[("WATCHDOG_USEC", "1000000")]);
-    assert!(
-        daemon
-            .try_wait_status(Duration::from_secs(20), input_flowing)
-            .is_some(),
-        "{}",
-        daemon.log_text()
-    );
-    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
-    assert!(
-        !daemon.log_text().contains("systemd:"),
-        "{}",
-        daemon.log_text()
-    );
+    let path = dir.join("relative.sock");
+    let cwd = std::env::current_dir().unwrap();
+    let relative = path
+        .strip_prefix(&cwd)
+        .expect("the test directory is below the working directory")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    for notify in [None, Some(relative.as_str())] {
+        let mut envs = vec![("WATCHDOG_USEC", "1000000")];
+        envs.extend(notify.map(|n| ("NOTIFY_SOCKET", n)));
+        let mut daemon = start_demo(&dir, &envs);
+        assert!(
+            daemon
+                .try_wait_status(Duration::from_secs(20), input_flowing)
+                .is_some(),
+            "{}",
+            daemon.log_text()
+        );
+        assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+        let got = Received::during(&sock, Duration::from_millis(500));
+        assert!(
+            got.0.is_empty(),
+            "NOTIFY_SOCKET={notify:?}: notifications sent: {:?}",
+            got.0
+        );
+        // Unset: not a word of systemd; unusable: said once, as a warning.
+        let log = daemon.log_text();
+        let said: Vec<&str> = log.lines().filter(|l| l.contains("systemd:")).collect();
+        match notify {
+            None => assert!(said.is_empty(), "{log}"),
+            Some(n) => assert!(
+                said.len() == 1
+                    && said[0].contains(&format!("ignoring unusable NOTIFY_SOCKET={n}")),
+                "{log}"
+            ),
+        }
+    }
 }

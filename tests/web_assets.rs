@@ -1,5 +1,6 @@
-//! The vendored player is embedded gzip-compressed (a smaller binary) and
-//! served as such; the compressed copy must be the vendored file.
+//! The vendored scripts (the player, the QR encoder) are embedded
+//! gzip-compressed (a smaller binary) and served as such; each compressed copy
+//! must be the vendored file.
 
 mod common;
 
@@ -10,6 +11,10 @@ use std::process::{Command, Stdio};
 const VENDORED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/web/vendor/mpegts.js/mpegts.js"
+);
+const QR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/web/vendor/qrcode-generator/qrcode.js"
 );
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -26,12 +31,14 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn the_compressed_player_is_the_vendored_file() {
-    let gz = std::fs::read(format!("{VENDORED}.gz")).unwrap();
-    assert!(
-        gunzip(&gz) == std::fs::read(VENDORED).unwrap(),
-        "regenerate with: gzip -9n -c {VENDORED} > {VENDORED}.gz"
-    );
+fn the_compressed_scripts_are_the_vendored_files() {
+    for file in [VENDORED, QR] {
+        let gz = std::fs::read(format!("{file}.gz")).unwrap();
+        assert!(
+            gunzip(&gz) == std::fs::read(file).unwrap(),
+            "regenerate with: gzip -9n -c {file} > {file}.gz"
+        );
+    }
 }
 
 #[test]
@@ -45,4 +52,10 @@ fn the_player_is_served_gzip_encoded() {
     assert_eq!(r.code, 200);
     assert_eq!(r.header("Content-Encoding"), Some("gzip"));
     assert!(gunzip(&r.body) == std::fs::read(VENDORED).unwrap());
+    let r = http_get(daemon.http, "/vendor/qrcode-generator-2.0.4.js").unwrap();
+    assert_eq!((r.code, r.header("Content-Encoding")), (200, Some("gzip")));
+    assert!(gunzip(&r.body) == std::fs::read(QR).unwrap());
+    for path in ["/diag.js", "/vendor/LICENSE.qrcode-generator.txt"] {
+        assert_eq!(http_get(daemon.http, path).unwrap().code, 200, "{path}");
+    }
 }

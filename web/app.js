@@ -287,6 +287,7 @@
     });
     on('hello', (h) => {
       ladder = h.ladder || [];
+      if (window.livestreamdDiag) window.livestreamdDiag.onLog(h.log);
       series.rung = [];
       series.bitrate = [];
       for (const p of h.history || []) {
@@ -295,6 +296,7 @@
       }
     });
     on('status', onStatus);
+    on('log', (l) => { if (window.livestreamdDiag) window.livestreamdDiag.onLog(l); });
     // The start rung's encoder, until the page knows its own viewer entry.
     on('rung', (r) => { if (!ownRung) showRung(r); });
     on('camera', (c) => { camera = c; });
@@ -357,7 +359,18 @@
     return s.encoder ? Object.assign({ pending_rung: null }, s.encoder) : null;
   }
 
+  // The Pi has no clock of its own: while the daemon says it would take a
+  // phone's, this page offers its clock, once.
+  let clockOffered = false;
+  function offerClock(s) {
+    if (clockOffered || !s.clock || !s.clock.wants_phone) return;
+    clockOffered = true;
+    fetch('/clock?t=' + Date.now(), { method: 'POST' }).catch(() => {});
+  }
+
   function onStatus(s) {
+    offerClock(s);
+    if (window.livestreamdDiag) window.livestreamdDiag.onStatus(s);
     const t = s.t || Date.now();
     const own = (s.viewers || []).find((v) => v.address === me);
     const e = rungOf(s, own);

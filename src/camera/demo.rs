@@ -1,6 +1,8 @@
 //! A simulated GoPro: ffmpeg's test pattern with a running clock, sent as
-//! H.264 in MPEG-TS over UDP to the source port, the way the camera sends it.
+//! H.264 (or HEVC, as HERO13's preview) in MPEG-TS over UDP to the source
+//! port, the way the camera sends it.
 
+use crate::camera::models::Codec;
 use crate::config::Config;
 use crate::supervise::{Backoff, Spec};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -34,11 +36,37 @@ pub fn target(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// ffmpeg's arguments for the simulated camera.
+/// ffmpeg's arguments for the simulated camera (H.264).
 pub fn ffmpeg_args(d: &DemoSource, to: SocketAddr) -> Vec<String> {
+    ffmpeg_args_with(d, to, Codec::H264)
+}
+
+/// ffmpeg's arguments for a simulated camera sending `codec`.
+pub fn ffmpeg_args_with(d: &DemoSource, to: SocketAddr, codec: Codec) -> Vec<String> {
     let pattern = format!("testsrc=size={}x{}:rate={}", d.width, d.height, d.fps);
     let gop = d.fps.to_string();
-    let args = [
+    let encoder: &[&str] = match codec {
+        Codec::H264 => &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ],
+        // Debian's ffmpeg has libx265; quiet, one keyframe a second like the H.264 one.
+        Codec::Hevc => &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-x265-params",
+            "log-level=error",
+        ],
+    };
+    let head = [
         "-hide_banner",
         "-nostdin",
         "-loglevel",
@@ -48,22 +76,16 @@ pub fn ffmpeg_args(d: &DemoSource, to: SocketAddr) -> Vec<String> {
         "lavfi",
         "-i",
         &pattern,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-tune",
-        "zerolatency",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        &gop,
-        "-b:v",
-        "3M",
-        "-f",
-        "mpegts",
     ];
-    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let tail = [
+        "-pix_fmt", "yuv420p", "-g", &gop, "-b:v", "3M", "-f", "mpegts",
+    ];
+    let mut v: Vec<String> = head
+        .iter()
+        .chain(encoder)
+        .chain(&tail)
+        .map(|s| s.to_string())
+        .collect();
     // 7 TS packets per datagram, as cameras send.
     v.push(format!("udp://{to}?pkt_size=1316"));
     v
@@ -120,5 +142,13 @@ mod tests {
         assert!(a.contains(&"testsrc=size=640x360:rate=25".to_string()));
         assert!(a.contains(&"-re".to_string()), "real time, like a camera");
         assert_eq!(a.last().unwrap(), "udp://127.0.0.1:9000?pkt_size=1316");
+        assert!(a.contains(&"libx264".to_string()));
+        let hevc = ffmpeg_args_with(
+            &DemoSource::default(),
+            "127.0.0.1:9000".parse().unwrap(),
+            Codec::Hevc,
+        );
+        assert!(hevc.contains(&"libx265".to_string()));
+        assert!(!hevc.contains(&"libx264".to_string()));
     }
 }

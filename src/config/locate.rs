@@ -193,6 +193,15 @@ fn resolve(doc: &toml_edit::Table, path: &KeyPath) -> (bool, usize) {
     (true, at)
 }
 
+/// Where `path` is in `text`: whether all of it is written, and the offset of
+/// the deepest part that is (0 when none is, or when `text` does not parse).
+pub fn place_in(text: &str, path: &KeyPath) -> (bool, usize) {
+    match ImDocument::parse(text) {
+        Ok(doc) => resolve(doc.as_table(), path),
+        Err(_) => (false, 0),
+    }
+}
+
 /// The byte offset an error about `places` points at: the first of them that
 /// is written in `text`, else the table around the first one (its header, or
 /// the `[[array]]` element), else the start of the file.

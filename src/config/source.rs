@@ -1,12 +1,14 @@
 //! Which configuration file the daemon runs with.
 //!
-//! The main file lives at `/etc/livestreamd/livestreamd.toml`. An override on the
-//! Pi's FAT boot partition (`/boot/livestreamd.toml`), editable from any laptop,
-//! wins entirely when it exists and is valid. A bad override is reported with
-//! its file:line:col and ignored, so a typo made in the field never stops the
-//! stream; only when nothing usable is left does the daemon refuse to start.
-//! On SIGHUP the same choice is made again, and on failure the running
-//! configuration stays.
+//! The main file (the image's) lives at `/etc/livestreamd/livestreamd.toml`. An
+//! override on the Pi's FAT boot partition (`/boot/livestreamd.toml`), editable
+//! from any laptop, is laid over it when it exists and is valid: each key it
+//! writes replaces the main file's, the rest is kept, and an array of tables
+//! it writes replaces the main file's whole (see `layer`). A bad override is
+//! reported with its file:line:col and ignored, so a typo made in the field
+//! never stops the stream; only when
+//! nothing usable is left does the daemon refuse to start. On SIGHUP the same
+//! choice is made again, and on failure the running configuration stays.
 
 use crate::config::{self, Config, ConfigError};
 use log::{error, info};
@@ -44,7 +46,12 @@ pub struct Sources {
 pub enum Origin {
     Defaults,
     Main(PathBuf),
-    Override(PathBuf),
+    /// The override laid over the main file, or over the built-in defaults
+    /// (`lower` = `None`: no main file given, or a bad one).
+    Override {
+        upper: PathBuf,
+        lower: Option<PathBuf>,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -52,7 +59,13 @@ impl fmt::Display for Origin {
         match self {
             Origin::Defaults => write!(f, "built-in defaults"),
             Origin::Main(p) => write!(f, "{}", p.display()),
-            Origin::Override(p) => write!(f, "{} (override)", p.display()),
+            Origin::Override { upper, lower } => {
+                write!(f, "{} laid over ", upper.display())?;
+                match lower {
+                    Some(p) => write!(f, "{}", p.display()),
+                    None => write!(f, "the built-in defaults"),
+                }
+            }
         }
     }
 }
@@ -74,7 +87,8 @@ pub struct Loaded {
     pub ignored: Vec<ConfigError>,
 }
 
-/// The choice, pure: a present override that parses wins entirely; a bad one
+/// The choice, pure: a present override that is good (laid over the main file,
+/// or over the defaults when the main file is bad) wins; a bad one
 /// is ignored in favour of the main file; with no usable file, every error is
 /// returned (override first, as that is the file most likely just edited).
 pub fn choose(main: Candidate, over: Option<Candidate>) -> Result<Loaded, Vec<ConfigError>> {
@@ -152,24 +166,29 @@ fn read(file: &Path) -> Result<Option<String>, ConfigError> {
     }
 }
 
-/// Reads the main file; a missing main file is an error.
-pub fn read_main(file: &Path) -> Result<Config, ConfigError> {
-    match read(file)? {
-        Some(text) => parse_text(file, &text),
-        None => Err(ConfigError {
-            file: file.to_path_buf(),
-            line: 1,
-            column: 1,
-            reason: "cannot read: no such file".into(),
-        }),
-    }
+/// Reads the main file's text; a missing main file is an error.
+fn read_main(file: &Path) -> Result<String, ConfigError> {
+    read(file)?.ok_or_else(|| ConfigError {
+        file: file.to_path_buf(),
+        line: 1,
+        column: 1,
+        reason: "cannot read: no such file".into(),
+    })
 }
 
-/// Reads the override; `None` when it does not exist (the normal case).
-pub fn read_override(file: &Path) -> Option<Result<Config, ConfigError>> {
+/// Reads the override and lays it over `lower` (the main file's name and text,
+/// already known to be good; `None`: the built-in defaults). `None` when the
+/// override does not exist (the normal case).
+pub fn read_override(
+    file: &Path,
+    lower: Option<(&Path, &str)>,
+) -> Option<Result<Config, ConfigError>> {
     match read(file) {
         Ok(None) => None,
-        Ok(Some(text)) => Some(parse_text(file, &text)),
+        Ok(Some(text)) => {
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            Some(config::parse_over(lower, (file, text)))
+        }
         Err(e) => Some(Err(e)),
     }
 }
@@ -181,19 +200,38 @@ pub fn load(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
 }
 
 fn read_all(sources: &Sources) -> (Candidate, Option<Candidate>) {
-    let main = match &sources.main {
-        Some(p) => Candidate {
-            origin: Origin::Main(p.clone()),
-            result: read_main(p),
-        },
-        None => Candidate {
-            origin: Origin::Defaults,
-            result: Ok(Config::default()),
-        },
+    // The main file's text is kept: the override is laid over it.
+    let (main, lower_text) = match &sources.main {
+        Some(p) => {
+            let text = read_main(p);
+            let result = text.clone().and_then(|t| parse_text(p, &t));
+            let lower = match (&result, text) {
+                (Ok(_), Ok(t)) => Some((p.clone(), t)),
+                _ => None,
+            };
+            let origin = Origin::Main(p.clone());
+            (Candidate { origin, result }, lower)
+        }
+        None => (
+            Candidate {
+                origin: Origin::Defaults,
+                result: Ok(Config::default()),
+            },
+            None,
+        ),
     };
+    let lower = lower_text.as_ref().map(|(p, t)| {
+        (
+            p.as_path(),
+            t.strip_prefix('\u{feff}').unwrap_or(t.as_str()),
+        )
+    });
     let over = sources.override_file.as_ref().and_then(|p| {
-        read_override(p).map(|result| Candidate {
-            origin: Origin::Override(p.clone()),
+        read_override(p, lower).map(|result| Candidate {
+            origin: Origin::Override {
+                upper: p.clone(),
+                lower: lower.map(|(l, _)| l.to_path_buf()),
+            },
             result,
         })
     });
@@ -268,13 +306,19 @@ mod tests {
     }
     fn over_ok(port: u16) -> Option<Candidate> {
         Some(Candidate {
-            origin: Origin::Override("/boot/l.toml".into()),
+            origin: Origin::Override {
+                upper: "/boot/l.toml".into(),
+                lower: Some("/etc/l.toml".into()),
+            },
             result: Ok(cfg(port)),
         })
     }
     fn over_bad() -> Option<Candidate> {
         Some(Candidate {
-            origin: Origin::Override("/boot/l.toml".into()),
+            origin: Origin::Override {
+                upper: "/boot/l.toml".into(),
+                lower: Some("/etc/l.toml".into()),
+            },
             result: Err(bad("/boot/l.toml")),
         })
     }
@@ -288,10 +332,10 @@ mod tests {
     }
 
     #[test]
-    fn good_override_wins_entirely() {
+    fn good_override_wins() {
         let l = choose(main_ok(1), over_ok(2)).unwrap();
         assert_eq!(l.config, cfg(2));
-        assert_eq!(l.origin, Origin::Override("/boot/l.toml".into()));
+        assert_eq!(l.origin.to_string(), "/boot/l.toml laid over /etc/l.toml");
         assert!(l.ignored.is_empty());
     }
 
@@ -374,7 +418,11 @@ mod tests {
         let d = TempDir::new("load");
         let main = d.0.join("main.toml");
         let over = d.0.join("boot.toml");
-        std::fs::write(&main, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        std::fs::write(
+            &main,
+            "[server]\nlisten = \"127.0.0.1:1\"\n[log]\nlevel = \"warn\"\n",
+        )
+        .unwrap();
         let sources = Sources {
             main: Some(main.clone()),
             override_file: Some(over.clone()),
@@ -383,7 +431,14 @@ mod tests {
         assert_eq!((l.config.server.listen.port(), l.ignored.len()), (1, 0));
 
         std::fs::write(&over, "[server]\nlisten = \"127.0.0.1:2\"\n").unwrap();
-        assert_eq!(load(&sources).unwrap().config.server.listen.port(), 2);
+        let l = load(&sources).unwrap();
+        assert_eq!(l.config.server.listen.port(), 2);
+        // Laid over the main file: its [log] stays.
+        assert_eq!(l.config.log.level, crate::config::LogLevel::Warn);
+        assert_eq!(
+            l.origin.to_string(),
+            format!("{} laid over {}", over.display(), main.display())
+        );
 
         std::fs::write(
             &over,

@@ -133,6 +133,8 @@ impl Daemon {
         let source_stats: SharedStats = Default::default();
         let stall_after = Duration::from_secs_f64(config.source.stall_timeout_s);
         let (timeline_tx, timeline) = watch::channel(0u64);
+        // The camera `auto` finds: the source admits it alone.
+        let (found_tx, found_rx) = watch::channel(None);
         // The demo's camera is the demo's own sender.
         let camera_address = config.camera.address().or(opts
             .demo
@@ -147,6 +149,7 @@ impl Daemon {
                 stall_after,
             },
             timeline_tx,
+            found_rx,
         );
         tasks.spawn(until(stop.clone(), receive));
 
@@ -154,7 +157,13 @@ impl Daemon {
         let CameraTask {
             status: camera_status,
             task: camera_task,
-        } = camera::spawn(&config, socket, source_stats.clone(), stop.clone());
+        } = camera::spawn(
+            &camera::for_demo(&config, opts.demo.is_some()),
+            socket,
+            source_stats.clone(),
+            found_tx,
+            stop.clone(),
+        );
         let demo_source = opts.demo.as_ref().map(|d| {
             let info: SharedInfo = Default::default();
             let spec = demo::spec(&config, d);
@@ -280,6 +289,7 @@ impl Daemon {
                     info!("SIGHUP: reloading the configuration");
                     let old = self.config.get();
                     if let Some(new) = config_source::reload_config(sources, &old) {
+                        crate::log_ring::remember_secrets(&new);
                         self.reload(&old, Arc::new(new)).await;
                     }
                 }

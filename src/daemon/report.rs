@@ -85,6 +85,7 @@ impl StatusSource for Report {
                 self.web.open_streams(),
             ),
             network: self.network.read(),
+            clock: crate::timekeep::status(),
         }
     }
 
@@ -122,11 +123,17 @@ impl Report {
             Some(e) => format!("rung {} encoder restarting", e.rung),
             None => "no encoder".into(),
         };
+        // The camera by its model once known, else by its API or configured kind.
+        let camera = s
+            .camera
+            .model
+            .as_deref()
+            .or(s.camera.api)
+            .unwrap_or(s.camera.kind);
         format!(
-            "source {}, {encoder}, {} viewer(s), camera ({}) {}",
+            "source {}, {encoder}, {} viewer(s), camera ({camera}) {}",
             s.source.state,
             s.viewers.len(),
-            s.camera.kind,
             s.camera.state
         )
     }

@@ -28,6 +28,13 @@ pub const ASSETS: &[Asset] = &[
         gzip: false,
     },
     Asset {
+        path: "/diag.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../web/diag.js"),
+        cache: "no-cache",
+        gzip: false,
+    },
+    Asset {
         path: "/app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../web/app.css"),
@@ -47,6 +54,21 @@ pub const ASSETS: &[Asset] = &[
         path: "/vendor/LICENSE.mpegts.js.txt",
         content_type: "text/plain; charset=utf-8",
         body: include_bytes!("../../web/vendor/mpegts.js/LICENSE"),
+        cache: "public, max-age=86400",
+        gzip: false,
+    },
+    Asset {
+        path: "/vendor/qrcode-generator-2.0.4.js",
+        content_type: "text/javascript; charset=utf-8",
+        // web/vendor/qrcode-generator/qrcode.js, compressed with `gzip -9n`.
+        body: include_bytes!("../../web/vendor/qrcode-generator/qrcode.js.gz"),
+        cache: "public, max-age=86400",
+        gzip: true,
+    },
+    Asset {
+        path: "/vendor/LICENSE.qrcode-generator.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../../web/vendor/qrcode-generator/LICENSE"),
         cache: "public, max-age=86400",
         gzip: false,
     },

@@ -4,10 +4,12 @@
 //! broadcasts pre-rendered SSE frames:
 //! - `status` (every second): the whole `/status` snapshot plus `t` (Unix ms);
 //! - `rung` (at once, on change): the encoded rung, its size and bitrate;
-//! - `camera` (at once, on change): the source state and, when present, the camera's.
+//! - `camera` (at once, on change): the source state and, when present, the camera's;
+//! - `log` (with `status`, when there is something new): the warnings and errors
+//!   kept since the last `log` frame (`log_ring`), secrets masked.
 //!
 //! Each `/events` client gets a `hello` first (the ladder and the last minutes
-//! of rung history, for the graphs) and then the broadcast frames. A client also
+//! of rung history, for the graphs, and every kept warning and error) and then the broadcast frames. A client also
 //! gets `me` (the address of its own `/stream.ts` connection) when the page tagged
 //! both requests with the same `?client=` token, so the page can find its own
 //! viewer entry and link figures among all viewers.
@@ -195,6 +197,7 @@ pub async fn publish(ctx: Arc<Context>, stop: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_rung = Value::Null;
     let mut last_camera = Value::Null;
+    let mut last_log = 0;
     for n in 0u64.. {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -236,6 +239,12 @@ pub async fn publish(ctx: Arc<Context>, stop: CancellationToken) {
                     "source": status.source.state,
                 }));
             }
+            let log_changes = crate::log_ring::changes();
+            if log_changes != last_log && listening {
+                let log = crate::log_ring::snapshot(last_log);
+                let _ = web.tx.send(Arc::from(frame("log", &json!(log))));
+                last_log = log_changes;
+            }
             value["t"] = json!(t);
             let f: Arc<str> = Arc::from(frame("status", &value));
             *web.last_status.lock().unwrap() = Some(f.clone());
@@ -274,7 +283,8 @@ pub async fn serve(
     let hello = {
         let cfg = ctx.config.get();
         let history: Vec<Value> = ctx.web.history.lock().unwrap().iter().cloned().collect();
-        json!({ "ladder": cfg.ladder(), "history": history, "t": unix_ms() })
+        let log = crate::log_ring::snapshot(0);
+        json!({ "ladder": cfg.ladder(), "history": history, "log": log, "t": unix_ms() })
     };
     let mut start = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\nretry: 2000\n\n",

@@ -71,10 +71,13 @@ fn escape_help(v: &str) -> String {
 /// The source states, each exported as its own series (1 for the current one).
 const SOURCE_STATES: [&str; 3] = ["waiting", "live", "stalled"];
 /// The camera states, likewise.
-const CAMERA_STATES: [&str; 6] = [
+const CAMERA_STATES: [&str; 9] = [
+    "searching",
     "waiting",
     "starting",
     "live",
+    "busy",
+    "refused",
     "stalled",
     "unreachable",
     "stopped",
@@ -163,7 +166,7 @@ pub fn render(status: &Status) -> String {
     o.family(
         "livestreamd_camera_state",
         "gauge",
-        "1 for the camera's current state (waiting, starting, live, stalled, unreachable, stopped), else 0; kind is udp, gopro-legacy or open-gopro.",
+        "1 for the camera's current state (searching, waiting, starting, live, busy, refused, stalled, unreachable, stopped), else 0; kind is auto, udp, gopro-legacy or open-gopro.",
     );
     let mut states: Vec<&str> = CAMERA_STATES.to_vec();
     if !states.contains(&cam.state) {
@@ -196,6 +199,11 @@ pub fn render(status: &Status) -> String {
             "livestreamd_camera_keepalives_total",
             "Keep-alives sent to the camera.",
             cam.keepalives,
+        ),
+        (
+            "livestreamd_camera_keepalive_failures_total",
+            "Keep-alives that got no good answer (they go on regardless).",
+            cam.keepalive_failures,
         ),
     ] {
         o.single(name, "counter", help, n as f64);
@@ -629,7 +637,7 @@ mod tests {
                 keepalives: 40,
                 stalled_since: None,
                 next_retry_s: None,
-                reachable: true,
+                ..CameraStatus::default()
             },
             adapt: AdaptStatus {
                 mode: "auto",
@@ -682,6 +690,7 @@ mod tests {
             outputs: Vec::new(),
             http: counters.snapshot(16, Default::default(), 0),
             network: None,
+            clock: Default::default(),
         }
     }
 

@@ -153,6 +153,10 @@ async fn route(
             let body = serde_json::to_vec_pretty(&ctx.status.status()).unwrap_or_default();
             respond(counters, &mut sock, 200, "application/json", &body, &[]).await
         }
+        "/log" if get => {
+            let body = serde_json::to_vec_pretty(&crate::log_ring::snapshot(0)).unwrap_or_default();
+            respond(counters, &mut sock, 200, "application/json", &body, &[]).await
+        }
         "/metrics" if get => {
             let body = metrics::render(&ctx.status.status());
             let ct = metrics::CONTENT_TYPE;
@@ -184,6 +188,19 @@ async fn route(
             Ok(local) => captive::serve(&mut sock, &ctx, local, head).await,
             Err(e) => Err(e),
         },
+        "/clock" if req.method == "POST" => {
+            let (code, body) = offer_clock(&req, peer.ip());
+            respond(
+                counters,
+                &mut sock,
+                code,
+                "application/json",
+                body.as_bytes(),
+                &[],
+            )
+            .await
+        }
+        "/clock" => method_not_allowed(counters, &mut sock, "POST").await,
         _ if get && hls.is_some() => hls::serve(&mut sock, &ctx, hls.expect("checked"), head).await,
         _ if get && asset.is_some() => {
             let a = asset.expect("checked");
@@ -202,7 +219,7 @@ async fn route(
             || hls.is_some()
             || matches!(
                 p,
-                "/stream.ts" | "/events" | "/status" | "/metrics" | "/healthz"
+                "/stream.ts" | "/events" | "/status" | "/log" | "/metrics" | "/healthz"
             ) =>
         {
             method_not_allowed(counters, &mut sock, "GET, HEAD").await
@@ -213,6 +230,34 @@ async fn route(
         debug!("http: answering {peer} failed: {e}");
     } else if !get {
         linger(&mut sock).await; // a body we did not read may follow
+    }
+}
+
+/// Answers `POST /clock?t=UNIX_MS`: a phone offers its clock. Anyone on the
+/// hotspot may; `timekeep::decide` bounds what an offer can do (forward,
+/// once, only while the clock is plainly unset).
+fn offer_clock(req: &Request, peer: IpAddr) -> (u16, String) {
+    let t = crate::http::request::query_value(req.query.as_deref(), "t")
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite());
+    let Some(t) = t else {
+        let why = "give the time as ?t=UNIX_MILLISECONDS";
+        return (400, format!("{}\n", serde_json::json!({ "error": why })));
+    };
+    match crate::timekeep::offer(
+        crate::timekeep::Source::Phone,
+        &peer.to_string(),
+        t / 1000.0,
+    ) {
+        Ok(step) => (
+            200,
+            format!("{}\n", serde_json::json!({ "taken": true, "step_s": step })),
+        ),
+        // Refused is an answer too, not an error of the request.
+        Err(why) => (
+            200,
+            format!("{}\n", serde_json::json!({ "taken": false, "why": why })),
+        ),
     }
 }
 

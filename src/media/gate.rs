@@ -50,6 +50,9 @@ pub enum Verdict {
 pub struct Gate {
     /// The configured camera address; None: whoever sends live video.
     camera: Option<IpAddr>,
+    /// The camera `kind = "auto"` found (camera::control): while set, admitted alone, as a
+    /// configured address is.
+    found: Option<IpAddr>,
     stall_after: Duration,
     /// The sender whose video was admitted last.
     sender: Option<IpAddr>,
@@ -71,6 +74,7 @@ impl Gate {
     pub fn new(camera: Option<IpAddr>, stall_after: Duration) -> Gate {
         Gate {
             camera,
+            found: None,
             stall_after,
             sender: None,
             parsing: None,
@@ -111,7 +115,13 @@ impl Gate {
 
     /// The sender the gate currently accepts video from.
     pub fn sender(&self) -> Option<IpAddr> {
-        self.camera.or(self.sender)
+        self.camera.or(self.found).or(self.sender)
+    }
+
+    /// Admits only `found` from now on (None: back to the sender of live video), unless an
+    /// address is configured.
+    pub fn follow(&mut self, found: Option<IpAddr>) {
+        self.found = found;
     }
 
     fn live(&self, now: Instant) -> bool {
@@ -121,7 +131,7 @@ impl Gate {
 
     /// Judges one datagram from `from`, received at `now`.
     pub fn admit(&mut self, from: IpAddr, datagram: &[u8], now: Instant) -> Verdict {
-        match self.camera {
+        match self.camera.or(self.found) {
             Some(camera) if camera != from => return Verdict::Refused(Refused::Foreign),
             // Without a configured address, the sender of live video holds the
             // port until its video stalls.
@@ -315,6 +325,26 @@ mod tests {
             Verdict::Refused(Refused::Foreign)
         );
         assert_eq!(g.sender(), Some(ip(CAMERA)));
+    }
+
+    #[test]
+    fn the_camera_auto_found_is_admitted_alone_until_it_is_lost() {
+        let t0 = Instant::now();
+        let mut g = started(None, CAMERA, t0, 0);
+        g.follow(Some(ip(CAMERA)));
+        // Silent for a minute: still nobody else's picture.
+        assert_eq!(
+            g.admit(ip(STRANGER), &frame(3000, true), at(t0, 60.0)),
+            Verdict::Refused(Refused::Foreign)
+        );
+        assert_eq!(g.sender(), Some(ip(CAMERA)));
+        // Lost: back to the sender of live video.
+        g.follow(None);
+        g.admit(ip(STRANGER), &psi(), at(t0, 61.0));
+        assert!(matches!(
+            g.admit(ip(STRANGER), &frame(0, true), at(t0, 61.1)),
+            Verdict::Admitted { video: true, .. }
+        ));
     }
 
     #[test]

@@ -193,13 +193,15 @@ pub struct Expect {
 
 /// Receives datagrams forever, admits the camera's through the gate and
 /// publishes them. `timeline` counts the camera's timelines: the encoders are
-/// restarted on each new one.
+/// restarted on each new one. `found`: the camera `kind = "auto"` found, which
+/// the gate then admits alone.
 pub async fn receive(
     socket: Arc<UdpSocket>,
     feed: Arc<Feed>,
     stats: SharedStats,
     expect: Expect,
     timeline: watch::Sender<u64>,
+    mut found: watch::Receiver<Option<IpAddr>>,
 ) {
     let mut gate = Gate::new(expect.camera, expect.stall_after);
     let mut refused_log = LogBudget::new(1, REFUSED_LOG_WINDOW);
@@ -214,6 +216,9 @@ pub async fn receive(
                 continue;
             }
         };
+        if found.has_changed().unwrap_or(false) {
+            gate.follow(*found.borrow_and_update());
+        }
         let now = Instant::now();
         match gate.admit(from.ip(), &buf[..n], now) {
             Verdict::Refused(why) => {

@@ -617,7 +617,7 @@ impl CameraPorts {
     }
 }
 
-/// `livestreamd fake-gopro` of `kind`, streaming 320x180@15 to the daemon's
+/// `livestreamd fake-gopro --model MODEL`, streaming 320x180@15 to the daemon's
 /// source port and recording what it was asked in `dir/camera.jsonl`;
 /// `start` returns once it listens.
 pub struct FakeGopro {
@@ -626,12 +626,23 @@ pub struct FakeGopro {
 }
 
 impl FakeGopro {
-    pub fn start(dir: &Path, kind: &str, ports: &Ports, cam: &CameraPorts) -> FakeGopro {
+    pub fn start(dir: &Path, model: &str, ports: &Ports, cam: &CameraPorts) -> FakeGopro {
+        FakeGopro::start_with(dir, model, ports, cam, &[])
+    }
+
+    /// With more arguments (faults, transport).
+    pub fn start_with(
+        dir: &Path,
+        model: &str,
+        ports: &Ports,
+        cam: &CameraPorts,
+        extra: &[&str],
+    ) -> FakeGopro {
         let record = dir.join("camera.jsonl");
-        let args = [
+        let mut args = vec![
             "fake-gopro".to_string(),
-            "--kind".to_string(),
-            kind.to_string(),
+            "--model".to_string(),
+            model.to_string(),
             "--http".to_string(),
             format!("127.0.0.1:{}", cam.http),
             "--keepalive-port".to_string(),
@@ -645,6 +656,7 @@ impl FakeGopro {
             "--fps".to_string(),
             "15".to_string(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let proc = Proc::spawn(dir, "camera", &args, &[INFO_LOG]);
         // It names its address once it listens: a daemon started next finds it there.
         assert!(
@@ -1183,6 +1195,7 @@ pub fn frame_chroma(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+pub mod camnet;
 pub mod netns;
 pub mod peers;
 pub mod phone;

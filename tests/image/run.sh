@@ -851,6 +851,78 @@ if flash --yes "$WORK/livestream-debian-rpi-arm64.img.zst" "$CARD" >"$WORK/f.out
 else
 	fail "the Debian image (.img.zst) is decompressed onto the card" "$(cat "$WORK/f.out")"
 fi
+# The image is checked before anything is written, the card read back after.
+expect_refused() { # expect_refused NAME WANT ARGS...: refused with WANT, card untouched
+	local name=$1 want=$2
+	shift 2
+	mkcard 1
+	if flash --yes "$@" "$CARD" >"$WORK/f.out" 2>&1; then
+		fail "$name" "$(cat "$WORK/f.out")"
+	elif grep -q "$want" "$WORK/f.out" && untouched; then
+		pass "$name"
+	else
+		fail "$name" "$(cat "$WORK/f.out")"
+	fi
+}
+Z="$WORK/livestream-debian-rpi-arm64.img.zst"
+(cd "$WORK" && sha256sum "${Z##*/}" >"$Z.sha256")
+mkcard 1
+if flash --yes "$Z" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$IMG" "$CARD" &&
+	grep -q "checksum: matches" "$WORK/f.out" && grep -q "verified: the card holds the image" "$WORK/f.out"; then
+	pass "a matching .sha256 is checked, the card is read back and verified"
+else
+	fail "a matching .sha256 is checked, the card is read back and verified" "$(cat "$WORK/f.out")"
+fi
+head -c 20000 "$Z" >"$WORK/cut.img.zst"
+expect_refused "a truncated download is refused before writing" "does not decompress whole" "$WORK/cut.img.zst"
+cp "$Z" "$WORK/cut.img.zst"
+(cd "$WORK" && sha256sum livestream-debian-rpi-arm64.img.zst | sed 's/livestream-debian-rpi-arm64/cut/' >"$WORK/cut.img.zst.sha256")
+printf 'x' | dd of="$WORK/cut.img.zst" bs=1 seek=100 conv=notrunc status=none
+expect_refused "an image that does not match its .sha256 is refused before writing" "does not match" "$WORK/cut.img.zst"
+rm -f "$WORK/cut.img.zst" "$WORK/cut.img.zst.sha256"
+echo 100 >"$FS/class/block/fakesd/size"
+if flash --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
+	fail "an image larger than the card is refused" "$(cat "$WORK/f.out")"
+elif grep -q "larger than" "$WORK/f.out" && untouched; then
+	pass "an image larger than the card is refused"
+else
+	fail "an image larger than the card is refused" "$(cat "$WORK/f.out")"
+fi
+echo "# publish-image.sh: the release image for Raspberry Pi Imager, balenaEtcher, bmaptool"
+if command -v bmaptool >/dev/null 2>&1; then
+	P="$WORK/publish"
+	mkdir -p "$P"
+	# 8 MiB, mostly holes, data at 1 MiB and 5 MiB, as a card image is.
+	truncate -s 8M "$P/card.img"
+	head -c 65536 /dev/urandom | dd of="$P/card.img" bs=64K seek=16 conv=notrunc status=none
+	head -c 65536 /dev/urandom | dd of="$P/card.img" bs=64K seek=80 conv=notrunc status=none
+	zstd -q -c "$P/card.img" >"$P/card.img.zst"
+	if "$REPO/scripts/lib/publish-image.sh" "$P/card.img.zst" "$P/out" >"$WORK/p.out" 2>&1; then
+		check "publish-image.sh: the .xz is the image" cmp -s "$P/card.img" <(xz -dc "$P/out/card.img.xz")
+		check "publish-image.sh: the .sha256 checks" bash -c "cd '$P/out' && sha256sum --quiet -c card.img.xz.sha256"
+		truncate -s 8M "$P/target"
+		if bmaptool copy --bmap "$P/out/card.img.bmap" "$P/out/card.img.xz" "$P/target" >"$WORK/b.out" 2>&1 &&
+			cmp -s "$P/card.img" "$P/target"; then
+			pass "bmaptool copy writes the published image with its .bmap"
+		else
+			fail "bmaptool copy writes the published image with its .bmap" "$(cat "$WORK/b.out")"
+		fi
+		check "publish-image.sh: the .bmap maps only the data (128 KiB of 8 MiB)" \
+			grep -q "<MappedBlocksCount> *32 *</MappedBlocksCount>" "$P/out/card.img.bmap"
+		mkcard 1
+		if flash --yes "$P/out/card.img.xz" "$CARD" >"$WORK/f.out" 2>&1 && cmp -s "$P/card.img" "$CARD" &&
+			grep -q "checksum: matches" "$WORK/f.out"; then
+			pass "flash-sd.sh writes the published .img.xz, its .sha256 checked"
+		else
+			fail "flash-sd.sh writes the published .img.xz, its .sha256 checked" "$(cat "$WORK/f.out")"
+		fi
+		check "publish-image.sh leaves no temporary files" test -z "$(find "$P/out" -name '.publish.*')"
+	else
+		fail "publish-image.sh runs" "$(cat "$WORK/p.out")"
+	fi
+else
+	skip "publish-image.sh (needs bmaptool: apt-get install bmap-tools)"
+fi
 if "$FLASH" --yes "$IMG" "$CARD" >"$WORK/f.out" 2>&1; then
 	fail "refuses a regular file without the test hook" "$(cat "$WORK/f.out")"
 else

@@ -26,9 +26,10 @@ for e in "${engines[@]}"; do
 done
 
 # Debian packages: the browsers, the WebKit driver and a virtual display, the
-# GStreamer plugins WebKitGTK decodes H.264 with (avdec_h264, h264parse), fonts.
+# GStreamer plugins WebKitGTK decodes H.264 with (avdec_h264, h264parse), fonts,
+# zbarimg (reads the page's QR codes back).
 packages=(chromium firefox-esr webkit2gtk-driver xvfb gstreamer1.0-libav gstreamer1.0-plugins-bad
-    gstreamer1.0-gl libgl1-mesa-dri fonts-dejavu-core)
+    gstreamer1.0-gl libgl1-mesa-dri fonts-dejavu-core zbar-tools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

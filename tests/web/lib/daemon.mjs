@@ -40,8 +40,12 @@ export const LADDER = [
 
 export class Daemon {
   // name: used for the log file (artifacts/web-NAME-daemon.log).
-  constructor(name, bin = process.env.LIVESTREAMD_BIN || path.join(repo, 'target', 'debug', 'livestreamd')) {
+  // extra: more configuration, appended to the file.
+  constructor(name, bin = process.env.LIVESTREAMD_BIN || path.join(repo, 'target', 'debug', 'livestreamd'), extra = '') {
     this.name = name;
+    this.extra = extra;
+    // More environment for the daemon (e.g. LIVESTREAMD_NETWORK_FILE).
+    this.env = {};
     this.bin = bin;
     this.child = null;
   }
@@ -63,7 +67,7 @@ preset = "ultrafast"
 ${LADDER.map((r) => `[[ladder]]\nwidth = ${r.width}\nheight = ${r.height}\nfps = ${r.fps}\nbitrate_kbps = ${r.bitrate_kbps}\n`).join('')}[server]
 listen = "127.0.0.1:${this.port}"
 max_viewers = 4
-`);
+${this.extra}`);
     return this;
   }
 
@@ -71,6 +75,7 @@ max_viewers = 4
     const log = fs.openSync(this.log, 'a');
     const child = spawnOwned(this.bin, ['demo', '--config', this.config, '--size', '640x360', '--fps', '30'], {
       stdio: ['ignore', log, log],
+      env: { ...process.env, ...this.env },
     }, 10000);
     fs.closeSync(log);
     this.child = child;

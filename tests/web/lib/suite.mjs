@@ -1,7 +1,8 @@
 // The checks every engine must pass, as node:test tests: the page plays the
 // live stream through Media Source, paints real frames, stays within 1.5 s of
 // live for 30 s, fills in its figures, and comes back by itself after a
-// frozen stream and after a daemon restart. Each engine's test file calls
+// frozen stream and after a daemon restart, and its diagnosis panel tells
+// what is wrong (lib/diag.mjs). Each engine's test file calls
 // engineSuite() and may add tests of its own on the returned context.
 
 import { test, before, after } from 'node:test';
@@ -10,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, Daemon, LADDER, sleep } from './daemon.mjs';
 import { launch } from './engines.mjs';
+import { diagnosis } from './diag.mjs';
 import {
   MAX_BEHIND_S, Report, behindLive, describeLag, figures, fmt, paints, started, playing, probe, videoState, waitFor,
 } from './checks.mjs';
@@ -156,6 +158,9 @@ export function engineSuite(engine) {
 
   check(ctx, `${engine}: the page comes back by itself after a frozen stream and a daemon restart`, { timeout: 180000 },
     () => recovers(ctx, ''));
+
+  check(ctx, `${engine}: the diagnosis panel shows the warnings with secrets masked, the camera, the network, the phones and QR codes`,
+    { timeout: 120000 }, () => diagnosis(ctx));
 
   return ctx;
 }
