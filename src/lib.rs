@@ -12,6 +12,7 @@ pub mod http;
 pub mod log_budget;
 pub mod log_ring;
 pub mod media;
+pub mod network;
 pub mod notify;
 pub mod status;
 pub mod supervise;

@@ -39,6 +39,9 @@ pub struct Status {
     pub outputs: Vec<OutputStatus>,
     /// Server-wide totals (answers, viewers served and refused, bytes sent).
     pub http: Totals,
+    /// The field network as the image set it up (`/run/livestream/network.json`,
+    /// docs/IMAGES.md); `null` without that file.
+    pub network: Option<serde_json::Value>,
     /// The wall clock: who set it this boot (the camera, a phone) or nobody.
     pub clock: crate::timekeep::ClockStatus,
 }

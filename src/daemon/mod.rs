@@ -23,6 +23,7 @@ use crate::media::passthrough::Passthrough;
 use crate::media::picture::PictureStatus;
 use crate::media::relay::{switch_hold, Hub, Limits};
 use crate::media::source::{self, Expect, Feed, SharedStats};
+use crate::network::NetworkFile;
 use crate::notify::Notifier;
 use crate::supervise::{self, SharedInfo};
 use crate::VERSION;
@@ -211,6 +212,7 @@ impl Daemon {
         let web = Arc::new(Web::new(config.server.max_viewers));
         let counters = Arc::new(Default::default());
         let admission = Arc::new(Admission::default());
+        let network = Arc::new(NetworkFile::from_env());
         let report = Arc::new(Report {
             started: Instant::now(),
             config: current.clone(),
@@ -225,6 +227,7 @@ impl Daemon {
             counters: Arc::clone(&counters),
             admission: admission.clone(),
             web: web.clone(),
+            network: network.clone(),
         });
         let ctx = Arc::new(Context {
             config: current.clone(),
@@ -234,6 +237,7 @@ impl Daemon {
             counters,
             admission,
             web: web.clone(),
+            network,
         });
         tasks.spawn(server::serve(listener, ctx, stop.clone(), tasks.clone()));
         info!(

@@ -14,6 +14,7 @@ use crate::http::StatusSource;
 use crate::media::ladder::ladder_now;
 use crate::media::relay::Hub;
 use crate::media::source::SharedStats;
+use crate::network::NetworkFile;
 use crate::status::{Counters, EncoderStatus, Status};
 use crate::supervise::SharedInfo;
 use crate::VERSION;
@@ -40,6 +41,7 @@ pub struct Report {
     pub counters: Arc<Counters>,
     pub admission: Arc<Admission>,
     pub web: Arc<Web>,
+    pub network: Arc<NetworkFile>,
 }
 
 impl StatusSource for Report {
@@ -82,6 +84,7 @@ impl StatusSource for Report {
                 self.admission.stats(),
                 self.web.open_streams(),
             ),
+            network: self.network.read(),
             clock: crate::timekeep::status(),
         }
     }

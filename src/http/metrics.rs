@@ -738,6 +738,7 @@ mod tests {
             }],
             outputs: Vec::new(),
             http: counters.snapshot(16, Default::default(), 0),
+            network: None,
             clock: Default::default(),
         }
     }

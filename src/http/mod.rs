@@ -1,5 +1,6 @@
 //! The HTTP side: the server and its routes (`server`), the viewers' streams
 //! (`stream`) and HLS (`hls`), who may connect (`admission`) and control (`control`), the
+//! captive-portal answers for phones that just joined the access point (`captive`), the
 //! page's files (`assets`) and live figures (`events`), Prometheus
 //! (`metrics`), and the small HTTP/1.1 pieces the camera client and emulator
 //! share (`request`, `response`, `client`). Knows nothing of encoding: it is
@@ -7,6 +8,7 @@
 
 pub mod admission;
 pub mod assets;
+pub mod captive;
 pub mod client;
 pub mod control;
 pub mod events;
@@ -20,6 +22,7 @@ pub mod stream;
 use crate::config::source::Current;
 use crate::control::viewers::Viewers;
 use crate::media::relay::Hub;
+use crate::network::NetworkFile;
 use crate::status::{Counters, Status};
 use std::sync::Arc;
 
@@ -42,4 +45,6 @@ pub struct Context {
     pub counters: Arc<Counters>,
     pub admission: Arc<admission::Admission>,
     pub web: Arc<events::Web>,
+    /// The image's network status file: where captive-portal probes are sent.
+    pub network: Arc<NetworkFile>,
 }

@@ -16,6 +16,7 @@ const LINGER_BYTES: usize = 256 * 1024;
 pub fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

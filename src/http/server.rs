@@ -3,14 +3,15 @@
 //! `/live.m3u8` and `/hls/...` for players without Media Source (HLS),
 //! `/status` and `/healthz` for people and monitors, `/` (the web player and
 //! its assets) for the phone, `/events` for its live figures, `/metrics` for
-//! Prometheus and `POST /rung` for the operator. Every connection is a task
-//! on `tasks`, ended by `stop`.
+//! Prometheus, `POST /rung` for the operator, and the captive-portal probes of
+//! phones that just joined the access point (a redirect to the page). Every
+//! connection is a task on `tasks`, ended by `stop`.
 
 use crate::http::admission::{self, Admission};
 use crate::http::control::{control_allowed, rung_request};
 use crate::http::request::{read_request, ParseError, Request};
 use crate::http::response::{linger, method_not_allowed, respond};
-use crate::http::{assets, events, hls, metrics, stream, Context};
+use crate::http::{assets, captive, events, hls, metrics, stream, Context};
 use crate::log_budget::{Allow, LogBudget};
 use crate::media::hls::route as hls_route;
 use log::{debug, info, warn};
@@ -183,6 +184,10 @@ async fn route(
             respond(counters, &mut sock, code, ct, body.as_bytes(), extra).await
         }
         "/rung" => method_not_allowed(counters, &mut sock, "POST").await,
+        p if get && captive::is_probe(p) => match sock.local_addr() {
+            Ok(local) => captive::serve(&mut sock, &ctx, local, head).await,
+            Err(e) => Err(e),
+        },
         "/clock" if req.method == "POST" => {
             let (code, body) = offer_clock(&req, peer.ip());
             respond(

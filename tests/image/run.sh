@@ -140,11 +140,16 @@ else
 fi
 check "dnsmasq: interface" has "$D" "interface=wlan1"
 check "dnsmasq: DHCP range" has "$D" "dhcp-range=192.168.4.2,192.168.4.20,255.255.255.0,12h"
-check "dnsmasq: no DNS server" has "$D" "port=0"
-check "dnsmasq: no default gateway" has "$D" "dhcp-option=option:router"
+check "dnsmasq: DNS answers every name with the Pi (captive-portal probes)" has "$D" "address=/#/192.168.4.1"
+check "dnsmasq: DNS answers the short name" has "$D" "address=/livestream.lan/192.168.4.1"
+check "dnsmasq: no upstream DNS" has "$D" "no-resolv"
+check "dnsmasq: the Pi is the router (it forwards nothing)" has "$D" "dhcp-option=option:router,192.168.4.1"
+check "dnsmasq: the Pi is the DNS server" has "$D" "dhcp-option=option:dns-server,192.168.4.1"
+check "wpa_supplicant: no Wi-Fi Direct interface beside the camera's" has "$W" "p2p_disabled=1"
 check "networkd: DHCP on the camera link" has "$R/run/systemd/network/10-livestream-camera.network" "Name=wlan0"
 check "networkd: camera link uses DHCP" has "$R/run/systemd/network/10-livestream-camera.network" "DHCP=ipv4"
-check "networkd: AP link unmanaged" has "$R/run/systemd/network/10-livestream-ap.network" "Unmanaged=yes"
+check "networkd: AP link unmanaged" has "$R/run/systemd/network/20-livestream-ap.network" "Unmanaged=yes"
+check "networkd: the camera's link is matched before the AP's" test "$(find "$R/run/systemd/network" -name '*.network' -printf '%f\n' | sort | head -n 1)" = 10-livestream-camera.network
 check "net.env lists the AP address" has "$R/run/livestream-net/net.env" "AP_ADDRESS=192.168.4.1"
 check "generate names the phone URL" grep -qF "http://192.168.4.1:8080/" "$R.err"
 if command -v dnsmasq >/dev/null 2>&1; then
@@ -177,6 +182,87 @@ check "eth0 as AP: dnsmasq serves eth0" has "$R/run/livestream-net/dnsmasq.conf"
 check "usb0 camera: no wpa_supplicant.conf" test ! -e "$R/run/livestream-net/wpa_supplicant.conf"
 check "usb0 camera: DHCP on usb0" has "$R/run/systemd/network/10-livestream-camera.network" "Name=usb0"
 
+check "wired phones: network.json says wired" sh -c "python3 -c 'import json, sys; n = json.load(open(sys.argv[1])); sys.exit(not (n[\"access_point\"][\"mode\"] == \"wired\" and n[\"access_point\"][\"ssid\"] is None))' '$R/run/livestream/network.json'"
+check "wired phones: livestream-status.txt on the boot partition says where phones connect" grep -q "^Phones: on the cable (eth0), open http://192.168.4.1:8080/" "$WORK/wired.boot/livestream-status.txt"
+cp "$WORK/wired.boot/livestream-status.txt" "$WORK/status.before"
+touch -d '2000-01-01' "$WORK/wired.boot/livestream-status.txt"
+"$NET" generate --root "$R" --settings "$WORK/wired.boot/wired.txt" >/dev/null 2>&1
+check "wired phones: an unchanged status file is not written again" test "$(stat -c %Y "$WORK/wired.boot/livestream-status.txt")" = "$(date -d '2000-01-01' +%s)"
+
+echo "# livestream-net: the phones' interface chosen at run time (AP_IFACE=auto)"
+TEMPLATE="$OVERLAY/usr/share/livestream-net/livestream-network.txt"
+check "the shipped settings choose the phones' interface by themselves" has "$TEMPLATE" "AP_IFACE=auto"
+check "the shipped settings leave the camera's Wi-Fi empty (a GoPro on USB needs nothing)" has "$TEMPLATE" "CAMERA_SSID="
+R="$WORK/auto"
+gen auto "$TEMPLATE"
+check "auto: no warnings" lacks "$R.err" "warning"
+check "auto: hostapd.conf waits for the interface" has "$R/run/livestream-net/hostapd.conf" "interface=auto"
+check "auto: dnsmasq.conf waits for the interface" has "$R/run/livestream-net/dnsmasq.conf" "interface=auto"
+check "auto: net.env says auto" has "$R/run/livestream-net/net.env" "AP_IFACE=auto"
+check "auto, camera not on Wi-Fi: no DHCP client on wlan0 (it may be the access point)" test ! -e "$R/run/systemd/network/10-livestream-camera.network"
+check "auto: networkd leaves every Wi-Fi interface but the camera's alone" has "$R/run/systemd/network/20-livestream-ap.network" "Name=wl* ap0"
+pw=$(value AP_PASSWORD "$WORK/auto.boot/livestream-network.txt")
+NJ="$R/run/livestream/network.json"
+if python3 - "$NJ" "$pw" <<'EOF'
+import json, sys
+n = json.load(open(sys.argv[1]))
+ap = n["access_point"]
+want = {"state": "starting", "mode": "pending", "interface": None, "ssid": "livestream",
+        "password": sys.argv[2], "security": "WPA2", "channel": None}
+bad = {k: ap[k] for k in want if ap[k] != want[k]}
+bad.update({k: n[k] for k, v in {"address": "192.168.4.1", "short_name": "livestream.lan",
+            "page": "http://livestream.lan/", "page_by_address": "http://192.168.4.1:8080/"}.items() if n[k] != v})
+if n["camera_link"]["kind"] != "usb":
+    bad["camera_link"] = n["camera_link"]
+sys.exit(print(bad) if bad else 0)
+EOF
+then
+	pass "auto: network.json: access point pending, name, password, address, short name, page, camera on USB"
+else
+	fail "auto: network.json: access point pending, name, password, address, short name, page, camera on USB" "$(cat "$NJ")"
+fi
+check "auto: the log names the page by name and by address" grep -qF "open http://livestream.lan/ or http://192.168.4.1:8080/" "$R.err"
+R="$WORK/autocam"
+printf 'CAMERA_SSID=GP "quoted" \\ name\nCAMERA_PASSWORD=goprohero\nAP_SSID=Pi "stream"\nAP_PASSWORD=pass"word\\1\n' >"$WORK/autocam.txt"
+gen autocam "$WORK/autocam.txt"
+check "auto, camera on Wi-Fi: DHCP on the camera's link" has "$R/run/systemd/network/10-livestream-camera.network" "Name=wlan0"
+if python3 -c '
+import json, sys
+n = json.load(open(sys.argv[1]))
+ok = (n["camera_link"]["kind"], n["camera_link"]["ssid"], n["access_point"]["ssid"], n["access_point"]["password"]) == \
+     ("wifi", "GP \"quoted\" \\ name", "Pi \"stream\"", "pass\"word\\1")
+sys.exit(0 if ok else 1)' "$R/run/livestream/network.json"; then
+	pass "network.json: names and passwords with quotes and backslashes stay valid JSON"
+else
+	fail "network.json: names and passwords with quotes and backslashes stay valid JSON" "$(cat "$R/run/livestream/network.json")"
+fi
+R="$WORK/port"
+mkdir -p "$R/etc/livestreamd" "$R/boot"
+printf '[server]\nlisten = "0.0.0.0:8080"\n' >"$R/etc/livestreamd/livestreamd.toml"
+printf '[camera]\nkind = "auto"\n\n[server]\nmax_viewers = 4\nlisten = "0.0.0.0:9000"\n' >"$R/boot/livestreamd.toml"
+cp "$TEMPLATE" "$R/boot/livestream-network.txt"
+"$NET" generate --root "$R" >/dev/null 2>"$R.err"
+check "the page's port is the daemon's, from the boot partition's override" grep -q '"page_by_address": "http://192.168.4.1:9000/"' "$R/run/livestream/network.json"
+
+echo "# livestream-net: which Wi-Fi chip can run an access point beside a client"
+for f in hwsim brcmfmac no-beside; do
+	"$NET" wifi --iw-output "$FIX/iw-phy-$f.txt" >"$WORK/wifi-$f.out" 2>&1
+done
+check "mac80211_hwsim (one combination, one channel): beside a client, on 1 channel" \
+	grep -qx "phy0: access point: yes; beside a client: yes (on 1 channel(s) at once)" "$WORK/wifi-hwsim.out"
+check "brcmfmac (the Pi's chip): beside a client, on 1 channel (the second combination)" \
+	grep -qx "phy0: access point: yes; beside a client: yes (on 1 channel(s) at once)" "$WORK/wifi-brcmfmac.out"
+check "no combination: not beside a client" grep -qx "phy1: access point: yes; beside a client: no" "$WORK/wifi-no-beside.out"
+check "client and access point sharing one place: not beside a client" grep -qx "phy2: access point: yes; beside a client: no" "$WORK/wifi-no-beside.out"
+check "no access point mode: neither" grep -qx "phy3: access point: no; beside a client: no" "$WORK/wifi-no-beside.out"
+"$NET" wifi --iw-output - <"$FIX/iw-phy-brcmfmac.txt" >"$WORK/wifi-stdin.out" 2>&1
+check "wifi reads iw output from stdin too" cmp "$WORK/wifi-brcmfmac.out" "$WORK/wifi-stdin.out"
+
+echo "# the camera on USB"
+USBNET="$OVERLAY/usr/lib/systemd/network/20-livestream-usb-camera.network"
+check "every USB network link of a camera (NCM, ECM, RNDIS, CDC subset) gets DHCP" has "$USBNET" "Driver=cdc_ncm cdc_ether rndis_host cdc_subset"
+check "the camera's USB link is no default route" has "$USBNET" "UseRoutes=no"
+
 echo "# livestream-net: bad input"
 R="$WORK/missing"
 if gen missing "$WORK/does-not-exist.txt"; then
@@ -204,7 +290,7 @@ else
 	fail "binary garbage: exits 0" "$(cat "$R.err")"
 fi
 check "binary garbage: warns" grep -q "warning" "$R.err"
-check "binary garbage: defaults used" has "$R/run/livestream-net/dnsmasq.conf" "interface=wlan1"
+check "binary garbage: defaults used" has "$R/run/livestream-net/dnsmasq.conf" "interface=auto"
 # A line of the garbage that ends in CR makes it a Windows-edited file to
 # livestream-net, which then ends the password's line with CRLF too (random
 # bytes hold a CR LF about one time in sixteen): the CR is not compared.
@@ -432,9 +518,36 @@ EOF
 			else
 				fail "namespace: leased address is in 192.168.4.2-20" "$lease_ip"
 			fi
-			check "namespace: no default gateway offered" grep -qx "router=" "$WORK/lease"
-			check "namespace: no DNS server offered" grep -qx "dns=" "$WORK/lease"
+			check "namespace: the Pi is the router" grep -qx "router=192.168.4.1" "$WORK/lease"
+			check "namespace: the Pi is the DNS server" grep -qx "dns=192.168.4.1" "$WORK/lease"
 			check "namespace: phone reaches 192.168.4.1" ip netns exec "$NS_PH" busybox ping -c 1 -W 2 192.168.4.1
+			for name in livestream.lan connectivitycheck.gstatic.com captive.apple.com www.msftconnecttest.com; do
+				got=$(ip netns exec "$NS_PH" busybox nslookup "$name" 192.168.4.1 2>&1 | awk '/^Address/ && !/#53/ { a = $NF } END { print a }')
+				check "namespace: the Pi's DNS answers $name with the Pi (got $got)" test "$got" = 192.168.4.1
+			done
+			# Port 80 on the phones' side goes to the daemon's port (8080): a
+			# listener there sees a phone's connection to 192.168.4.1:80.
+			if command -v nft >/dev/null 2>&1; then
+				ip netns exec "$NS_AP" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(1); s.settimeout(5)
+open(sys.argv[1], "w").close()
+try:
+    c, _ = s.accept(); print(c.getsockname()[1], c.recv(100).decode().split("\r\n")[0])
+except socket.timeout:
+    print("none")
+' "$WORK/listen.ready" >"$WORK/redirect.out" 2>&1 &
+				listener=$!
+				for _ in $(seq 1 50); do [ -e "$WORK/listen.ready" ] && break; sleep 0.1; done
+				printf 'GET /generate_204 HTTP/1.1\r\n\r\n' | ip netns exec "$NS_PH" busybox nc -w 2 192.168.4.1 80 >/dev/null 2>&1
+				wait "$listener"
+				check "namespace: port 80 on the phones' side reaches the daemon's port 8080 ($(cat "$WORK/redirect.out"))" \
+					grep -qx "8080 GET /generate_204 HTTP/1.1" "$WORK/redirect.out"
+				check "namespace: the redirect is on the phones' interface only" sh -c "ip netns exec '$NS_AP' nft list table ip livestream_portal | grep -q 'iifname \"lsap0\" tcp dport 80 redirect to :8080'"
+			else
+				skip "port 80 redirect (nft not installed)"
+			fi
 		else
 			fail "namespace: phone gets a DHCP lease from the generated dnsmasq config" "$(cat "$WORK/udhcpc.log" "$WORK/dnsmasq.log")"
 		fi
@@ -480,6 +593,30 @@ EOF
 		else
 			check "namespace: with LIVESTREAM_NET_WAIT, run dhcp gives up naming the interface" grep -qF "interface lsnothere0 did not appear within 1s" "$WORK/late2.log"
 		fi
+		# AP_IFACE=auto: "run dhcp" waits for livestream-ap's choice (ap.env),
+		# then serves the interface named there.
+		R4="$WORK/ns-auto"
+		printf 'AP_IFACE=auto\n' >"$WORK/ns-auto.txt"
+		gen ns-auto "$WORK/ns-auto.txt"
+		ip netns exec "$NS_AP" "$NET" run dhcp --root "$R4" >"$WORK/auto-dhcp.log" 2>&1 &
+		DNSMASQ_PID=$!
+		sleep 2
+		check "namespace: auto: run dhcp waits for livestream-ap's choice, with one message" \
+			test "$(grep -c "waiting for livestream-ap to choose the phones' interface" "$WORK/auto-dhcp.log")" = 1
+		printf 'AP_RUN_IFACE=lslate0\nAP_RUN_MODE=own-chip\n' >"$R4/run/livestream-net/ap.env"
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			[ "$(ip -n "$NS_AP" -4 -o addr show dev lslate0 | awk '{print $4}')" = 192.168.4.1/24 ] && break
+			sleep 0.5
+		done
+		rm -f "$WORK/lease"
+		if ip netns exec "$NS_PH" busybox udhcpc -i lslateph0 -n -q -f -t 5 -T 1 -s "$WORK/udhcpc.sh" >"$WORK/udhcpc.log" 2>&1 && [ -s "$WORK/lease" ]; then
+			pass "namespace: auto: the chosen interface is served (a phone gets a lease there)"
+		else
+			fail "namespace: auto: the chosen interface is served" "$(cat "$WORK/udhcpc.log" "$WORK/auto-dhcp.log")"
+		fi
+		kill "$DNSMASQ_PID" 2>/dev/null
+		wait "$DNSMASQ_PID" 2>/dev/null
+		DNSMASQ_PID=''
 	else
 		skip "namespace DHCP lease (needs dnsmasq and busybox)"
 	fi
@@ -522,12 +659,14 @@ else
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 8554))
-s.settimeout(2.0)
+s.settimeout(20.0)
 open(sys.argv[1], "w").close()
 got = {b"camera": 0, b"forged": 0}
 try:
     while True:
         data, (ip, _) = s.recvfrom(2048)
+        if data == b"done":
+            break
         if ip == "10.5.5.9" and data in got:
             got[data] += 1
 except socket.timeout:
@@ -538,6 +677,9 @@ print(got[b"camera"], got[b"forged"])
 		for _ in $(seq 1 50); do [ -e "$WORK/rp.ready" ] && break; sleep 0.1; done
 		ip netns exec "$NS_CAM" python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"camera", ("10.5.5.100", 8554)) for _ in range(20)]'
 		ip netns exec "$NS_PHONE" python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.5.5.9", 0)); [s.sendto(b"forged", ("192.168.4.1", 8554)) for _ in range(20)]'
+		# Both have sent (however slowly python started under load): the
+		# camera's side, which every mode lets in, ends the count.
+		ip netns exec "$NS_CAM" python3 -c 'import socket, time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); time.sleep(0.3); s.sendto(b"done", ("10.5.5.100", 8554))'
 		wait "$listener"
 		rm -f "$WORK/rp.ready"
 		cat "$WORK/rp.count"

@@ -2,8 +2,9 @@
 SUMMARY = "Field network for livestreamd: camera Wi-Fi client and phone access point"
 DESCRIPTION = "Reads /boot/livestream-network.txt at boot and generates \
                wpa_supplicant, hostapd, dnsmasq and systemd-networkd \
-               configuration so the Pi joins the camera's Wi-Fi and offers \
-               the phones a network."
+               configuration so the Pi joins the camera's Wi-Fi (or finds \
+               it on USB) and offers the phones a network, on one Wi-Fi \
+               chip if need be, where they find the picture by themselves."
 SECTION = "net"
 
 require recipes-multimedia/livestreamd/livestreamd-source.inc
@@ -34,6 +35,9 @@ do_install() {
     # strict reverse-path filter: no phone can pass for the camera
     install -d ${D}${sysconfdir}/sysctl.d
     install -m 0644 ${OVERLAY}/usr/lib/sysctl.d/60-livestream-net.conf ${D}${sysconfdir}/sysctl.d/60-livestream-net.conf
+    # a camera on USB: DHCP on every USB network link (NCM, ECM, RNDIS)
+    install -d ${D}${systemd_unitdir}/network
+    install -m 0644 ${OVERLAY}/usr/lib/systemd/network/20-livestream-usb-camera.network ${D}${systemd_unitdir}/network/20-livestream-usb-camera.network
     # keep kernel interface names (wlan0 built-in, wlan1 USB adapter)
     install -d ${D}${sysconfdir}/systemd/network
     ln -sf /dev/null ${D}${sysconfdir}/systemd/network/99-default.link
@@ -48,6 +52,11 @@ addtask deploy after do_install before do_build
 
 FILES:${PN} += "${sysconfdir}/systemd/network/99-default.link \
                 ${sysconfdir}/sysctl.d/60-livestream-net.conf \
-                ${nonarch_libdir}/systemd/journald.conf.d/livestream.conf"
+                ${nonarch_libdir}/systemd/journald.conf.d/livestream.conf \
+                ${systemd_unitdir}/network/20-livestream-usb-camera.network"
 
-RDEPENDS:${PN} = "dnsmasq hostapd iproute2 wpa-supplicant"
+# iw: the Wi-Fi chips' interface combinations and the access point beside the
+# camera's connection; nftables: port 80 on the access point to the daemon;
+# kernel-module-mac80211 etc. come with the Wi-Fi drivers; cdc-ncm, cdc-ether
+# and rndis-host for a camera on USB are in the Raspberry Pi kernel's modules.
+RDEPENDS:${PN} = "dnsmasq hostapd iproute2 iw nftables wpa-supplicant"
