@@ -113,6 +113,17 @@ fn report_prints_the_daemons_state_and_warnings() {
     ] {
         assert!(stdout.contains(want), "{want}\n{stdout}");
     }
+    // The page offers the same text for a phone to save.
+    let saved = daemon.get("/report.txt");
+    assert_eq!(saved.code, 200);
+    assert_eq!(
+        saved.header("content-disposition"),
+        Some("attachment; filename=\"livestream-report.txt\"")
+    );
+    let text = String::from_utf8_lossy(&saved.body);
+    for want in ["livestreamd field report, ", "== camera", "== encoders"] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
     // Nothing listens on port 1.
     let (code, stdout, _) = run(&["report", "--address", "127.0.0.1:1"]);
     assert_eq!(code, Some(0));

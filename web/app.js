@@ -393,9 +393,11 @@
     } else if (cam && cam.state && src.state && src.state !== 'live' && cam.state !== src.state) {
       text = cam.state + ' · ' + src.state;
     }
-    const cls = state === 'live' ? 'ok' : /stalled|unreachable|stopped/.test(state) ? 'bad' : 'warn';
+    const cls = state === 'live' ? 'ok' : /stalled|unreachable|stopped|refused/.test(state) ? 'bad' : 'warn';
     set('f-camera', text, cls);
-    const k = cam && cam.kind && cam.kind !== 'udp' ? 'Camera · ' + cam.kind : 'Camera';
+    // What the camera is: its model when it said, else its API, else the kind configured.
+    const what = cam && (cam.model || cam.api || (cam.kind !== 'udp' && cam.kind));
+    const k = what ? 'Camera · ' + what : 'Camera';
     if ($('k-camera').textContent !== k) $('k-camera').textContent = k;
     set('f-viewers', String((s.viewers || []).length) + (s.http && s.http.max_viewers ? ' / ' + s.http.max_viewers : ''));
 

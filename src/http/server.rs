@@ -157,6 +157,28 @@ async fn route(
             let body = serde_json::to_vec_pretty(&crate::log_ring::snapshot(0)).unwrap_or_default();
             respond(counters, &mut sock, 200, "application/json", &body, &[]).await
         }
+        "/report.txt" if get => {
+            // The field report, for a phone to save or share: the same text
+            // `livestream-report` writes to the card.
+            let status = serde_json::to_value(ctx.status.status()).map_err(|e| e.to_string());
+            let log = serde_json::to_value(crate::log_ring::snapshot(0)).map_err(|e| e.to_string());
+            let now = crate::clock::unix_ms() as f64 / 1000.0;
+            let body = crate::field_report::render(now, "this daemon", &status, &log);
+            let disposition = (
+                "Content-Disposition",
+                "attachment; filename=\"livestream-report.txt\"",
+            );
+            let ct = "text/plain; charset=utf-8";
+            respond(
+                counters,
+                &mut sock,
+                200,
+                ct,
+                body.as_bytes(),
+                &[disposition],
+            )
+            .await
+        }
         "/metrics" if get => {
             let body = metrics::render(&ctx.status.status());
             let ct = metrics::CONTENT_TYPE;
@@ -219,7 +241,13 @@ async fn route(
             || hls.is_some()
             || matches!(
                 p,
-                "/stream.ts" | "/events" | "/status" | "/log" | "/metrics" | "/healthz"
+                "/stream.ts"
+                    | "/events"
+                    | "/status"
+                    | "/log"
+                    | "/report.txt"
+                    | "/metrics"
+                    | "/healthz"
             ) =>
         {
             method_not_allowed(counters, &mut sock, "GET, HEAD").await

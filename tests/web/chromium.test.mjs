@@ -52,7 +52,7 @@ check(ctx, 'chromium: the page shows link figures when the server reports them',
     http: { max_viewers: 4 },
     viewers: [{ id: 9, address, bytes_sent: bytes, skips: 2, lag_ms: 30,
       link: { t: 12.5, rtt_ms: 42.5, rttvar_ms: 3, loss_pct: 2.5, throughput_kbps: 1450, delivery_kbps: 5000, notsent_bytes: 4096, lag_ms: 30, skips: 0 } }],
-    camera: { kind: 'open-gopro', state: 'live', stalled_since: null },
+    camera: { kind: 'auto', api: 'open-gopro', model: 'HERO12 Black', state: 'live', stalled_since: null },
     adapt: { mode: 'auto', rung: 1, switching_to: null, pinned: null, last_reason: 'loss 6.0 % above 5 % for 1.0 s' },
   });
   const frame = (event, data) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
@@ -80,7 +80,7 @@ check(ctx, 'chromium: the page shows link figures when the server reports them',
   assert.equal(figures['f-rung'], '1 of 2');
   assert.equal(figures['f-res'], '426×240');
   assert.equal(figures['f-camera'], 'live');
-  assert.equal(await p.textContent('#k-camera'), 'Camera · open-gopro');
+  assert.equal(await p.textContent('#k-camera'), 'Camera · HERO12 Black', 'the model the camera reported');
   assert.match(figures['f-link-extra'], /capacity 5\.00 Mbit\/s/);
   assert.match(figures['f-link-extra'], /last change: loss 6\.0 %/);
   fs.writeFileSync(path.join(ARTIFACTS, 'web-link.png'), await p.screenshot());
