@@ -120,19 +120,6 @@ GOPRO_CHANNEL=11
 MGMT_MAC=52:54:00:00:00:01
 GOPRO_MAC=52:54:00:00:00:0b
 
-stop_pid() {
-	local _
-	if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-		kill "$1" 2>/dev/null || true
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$1" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$1" 2>/dev/null || true
-		wait "$1" 2>/dev/null || true
-	fi
-}
-
 cleanup() {
 	stop_pid "$POLL_PID"
 	stop_pid "$CAM_PID"
@@ -148,32 +135,14 @@ cleanup() {
 		rm -rf "$WORK"
 	fi
 }
+# shellcheck source=scripts/lib/proc.sh
+. "$REPO/scripts/lib/proc.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # pass, fail, skip, check
 # shellcheck source=tests/image/checks.sh
 . "$REPO/tests/image/checks.sh"
-
-now() {
-	echo "$EPOCHREALTIME"
-}
-
-# seconds between two $EPOCHREALTIME stamps, one decimal
-since() {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'
-}
-
-free_port() { # a free TCP port on 127.0.0.1
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		if ! ss -Htuln "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	return 1
-}
 
 # The host's livestreamd, for the camera emulator.
 echo "# the camera emulator: the host's livestreamd (cargo build)"

@@ -21,19 +21,8 @@ CAM_PID=''
 READER_PID=''
 POLL_PID=''
 export MTOOLS_SKIP_CHECK=1
-
-stop_pid() {
-	local _
-	if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-		kill "$1" 2>/dev/null || true
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$1" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$1" 2>/dev/null || true
-		wait "$1" 2>/dev/null || true
-	fi
-}
+# shellcheck source=scripts/lib/proc.sh
+. "$REPO/scripts/lib/proc.sh"
 
 # halt: this boot's camera, first-byte poll and serial reader (qemu is
 # pulled or powered off before)
@@ -43,25 +32,6 @@ halt() {
 	stop_pid "$CAM_PID"
 	stop_pid "$READER_PID"
 	POLL_PID='' QEMU_PID='' CAM_PID='' READER_PID=''
-}
-
-now() {
-	echo "$EPOCHREALTIME"
-}
-
-since() { # seconds between two $EPOCHREALTIME stamps, one decimal
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'
-}
-
-free_port() {
-	local p
-	for p in $(shuf -i 20000-32000 -n 50); do
-		if ! ss -Htuln "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	return 1
 }
 
 # --- one boot ---------------------------------------------------------------------
