@@ -501,6 +501,12 @@ status_field() {
 # phone_checks NAME W H: the simulated phone's results (fieldtest phone),
 # read over the serial console: joined with the FAT's password, lease,
 # DNS, captive-portal probes, the page, /stream.ts. Sets T_PHONE.
+# link_field NAME "ssid S freq F": the value after NAME (iw prints the
+# fields in its own order)
+link_field() {
+	awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }' <<<"$2"
+}
+
 phone_checks() {
 	local name=$1 w=$2 h=$3 res lease probes
 	guest 420 'while ! grep -q "^phone_done=\|^failed=" /run/fieldtest/result; do sleep 2; done' >/dev/null
@@ -512,7 +518,7 @@ phone_checks() {
 $(guest 60 'tail -n 20 /run/fieldtest/log; tail -n 15 /run/fieldtest/phone-wpa.log' || true)"
 	fi
 	if [ -n "$(r phone_joined)" ]; then
-		pass "$name: the phone joins '$(r phone_link | awk '{ print $4 }')' ($(r phone_link | awk '{ print $1, $2 }')) with the password the first boot wrote to the FAT"
+		pass "$name: the phone joins '$(link_field ssid "$(r phone_link)")' (freq $(link_field freq "$(r phone_link)")) with the password the first boot wrote to the FAT"
 	else
 		fail "$name: the phone joins the access point"
 	fi
@@ -687,8 +693,9 @@ if boot boot2 "$WIFI_CAM" "${WIFI_CAM%.*}.100,${WIFI_CAM%.*}.120" -device "virti
 	B2_RATE=$RATE
 	phone_checks boot2 "$PIN_W" "$PIN_H"
 	B2_PHONE=${T_PHONE:+$(since "$T_ON" "$T_PHONE")}
-	check "boot2: the phone is on the camera's channel ($(sed -n 's/^phone_link=//p' "$WORK/phone-boot2.result"))" \
-		grep -q "^phone_link=freq $((2407 + 5 * GOPRO_CHANNEL)) " "$WORK/phone-boot2.result"
+	link=$(sed -n 's/^phone_link=//p' "$WORK/phone-boot2.result" | tail -n 1)
+	check "boot2: the phone is on the camera's channel ($link)" \
+		test "$(link_field freq "$link")" = $((2407 + 5 * GOPRO_CHANNEL))
 	out=$(guest 120 'systemctl --failed --plain --no-legend' || true)
 	if [ -z "$(awk 'NF { print $1 }' <<<"$out")" ]; then
 		pass "boot2: systemctl --failed is empty"
