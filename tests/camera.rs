@@ -825,3 +825,30 @@ fn a_camera_out_of_range_for_a_while_is_driven_again_when_it_answers() {
     assert_interval_about(&gaps(&keepalives(&rec)), 1.0, "keep-alives");
     assert!(daemon.status().unwrap()["camera"]["keepalive_failures"].as_u64() >= Some(3));
 }
+
+/// The camera's clock is read as GoPro publishes it (Open GoPro `get_date_time`, legacy
+/// status 40) and offered to the clock keeper: here, without `--set-clock`, refused with the
+/// step it would have made (or because this machine's clock is NTP-synchronized).
+#[test]
+fn the_cameras_clock_is_read_and_offered() {
+    for (model, camera) in [("hero12", ""), ("hero7", "kind = \"gopro-legacy\"")] {
+        let LiveCamera { mut daemon, .. } = live_camera_with(
+            &format!("camera-clock-{model}"),
+            model,
+            &["--clock-offset", "3600"],
+            camera,
+        );
+        let s = daemon.wait_status("the camera's clock offered", Duration::from_secs(15), |s| {
+            s["clock"]["last_refusal"].is_string()
+        });
+        let why = s["clock"]["last_refusal"].as_str().unwrap();
+        assert!(why.starts_with("Camera (127.0.0.1)"), "{model}: {why}");
+        if let Some(rest) = why.split("would move the clock ").nth(1) {
+            let step: f64 = rest.split(' ').next().unwrap().parse().unwrap();
+            assert!((step - 3600.0).abs() < 10.0, "{model}: {why}");
+        } else {
+            assert!(why.contains("synchronized (NTP)"), "{model}: {why}");
+        }
+        assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+    }
+}

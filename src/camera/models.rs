@@ -142,6 +142,9 @@ pub struct Model {
     pub gpcontrol_info: bool,
     /// Status 32 "Preview Stream" is in its state (HERO12 and earlier).
     pub preview_status: bool,
+    /// `GET /gopro/camera/get_date_time` (HERO11 and later; the legacy models
+    /// give their clock as status 40 instead).
+    pub date_time: bool,
 }
 
 impl Model {
@@ -173,6 +176,7 @@ const LEGACY: Model = Model {
     webcam_res: &[],
     gpcontrol_info: true,
     preview_status: false,
+    date_time: false,
 };
 
 const OPEN_GOPRO: Model = Model {
@@ -188,6 +192,7 @@ const OPEN_GOPRO: Model = Model {
     webcam_res: &[7, 12],
     gpcontrol_info: false,
     preview_status: true,
+    date_time: true,
     ..LEGACY
 };
 
@@ -232,6 +237,7 @@ pub const MODELS: &[Model] = &[
         webcam_protocol: false,
         webcam_res: &[4, 7, 12],
         gpcontrol_info: true,
+        date_time: false,
         ..OPEN_GOPRO
     },
     Model {
@@ -247,6 +253,7 @@ pub const MODELS: &[Model] = &[
         webcam_protocol: false,
         webcam_res: &[4, 7, 12],
         gpcontrol_info: true,
+        date_time: false,
         ..OPEN_GOPRO
     },
     Model {

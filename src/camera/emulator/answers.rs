@@ -30,6 +30,21 @@ fn reply(code: u16, body: Value) -> Answer {
     Answer::Reply(code, body)
 }
 
+/// The camera's clock now: the host's, moved by `--clock-offset`.
+fn camera_clock(cam: &Cam) -> crate::clock::Civil {
+    crate::clock::civil(crate::clock::unix_now() as i64 + cam.opts.clock_offset_s)
+}
+
+/// Legacy status 40, the camera's date and time: year-2000, month, day, hour,
+/// minute, second, each `%` and two hex digits (as HERO4 to HERO7 send it).
+fn legacy_date(cam: &Cam) -> String {
+    let c = camera_clock(cam);
+    [c.year - 2000, c.month, c.day, c.hour, c.minute, c.second]
+        .iter()
+        .map(|v| format!("%{v:02X}"))
+        .collect()
+}
+
 fn param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     query_value(req.query.as_deref(), name)
 }
@@ -78,7 +93,8 @@ fn legacy(cam: &Cam, req: &Request, peer: SocketAddr) -> Answer {
             reply(
                 200,
                 json!({"status": {"1": 1, "8": u8::from(s.encoding), "31": 1,
-                                   "32": u8::from(s.stream.is_some())},
+                                   "32": u8::from(s.stream.is_some()),
+                                   "40": legacy_date(cam)},
                        "settings": {}}),
             )
         }
@@ -146,6 +162,19 @@ fn open_gopro(cam: &Cam, req: &Request, peer: SocketAddr) -> Answer {
             }),
         ),
         "/gp/gpControl" if m.gpcontrol_info => reply(200, gpcontrol(cam)),
+        "/gopro/camera/get_date_time" if m.date_time => {
+            // Local time with its zone: the emulator's zone is UTC.
+            let c = camera_clock(cam);
+            reply(
+                200,
+                json!({
+                    "date": format!("{:04}_{:02}_{:02}", c.year, c.month, c.day),
+                    "time": format!("{:02}_{:02}_{:02}", c.hour, c.minute, c.second),
+                    "tzone": 0,
+                    "dst": 0
+                }),
+            )
+        }
         "/gopro/camera/state" => {
             let s = cam.state.lock().unwrap();
             reply(200, camera_state(cam, &s))

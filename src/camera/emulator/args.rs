@@ -27,6 +27,9 @@ pub struct Options {
     pub drop_keepalives: u32,
     pub source: DemoSource,
     pub ffmpeg: PathBuf,
+    /// The camera's clock against the host's, seconds (a camera set an hour
+    /// ahead: 3600).
+    pub clock_offset_s: i64,
 }
 
 /// What the command line asks for.
@@ -60,6 +63,8 @@ host that asked, once asked. See docs/CAMERA.md.
                            GoPro publishes no figure)
   --refuse-starts N        answer the first N start commands with 409 Conflict
   --drop-keepalives N      leave the first N keep-alives unanswered
+  --clock-offset S         the camera's clock S seconds ahead of this host's (negative:
+                           behind; default 0): what get_date_time and status 40 say
   --size WxH, --fps N      the test pattern (default 848x480 at 30)
   --ffmpeg PATH            the ffmpeg to run (default: ffmpeg)
   -h, --help               this text
@@ -96,6 +101,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut drop_keepalives = 0;
     let mut source = DemoSource::default();
     let mut ffmpeg = PathBuf::from("ffmpeg");
+    let mut clock_offset_s = 0i64;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if matches!(arg.as_str(), "-h" | "--help") {
@@ -154,6 +160,16 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
                     .ok_or(format!("--fps `{v}`: frames per second above 0"))?;
             }
             "--ffmpeg" => ffmpeg = PathBuf::from(value()?),
+            "--clock-offset" => {
+                let v = value()?;
+                clock_offset_s = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &i64| s.abs() <= 100 * 365 * 86_400)
+                    .ok_or(format!(
+                        "--clock-offset `{v}`: whole seconds, within a century"
+                    ))?;
+            }
             _ => return Err(format!("unexpected argument `{arg}` for `fake-gopro`")),
         }
     }
@@ -174,6 +190,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         drop_keepalives,
         source,
         ffmpeg,
+        clock_offset_s,
     }))
 }
 
