@@ -188,6 +188,10 @@ cp "$WORK/wired.boot/livestream-status.txt" "$WORK/status.before"
 touch -d '2000-01-01' "$WORK/wired.boot/livestream-status.txt"
 "$NET" generate --root "$R" --settings "$WORK/wired.boot/wired.txt" >/dev/null 2>&1
 check "wired phones: an unchanged status file is not written again" test "$(stat -c %Y "$WORK/wired.boot/livestream-status.txt")" = "$(date -d '2000-01-01' +%s)"
+printf 'CAMERA_IFACE=usb0\nAP_IFACE=eth0\nCAMERA_SSDI=GP1234\n' >"$WORK/wired-typo.txt"
+gen wired-typo "$WORK/wired-typo.txt"
+check "a typo in the settings: livestream-status.txt on the boot partition lists it" grep -q "^- .*line 3: unknown setting 'CAMERA_SSDI'" "$WORK/wired-typo.boot/livestream-status.txt"
+check "no problem, no problems paragraph in livestream-status.txt" lacks "$WORK/wired.boot/livestream-status.txt" "Problems found"
 
 echo "# livestream-net: the phones' interface chosen at run time (AP_IFACE=auto)"
 TEMPLATE="$OVERLAY/usr/share/livestream-net/livestream-network.txt"
@@ -318,6 +322,10 @@ check "bad values: channel falls back to 6" has "$R/run/livestream-net/hostapd.c
 check "bad values: shell in interface name rejected" grep -qF "AP_IFACE='wlan1;reboot' is not valid" "$R.err"
 check "bad values: unknown key reported" grep -qF "unknown setting 'AP_SSDI'" "$R.err"
 check "bad values: non KEY=value line reported" grep -qF "line 9: not a KEY=value line" "$R.err"
+# shellcheck disable=SC2016 # python's text, not the shell's
+check "bad values: network.json lists them for the phone's page (problems; a tab from the file made a space)" python3 -c 'import json, sys
+p = json.load(open(sys.argv[1]))["problems"]
+sys.exit(not (any("unknown setting '"'"'AP_SSDI'"'"'" in x for x in p) and any("line 9: not a KEY=value line" in x for x in p) and any("wl an0" in x for x in p) and not any("short" in x for x in p)))' "$R/run/livestream/network.json"
 check "bad values: bad DHCP range falls back to defaults" grep -qF "does not fit" "$R.err"
 check "bad values: default DHCP range used" has "$R/run/livestream-net/dnsmasq.conf" "dhcp-range=192.168.4.2,192.168.4.20,255.255.255.0,12h"
 check "bad values: command substitution not executed" test ! -e /tmp/lsimg-pwned
