@@ -75,7 +75,7 @@
   const NETWORK_LABELS = [
     ['access_point', 'Access point'], ['page', 'Page'], ['short_name', 'Short name'],
     ['page_by_address', 'Page by address'], ['address', 'Pi\'s address'], ['camera', 'Camera link'],
-    ['state', 'State'],
+    ['camera_link', 'Camera link'], ['problems', 'Problems in livestream-network.txt'], ['state', 'State'],
   ];
 
   function facts(dl, obj, labels, allowed) {

@@ -34,6 +34,7 @@ export async function diagnosis(ctx) {
     short_name: 'livestream.lan',
     page: 'http://livestream.lan/',
     page_by_address: 'http://192.168.4.1:8080/',
+    problems: ["/boot/firmware/livestream-network.txt line 3: unknown setting 'CAMERA_SSDI'; ignored"],
   };
   d.env.LIVESTREAMD_NETWORK_FILE = path.join(d.tmp, 'network.json');
   fs.writeFileSync(d.env.LIVESTREAMD_NETWORK_FILE, JSON.stringify(network));
@@ -71,12 +72,14 @@ export async function diagnosis(ctx) {
     if ('network' in status) {
       assert.match(shown.network, /Pi's own Wi-Fi serves the phones/);
       assert.match(shown.network, /livestream\.lan/);
+      // What was wrong in the user's file, in the verdict list.
+      assert.match(shown.verdict, /Network: .*line 3: unknown setting 'CAMERA_SSDI'/);
       assert.equal(shown.qrPage, network.page);
       const wifiPng = await page.evaluate(() => document.getElementById('qr-wifi').toDataURL('image/png'));
       const want = 'WIFI:T:WPA;S:Café\\;Pi \\"1\\";P:pa\\:ss\\,wörd\\\\;;';
       assert.equal(shown.qrWifi, want);
       assert.equal(decodeQr(wifiPng, path.join(ARTIFACTS, `web-${engine}-qr-ap.png`)), want);
-      networkShown = 'network from /status (access point, why, short name), Wi-Fi QR read back';
+      networkShown = 'network from /status (access point, why, short name, a problem in the settings file), Wi-Fi QR read back';
     } else {
       assert.match(shown.network, /not reported/);
       assert.equal(shown.qrPage, `${d.url}/`);
