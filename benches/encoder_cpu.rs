@@ -223,9 +223,11 @@ fn run_mode(
     let ready = poll(Duration::from_secs(30), Duration::from_millis(200), || {
         let s = http_get(port, "/status").ok()?;
         let s: serde_json::Value = serde_json::from_slice(&s.body).ok()?;
-        s["encoder"]["first_frame_s"].is_number().then_some(())
+        // The start rung is the camera's own (passthrough, no process): the
+        // picture is there once the source is live.
+        (s["source"]["state"] == "live").then_some(())
     });
-    ready.ok_or_else(|| format!("{name}: no encoded picture in 30 s:\n{}", daemon.log_text()))?;
+    ready.ok_or_else(|| format!("{name}: no picture in 30 s:\n{}", daemon.log_text()))?;
     let _viewer = Viewer::start(port);
     let mut steps = Vec::new();
     for rung in 1..=3 {
