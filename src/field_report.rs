@@ -207,7 +207,7 @@ async fn ask(addr: SocketAddr, path: &str) -> Result<Value, String> {
 pub async fn collect(addr: SocketAddr) -> String {
     let status = ask(addr, "/status").await;
     let log = ask(addr, "/log").await;
-    let now = crate::clock::unix_ms() as f64 / 1000.0;
+    let now = crate::clock::unix_now();
     render(now, &format!("http://{addr}"), &status, &log)
 }
 

@@ -162,7 +162,7 @@ async fn route(
             // `livestream-report` writes to the card.
             let status = serde_json::to_value(ctx.status.status()).map_err(|e| e.to_string());
             let log = serde_json::to_value(crate::log_ring::snapshot(0)).map_err(|e| e.to_string());
-            let now = crate::clock::unix_ms() as f64 / 1000.0;
+            let now = crate::clock::unix_now();
             let body = crate::field_report::render(now, "this daemon", &status, &log);
             let disposition = (
                 "Content-Disposition",
