@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const DEFAULT_BASELINE_REV: &str = "ee43201";
 /// Seconds of each case not measured: the viewer joins, the encoder settles.
 const WARM_UP: f64 = 3.0;
 
@@ -56,7 +55,7 @@ fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         common,
         baseline: None,
-        baseline_rev: DEFAULT_BASELINE_REV.into(),
+        baseline_rev: baseline::BEFORE_ISSUE_23.into(),
         seconds: 10.0,
         rounds: 2,
     };
@@ -72,43 +71,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-/// The "before" binary: built once from `rev` (a `git archive` of it) into
-/// target/latency-baseline/REV, release profile, like the bench's own.
-fn build_baseline(rev: &str) -> Result<PathBuf, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("target/latency-baseline").join(rev);
-    let bin = dir.join("target/release/livestreamd");
-    if bin.exists() {
-        return Ok(bin);
-    }
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
-    eprintln!("building the baseline {rev} in {}", dir.display());
-    let archive = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "git -C '{}' archive '{rev}' | tar -x -C '{}'",
-            root.display(),
-            src.display()
-        ))
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !archive.success() {
-        return Err(format!("git archive {rev} failed"));
-    }
-    let built = std::process::Command::new("cargo")
-        .args(["build", "--release", "--locked", "--bin", "livestreamd"])
-        .arg("--target-dir")
-        .arg(dir.join("target"))
-        .current_dir(&src)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !built.success() || !bin.exists() {
-        return Err(format!("building {rev} failed"));
-    }
-    Ok(bin)
 }
 
 /// One viewer of `/stream.ts` on loopback, noting frames as they come.
@@ -279,7 +241,7 @@ fn main() {
     };
     let baseline = match args.baseline.clone() {
         Some(b) => Ok(b),
-        None => build_baseline(&args.baseline_rev),
+        None => baseline::build(&args.baseline_rev),
     };
     let baseline = baseline.unwrap_or_else(|e| {
         eprintln!("camera_latency: no baseline: {e}");

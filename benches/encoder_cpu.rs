@@ -16,6 +16,12 @@
 //! decodes or encodes (its encoders and the shared decoder; the passthrough
 //! rung's remux, the same in both modes, is left out), from /proc.
 //!
+//! The build before issue 23 (`--baseline-rev`, default `ee43201`, built
+//! once into target/latency-baseline/, or `--baseline PATH`) runs the same
+//! steps first: "today's CPU" of the issue, every encoder decoding the
+//! camera and encoding with x264's own thread count, its passthrough rung a
+//! remux process (left out as above).
+//!
 //!   cargo bench --bench encoder_cpu                      (appended to benches/RESULTS.md)
 //!   cargo bench --bench encoder_cpu -- --secs 10 --no-record
 
@@ -25,7 +31,7 @@ mod common;
 use common::peers::*;
 use common::*;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,21 +185,31 @@ fn status(port: u16) -> serde_json::Value {
     serde_json::from_slice(&r.body).expect("/status is JSON")
 }
 
-/// One mode: the daemon with `shared_decoder = shared`, 1, 2 then 3 rungs.
+/// A build and how it decodes: `shared_decoder` set to `Some(x)`, or left
+/// out (a build that has no such setting).
+struct Mode {
+    name: &'static str,
+    bin: PathBuf,
+    shared_decoder: Option<bool>,
+}
+
+/// One mode: its daemon with 1, 2 then 3 encoded rungs.
 fn run_mode(
     dir: &Path,
-    bin: &Path,
+    mode: &Mode,
     spec: &CameraSpec,
-    shared: bool,
     window: Duration,
 ) -> Result<Vec<Step>, String> {
-    let name = if shared { "shared" } else { "per-encoder" };
+    let (name, bin) = (mode.name, mode.bin.as_path());
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let ports = Ports::new();
     let (preset, ladder) = image_settings();
+    let decoding = mode
+        .shared_decoder
+        .map_or(String::new(), |s| format!("\nshared_decoder = {s}"));
     let config = Config::new(&ports)
-        .encoder(&format!("{preset}\nshared_decoder = {shared}"))
+        .encoder(&format!("{preset}{decoding}"))
         .ladder(&[])
         .extra(&format!(
             "{ladder}\n[adapt]\nmode = \"fixed\"\nmax_encoders = 4\nidle_rung_s = 3600.0\n"
@@ -277,27 +293,31 @@ fn run_mode(
     Ok(steps)
 }
 
+fn usage(what: &str) -> ! {
+    eprintln!("encoder_cpu: {what} (see benches/encoder_cpu.rs)");
+    std::process::exit(2)
+}
+
 fn main() {
-    let args = BenchArgs::parse().unwrap_or_else(|e| {
-        eprintln!("encoder_cpu: {e}");
-        std::process::exit(2);
-    });
+    let args = BenchArgs::parse().unwrap_or_else(|e| usage(&e));
     stop_on_interrupt();
     let mut window = Duration::from_secs(20);
+    let (mut baseline, mut baseline_rev) = (None, baseline::BEFORE_ISSUE_23.to_string());
     let mut it = args.rest.iter();
     while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--secs" => {
-                let v = it.next().and_then(|v| v.parse().ok());
-                window = Duration::from_secs(v.unwrap_or_else(|| {
-                    eprintln!("encoder_cpu: --secs N");
-                    std::process::exit(2)
-                }));
+                let secs = value().parse().unwrap_or_else(|_| usage("--secs N"));
+                window = Duration::from_secs(secs);
             }
-            other => {
-                eprintln!("encoder_cpu: unknown argument `{other}` (see benches/encoder_cpu.rs)");
-                std::process::exit(2);
-            }
+            "--baseline" => baseline = Some(PathBuf::from(value())),
+            "--baseline-rev" => baseline_rev = value(),
+            other => usage(&format!("unknown argument `{other}`")),
         }
     }
     // The camera of issue 23's measurement unless one is given.
@@ -306,49 +326,82 @@ fn main() {
     } else {
         CameraSpec::parse("848x480@30", Some(4000)).unwrap()
     };
+    let baseline_bin = baseline
+        .map(Ok)
+        .unwrap_or_else(|| baseline::build(&baseline_rev))
+        .unwrap_or_else(|e| usage(&format!("no baseline build: {e}")));
+    let baseline_name = args
+        .text
+        .contains("--baseline ")
+        .then(|| baseline_bin.display().to_string())
+        .unwrap_or(baseline_rev);
     let began = Instant::now();
     let load_start = load_average();
     let dir = temp_dir("bench-encoder-cpu");
-    let before = run_mode(&dir, &args.bin, &spec, false, window);
-    let after = run_mode(&dir, &args.bin, &spec, true, window);
+    let modes = [
+        Mode {
+            name: "today",
+            bin: baseline_bin,
+            shared_decoder: None,
+        },
+        Mode {
+            name: "per-encoder",
+            bin: args.bin.clone(),
+            shared_decoder: Some(false),
+        },
+        Mode {
+            name: "shared",
+            bin: args.bin.clone(),
+            shared_decoder: Some(true),
+        },
+    ];
+    let runs: Vec<Result<Vec<Step>, String>> = modes
+        .iter()
+        .map(|m| run_mode(&dir, m, &spec, window))
+        .collect();
     let mut rows = String::new();
-    match (&before, &after) {
-        (Ok(b), Ok(a)) => {
-            for (b, a) in b.iter().zip(a) {
+    match &runs[..] {
+        [Ok(today), Ok(per_encoder), Ok(shared)] => {
+            for ((t, p), a) in today.iter().zip(per_encoder).zip(shared) {
                 let decoder = a.decoder.map_or("–".into(), |d| format!("{d:.1} %"));
                 let skipped = a.skipped.map_or("–".into(), |s| s.to_string());
+                let ratio = |x: f64, y: f64| 100.0 * x / y.max(1e-3);
                 writeln!(
                     rows,
-                    "| {} | {:?} | {} | {:.1} % | {:.1} % | {} | {:.1} % | {:.1} % | {decoder} | {skipped} | **{:.0} %** |",
-                    b.rungs.len(),
+                    "| {} | {:?} | {} | {:.1} % | {:.1} % | {} | {:.1} % | {} | {:.1} % | {:.1} % | {decoder} | {skipped} | **{:.0} %** | {:.0} % |",
+                    t.rungs.len(),
                     a.rungs,
-                    b.processes,
-                    b.total,
-                    b.daemon,
+                    t.processes,
+                    t.total,
+                    t.daemon,
+                    p.processes,
+                    p.total,
                     a.processes,
                     a.total,
                     a.daemon,
-                    100.0 * a.total / b.total.max(1e-3),
+                    ratio(a.total, t.total),
+                    ratio(a.total, p.total),
                 )
                 .unwrap();
             }
         }
         _ => {
-            for (name, r) in [("per-encoder", &before), ("shared", &after)] {
+            for (mode, r) in modes.iter().zip(&runs) {
                 if let Err(e) = r {
-                    writeln!(rows, "| {name}: could not run: {} |", e.replace('|', "/")).unwrap();
+                    let e = e.replace('|', "/");
+                    writeln!(rows, "| {}: could not run: {e} |", mode.name).unwrap();
                 }
             }
         }
     }
     let (preset, _) = image_settings();
     let report = format!(
-        "\n## Encoder CPU: the camera decoded once per encoder versus once for all, {date}\n\n\
-Command: `{command}` (release build; {minutes:.1} min). livestreamd build {commit}.\n\
+        "\n## Encoder CPU: today's build, the camera decoded once per encoder, and once for all, {date}\n\n\
+Command: `{command}` (release build; {minutes:.1} min). livestreamd build {commit}; *today's build*: {baseline_name}.\n\
 Machine: 2 cores, shared with other work: load average {load_start} at the start, {load_end} at the end.\n\
 Camera: {camera}, sent over UDP by its own ffmpeg (not counted).\n\
-Ladder and preset: the Debian image's (`{preset}`; the camera's own stream as rung 0, the start rung, then 640x360@30 1000, 480x270@30 600, 320x180@15 250 kbit/s encoded); `adapt.mode = \"fixed\"`, one viewer on loopback; encoded rungs brought up by pinning 1, then 2, then 3 (idle rungs kept), 8 s to settle, then {secs} s measured. CPU from /proc, % of one core: the daemon and every ffmpeg below it that decodes or encodes (the passthrough rung's remux, the same in both, left out). *Before*: `shared_decoder = false` (each encoder decodes the camera, as every build before this one); *after*: the default (one decoder for all while two or more encoded rungs run; one encoded rung alone still decodes for itself).\n\n\
-| encoded rungs | running | before: ffmpeg decoding or encoding | before: CPU with the daemon | before: daemon | after: ffmpeg decoding or encoding | after: CPU with the daemon | after: daemon | after: decoder | frames skipped | after / before |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}",
+Ladder and preset: the Debian image's (`{preset}`; the camera's own stream as rung 0, the start rung, then 640x360@30 1000, 480x270@30 600, 320x180@15 250 kbit/s encoded); `adapt.mode = \"fixed\"`, one viewer on loopback; encoded rungs brought up by pinning 1, then 2, then 3 (idle rungs kept), 8 s to settle, then {secs} s measured; the three setups one after the other. CPU from /proc, % of one core: the daemon and every ffmpeg below it that decodes or encodes (a passthrough rung's remux process, in today's build only, left out). *Today's build*: the build before issue 23 (each encoder decodes the camera; x264 with its own thread count); *per encoder*: this build with `shared_decoder = false` (each encoder decodes the camera; rungs up to 640x360 encode in one thread); *shared*: this build's default (one decoder for all while two or more encoded rungs run; one encoded rung alone still decodes for itself).\n\n\
+| encoded rungs | running | today's build: ffmpeg decoding or encoding | today's build: CPU with the daemon | today's build: daemon | per encoder: ffmpeg | per encoder: CPU with the daemon | shared: ffmpeg | shared: CPU with the daemon | shared: daemon | shared: decoder | frames skipped | shared / today's build | shared / per encoder |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}",
         date = utc_now(),
         command = args.command("encoder_cpu"),
         minutes = began.elapsed().as_secs_f64() / 60.0,

@@ -128,6 +128,9 @@ fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
             ]);
             // No scene-cut keyframes: keyframes come only from the shared time grid below.
             push(&["-sc_threshold", "0", "-x264-params", "repeat-headers=1"]);
+            if single_threaded(f.width, f.height) {
+                push(&["-threads", "1"]);
+            }
         }
         Codec::H264V4l2m2m => {
             push(&["-num_output_buffers", "8", "-num_capture_buffers", "8"]);
@@ -144,6 +147,18 @@ fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
     // Extra outputs are fed from the hub, after the splice (see push.rs).
     push(&["-f", "mpegts", "pipe:1"]);
     a
+}
+
+/// The largest picture x264 encodes in one thread: with `zerolatency` its
+/// threads split each frame into slices and meet at every frame, which on a
+/// picture this small costs more than it saves (a fifth of the CPU of the
+/// Debian image's three encoded rungs, measured in benches/RESULTS.md) and
+/// adds nothing to latency worth having. Larger rungs keep x264's own count,
+/// which a Pi needs for 720p and up. `extra_args` can still say otherwise.
+const ONE_THREAD_MAX_PIXELS: u32 = 640 * 360;
+
+fn single_threaded(width: u32, height: u32) -> bool {
+    width.saturating_mul(height) <= ONE_THREAD_MAX_PIXELS
 }
 
 /// What every encoder is given: the camera's stream, whether it is live
@@ -531,6 +546,28 @@ mod tests {
             "the rung's own interval"
         );
         assert_eq!(value_after(&b, "-g"), "30");
+    }
+
+    #[test]
+    fn small_rungs_encode_in_one_thread_and_large_ones_in_x264s_own_count() {
+        let cfg = config::parse(
+            Path::new("t.toml"),
+            "[encoder]\nextra_args = [\"-threads\", \"2\"]\n[[ladder]]\nwidth = 1280\nheight = 720\nfps = 30\nbitrate_kbps = 2500\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\n",
+        )
+        .unwrap();
+        let threads = |r: usize| -> Vec<String> {
+            let a = ffmpeg_args(&cfg, &cfg.ladder()[r]);
+            let at = a.iter().enumerate().filter(|(_, x)| *x == "-threads");
+            at.map(|(i, _)| a[i + 1].clone()).collect()
+        };
+        assert_eq!(threads(0), ["2"], "720p: only the user's own setting");
+        assert_eq!(
+            threads(1),
+            ["1", "2"],
+            "640x360: one thread, and the user's extra args after it win"
+        );
+        let frames = ffmpeg_args_from_frames(&cfg, &cfg.ladder()[1]);
+        assert!(frames.windows(2).any(|w| w == ["-threads", "1"]));
     }
 
     #[test]

@@ -1197,6 +1197,7 @@ pub fn frame_chroma(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+pub mod baseline;
 pub mod camnet;
 pub mod netns;
 pub mod peers;
