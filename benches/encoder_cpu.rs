@@ -330,11 +330,11 @@ fn main() {
         .map(Ok)
         .unwrap_or_else(|| baseline::build(&baseline_rev))
         .unwrap_or_else(|e| usage(&format!("no baseline build: {e}")));
-    let baseline_name = args
-        .text
-        .contains("--baseline ")
-        .then(|| baseline_bin.display().to_string())
-        .unwrap_or(baseline_rev);
+    let baseline_name = if args.text.contains("--baseline ") {
+        baseline_bin.display().to_string()
+    } else {
+        baseline_rev
+    };
     let began = Instant::now();
     let load_start = load_average();
     let dir = temp_dir("bench-encoder-cpu");
