@@ -539,7 +539,7 @@ impl Controller {
             return Verdict::Down(self.step_down_to(st));
         }
         if self.rung > self.top && st.bad_since.is_none() {
-            let wait = p.up_after_s * self.backoff(now);
+            let wait = self.climb_wait(now);
             let next = f64::from(self.bitrates[self.rung - 1]);
             // Headroom: the link must have shown, recently, that it carries the
             // next rung with room to spare; otherwise it is asked to (a probe).
@@ -607,6 +607,18 @@ impl Controller {
         match lowest_needed {
             Some(from) => (from..self.bitrates.len()).collect(),
             None => Vec::new(),
+        }
+    }
+
+    /// How long a link must be clean before the next climb: `up_after_s`
+    /// times the backoff; `PROBE_AGAIN` of that while a climb part way (to
+    /// the rung a probe found room for) holds: the link was rising when
+    /// that probe measured it, and the next probe costs no switch.
+    fn climb_wait(&self, now: f64) -> f64 {
+        let wait = self.params.up_after_s * self.backoff(now);
+        match self.last_climb {
+            Some(_) => wait * PROBE_AGAIN,
+            None => wait,
         }
     }
 
@@ -712,7 +724,7 @@ impl Controller {
                 .fold(f64::INFINITY, f64::min);
             let reason = format!(
                 "clean for {:.0} s, link measured at {known:.0} kbit/s (rung {to} needs {} kbit/s with headroom)",
-                self.params.up_after_s * self.backoff(now),
+                self.climb_wait(now),
                 (f64::from(self.bitrates[to]) * self.params.headroom).round()
             );
             return Some(self.decide(to, reason));
@@ -1562,6 +1574,38 @@ mod tests {
                 "back on top {after:.1} s after a {cap_s} s cap: {sw:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_climb_part_way_goes_on_once_the_link_carries_more() {
+        // A cap of 625 kbit/s for 60 s; the link then carries 1400 for 7 s
+        // (a probe then finds room for rung 2 only), then everything. The
+        // climb part way is followed by the rest as soon as a probe after
+        // it finds room, not a whole clean period later.
+        // While it carries 1400 a probe's padding fills it without holding
+        // up the video (the padding is written only while the socket drains).
+        let mut c = controller();
+        let sw = run(&mut c, &[1], 0.0, 120.0, |_, t, rung, pad| match t {
+            t if (10.0..70.0).contains(&t) => link(t, rung, pad, 625.0),
+            t if (70.0..77.0).contains(&t) && f64::from(LADDER[rung]) + pad > 1400.0 => {
+                LinkSample {
+                    throughput_kbps: 1400.0,
+                    recent_kbps: 1400.0,
+                    delivery_kbps: 1400.0,
+                    ..good(t)
+                }
+            }
+            _ => link(t, rung, pad, 10_000.0),
+        });
+        let rungs: Vec<usize> = sw.iter().map(|s| s.1).collect();
+        assert_eq!(rungs, [3, 2, 0], "{sw:?}");
+        let (part, top) = (sw[1].0, sw[2].0);
+        assert!(part < 77.0, "part way while the link carried 1400: {sw:?}");
+        assert!(
+            top - 77.0 <= 6.0,
+            "on top {:.1} s after the link carried it: {sw:?}",
+            top - 77.0
+        );
     }
 
     #[test]
