@@ -13,12 +13,24 @@ use std::time::{Duration, Instant};
 
 /// A small kernel send buffer keeps a slow viewer's backlog in the hub, where it
 /// can be skipped, and makes the kernel's unsent-bytes figure an honest signal.
-/// It is sized to what the viewer's rung sends in `SEND_BUFFER_TIME` (see
-/// `size_send_buffer`), within these bounds.
+/// It is sized to what the viewer's rung sends in `SEND_BUFFER_RTTS` of the
+/// path's lowest round trip, between `SEND_BUFFER_TIME_MIN` and
+/// `SEND_BUFFER_TIME` (see `send_buffer_for`), within these bounds in bytes.
 const SEND_BUFFER: libc::c_int = 128 * 1024;
-const SEND_BUFFER_MIN: u64 = 16 * 1024;
+const SEND_BUFFER_MIN: u64 = 8 * 1024;
 const SEND_BUFFER_MAX: u64 = 256 * 1024;
+/// Before the path's round trip is known, and on a path with a long one.
 const SEND_BUFFER_TIME: f64 = 0.1;
+/// On a short path: what the buffer holds beyond the path's own needs is
+/// queue in front of the viewer's next picture. When the link falls, the
+/// buffer's bytes in flight fill the access point's queue and must all reach
+/// the phone before its first picture of a lower rung: 0.1 s of a 2400
+/// kbit/s rung (doubled by the kernel) was 0.5 s at 600 kbit/s.
+const SEND_BUFFER_TIME_MIN: f64 = 0.02;
+/// Round trips of the rung a send buffer holds: TCP keeps about one in
+/// flight, and the rest covers acknowledgements that come in bursts (Wi-Fi
+/// aggregation) and a keyframe's burst.
+const SEND_BUFFER_RTTS: f64 = 4.0;
 const NOTSENT_LOWAT: libc::c_int = 16 * 1024;
 /// How often padding is written during a headroom probe.
 pub const PAD_EVERY: Duration = Duration::from_millis(20);
@@ -61,12 +73,17 @@ fn left_off(option: &str) -> bool {
         .any(|o| o.trim() == option)
 }
 
-/// The send buffer for a viewer sent `kbps` (its rung, and any probe padding):
-/// about `SEND_BUFFER_TIME` of it, so that at most that much video waits in the
-/// socket, out of the hub's reach, however slow the link. (The kernel doubles
-/// the value for its own bookkeeping; payload fits in about the half.)
-pub fn send_buffer_for(kbps: u64) -> u64 {
-    let bytes = (kbps as f64 * 1000.0 / 8.0 * SEND_BUFFER_TIME) as u64;
+/// The send buffer for a viewer sent `kbps` (its rung, and any probe padding)
+/// over a path whose lowest round trip is `min_rtt` (None: not known yet):
+/// `SEND_BUFFER_RTTS` round trips of it, at least `SEND_BUFFER_TIME_MIN` and
+/// at most `SEND_BUFFER_TIME`, so that little video waits in the socket and
+/// the network, out of the hub's reach, however slow the link. (The kernel
+/// doubles the value for its own bookkeeping; payload fits in about the half.)
+pub fn send_buffer_for(kbps: u64, min_rtt: Option<Duration>) -> u64 {
+    let time = min_rtt.map_or(SEND_BUFFER_TIME, |rtt| {
+        (SEND_BUFFER_RTTS * rtt.as_secs_f64()).clamp(SEND_BUFFER_TIME_MIN, SEND_BUFFER_TIME)
+    });
+    let bytes = (kbps as f64 * 1000.0 / 8.0 * time) as u64;
     bytes.clamp(SEND_BUFFER_MIN, SEND_BUFFER_MAX)
 }
 
@@ -99,20 +116,15 @@ pub fn carried_lately(s: &LinkSample) -> Option<f64> {
     }
 }
 
-/// Whether a send buffer sized for `was` should be resized for `now`: on a
+/// Whether a send buffer of `was` bytes should be resized to `now`: on a
 /// change of more than a fifth (a setsockopt per sample would gain nothing).
 pub fn resize_worthwhile(was: Option<u64>, now: u64) -> bool {
     was.map_or(true, |was| now.abs_diff(was) * 5 > was)
 }
 
-/// Sizes the viewer socket's send buffer for `kbps` (see `send_buffer_for`).
-pub fn size_send_buffer(fd: RawFd, kbps: u64) {
-    set(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_SNDBUF,
-        send_buffer_for(kbps) as libc::c_int,
-    );
+/// Sets the viewer socket's send buffer to `bytes` (see `send_buffer_for`).
+pub fn size_send_buffer(fd: RawFd, bytes: u64) {
+    set(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes as libc::c_int);
 }
 
 fn set(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
@@ -206,6 +218,8 @@ pub struct ViewerLink {
     /// What the link lately carried, kbit/s (see `carried_lately`; None
     /// before the second sample).
     carried_kbps: Option<f64>,
+    /// The path's lowest round trip so far (None before a sample has one).
+    min_rtt: Option<Duration>,
 }
 
 impl ViewerLink {
@@ -222,12 +236,18 @@ impl ViewerLink {
             stalled: false,
             connected: Instant::now(),
             carried_kbps: None,
+            min_rtt: None,
         }
     }
 
     /// What the link lately carried, kbit/s (see `carried_lately`).
     pub fn carried_kbps(&self) -> Option<f64> {
         self.carried_kbps
+    }
+
+    /// The path's lowest round trip so far, as the kernel measured it.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
     }
 
     /// Reads TCP_INFO now; `lag` and `skips` are the hub's view of the
@@ -237,6 +257,10 @@ impl ViewerLink {
             return None;
         };
         let now = Instant::now();
+        // Zero until the kernel has timed a round trip.
+        if tcp.min_rtt_us > 0 {
+            self.min_rtt = Some(Duration::from_micros(u64::from(tcp.min_rtt_us)));
+        }
         if tcp.bytes_acked > self.acked.0 {
             self.acked = (tcp.bytes_acked, now);
         }
@@ -390,9 +414,25 @@ mod tests {
     }
 
     #[test]
-    fn the_send_buffer_holds_a_tenth_of_a_second_of_the_rung() {
-        assert_eq!(send_buffer_for(4000), 50_000);
-        assert_eq!(send_buffer_for(300), SEND_BUFFER_MIN, "never tiny");
-        assert_eq!(send_buffer_for(100_000), SEND_BUFFER_MAX, "never huge");
+    fn the_send_buffer_holds_a_few_round_trips_of_the_rung() {
+        let ms = |m: u64| Some(Duration::from_millis(m));
+        assert_eq!(
+            send_buffer_for(4000, None),
+            50_000,
+            "0.1 s before a round trip is timed"
+        );
+        assert_eq!(
+            send_buffer_for(4000, ms(10)),
+            20_000,
+            "four round trips of 10 ms"
+        );
+        assert_eq!(send_buffer_for(4000, ms(100)), 50_000, "at most 0.1 s");
+        assert_eq!(send_buffer_for(4000, ms(0)), 10_000, "at least 20 ms");
+        assert_eq!(send_buffer_for(2400, ms(0)), SEND_BUFFER_MIN, "never tiny");
+        assert_eq!(
+            send_buffer_for(100_000, None),
+            SEND_BUFFER_MAX,
+            "never huge"
+        );
     }
 }
