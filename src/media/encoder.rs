@@ -48,8 +48,10 @@ impl Input {
 /// ffmpeg's arguments (without the program) to encode `rung` (an encoded
 /// one: a passthrough rung has no process, see `media::passthrough`) from
 /// MPEG-TS on stdin to MPEG-TS on stdout (pushes are fed from the hub, not
-/// from here).
-pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
+/// from here). `catch_up_s`: how far the camera's newest frame is past the
+/// keyframe the input starts at (`Feed::catch_up_s`); the frame that far in
+/// is made a keyframe too (see `keyframes`).
+pub fn ffmpeg_args(cfg: &Config, rung: &Rung, catch_up_s: Option<f64>) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-hide_banner", "-nostdin", "-loglevel", "warning"]);
@@ -70,7 +72,7 @@ pub fn ffmpeg_args(cfg: &Config, rung: &Rung) -> Vec<String> {
     // same frame alike and the hub can splice between them on one timeline.
     push(&["-copyts"]);
     push(&["-f", "mpegts", "-i", "pipe:0"]);
-    output_args(cfg, rung, a)
+    output_args(cfg, rung, catch_up_s, a)
 }
 
 /// ffmpeg's arguments to encode `rung` from the shared decoder's frames (NUT
@@ -83,11 +85,17 @@ pub fn ffmpeg_args_from_frames(cfg: &Config, rung: &Rung) -> Vec<String> {
     // instead of reading ahead to probe (5 MB: half a second of frames).
     push(&["-probesize", "32", "-analyzeduration", "0"]);
     push(&["-copyts", "-f", "nut", "-i", "pipe:0"]);
-    output_args(cfg, rung, a)
+    // Fed from the newest frames: its first keyframe is live already.
+    output_args(cfg, rung, None, a)
 }
 
 /// What follows the input: the rung's filters, encoder, keyframe grid, muxer.
-fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
+fn output_args(
+    cfg: &Config,
+    rung: &Rung,
+    catch_up_s: Option<f64>,
+    mut a: Vec<String>,
+) -> Vec<String> {
     let e = &cfg.encoder;
     let k = rung.keyframe_interval_s.unwrap_or(e.keyframe_interval_s);
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
@@ -136,11 +144,13 @@ fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
             push(&["-num_output_buffers", "8", "-num_capture_buffers", "8"]);
         }
     }
-    // Keyframes on a grid of absolute source time (multiples of k seconds), so the
-    // encoders of different rungs place them on the same frames: splice points.
     let gop = ((f64::from(f.fps) * k).round() as u64).max(1);
-    let force = format!("expr:if(isnan(prev_forced_t),1,gte(t,(trunc(prev_forced_t/{k})+1)*{k}))");
-    push(&["-g", &(gop * 2).to_string(), "-force_key_frames", &force]);
+    push(&[
+        "-g",
+        &(gop * 2).to_string(),
+        "-force_key_frames",
+        &keyframes(k, catch_up_s),
+    ]);
     let extra: Vec<&str> = e.extra_args.iter().map(String::as_str).collect();
     push(&extra);
     push(&["-flush_packets", "1", "-muxdelay", "0", "-muxpreload", "0"]);
@@ -148,6 +158,40 @@ fn output_args(cfg: &Config, rung: &Rung, mut a: Vec<String>) -> Vec<String> {
     push(&["-f", "mpegts", "pipe:1"]);
     a
 }
+
+/// When keyframes are forced: on the first frame, then every `k` seconds of
+/// source time (ffmpeg's `t` counts from the first frame). An encoder fed
+/// from the start of the camera's group of pictures (`catch_up_s` before
+/// live) also gets them on the first frame past that catch-up and every
+/// `LIVE_KEYFRAME_EVERY` for `LIVE_KEYFRAMES_FOR` after it: it is started when
+/// a link shows trouble, and a viewer stepping down to it a sample or two
+/// later, already sent frames about that new on its old rung, can then move
+/// at once instead of waiting for the grid's next keyframe (up to `k` seconds
+/// of the old rung piling up on a link that cannot carry it). Never later
+/// than the grid's point, so a catch-up misjudged cannot delay the grid.
+fn keyframes(k: f64, catch_up_s: Option<f64>) -> String {
+    let grid = format!("(trunc(prev_forced_t/{k})+1)*{k}");
+    match catch_up_s {
+        Some(live) if live > 0.0 => {
+            // A millisecond early: `t` of a frame on the camera's grid is a
+            // sum of floats that can land just short of the figure.
+            let (live, every) = (live - 0.001, LIVE_KEYFRAME_EVERY - 0.001);
+            let until = live + LIVE_KEYFRAMES_FOR + 0.01;
+            let after = format!("prev_forced_t+{every:.3}");
+            let next = format!(
+                "if(lt(prev_forced_t,{live:.3}),min({live:.3},{grid}),\
+                 if(lte({after},{until:.3}),min({after},{grid}),{grid}))"
+            );
+            format!("expr:if(isnan(prev_forced_t),1,gte(t,{next}))")
+        }
+        _ => format!("expr:if(isnan(prev_forced_t),1,gte(t,{grid}))"),
+    }
+}
+
+/// See `keyframes`: about the controller's sample interval, over the time
+/// its step down is confirmed in.
+const LIVE_KEYFRAME_EVERY: f64 = 0.2;
+const LIVE_KEYFRAMES_FOR: f64 = 0.4;
 
 /// The largest picture x264 encodes in one thread: with `zerolatency` its
 /// threads split each frame into slices and meet at every frame, which on a
@@ -224,7 +268,11 @@ impl Encoder {
             name: format!("encoder[{rung}]#{generation}"),
             program: e.ffmpeg.clone(),
             args: match input {
-                Input::Camera => ffmpeg_args(cfg, &cfg.ladder()[rung]),
+                Input::Camera => {
+                    let catch_up = inputs.feed.catch_up_s();
+                    log::debug!("encoder[{rung}]#{generation}: fed {catch_up:?} s of catch-up");
+                    ffmpeg_args(cfg, &cfg.ladder()[rung], catch_up)
+                }
                 Input::Decoded(_) => ffmpeg_args_from_frames(cfg, &cfg.ladder()[rung]),
             },
             pipe_stdin: true,
@@ -455,7 +503,7 @@ mod tests {
         let rung = (cfg.start_rung()..ladder.len())
             .find(|r| !ladder[*r].passthrough)
             .unwrap();
-        ffmpeg_args(&cfg, &ladder[rung])
+        ffmpeg_args(&cfg, &ladder[rung], None)
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
@@ -540,7 +588,7 @@ mod tests {
             "[[ladder]]\npassthrough = true\n[[ladder]]\nwidth = 640\nheight = 360\nfps = 30\nbitrate_kbps = 800\nkeyframe_interval_s = 0.5\n",
         )
         .unwrap();
-        let b = ffmpeg_args(&cfg, &cfg.ladder()[1]);
+        let b = ffmpeg_args(&cfg, &cfg.ladder()[1], None);
         assert!(
             value_after(&b, "-force_key_frames").contains("/0.5)+1)*0.5"),
             "the rung's own interval"
@@ -556,7 +604,7 @@ mod tests {
         )
         .unwrap();
         let threads = |r: usize| -> Vec<String> {
-            let a = ffmpeg_args(&cfg, &cfg.ladder()[r]);
+            let a = ffmpeg_args(&cfg, &cfg.ladder()[r], None);
             let at = a.iter().enumerate().filter(|(_, x)| *x == "-threads");
             at.map(|(i, _)| a[i + 1].clone()).collect()
         };
@@ -575,7 +623,7 @@ mod tests {
         let cfg = config::parse(Path::new("t.toml"), "").unwrap();
         let rung = &cfg.ladder()[1];
         let a = ffmpeg_args_from_frames(&cfg, rung);
-        let camera = ffmpeg_args(&cfg, rung);
+        let camera = ffmpeg_args(&cfg, rung, None);
         let input = a.iter().position(|x| x == "-i").unwrap();
         assert_eq!(&a[input - 2..=input + 1], ["-f", "nut", "-i", "pipe:0"]);
         assert!(

@@ -196,6 +196,16 @@ impl Feed {
         )
     }
 
+    /// How far the newest frame is past the start of the current group of
+    /// pictures, seconds: what an encoder starting now is fed before it is
+    /// live (see `encoder::ffmpeg_args`). None without a group to start at.
+    pub fn catch_up_s(&self) -> Option<f64> {
+        let gop = self.gop.lock().unwrap();
+        let pieces = gop.as_ref()?.pieces.iter().map(|p| &p[..]);
+        let (first, newest) = crate::media::ts::video_pts_span(pieces)?;
+        Some(crate::media::ts::pts_diff(newest, first) as f64 / 90_000.0)
+    }
+
     /// Publishes one admitted datagram. `keyframe`: it holds a keyframe start
     /// (the copy restarts with `psi` and it); `new_timeline`: what was kept belongs
     /// to the old timeline and is dropped.

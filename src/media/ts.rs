@@ -341,6 +341,22 @@ pub fn avc_codec(packets: &[u8], video_pid: u16) -> Option<String> {
     Some(format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2]))
 }
 
+/// The first and the newest video PTS in `packets` (whole packets, PSI first
+/// so the video PID is known), or None when there is no video PTS.
+pub fn video_pts_span<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Option<(u64, u64)> {
+    let mut demux = Demux::default();
+    let mut span = None;
+    for chunk in packets {
+        for pkt in chunk.chunks_exact(PACKET_LEN) {
+            if let Kind::Video { pts: Some(pts), .. } = demux.classify(pkt) {
+                let first = span.map_or(pts, |(first, _)| first);
+                span = Some((first, pts));
+            }
+        }
+    }
+    span
+}
+
 /// Difference `a - b` of two 33-bit PTS values, allowing for wrap-around.
 pub fn pts_diff(a: u64, b: u64) -> i64 {
     const WRAP: i64 = 1 << 33;
@@ -480,6 +496,19 @@ pub mod tests {
         payload.extend_from_slice(&[0, 0, 0, 1, 35 << 1, 1, 0x50, 0, 0, 0, 1, nal_type << 1, 1]);
         payload.resize(150, 0xab);
         packet(video_pid, true, false, 0, &payload)
+    }
+
+    #[test]
+    fn the_pts_span_runs_from_the_first_video_frame_to_the_newest() {
+        let psi = [pat(0x1000), pmt(0x1000, 0x100)].concat();
+        let first = pes_start(0x100, true, 8_589_930_000, 5); // just before the wrap
+        let later = [pes_start(0x100, false, 2_000, 1), pat(0x1000)].concat();
+        let span = video_pts_span([&psi[..], &first[..], &later[..]]);
+        assert_eq!(span, Some((8_589_930_000, 2_000)));
+        let (a, b) = span.unwrap();
+        assert_eq!(pts_diff(b, a), 6_592, "across the wrap");
+        assert_eq!(video_pts_span([&first[..]]), None, "no PMT: no video PID");
+        assert_eq!(video_pts_span([&psi[..]]), None);
     }
 
     #[test]
