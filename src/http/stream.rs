@@ -4,8 +4,8 @@
 //! headroom probe goes out on its own socket.
 
 use crate::control::viewer_link::{
-    buffer_rate_kbps, has_room, padding, resize_worthwhile, size_send_buffer, tune_viewer_socket,
-    ViewerLink, PAD_EVERY, ROOM_EVERY,
+    buffer_rate_kbps, has_room, padding, resize_worthwhile, send_buffer_for, size_send_buffer,
+    tune_viewer_socket, ViewerLink, PAD_EVERY, ROOM_EVERY,
 };
 use crate::control::viewers::{Full, Places};
 use crate::http::response::respond;
@@ -116,16 +116,17 @@ pub async fn serve(
                 ctx.viewers.reached(viewer, rung);
             }
         }
-        // The socket holds about a tenth of a second of what this viewer is
-        // sent, and no more than its link lately carried in that time.
+        // The socket holds a few round trips of what this viewer is sent, and
+        // no more than its link lately carried in that time.
         let rung_kbps = reader.rung().and_then(|r| ctx.viewers.bitrate_kbps(r));
         if let Some(rung_kbps) = rung_kbps {
             let padding = ctx.viewers.padding_kbps(viewer);
             let kbps = buffer_rate_kbps(u64::from(rung_kbps), padding, link.carried_kbps());
-            if resize_worthwhile(sized_for, kbps) {
-                sized_for = Some(kbps);
-                size_send_buffer(sock.as_raw_fd(), kbps);
-                debug!("viewer {viewer}: send buffer sized for {kbps} kbit/s");
+            let bytes = send_buffer_for(kbps, link.min_rtt());
+            if resize_worthwhile(sized_for, bytes) {
+                sized_for = Some(bytes);
+                size_send_buffer(sock.as_raw_fd(), bytes);
+                debug!("viewer {viewer}: send buffer {bytes} bytes, for {kbps} kbit/s");
             }
         }
         let Some(filled) = filled else {
@@ -147,7 +148,7 @@ pub async fn serve(
                     // whole, and a link it fills is watched as one the video
                     // fills: only the stall timeout drops the viewer.
                     if let Some(pad) = padding(sock.as_raw_fd(), ctx.viewers.padding_kbps(viewer)) {
-                        let mut w = Writer { sock: &mut sock, link: &mut link, reader: &mut reader, ctx: &ctx, stall, stop: &stop };
+                        let mut w = Writer { sock: &mut sock, link: &mut link, reader: &mut reader, ctx: &ctx, viewer, stall, stop: &stop };
                         if let Err(why) = w.write(pad, None).await {
                             break why;
                         }
@@ -164,26 +165,27 @@ pub async fn serve(
             if sent == buf.len() {
                 break Ok(());
             }
-            if sent > 0 && must_move_down(&ctx, viewer, &reader) {
-                debug!(
-                    "viewer {viewer}: moving down; {} bytes of the old rung left unsent",
-                    buf.len() - sent
-                );
-                break Ok(());
-            }
             let end = (sent + PIECE).min(buf.len());
             let mut w = Writer {
                 sock: &mut sock,
                 link: &mut link,
                 reader: &mut reader,
                 ctx: &ctx,
+                viewer,
                 stall,
                 stop: &stop,
             };
-            if let Err(why) = w.write(&buf[sent..end], Some(filled.oldest)).await {
-                break Err(why);
+            match w.write(&buf[sent..end], Some(filled.oldest)).await {
+                Ok(Wrote::All) => sent = end,
+                Ok(Wrote::MovingDown) => {
+                    debug!(
+                        "viewer {viewer}: moving down; {} bytes of the old rung left unsent",
+                        buf.len() - sent
+                    );
+                    break Ok(());
+                }
+                Err(why) => break Err(why),
             }
-            sent = end;
         };
         if let Err(why) = written {
             break why;
@@ -210,15 +212,25 @@ struct Writer<'a> {
     link: &'a mut ViewerLink,
     reader: &'a mut Reader,
     ctx: &'a Context,
+    viewer: u64,
     stall: Duration,
     stop: &'a CancellationToken,
 }
 
+/// How a write of video ended (an error drops the viewer).
+enum Wrote {
+    All,
+    /// Not written: the viewer moves down (see `must_move_down`) and its
+    /// link is better spent on the lower rung's keyframe than on this.
+    MovingDown,
+}
+
 impl Writer<'_> {
-    /// Writes `data` whole; the reason to drop the viewer if it closes,
-    /// accepts nothing for the stall timeout, or the daemon stops. `oldest`:
-    /// when the oldest video in `data` reached the hub (None for padding).
-    async fn write(&mut self, data: &[u8], oldest: Option<Instant>) -> Result<(), &'static str> {
+    /// Writes `data` whole, unless it is video (`oldest`: when the oldest
+    /// video in it reached the hub; None for padding) and the viewer is told
+    /// to move down while it waits for room; the reason to drop the viewer
+    /// if it closes, accepts nothing for the stall timeout, or the daemon stops.
+    async fn write(&mut self, data: &[u8], oldest: Option<Instant>) -> Result<Wrote, &'static str> {
         let deadline = tokio::time::sleep(self.stall);
         tokio::pin!(deadline);
         // First room in the socket, then the write: what the kernel would
@@ -227,6 +239,9 @@ impl Writer<'_> {
         // so no write would tell.
         let fd = self.sock.as_raw_fd();
         while !has_room(fd) {
+            if oldest.is_some() && must_move_down(self.ctx, self.viewer, self.reader) {
+                return Ok(Wrote::MovingDown);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(ROOM_EVERY) => {}
                 r = self.sock.readable() => if r.is_err() || closed(self.sock) {
@@ -241,7 +256,7 @@ impl Writer<'_> {
         tokio::pin!(write);
         loop {
             tokio::select! {
-                r = &mut write => return r.map_err(|_| CLOSED),
+                r = &mut write => return r.map(|_| Wrote::All).map_err(|_| CLOSED),
                 _ = self.link.ticker.tick() => sample(self.link, self.reader, self.ctx, oldest),
                 _ = &mut deadline => return Err(STALLED),
                 _ = self.stop.cancelled() => return Err(STOPPING),
@@ -287,10 +302,16 @@ fn socket_lag(ctx: &Context, reader: &Reader, queued: Option<u64>) -> Duration {
 /// The viewer should be on a lower rung than its reader is, is behind live
 /// or steps down because its link does not carry the rung, and that rung is
 /// ready for it: what is left of the old rung's frame is not worth the wait.
-fn must_move_down(ctx: &Context, viewer: u64, reader: &Reader) -> bool {
-    let late = || reader.lag() > MOVE_DOWN_BEHIND || ctx.viewers.stepping_down(viewer);
+/// The reader is told the rung now, not when the write is done: a decision
+/// taken while a write waits for room counts at once.
+fn must_move_down(ctx: &Context, viewer: u64, reader: &mut Reader) -> bool {
+    let stepping_down = ctx.viewers.stepping_down(viewer);
     match (ctx.viewers.want(viewer), reader.rung()) {
-        (Some(want), Some(on)) => want > on && late() && reader.can_move(),
+        (Some(want), Some(on)) if want > on => {
+            reader.set_rung(want);
+            reader.set_urgent(stepping_down);
+            (reader.lag() > MOVE_DOWN_BEHIND || stepping_down) && reader.can_move()
+        }
         _ => false,
     }
 }

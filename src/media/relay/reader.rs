@@ -206,10 +206,16 @@ impl Hub {
 
 /// Moves a reader to `seq` of track `to`, keeping the tracks' reader counts.
 fn move_reader(g: &mut Inner, r: &mut Position, to: u64, seq: u64) {
+    let at = g
+        .tracks
+        .get(&to)
+        .and_then(|t| t.get(seq))
+        .and_then(|c| c.when());
     log::debug!(
-        "hub: reader moves from track {:?} to {to} at chunk {seq} (last sent {:?}, want rung {})",
+        "hub: reader moves from track {:?} to {to} at chunk {seq} ({:?}; last sent {:?}, want rung {})",
         r.track,
-        r.last,
+        at.map(|s| s.pts),
+        r.last.map(|s| s.pts),
         r.want
     );
     if let Some(t) = r.track.and_then(|gen| g.tracks.get_mut(&gen)) {
