@@ -200,9 +200,9 @@ impl Feed {
     /// pictures, seconds: what an encoder starting now is fed before it is
     /// live (see `encoder::ffmpeg_args`). None without a group to start at.
     pub fn catch_up_s(&self) -> Option<f64> {
-        let gop = self.gop.lock().unwrap();
-        let pieces = gop.as_ref()?.pieces.iter().map(|p| &p[..]);
-        let (first, newest) = crate::media::ts::video_pts_span(pieces)?;
+        // Read outside the lock: the camera's datagrams wait for it.
+        let pieces = self.gop.lock().unwrap().as_ref()?.pieces.clone();
+        let (first, newest) = crate::media::ts::video_pts_span(pieces.iter().map(|p| &p[..]))?;
         Some(crate::media::ts::pts_diff(newest, first) as f64 / 90_000.0)
     }
 

@@ -341,16 +341,21 @@ pub fn avc_codec(packets: &[u8], video_pid: u16) -> Option<String> {
     Some(format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2]))
 }
 
-/// The first and the newest video PTS in `packets` (whole packets, PSI first
-/// so the video PID is known), or None when there is no video PTS.
+/// The first video PTS in `packets` (whole packets, PSI first so the video
+/// PID is known) and the newest, or None when there is no video PTS. The
+/// newest is the furthest past the first, not the last in order: with
+/// B-frames a later packet can carry an earlier picture.
 pub fn video_pts_span<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Option<(u64, u64)> {
     let mut demux = Demux::default();
-    let mut span = None;
+    let mut span: Option<(u64, u64)> = None;
     for chunk in packets {
         for pkt in chunk.chunks_exact(PACKET_LEN) {
             if let Kind::Video { pts: Some(pts), .. } = demux.classify(pkt) {
-                let first = span.map_or(pts, |(first, _)| first);
-                span = Some((first, pts));
+                span = Some(match span {
+                    None => (pts, pts),
+                    Some((first, newest)) if pts_diff(pts, newest) > 0 => (first, pts),
+                    Some(kept) => kept,
+                });
             }
         }
     }
@@ -499,11 +504,12 @@ pub mod tests {
     }
 
     #[test]
-    fn the_pts_span_runs_from_the_first_video_frame_to_the_newest() {
+    fn the_pts_span_runs_from_the_first_video_frame_to_the_newest_picture() {
         let psi = [pat(0x1000), pmt(0x1000, 0x100)].concat();
         let first = pes_start(0x100, true, 8_589_930_000, 5); // just before the wrap
         let later = [pes_start(0x100, false, 2_000, 1), pat(0x1000)].concat();
-        let span = video_pts_span([&psi[..], &first[..], &later[..]]);
+        let b_frame = pes_start(0x100, false, 1_000, 1);
+        let span = video_pts_span([&psi[..], &first[..], &later[..], &b_frame[..]]);
         assert_eq!(span, Some((8_589_930_000, 2_000)));
         let (a, b) = span.unwrap();
         assert_eq!(pts_diff(b, a), 6_592, "across the wrap");
