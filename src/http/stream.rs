@@ -101,10 +101,7 @@ pub async fn serve(
     pad_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = loop {
         newest.mark_unchanged();
-        if let Some(rung) = ctx.viewers.want(viewer) {
-            reader.set_rung(rung);
-        }
-        reader.set_urgent(ctx.viewers.stepping_down(viewer));
+        follow_controller(&ctx, viewer, &mut reader);
         let filled = reader.fill(&mut buf, WRITE_BATCH);
         if let Some(rung) = filled
             .as_ref()
@@ -305,13 +302,21 @@ fn socket_lag(ctx: &Context, reader: &Reader, queued: Option<u64>) -> Duration {
 /// The reader is told the rung now, not when the write is done: a decision
 /// taken while a write waits for room counts at once.
 fn must_move_down(ctx: &Context, viewer: u64, reader: &mut Reader) -> bool {
+    follow_controller(ctx, viewer, reader);
     let stepping_down = ctx.viewers.stepping_down(viewer);
     match (ctx.viewers.want(viewer), reader.rung()) {
         (Some(want), Some(on)) if want > on => {
-            reader.set_rung(want);
-            reader.set_urgent(stepping_down);
             (reader.lag() > MOVE_DOWN_BEHIND || stepping_down) && reader.can_move()
         }
         _ => false,
     }
+}
+
+/// Tells the viewer's reader the rung its controller wants for it, and
+/// whether a move down is urgent.
+fn follow_controller(ctx: &Context, viewer: u64, reader: &mut Reader) {
+    if let Some(rung) = ctx.viewers.want(viewer) {
+        reader.set_rung(rung);
+    }
+    reader.set_urgent(ctx.viewers.stepping_down(viewer));
 }
