@@ -151,11 +151,26 @@ const BACKOFF_HALF_LIFE: f64 = 4.0;
 /// after a stall begins, the window's figure slides through every value
 /// between the rung and nothing. Data waits in the socket unsent, or in the
 /// hub while the socket is full of data in flight (a congestion window
-/// filling a shaper's queue leaves nothing unsent).
+/// filling a shaper's queue leaves nothing unsent), or it did during the
+/// interval: the kernel measured the link delivering below the rung while
+/// the sender was not short of data. That last one tells the first interval
+/// after a link fell, when the writer may just have found room (nothing
+/// unsent, nothing behind in the hub) though the socket is full of data
+/// queued on its way: without it, that interval went uncounted for some
+/// viewers and their step down came one interval later than others'.
+///
+/// An interval whose acknowledgements bunched (112 kbit/s, then 1007, on a
+/// link delivering 660 through a shaper's queue, in the benchmark) counts by
+/// the kernel's delivery rate: a link measured delivering part of the rung
+/// carries part of it, whatever one interval's count. A stall of a fast
+/// link does not: the kernel measures it delivering far above the rung.
 fn carries_part(s: &LinkSample, rung_kbps: f64) -> bool {
     let stalled_below = (STALL_SHARE * rung_kbps).max(STALL_FLOOR_KBPS);
-    let waiting = s.notsent_bytes > 0 || s.lag_ms > 0;
-    waiting && s.recent_kbps >= stalled_below && s.recent_kbps < 0.9 * rung_kbps
+    let part = |kbps: f64| kbps >= stalled_below && kbps < 0.9 * rung_kbps;
+    let link_limited = s.delivery_kbps > 0.0 && s.delivery_kbps < rung_kbps;
+    let waiting = s.notsent_bytes > 0 || s.lag_ms > 0 || link_limited;
+    let bunched = s.recent_kbps < stalled_below && link_limited && part(s.delivery_kbps);
+    waiting && (part(s.recent_kbps) || bunched)
 }
 
 /// What a troubled link carries: over the window, or per interval while it
@@ -571,7 +586,12 @@ impl Controller {
     /// link actually carried, and at least one rung below. (A probed push
     /// link has no throughput figure: one step at a time.)
     fn step_down_to(&self, st: &ViewerState) -> usize {
-        let carried = carried_kbps(st);
+        self.fitting(carried_kbps(st))
+    }
+
+    /// The best rung below this one whose cost on the wire fits `carried`
+    /// kbit/s (0: not known, the next rung down).
+    fn fitting(&self, carried: f64) -> usize {
         let fits = match carried > 0.0 {
             true => self
                 .bitrates
@@ -591,23 +611,35 @@ impl Controller {
     /// it carries is not known until the trouble has lasted a while (a link
     /// that fell to a quarter goes several rungs down): every rung below.
     /// Fewer encoders starting at once start sooner on a Pi's few cores.
+    ///
+    /// A link's first interval carrying part of the rung, before it is
+    /// trouble, asks for one rung if the kernel measured what the link
+    /// delivers: the rung that fits that. (What the interval carried
+    /// straddles the fall and reads high: an encoder started for it would
+    /// only slow the one needed.) An encoder of the camera takes a few tenths
+    /// of a second to decode its way to live; started one interval before
+    /// the trouble shows, it is ready when the step down is confirmed. Not
+    /// while a probe runs or drains: its padding is what the link does not
+    /// carry.
     pub fn prospects(&self) -> Vec<usize> {
-        if self.switching.is_some() {
+        if self.switching.is_some() || self.rung + 1 >= self.bitrates.len() {
             return Vec::new();
         }
-        let lowest_needed = self
-            .viewers
-            .values()
-            .filter(|st| st.counts && st.bad_since.is_some())
-            .map(|st| match st.slow_kbps {
-                Some(_) => self.step_down_to(st),
-                None => self.rung + 1,
-            })
-            .min();
-        match lowest_needed {
-            Some(from) => (from..self.bitrates.len()).collect(),
-            None => Vec::new(),
+        let probe_drains = self.probing.is_some() || self.last_tick < self.quiet_until;
+        let mut wanted = std::collections::BTreeSet::new();
+        for st in self.viewers.values().filter(|st| st.counts) {
+            match (st.bad_since, st.slow_kbps) {
+                (Some(_), Some(_)) => wanted.extend(self.step_down_to(st)..self.bitrates.len()),
+                (Some(_), None) => wanted.extend(self.rung + 1..self.bitrates.len()),
+                (None, _)
+                    if st.partial_run >= 1 && st.last.delivery_kbps > 0.0 && !probe_drains =>
+                {
+                    wanted.insert(self.fitting(st.last.delivery_kbps));
+                }
+                _ => {}
+            }
         }
+        wanted.into_iter().collect()
     }
 
     /// How long a link must be clean before the next climb: `up_after_s`
@@ -1239,6 +1271,90 @@ mod tests {
         let unsure = fall_to_with_loss(600.0, 1.0, 0.0);
         let t = unsure.first().map(|(t, _)| *t).unwrap_or(f64::NAN);
         assert!((20.6..20.9).contains(&t), "{unsure:?}");
+    }
+
+    /// The first sample after a link fell to 600 kbit/s, as a viewer's
+    /// socket showed it in the benchmark: the writer had just found room (no
+    /// unsent bytes, nothing behind in the hub), the socket full of data on
+    /// its way through the shaper's queue, and the kernel measuring 400
+    /// kbit/s delivered while the sender was not short of data.
+    fn first_after_the_fall(t: f64) -> LinkSample {
+        LinkSample {
+            rtt_ms: 8.8,
+            queued_bytes: 21_432,
+            recent_kbps: 1185.0,
+            delivery_kbps: 400.0,
+            notsent_bytes: 0,
+            lag_ms: 0,
+            ..good(t)
+        }
+    }
+
+    #[test]
+    fn the_first_interval_after_a_fall_counts_though_the_writer_just_found_room() {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let down = run(&mut c, &[1], 20.0, 2.0, |_, t, _, _| match t < 20.1 {
+            true => first_after_the_fall(t),
+            false => congested(t, 600.0),
+        });
+        // Counted from 20.0: confirmed at the third interval (20.4), as a
+        // viewer whose first sample found video waiting in the hub is.
+        assert_eq!(down.first(), Some(&(20.4, 3)), "{down:?}");
+    }
+
+    #[test]
+    fn an_interval_whose_acknowledgements_bunched_does_not_restart_the_count() {
+        // As measured in the benchmark: a link delivering 660 kbit/s through
+        // a shaper's queue, one interval acknowledging 112 (below a stall's
+        // few segments), the next 1007. Confirmed at the third interval.
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let read = [774.0, 112.0, 1007.0, 572.0, 521.0];
+        let down = run(&mut c, &[1], 20.0, 1.0, |_, t, _, _| {
+            let i = ((t - 20.0) / STEP).round() as usize;
+            LinkSample {
+                recent_kbps: read[i],
+                delivery_kbps: 658.0,
+                ..congested(t, 658.0)
+            }
+        });
+        assert_eq!(down.first(), Some(&(20.4, 3)), "{down:?}");
+        // A fast link's stall (the kernel measured it far above the rung)
+        // is no slow interval: no step down within the same second.
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let stall = run(&mut c, &[1], 20.0, 0.6, |_, t, _, _| LinkSample {
+            recent_kbps: if t < 20.1 { 1000.0 } else { 100.0 },
+            delivery_kbps: 20_000.0,
+            lag_ms: 200,
+            ..good(t)
+        });
+        assert!(stall.is_empty(), "{stall:?}");
+    }
+
+    #[test]
+    fn a_first_interval_carrying_part_asks_ahead_for_the_rung_the_kernel_measured() {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        c.observe(1, first_after_the_fall(20.0));
+        assert_eq!(c.tick(20.0), None, "not trouble yet");
+        // 400 kbit/s delivered: 300 (375 on the wire) fits; not every rung.
+        assert_eq!(c.prospects(), vec![3]);
+        // The link carries the rung again: nothing asked ahead.
+        c.observe(1, good(20.2));
+        assert!(c.prospects().is_empty());
+        // Without a delivery rate, what the interval carried (1185, the
+        // straddle) tells too little: nothing until the next interval.
+        c.observe(
+            2,
+            LinkSample {
+                delivery_kbps: 0.0,
+                lag_ms: 30,
+                ..first_after_the_fall(20.4)
+            },
+        );
+        assert!(c.prospects().is_empty());
     }
 
     /// A link carrying the top rung for 20 s whose later intervals carry
