@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 /// Bytes handed to one viewer's socket per write; lag is re-checked between writes.
 const WRITE_BATCH: usize = 16 * 1024;
 /// A batch is written in pieces of whole packets (43 × 188 bytes).
-const PIECE: usize = 43 * 188;
+const TS_PACKET: usize = 188;
+const PIECE: usize = 43 * TS_PACKET;
 /// A viewer this far behind live that must move to a lower rung stops the
 /// frame it is being sent (see `must_move_down`).
 const MOVE_DOWN_BEHIND: Duration = Duration::from_millis(300);
@@ -174,7 +175,8 @@ pub async fn serve(
             };
             match w.write(&buf[sent..end], Some(filled.oldest)).await {
                 Ok(Wrote::All) => sent = end,
-                Ok(Wrote::MovingDown) => {
+                Ok(Wrote::MovingDown(part)) => {
+                    sent += part;
                     debug!(
                         "viewer {viewer}: moving down; {} bytes of the old rung left unsent",
                         buf.len() - sent
@@ -217,30 +219,56 @@ struct Writer<'a> {
 /// How a write of video ended (an error drops the viewer).
 enum Wrote {
     All,
-    /// Not written: the viewer moves down (see `must_move_down`) and its
-    /// link is better spent on the lower rung's keyframe than on this.
-    MovingDown,
+    /// Only this many bytes (whole TS packets) were written: the viewer moves
+    /// down (see `must_move_down`) and its link is better spent on the lower
+    /// rung's keyframe than on the rest.
+    MovingDown(usize),
 }
 
 impl Writer<'_> {
     /// Writes `data` whole, unless it is video (`oldest`: when the oldest
     /// video in it reached the hub; None for padding) and the viewer is told
-    /// to move down while it waits for room; the reason to drop the viewer
-    /// if it closes, accepts nothing for the stall timeout, or the daemon stops.
+    /// to move down while it waits for room, before or part way through the
+    /// write (it then stops at the end of a TS packet); the reason to drop
+    /// the viewer if it closes, accepts nothing for the stall timeout, or the
+    /// daemon stops.
     async fn write(&mut self, data: &[u8], oldest: Option<Instant>) -> Result<Wrote, &'static str> {
         let deadline = tokio::time::sleep(self.stall);
         tokio::pin!(deadline);
-        // First room in the socket, then the write: what the kernel would
-        // take beyond it would wait there, out of the hub's reach.
-        // A viewer that went away is noticed meanwhile: it reads nothing more,
-        // so no write would tell.
         let fd = self.sock.as_raw_fd();
-        while !has_room(fd) {
-            if oldest.is_some() && must_move_down(self.ctx, self.viewer, self.reader) {
-                return Ok(Wrote::MovingDown);
+        let mut at = 0;
+        while at < data.len() {
+            let packet_end = at % TS_PACKET == 0;
+            if oldest.is_some() && packet_end && must_move_down(self.ctx, self.viewer, self.reader)
+            {
+                return Ok(Wrote::MovingDown(at));
             }
+            // First room in the socket, then the write: what the kernel would
+            // take beyond it would wait there, out of the hub's reach. Then
+            // as much as the kernel takes at a time: a write waiting for the
+            // send buffer to drain, on a link that just fell, hears of a step
+            // down between its parts, not after the whole piece.
+            let room = at > 0 || has_room(fd);
+            let wrote = match room {
+                true => self.sock.try_write(&data[at..]),
+                false => Err(std::io::ErrorKind::WouldBlock.into()),
+            };
+            match wrote {
+                Ok(0) => return Err(CLOSED),
+                Ok(n) => {
+                    at += n;
+                    continue;
+                }
+                Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return Err(CLOSED),
+                Err(_) => {}
+            }
+            // A viewer that went away is noticed meanwhile: it reads nothing
+            // more, so no write would tell.
             tokio::select! {
                 _ = tokio::time::sleep(ROOM_EVERY) => {}
+                r = self.sock.writable(), if room => if r.is_err() {
+                    return Err(CLOSED);
+                },
                 r = self.sock.readable() => if r.is_err() || closed(self.sock) {
                     return Err(CLOSED);
                 },
@@ -249,16 +277,7 @@ impl Writer<'_> {
                 _ = self.stop.cancelled() => return Err(STOPPING),
             }
         }
-        let write = self.sock.write_all(data);
-        tokio::pin!(write);
-        loop {
-            tokio::select! {
-                r = &mut write => return r.map(|_| Wrote::All).map_err(|_| CLOSED),
-                _ = self.link.ticker.tick() => sample(self.link, self.reader, self.ctx, oldest),
-                _ = &mut deadline => return Err(STALLED),
-                _ = self.stop.cancelled() => return Err(STOPPING),
-            }
-        }
+        Ok(Wrote::All)
     }
 }
 
