@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 /// path's lowest round trip, between `SEND_BUFFER_TIME_MIN` and
 /// `SEND_BUFFER_TIME` (see `send_buffer_for`), within these bounds in bytes.
 const SEND_BUFFER: libc::c_int = 128 * 1024;
-const SEND_BUFFER_MIN: u64 = 8 * 1024;
+/// The kernel doubles it: room for five or six full segments in flight, so
+/// that a lost one is repaired by duplicate acknowledgements (three), not a
+/// retransmission timeout. More than that, on a short path whose link fell,
+/// is video queued in front of the step down (8 KiB: 0.2 s at 600 kbit/s).
+const SEND_BUFFER_MIN: u64 = 4 * 1024;
 const SEND_BUFFER_MAX: u64 = 256 * 1024;
 /// Before the path's round trip is known, and on a path with a long one.
 const SEND_BUFFER_TIME: f64 = 0.1;
@@ -428,7 +432,8 @@ mod tests {
         );
         assert_eq!(send_buffer_for(4000, ms(100)), 50_000, "at most 0.1 s");
         assert_eq!(send_buffer_for(4000, ms(0)), 10_000, "at least 20 ms");
-        assert_eq!(send_buffer_for(2400, ms(0)), SEND_BUFFER_MIN, "never tiny");
+        assert_eq!(send_buffer_for(2400, ms(0)), 6000, "20 ms of 2400 kbit/s");
+        assert_eq!(send_buffer_for(600, ms(0)), SEND_BUFFER_MIN, "never tiny");
         assert_eq!(
             send_buffer_for(100_000, None),
             SEND_BUFFER_MAX,
