@@ -169,7 +169,7 @@ fn carries_part(s: &LinkSample, rung_kbps: f64) -> bool {
     let part = |kbps: f64| kbps >= stalled_below && kbps < 0.9 * rung_kbps;
     let link_limited = s.delivery_kbps > 0.0 && s.delivery_kbps < rung_kbps;
     let waiting = s.notsent_bytes > 0 || s.lag_ms > 0 || link_limited;
-    let bunched = s.recent_kbps < stalled_below && link_limited && part(s.delivery_kbps);
+    let bunched = s.recent_kbps < stalled_below && part(s.delivery_kbps);
     waiting && (part(s.recent_kbps) || bunched)
 }
 
@@ -930,6 +930,13 @@ mod tests {
         Controller::new(Params::default(), LADDER.to_vec(), 0)
     }
 
+    /// A controller whose one viewer (1) had an ample link for 20 s: no switch.
+    fn settled() -> Controller {
+        let mut c = controller();
+        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        c
+    }
+
     #[test]
     fn trouble_names_the_rung_it_would_lead_to_before_it_is_confirmed() {
         let mut c = controller();
@@ -1053,9 +1060,8 @@ mod tests {
 
     #[test]
     fn a_short_stall_of_a_lossy_link_that_carried_the_rung_is_not_hastened() {
-        let mut c = controller();
         // Clean for 20 s: the link shows 20 Mbit/s of delivery rate.
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         // A retransmission timeout: 0.8 s with the queue behind live and loss.
         let stall = run(&mut c, &[1], 20.0, 0.8, |_, t, _, _| LinkSample {
             loss_pct: 6.0,
@@ -1096,8 +1102,7 @@ mod tests {
             delivery_kbps: 0.0,
             ..good(t)
         };
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         // Retransmission timeouts backing off (0.2 + 0.4 + 0.8 s): nothing
         // gets through for 1.5 s, then the backlog drains at the link's speed.
         assert!(run(&mut c, &[1], 20.0, 1.5, |_, t, _, _| stall(t)).is_empty());
@@ -1212,8 +1217,7 @@ mod tests {
     }
 
     fn fall_to_with_loss(kbps: f64, stale_delivery_s: f64, loss_pct: f64) -> Vec<(f64, usize)> {
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| {
             let since = t - 20.0 + STEP;
             LinkSample {
@@ -1295,8 +1299,7 @@ mod tests {
 
     #[test]
     fn the_first_interval_after_a_fall_counts_though_the_writer_just_found_room() {
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         let down = run(&mut c, &[1], 20.0, 2.0, |_, t, _, _| match t < 20.1 {
             true => first_after_the_fall(t),
             false => congested(t, 600.0),
@@ -1311,8 +1314,7 @@ mod tests {
         // As measured in the benchmark: a link delivering 660 kbit/s through
         // a shaper's queue, one interval acknowledging 112 (below a stall's
         // few segments), the next 1007. Confirmed at the third interval.
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         let read = [774.0, 112.0, 1007.0, 572.0, 521.0];
         let down = run(&mut c, &[1], 20.0, 1.0, |_, t, _, _| {
             let i = ((t - 20.0) / STEP).round() as usize;
@@ -1325,8 +1327,7 @@ mod tests {
         assert_eq!(down.first(), Some(&(20.4, 3)), "{down:?}");
         // A fast link's stall (the kernel measured it far above the rung)
         // is no slow interval: no step down within the same second.
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         let stall = run(&mut c, &[1], 20.0, 0.6, |_, t, _, _| LinkSample {
             recent_kbps: if t < 20.1 { 1000.0 } else { 100.0 },
             delivery_kbps: 20_000.0,
@@ -1340,8 +1341,7 @@ mod tests {
     fn a_slow_link_the_kernel_has_no_measurement_of_is_confirmed_at_the_third_interval() {
         // Every delivery-rate sample marked limited by the sender (a full
         // small send buffer): the intervals and the queue tell alone.
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         let down = run(&mut c, &[1], 20.0, 2.0, |_, t, _, _| LinkSample {
             delivery_kbps: 0.0,
             ..congested(t, 600.0)
@@ -1351,8 +1351,7 @@ mod tests {
 
     #[test]
     fn a_first_interval_carrying_part_asks_ahead_for_the_rung_the_kernel_measured() {
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         c.observe(1, first_after_the_fall(20.0));
         assert_eq!(c.tick(20.0), None, "not trouble yet");
         // 400 kbit/s delivered: 300 (375 on the wire) fits; not every rung.
@@ -1377,8 +1376,7 @@ mod tests {
     /// `intervals` (the first straddles the fall), with the kernel's delivery
     /// rate `delivery` (0: no sample). The rung of the first step down.
     fn first_step(intervals: [f64; 5], delivery: f64) -> Option<usize> {
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         let down = run(&mut c, &[1], 20.0, 1.0, |_, t, _, _| {
             let i = ((t - 20.0) / STEP).round() as usize;
             LinkSample {
@@ -1418,8 +1416,7 @@ mod tests {
 
     #[test]
     fn a_dip_of_two_slow_intervals_is_no_step_down() {
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         let dip = run(&mut c, &[1], 20.0, 10.0, |_, t, _, _| match t < 20.3 {
             true => congested(t, 600.0),
             false => good(t),
@@ -1490,8 +1487,7 @@ mod tests {
 
     #[test]
     fn a_link_measured_below_the_rung_now_is_hastened_whatever_it_carried_before() {
-        let mut c = controller();
-        assert!(run(&mut c, &[1], 0.0, 20.0, |_, t, _, _| good(t)).is_empty());
+        let mut c = settled();
         // Capped at a quarter of the rung: behind live, the shaper drops
         // (loss), and the kernel reads the link at 600 kbit/s.
         let sw = run(&mut c, &[1], 20.0, 3.0, |_, t, _, _| LinkSample {
